@@ -1,0 +1,199 @@
+"""DataAcquisitionAgent: validate, clean and enrich raw messages, commit, then acknowledge.
+
+Consumes: raw messages from the transports via `submit` (MQTT, HTTP), batched.
+Publishes: `SensorDataReceivedEvent` and `DataProcessedEvent`, once per committed batch.
+Config: `ingest.*` (limits), `sensors` (known sensors, units, assets), `buffer.max_batch_rows`,
+`buffer.max_batch_delay_ms`, `buffer.max_pending_messages`.
+
+The hot path makes no task, future or pydantic model per message: `submit` appends a tuple,
+and one loop commits the whole batch before acknowledging it (group commit). Rejected
+messages become quarantine rows in the same transaction, so they are acknowledged too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Protocol
+
+import orjson
+
+from edge.agents.acquisition.validation import ReadingValidator
+from edge.agents.base import BaseAgent
+from edge.backoff import Backoff
+from edge.buffer.store import CommitResult
+from edge.bus import EventBus
+from edge.errors import BufferError_, PayloadError
+from edge.events import DataProcessedEvent, SensorDataReceivedEvent
+from edge.ingest.codecs import decode_payload
+from edge.ingest.mqtt_source import AckSink
+from edge.ingest.topics import TopicMapper
+from edge.logs import RateLimitedLog
+from edge.metrics import GatewayMetrics
+from edge.records import QuarantineRecord, Reading
+from edge.settings import BufferSettings, IngestLimits
+
+log = logging.getLogger(__name__)
+
+# (received_us, source topic, payload, ack sink or None, ack token)
+PendingMessage = tuple[int, str, bytes, AckSink | None, int]
+
+
+class ReadingsWriter(Protocol):
+    """The port through which readings become durable (the SQLite buffer)."""
+
+    async def commit_batch(self, readings: Sequence[Reading],
+                           quarantine: Sequence[QuarantineRecord]) -> CommitResult: ...
+
+
+class _ValidatedBatch:
+    __slots__ = ("acks", "first_received_us", "quarantine", "readings", "rejected", "size")
+
+    def __init__(self, size: int, first_received_us: int) -> None:
+        self.size = size
+        self.first_received_us = first_received_us
+        self.readings: list[Reading] = []
+        self.quarantine: list[QuarantineRecord] = []
+        self.acks: dict[AckSink, list[int]] = {}
+        self.rejected: Counter[str] = Counter()
+
+
+class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
+    """Turns transport messages into committed readings and quarantine rows."""
+
+    def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics, *,
+                 writer: ReadingsWriter, mapper: TopicMapper, validator: ReadingValidator,
+                 limits: IngestLimits, batching: BufferSettings) -> None:
+        super().__init__(agent_id, bus, metrics)
+        self._writer = writer
+        self._mapper = mapper
+        self._validator = validator
+        self._limits = limits
+        self._max_batch_rows = batching.max_batch_rows
+        self._max_batch_delay_s = batching.max_batch_delay_ms / 1000
+        self._max_pending = batching.max_pending_messages
+        self._pending: list[PendingMessage] = []
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._rejections = RateLimitedLog(log)
+        self.committed_batches = 0
+        self.last_commit_monotonic = time.monotonic()
+
+    def register_capabilities(self) -> tuple[str, ...]:
+        return ("decode", "validate", "normalise_units", "enrich_asset", "quarantine", "buffer")
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    def submit(self, source: str, payload: bytes, ack_sink: AckSink | None, ack_token: int) -> None:
+        """Take one message from a transport; never blocks, never raises."""
+        pending = self._pending
+        if ack_sink is None and len(pending) >= self._max_pending:
+            # Only QoS 0 can be refused here: QoS>=1 is bounded by the broker's in-flight window.
+            self._metrics.messages_dropped.labels("backpressure").inc()
+            self._rejections.warning("backpressure", "dropping QoS 0 messages: pipeline full")
+            return
+        if not pending:
+            self._wakeup.set()
+        pending.append((time.time_ns() // 1000, source, payload, ack_sink, ack_token))
+
+    async def run(self) -> None:
+        """Commit batches as messages arrive, until `drain` is called and nothing is left."""
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            if self._max_batch_delay_s and len(self._pending) < self._max_batch_rows \
+                    and not self._closing:
+                await asyncio.sleep(self._max_batch_delay_s)
+            while self._pending:
+                batch = self._pending[: self._max_batch_rows]
+                del self._pending[: self._max_batch_rows]
+                await self.process(batch)
+            if self._closing:
+                return
+
+    async def drain(self) -> None:
+        """Stop waiting for more: commit and acknowledge what is pending, then end `run`."""
+        self._closing = True
+        self._wakeup.set()
+
+    async def process(self, item: list[PendingMessage]) -> None:
+        batch = self._validate(item)
+        result = await self._commit(batch)
+        for sink, tokens in batch.acks.items():
+            sink.acknowledge(tokens)  # ack-after-commit: tests/integration/test_mqtt_ingest.py
+        self._record(batch, result)
+        first_received = datetime.fromtimestamp(batch.first_received_us / 1e6, UTC)
+        await self._publish(SensorDataReceivedEvent(
+            source=self.agent_id, message_count=batch.size, first_received_at=first_received))
+        if batch.readings:
+            await self._publish(DataProcessedEvent(
+                source=self.agent_id, readings=tuple(batch.readings),
+                rejected_count=len(batch.quarantine)))
+
+    def _validate(self, messages: list[PendingMessage]) -> _ValidatedBatch:
+        batch = _ValidatedBatch(len(messages), messages[0][0])
+        limits = self._limits
+        context_of = self._mapper.context
+        validate = self._validator.validate
+        received_by_subscription: Counter[str] = Counter()
+        last_sink: AckSink | None = None
+        last_tokens: list[int] = []
+        for received_us, source, payload, ack_sink, token in messages:
+            if ack_sink is not None:
+                if ack_sink is not last_sink:
+                    last_sink, last_tokens = ack_sink, batch.acks.setdefault(ack_sink, [])
+                last_tokens.append(token)
+            context = context_of(source)
+            received_by_subscription[context.subscription] += 1
+            try:
+                items = decode_payload(payload, limits.max_payload_bytes,
+                                       limits.max_readings_per_message)
+            except PayloadError as exc:
+                self._reject(batch, received_us, source, payload[: limits.max_payload_bytes], exc)
+                continue
+            for element in items:
+                try:
+                    batch.readings.append(validate(element, context, received_us))
+                except PayloadError as exc:
+                    raw = payload if len(items) == 1 else orjson.dumps(element)
+                    self._reject(batch, received_us, source, raw, exc)
+        for subscription, count in received_by_subscription.items():
+            self._metrics.messages_received.labels(subscription).inc(count)
+        return batch
+
+    def _reject(self, batch: _ValidatedBatch, received_us: int, source: str, payload: bytes,
+                error: PayloadError) -> None:
+        batch.quarantine.append(
+            QuarantineRecord(received_us, source, payload, error.reason, error.detail))
+        batch.rejected[error.reason] += 1
+        self._rejections.warning(error.reason, "message quarantined",
+                                 reason=error.reason, detail=error.detail, topic=source)
+
+    async def _commit(self, batch: _ValidatedBatch) -> CommitResult:
+        """Commit, retrying with backoff until it works: nothing is acked before that."""
+        backoff = Backoff(0.05, 5.0)
+        while True:
+            try:
+                return await self._writer.commit_batch(batch.readings, batch.quarantine)
+            except BufferError_ as exc:
+                self._metrics.buffer_commit_errors.inc()
+                self._rejections.warning("commit", "buffer commit failed; not acknowledging",
+                                         error=str(exc), batch=batch.size)
+                await asyncio.sleep(backoff.next_delay_s())
+
+    def _record(self, batch: _ValidatedBatch, result: CommitResult) -> None:
+        metrics = self._metrics
+        metrics.readings_accepted.inc(result.inserted)
+        if result.duplicates:
+            metrics.readings_duplicate.inc(result.duplicates)
+        for reason, count in batch.rejected.items():
+            metrics.readings_rejected.labels(reason).inc(count)
+        metrics.ingest_latency.observe(max(0.0, time.time() - batch.first_received_us / 1e6))
+        self.committed_batches += 1
+        self.last_commit_monotonic = time.monotonic()

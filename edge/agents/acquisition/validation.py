@@ -1,0 +1,113 @@
+"""Checks, cleans and enriches candidate readings: pure code, no I/O.
+
+Rules: `value` is a finite JSON number; `sensor_id` comes from the payload or the topic
+and is a short id; `ts` parses (else the arrival time is used and flagged) and is not
+further in the future than allowed; the sensor is known when the config restricts
+sensors; a unit differing from the sensor's canonical unit is converted when both are
+known. Extra fields in a reading are ignored (devices often add their own).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from edge.errors import PayloadError
+from edge.ingest.timestamps import parse_ts_us
+from edge.ingest.topics import TopicContext
+from edge.ingest.units import conversion
+from edge.records import FLAG_TS_FROM_ARRIVAL, FLAG_UNIT_CONVERTED, Reading
+from edge.settings import IngestLimits, SensorSettings
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
+_MAX_TEXT = 32
+
+
+class ReadingValidator:
+    """Turns one decoded element plus its topic context into a `Reading`, or raises."""
+
+    def __init__(self, limits: IngestLimits, sensors: dict[str, SensorSettings]) -> None:
+        self._limits = limits
+        self._sensors = sensors
+        self._max_future_us = int(limits.max_future_skew_s * 1_000_000)
+        self._conversions: dict[tuple[str, str], tuple[float, float] | None] = {}
+        self._valid_ids: set[str] = set()
+
+    def validate(self, item: Any, context: TopicContext, received_us: int) -> Reading:
+        if not isinstance(item, dict):
+            raise PayloadError("invalid_shape", f"reading must be a JSON object, got {type(item).__name__}")
+        value = self._value(item.get("value", _MISSING))
+        sensor_id = self._sensor_id(item.get("sensor_id"), context)
+        sensor = self._sensors.get(sensor_id)
+        if sensor is None and not self._limits.accept_unknown_sensors:
+            raise PayloadError("unknown_sensor", f"sensor {sensor_id!r} is not configured")
+        flags = 0
+        raw_ts = item.get("ts")
+        if raw_ts is None:
+            ts_us = received_us
+            flags |= FLAG_TS_FROM_ARRIVAL
+        else:
+            ts_us = parse_ts_us(raw_ts)
+            if ts_us - received_us > self._max_future_us:
+                raise PayloadError("ts_in_future", f"ts is {(ts_us - received_us) / 1e6:.0f} s ahead")
+        unit = _short_text(item.get("unit"), "unit")
+        if sensor is not None and sensor.unit is not None and unit is not None and unit != sensor.unit:
+            value = self._convert(value, unit, sensor.unit)
+            unit = sensor.unit
+            flags |= FLAG_UNIT_CONVERTED
+        elif unit is None and sensor is not None:
+            unit = sensor.unit
+        quality = item.get("quality")
+        if quality is not None and not isinstance(quality, str):
+            if isinstance(quality, int) and not isinstance(quality, bool):
+                quality = str(quality)
+            else:
+                raise PayloadError("invalid_quality", "quality must be a string or an integer")
+        asset_id = context.asset_id or (sensor.asset if sensor is not None else None)
+        return Reading(sensor_id, asset_id, ts_us, value, unit, _short_text(quality, "quality"),
+                       flags, received_us)
+
+    def _value(self, value: Any) -> float:
+        if value is _MISSING or value is None:
+            raise PayloadError("missing_value", "no value")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise PayloadError("invalid_value", f"value must be a number, got {type(value).__name__}")
+        number = float(value)
+        if not math.isfinite(number):
+            raise PayloadError("value_not_finite", f"value {value!r} is not finite")
+        return number
+
+    def _sensor_id(self, raw: Any, context: TopicContext) -> str:
+        sensor_id = raw if raw is not None else context.sensor_id
+        if sensor_id is None:
+            raise PayloadError("missing_sensor_id", "no sensor_id in the payload and none from the topic")
+        if not isinstance(sensor_id, str):
+            raise PayloadError("invalid_sensor_id",
+                               f"sensor_id must be a string, got {type(sensor_id).__name__}")
+        if sensor_id not in self._valid_ids:
+            if not _ID.fullmatch(sensor_id):
+                raise PayloadError("invalid_sensor_id", f"sensor_id {sensor_id[:40]!r} is not an id")
+            if len(self._valid_ids) < 100_000:
+                self._valid_ids.add(sensor_id)
+        return sensor_id
+
+    def _convert(self, value: float, unit: str, target: str) -> float:
+        key = (unit, target)
+        if key not in self._conversions:
+            self._conversions[key] = conversion(unit, target)
+        factors = self._conversions[key]
+        if factors is None:
+            raise PayloadError("unit_mismatch", f"cannot convert {unit!r} to {target!r}")
+        return value * factors[0] + factors[1]
+
+
+_MISSING = object()
+
+
+def _short_text(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > _MAX_TEXT:
+        raise PayloadError(f"invalid_{field}", f"{field} must be a string of at most {_MAX_TEXT} characters")
+    return value

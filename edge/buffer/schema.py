@@ -1,0 +1,79 @@
+"""The SQLite buffer's schema and its migrations (PRAGMA user_version counts them).
+
+Every table is an append-only log with an AUTOINCREMENT `seq`, so a syncer can drain each
+kind in order and remember how far it got in `sync_cursors` (one row per kind) instead of
+updating every synced row. Alerts and tasks are logged as versions: each state change is
+a new row, the central side keeps the latest per id.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+# 'EDGE' in ASCII: marks a file as ours, so a foreign SQLite file is recognised.
+APPLICATION_ID = 0x45444745
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: foundation
+    """
+    CREATE TABLE readings (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        sensor_id   TEXT    NOT NULL,
+        asset_id    TEXT,
+        ts_us       INTEGER NOT NULL,
+        value       REAL    NOT NULL,
+        unit        TEXT,
+        quality     TEXT,
+        flags       INTEGER NOT NULL DEFAULT 0,
+        received_us INTEGER NOT NULL
+    );
+    -- Redelivered messages land here twice; the key keeps one (the central key matches).
+    CREATE UNIQUE INDEX readings_sensor_ts ON readings (sensor_id, ts_us);
+    CREATE TABLE quarantine (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        received_us INTEGER NOT NULL,
+        source      TEXT    NOT NULL,
+        payload     BLOB    NOT NULL,
+        reason      TEXT    NOT NULL,
+        detail      TEXT    NOT NULL
+    );
+    CREATE TABLE alerts (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        alert_id    TEXT    NOT NULL,
+        state       TEXT    NOT NULL,
+        updated_us  INTEGER NOT NULL,
+        body        TEXT    NOT NULL
+    );
+    CREATE INDEX alerts_by_id ON alerts (alert_id, seq);
+    CREATE TABLE tasks (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        task_id     TEXT    NOT NULL,
+        state       TEXT    NOT NULL,
+        updated_us  INTEGER NOT NULL,
+        body        TEXT    NOT NULL
+    );
+    CREATE INDEX tasks_by_id ON tasks (task_id, seq);
+    CREATE TABLE sync_cursors (
+        kind        TEXT PRIMARY KEY,
+        last_seq    INTEGER NOT NULL
+    );
+    CREATE TABLE buffer_meta (
+        key         TEXT PRIMARY KEY,
+        value       TEXT NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+KINDS = ("readings", "alerts", "tasks", "quarantine")
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to SCHEMA_VERSION; returns the version found before."""
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    for version in range(found, SCHEMA_VERSION):
+        # One transaction per step: a crash mid-migration leaves the old version intact.
+        conn.executescript(f"BEGIN; {MIGRATIONS[version]}; PRAGMA user_version = {version + 1}; COMMIT;")
+    if found == 0:
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    return int(found)

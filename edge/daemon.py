@@ -1,0 +1,96 @@
+"""The composition root: builds every part from the settings and runs them together.
+
+Start order: buffer, bus, agents, pipeline, MQTT. Stop order is the reverse, in two
+phases: first intake stops and what arrived is committed and acknowledged within
+`gateway.shutdown_timeout_s`, then whatever is left is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from edge import __version__
+from edge.agents import AgentRegistry
+from edge.agents.acquisition import DataAcquisitionAgent, ReadingValidator
+from edge.buffer import SqliteBuffer
+from edge.bus import EventBus
+from edge.ingest.mqtt_source import MqttSource
+from edge.ingest.topics import TopicMapper
+from edge.metrics import GatewayMetrics
+from edge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Gateway:
+    """All running parts of one gateway, wired from its settings."""
+
+    def __init__(self, settings: Settings, metrics: GatewayMetrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or GatewayMetrics()
+        self.bus = EventBus(self.metrics)
+        self.agents = AgentRegistry()
+        self.buffer = SqliteBuffer(settings.buffer, settings.gateway.id)
+        self.acquisition = DataAcquisitionAgent(
+            "data-acquisition", self.bus, self.metrics, writer=self.buffer,
+            mapper=TopicMapper(settings.mqtt.subscriptions),
+            validator=ReadingValidator(settings.ingest, settings.sensors),
+            limits=settings.ingest, batching=settings.buffer,
+        )
+        self.agents.register(self.acquisition)
+        self.mqtt = MqttSource(settings.mqtt, settings.mqtt_client_id, self.acquisition,
+                               self.metrics)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then shut down in order."""
+        async with self.buffer:
+            await self.bus.start()
+            await self.agents.start_all()
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    pipeline = tasks.create_task(self.acquisition.run(), name="acquisition")
+                    mqtt = tasks.create_task(self.mqtt.run(), name="mqtt")
+                    self._log_started()
+                    await stop.wait()
+                    log.info("stopping: committing in-flight messages")
+                    await self._drain(pipeline)
+                    await self.mqtt.close()
+                    await mqtt
+            finally:
+                await self.agents.stop_all()
+                await self.bus.stop()
+        log.info("gateway stopped")
+
+    async def _drain(self, pipeline: asyncio.Task[None]) -> None:
+        await self.acquisition.drain()
+        timeout_s = self.settings.gateway.shutdown_timeout_s
+        try:
+            await asyncio.wait_for(asyncio.shield(pipeline), timeout_s)
+        except TimeoutError:
+            # Uncommitted messages were never acknowledged: the broker redelivers them.
+            log.warning("shutdown deadline passed; cancelling the pipeline",
+                        extra={"pending": self.acquisition.pending_count})
+            pipeline.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pipeline
+
+    def _log_started(self) -> None:
+        s = self.settings
+        log.info("gateway started", extra={
+            "version": __version__, "broker": f"{s.mqtt.host}:{s.mqtt.port}",
+            "client_id": s.mqtt_client_id, "buffer": str(s.buffer.path),
+            "subscriptions": [sub.topic for sub in s.mqtt.subscriptions],
+        })
+        log.info("central sync not configured: running buffer-only")
+
+
+async def run_until_signalled(settings: Settings) -> None:
+    """Run the gateway until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await Gateway(settings).run(stop)

@@ -1,0 +1,32 @@
+"""Typed errors, each carrying the context a user needs to act on it."""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ConfigError(EdgeError):
+    """The configuration cannot be used; one line per problem, each naming field and file."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class PayloadError(EdgeError):
+    """A message or one reading in it cannot be accepted; `reason` is a metric label."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class BufferError_(EdgeError):
+    """The SQLite buffer cannot take a commit (disk full, unwritable, corrupt)."""
+
+
+class BufferSchemaError(BufferError_):
+    """The buffer file was written by a newer or foreign program."""

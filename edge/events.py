@@ -1,0 +1,107 @@
+"""The event catalog: every event that travels on the in-process bus.
+
+Events are immutable pydantic models. Batch events carry hot-path `Reading` tuples without
+re-validating them (they were validated once, by the DataAcquisitionAgent).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
+
+from edge.records import Reading
+
+Severity = Literal["info", "warning", "critical"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class BaseEventModel(BaseModel):
+    """Fields every event has; `event_type` is fixed per class."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    event_type: ClassVar[str] = "base"
+
+    event_id: str = Field(default_factory=_new_id)
+    timestamp: datetime = Field(default_factory=_now)
+    source: str = Field(description="Id of the agent or part that published the event.")
+    correlation_id: str | None = Field(
+        default=None, description="Ties together events that stem from one cause."
+    )
+
+    @property
+    def type(self) -> str:
+        return self.event_type
+
+
+class SensorDataReceivedEvent(BaseEventModel):
+    """A batch of messages arrived from the transports (counted before validation)."""
+
+    event_type: ClassVar[str] = "sensor_data_received"
+    message_count: int = Field(ge=0)
+    first_received_at: datetime
+
+
+class DataProcessedEvent(BaseEventModel):
+    """Validated readings, published only after they are durably committed to the buffer."""
+
+    event_type: ClassVar[str] = "data_processed"
+    readings: SkipValidation[tuple[Reading, ...]]
+    rejected_count: int = Field(default=0, ge=0)
+
+
+class AnomalyDetectedEvent(BaseEventModel):
+    """A detector found something wrong with a sensor."""
+
+    event_type: ClassVar[str] = "anomaly_detected"
+    alert_id: str = Field(description="Deterministic: the same anomaly always gets the same id.")
+    asset_id: str | None
+    sensor_id: str
+    detector: str
+    severity: Severity
+    score: float
+    value: float
+    reading_ts: datetime
+    window: dict[str, Any] = Field(default_factory=dict)
+    reason: str
+    state: Literal["open", "updated", "resolved"] = "open"
+
+
+class MaintenanceTaskCreatedEvent(BaseEventModel):
+    """A maintenance task was opened (or updated) for an asset."""
+
+    event_type: ClassVar[str] = "maintenance_task_created"
+    task_id: str = Field(description="Deterministic per asset and cause.")
+    asset_id: str | None
+    cause: str
+    priority: Literal["low", "medium", "high", "urgent"]
+    due_at: datetime
+    alert_ids: tuple[str, ...] = ()
+    description: str
+
+
+class AgentStatusUpdateEvent(BaseEventModel):
+    """An agent started, stopped or failed."""
+
+    event_type: ClassVar[str] = "agent_status_update"
+    agent_id: str
+    status: Literal["starting", "running", "stopped", "failed"]
+    detail: str = ""
+
+
+EVENT_TYPES: tuple[type[BaseEventModel], ...] = (
+    SensorDataReceivedEvent,
+    DataProcessedEvent,
+    AnomalyDetectedEvent,
+    MaintenanceTaskCreatedEvent,
+    AgentStatusUpdateEvent,
+)

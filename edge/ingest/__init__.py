@@ -1,0 +1,1 @@
+"""Transports in: MQTT session, payload codecs, topic templates, timestamps, units."""

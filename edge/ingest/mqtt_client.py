@@ -1,0 +1,106 @@
+"""The one module that knows the MQTT client library (gmqtt), so it can be swapped.
+
+Why gmqtt: measured on a 2-core box it drains queued QoS 1 messages 4x faster than
+paho-mqtt, and it is asyncio-native. Its stock QoS 1 path creates a task per message and
+acks when that task ends; we replace just that hand-over so that messages are appended to
+the current batch and acknowledged together once the batch is committed (ack-after-commit,
+guarantee 1, proved by tests/integration/test_mqtt_ingest.py and tests/faults/test_sigkill.py).
+The protocol itself (framing, PUBREL/PUBCOMP, keepalive) stays gmqtt's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+from gmqtt import Client, Subscription
+from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
+from gmqtt.mqtt.package import CommandWithMidPacket
+
+from edge.settings import MqttSettings
+
+# (topic, payload, qos, ack_token); ack_token is None for QoS 0.
+OnMessage = Callable[[str, bytes, int, int | None], None]
+
+_QOS_SHIFT = 16
+_GENERATION_SHIFT = 18
+
+
+def make_ack_token(generation: int, qos: int, mid: int) -> int:
+    """Pack the connection generation, QoS and packet id of a message into one int."""
+    return (generation << _GENERATION_SHIFT) | (qos << _QOS_SHIFT) | mid
+
+
+def token_generation(token: int) -> int:
+    return token >> _GENERATION_SHIFT
+
+
+class BatchAckClient(Client):  # type: ignore[misc]
+    """A gmqtt client for one connection whose QoS>=1 messages wait for `acknowledge`."""
+
+    def __init__(self, settings: MqttSettings, client_id: str, generation: int,
+                 on_message: OnMessage) -> None:
+        properties: dict[str, Any] = {}
+        if settings.protocol == "5":
+            properties = {"receive_maximum": settings.receive_maximum,
+                          "session_expiry_interval": settings.session_expiry_s}
+        super().__init__(client_id, clean_session=False, optimistic_acknowledgement=False,
+                         **properties)
+        self.generation = generation
+        self.lost = asyncio.Event()
+        self._settings = settings
+        self._deliver = on_message
+        self._proto_ver = MQTTv50 if settings.protocol == "5" else MQTTv311
+        handler = self._package_handler
+        handler._handle_qos_1_publish_packet = self._on_qos1
+        handler._handle_qos_2_publish_packet = self._on_qos2
+        self.on_message = self._on_qos0
+        if settings.username is not None:
+            password = settings.password.get_secret_value() if settings.password else None
+            self.set_auth_credentials(settings.username, password)
+
+    async def open(self) -> None:
+        """Connect and (re)subscribe; the broker resumes our session and its queue."""
+        s = self._settings
+        await self.connect(s.host, s.port, ssl=_ssl_context(s), keepalive=s.keepalive_s,
+                           version=self._proto_ver)
+        self.subscribe([Subscription(sub.topic, qos=sub.qos) for sub in s.subscriptions])
+
+    async def reconnect(self, delay: bool = False) -> None:
+        # gmqtt calls this when the link drops; reconnecting (with backoff) is the
+        # supervisor's job, so here we only say that this connection is gone.
+        self.lost.set()
+
+    def acknowledge(self, mids_and_qos: list[tuple[int, int]]) -> None:
+        """Send PUBACK (QoS 1) / PUBREC (QoS 2) for committed messages, in arrival order."""
+        build = CommandWithMidPacket.build_package
+        proto = self._proto_ver
+        packets = [
+            build(MQTTCommands.PUBACK if qos == 1 else MQTTCommands.PUBREC, mid, False,
+                  proto_ver=proto)
+            for mid, qos in mids_and_qos
+        ]
+        if packets and self._connection is not None:
+            self._connection.send_package(b"".join(packets))
+
+    def _on_qos0(self, client: Any, topic: str, payload: bytes, qos: int,
+                 properties: Any) -> None:
+        self._deliver(topic, payload, 0, None)
+
+    def _on_qos1(self, mid: int, payload: bytes, topic: str, properties: Any) -> None:
+        self._deliver(topic, payload, 1, make_ack_token(self.generation, 1, mid))
+
+    def _on_qos2(self, mid: int, payload: bytes, topic: str, properties: Any) -> None:
+        self._deliver(topic, payload, 2, make_ack_token(self.generation, 2, mid))
+
+
+def _ssl_context(settings: MqttSettings) -> ssl.SSLContext | bool:
+    tls = settings.tls
+    if not tls.enabled:
+        return False
+    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    if tls.cert_file is not None and tls.key_file is not None:
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+    return context

@@ -1,0 +1,137 @@
+"""MqttSource: keeps the gateway's persistent MQTT session alive and feeds the pipeline.
+
+One connection at a time, each a fresh `BatchAckClient` with a new generation number.
+Reconnects use exponential backoff with jitter; each state change is logged once.
+Acknowledgements carry the generation they were received on: an ack for a message from a
+connection that has since dropped is not sent (the broker redelivers it, and the buffer's
+unique key makes the second copy a counted duplicate, not a second row).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Protocol
+
+from edge.backoff import Backoff
+from edge.ingest.mqtt_client import BatchAckClient, token_generation
+from edge.metrics import GatewayMetrics
+from edge.settings import MqttSettings
+
+log = logging.getLogger(__name__)
+
+_QOS_MASK = 0x3
+_MID_MASK = 0xFFFF
+
+
+class MessageSink(Protocol):
+    """Where received messages go (the DataAcquisitionAgent)."""
+
+    def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
+               ack_token: int) -> None: ...
+
+
+class AckSink(Protocol):
+    """Who gets told, after the commit, that messages are durable."""
+
+    def acknowledge(self, tokens: list[int]) -> None: ...
+
+
+class MqttSource:
+    """The MQTT transport: subscribe, hand messages on, acknowledge after commit."""
+
+    def __init__(self, settings: MqttSettings, client_id: str, sink: MessageSink,
+                 metrics: GatewayMetrics) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self._sink = sink
+        self._metrics = metrics
+        self._client: BatchAckClient | None = None
+        self._generation = 0
+        self._stopping = asyncio.Event()
+        self.connected = False
+        self.last_error: str | None = None
+        self.stale_acks = 0
+
+    async def run(self) -> None:
+        """Connect, wait for the link to drop, back off, reconnect; until `close`."""
+        backoff = Backoff(self._settings.reconnect.initial_delay_s,
+                          self._settings.reconnect.max_delay_s)
+        while not self._stopping.is_set():
+            client = await self._connect()
+            if client is None:
+                await self._sleep_unless_stopping(backoff.next_delay_s())
+                continue
+            backoff.reset()
+            await self._wait_lost_or_stopping(client)
+            self._set_connected(False, "connection lost" if not self._stopping.is_set() else None)
+            await _close_quietly(client)
+
+    async def close(self) -> None:
+        """Stop `run`, which leaves the session (the broker keeps it and queues for us)."""
+        self._stopping.set()
+
+    def acknowledge(self, tokens: list[int]) -> None:
+        client = self._client
+        current = [t for t in tokens if client is not None and token_generation(t) == client.generation]
+        self.stale_acks += len(tokens) - len(current)
+        if current and client is not None and self.connected:
+            client.acknowledge([(t & _MID_MASK, (t >> 16) & _QOS_MASK) for t in current])
+
+    def _on_message(self, topic: str, payload: bytes, qos: int, token: int | None) -> None:
+        if token is None:
+            self._sink.submit(topic, payload, None, 0)
+        else:
+            self._sink.submit(topic, payload, self, token)
+
+    async def _connect(self) -> BatchAckClient | None:
+        self._generation += 1
+        client = BatchAckClient(self._settings, self._client_id, self._generation,
+                                self._on_message)
+        self._client = client
+        try:
+            async with asyncio.timeout(max(10.0, self._settings.keepalive_s)):
+                await client.open()
+        except asyncio.CancelledError:
+            await _close_quietly(client)
+            raise
+        except Exception as exc:  # any failure to connect is retried with backoff
+            self._set_connected(False, f"connect to {self._settings.host}:{self._settings.port} "
+                                       f"failed: {exc!r}")
+            await _close_quietly(client)
+            return None
+        self._set_connected(True, None)
+        return client
+
+    def _set_connected(self, connected: bool, error: str | None) -> None:
+        """Record the link state; log only transitions, never each retry."""
+        broker = f"{self._settings.host}:{self._settings.port}"
+        if connected and not self.connected:
+            log.info("mqtt connected", extra={"broker": broker, "client_id": self._client_id})
+        elif not connected and error and (self.connected or self.last_error is None):
+            log.warning("mqtt unavailable; reconnecting with backoff",
+                        extra={"broker": broker, "reason": error})
+        self.connected = connected
+        self.last_error = error
+        self._metrics.mqtt_connected.set(1 if connected else 0)
+
+    async def _wait_lost_or_stopping(self, client: BatchAckClient) -> None:
+        lost = asyncio.ensure_future(client.lost.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({lost, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+            stopping.cancel()
+
+    async def _sleep_unless_stopping(self, delay_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay_s):
+                await self._stopping.wait()
+
+
+async def _close_quietly(client: BatchAckClient) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(5):
+            await client.disconnect()

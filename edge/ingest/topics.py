@@ -1,0 +1,96 @@
+"""Topic templates: map MQTT topic levels to site, asset and sensor ids.
+
+`factory/{site}/{asset}/{sensor}` applied to `factory/p1/pump-3/vibration` gives
+site=p1, asset=pump-3, sensor=vibration; the sensor id is then built by the
+subscription's `sensor_id` format (default `{asset}/{sensor}`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge.settings import SubscriptionSettings
+
+_CACHE_LIMIT = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicContext:
+    """What a topic says about the readings in its messages."""
+
+    subscription: str  # the topic filter that matched, a metric label
+    asset_id: str | None
+    sensor_id: str | None
+
+
+def filter_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT wildcard matching (+ one level, # the rest); $-topics need an explicit filter."""
+    if topic.startswith("$") and not topic_filter.startswith("$"):
+        return False
+    filter_levels = topic_filter.split("/")
+    topic_levels = topic.split("/")
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if index >= len(topic_levels):
+            return False
+        if level not in ("+", topic_levels[index]):
+            return False
+    return len(filter_levels) == len(topic_levels)
+
+
+class _Template:
+    def __init__(self, template: str, sensor_id_format: str | None) -> None:
+        self._levels = [
+            (level[1:-1], True) if level.startswith("{") and level.endswith("}") else (level, False)
+            for level in template.split("/")
+        ]
+        self._sensor_id_format = sensor_id_format
+
+    def apply(self, topic_levels: list[str]) -> tuple[str | None, str | None] | None:
+        if len(topic_levels) != len(self._levels):
+            return None
+        fields: dict[str, str] = {}
+        for (name, is_field), value in zip(self._levels, topic_levels, strict=True):
+            if is_field:
+                if not value:
+                    return None
+                fields[name] = value
+            elif name != value:
+                return None
+        sensor_id = self._sensor_id_format.format(**fields) if self._sensor_id_format else None
+        return fields.get("asset"), sensor_id
+
+
+class TopicMapper:
+    """Finds the subscription a topic belongs to and what its template extracts (cached)."""
+
+    def __init__(self, subscriptions: list[SubscriptionSettings]) -> None:
+        self._subscriptions = [
+            (sub.topic, _Template(sub.template, sub.sensor_id_format) if sub.template else None)
+            for sub in subscriptions
+        ]
+        self._cache: dict[str, TopicContext] = {}
+
+    def context(self, topic: str) -> TopicContext:
+        cached = self._cache.get(topic)
+        if cached is not None:
+            return cached
+        context = self._resolve(topic)
+        if len(self._cache) >= _CACHE_LIMIT:
+            self._cache.clear()  # a topic flood must not grow memory without bound
+        self._cache[topic] = context
+        return context
+
+    def _resolve(self, topic: str) -> TopicContext:
+        levels = topic.split("/")
+        first_match: str | None = None
+        for topic_filter, template in self._subscriptions:
+            if not filter_matches(topic_filter, topic):
+                continue
+            first_match = first_match or topic_filter
+            if template is not None:
+                extracted = template.apply(levels)
+                if extracted is not None:
+                    return TopicContext(topic_filter, *extracted)
+        return TopicContext(first_match or "unmatched", None, None)

@@ -1,0 +1,61 @@
+"""Logging: JSON lines with the gateway id on every record, and rate-limited warnings."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+
+class _GatewayIdFilter(logging.Filter):
+    def __init__(self, gateway_id: str) -> None:
+        super().__init__()
+        self._gateway_id = gateway_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.gateway_id = self._gateway_id
+        return True
+
+
+def configure_logging(gateway_id: str, level: str = "INFO", fmt: str = "json") -> None:
+    """Send every log record to stderr, as JSON (default) or text, stamped with gateway_id."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_GatewayIdFilter(gateway_id))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(
+            "{asctime}{levelname}{name}{message}{gateway_id}", style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        ))
+    else:
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)s %(gateway_id)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # gmqtt logs every broken socket write at WARNING; ours says it once per state change.
+    logging.getLogger("gmqtt").setLevel(logging.ERROR)
+
+
+class RateLimitedLog:
+    """Logs a recurring problem at most once per interval per key, with a suppressed count."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def warning(self, key: str, message: str, **fields: Any) -> None:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval_s:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return
+        if len(self._last) > 10_000:
+            self._last.clear()
+        self._last[key] = now
+        suppressed = self._suppressed.pop(key, 0)
+        self._logger.warning(message, extra={**fields, "suppressed_since_last": suppressed})

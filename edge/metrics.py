@@ -1,0 +1,66 @@
+"""Prometheus metrics of one gateway, in one registry handed to the parts that record them.
+
+No module-level globals: tests and benchmarks build their own `GatewayMetrics`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from edge import __version__
+
+
+class GatewayMetrics:
+    """Every metric the gateway exports; names follow Prometheus conventions."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.build_info = Gauge("edge_build_info", "Build of this gateway.", ["version"], registry=r)
+        self.build_info.labels(version=__version__).set(1)
+        self.mqtt_connected = Gauge(
+            "edge_mqtt_connected", "1 while connected to the MQTT broker.", registry=r
+        )
+        self.messages_received = Counter(
+            "edge_messages_received", "Messages received, by subscription.", ["subscription"],
+            registry=r,
+        )
+        self.readings_accepted = Counter(
+            "edge_readings_accepted", "Readings committed to the buffer.", registry=r
+        )
+        self.readings_rejected = Counter(
+            "edge_readings_rejected", "Messages or readings quarantined, by reason.", ["reason"],
+            registry=r,
+        )
+        self.readings_duplicate = Counter(
+            "edge_readings_duplicate",
+            "Readings already in the buffer (same sensor and ts), e.g. broker redelivery.",
+            registry=r,
+        )
+        self.messages_dropped = Counter(
+            "edge_messages_dropped",
+            "QoS 0 messages dropped before the buffer, by reason.", ["reason"], registry=r,
+        )
+        self.ingest_latency = Histogram(
+            "edge_ingest_latency_seconds",
+            "Time from arrival to durable commit, per batch.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.buffer_commit_errors = Counter(
+            "edge_buffer_commit_errors", "Buffer commits that failed (nothing was acked).",
+            registry=r,
+        )
+        self.bus_queue_depth = Gauge(
+            "edge_bus_queue_depth", "Events waiting per bus subscriber.", ["subscriber"],
+            registry=r,
+        )
+        self.bus_handler_errors = Counter(
+            "edge_bus_handler_errors", "Handler failures per bus subscriber.", ["subscriber"],
+            registry=r,
+        )
+        self.bus_dead_letters = Counter(
+            "edge_bus_dead_letters", "Events given up on after repeated failures.",
+            ["subscriber"], registry=r,
+        )
+        self.agent_up = Gauge("edge_agent_up", "1 while the agent runs.", ["agent"], registry=r)

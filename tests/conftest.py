@@ -1,0 +1,37 @@
+"""Fixtures: real brokers and gateway processes owned by the test that uses them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.gateway import GatewayProcess, gateway_config
+from tests.support.services import Broker, running_broker
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A Mosquitto with the recommended config (config/mosquitto.conf) on a free port."""
+    with running_broker(tmp_path / "broker") as started:
+        yield started
+
+
+@pytest.fixture
+def make_gateway(tmp_path: Path, broker: Broker) -> Iterator[Callable[..., GatewayProcess]]:
+    """Builds gateway processes against `broker`; kills any left running at the end."""
+    made: list[GatewayProcess] = []
+
+    def make(name: str = "gw", **overrides: Any) -> GatewayProcess:
+        workdir = tmp_path / name
+        config = gateway_config(broker.port, workdir / "buffer.sqlite", **overrides)
+        gateway = GatewayProcess(workdir, config)
+        made.append(gateway)
+        return gateway
+
+    yield make
+    for gateway in made:
+        if gateway.alive():
+            gateway.kill()

@@ -1,0 +1,146 @@
+"""DataAcquisitionAgent with a real SQLite buffer: acknowledgement only after the commit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from edge.agents.acquisition import DataAcquisitionAgent, ReadingValidator
+from edge.buffer import CommitResult, SqliteBuffer
+from edge.bus import EventBus
+from edge.errors import BufferError_
+from edge.events import BaseEventModel, DataProcessedEvent
+from edge.ingest.topics import TopicMapper
+from edge.metrics import GatewayMetrics
+from edge.records import QuarantineRecord, Reading
+from edge.settings import BufferSettings, IngestLimits, SubscriptionSettings
+
+
+class RecordingAcks:
+    def __init__(self) -> None:
+        self.tokens: list[int] = []
+
+    def acknowledge(self, tokens: list[int]) -> None:
+        self.tokens.extend(tokens)
+
+
+class GatedWriter:
+    """The real buffer behind a gate the test opens; can fail the first commits."""
+
+    def __init__(self, buffer: SqliteBuffer, failures: int = 0) -> None:
+        self.buffer = buffer
+        self.gate = asyncio.Event()
+        self.failures = failures
+        self.commits = 0
+
+    async def commit_batch(self, readings: Sequence[Reading],
+                           quarantine: Sequence[QuarantineRecord]) -> CommitResult:
+        await self.gate.wait()
+        if self.failures:
+            self.failures -= 1
+            raise BufferError_("disk full (simulated)")
+        self.commits += 1
+        return await self.buffer.commit_batch(readings, quarantine)
+
+
+def _agent(writer: GatedWriter, metrics: GatewayMetrics, bus: EventBus,
+           **batching: object) -> DataAcquisitionAgent:
+    subs = [SubscriptionSettings(topic="f/#", template="f/{asset}/{sensor}")]
+    return DataAcquisitionAgent(
+        "data-acquisition", bus, metrics, writer=writer, mapper=TopicMapper(subs),
+        validator=ReadingValidator(IngestLimits(), {}), limits=IngestLimits(),
+        batching=BufferSettings(path=writer.buffer.path, **batching),  # type: ignore[arg-type]
+    )
+
+
+def _payload(n: int) -> bytes:
+    return orjson.dumps({"ts": 1_700_000_000 + n, "value": n})
+
+
+async def _until(predicate: object, timeout_s: float = 5.0) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not predicate():  # type: ignore[operator]
+            await asyncio.sleep(0.005)
+
+
+async def test_messages_are_acknowledged_only_after_their_commit(tmp_path: Path) -> None:
+    metrics = GatewayMetrics()
+    bus = EventBus(metrics)
+    processed: list[DataProcessedEvent] = []
+
+    async def on_processed(event: BaseEventModel) -> None:
+        assert isinstance(event, DataProcessedEvent)
+        processed.append(event)
+
+    bus.subscribe("probe", (DataProcessedEvent,), on_processed)
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        writer = GatedWriter(buffer)
+        agent = _agent(writer, metrics, bus)
+        acks = RecordingAcks()
+        await bus.start()
+        runner = asyncio.create_task(agent.run())
+        for n in range(10):
+            agent.submit("f/pump/temp", _payload(n), acks, 1000 + n)
+        agent.submit("f/pump/temp", b"not json", acks, 2000)
+        await asyncio.sleep(0.1)
+        assert acks.tokens == [], "nothing may be acknowledged before the commit"
+        writer.gate.set()
+        await _until(lambda: len(acks.tokens) == 11)
+        assert acks.tokens == [*range(1000, 1010), 2000]  # arrival order, poison included
+        assert (await buffer.depths())["readings"].rows == 10
+        assert (await buffer.depths())["quarantine"].rows == 1
+        await agent.drain()
+        await runner
+        await bus.stop()
+    assert sum(len(e.readings) for e in processed) == 10
+    assert metrics.readings_rejected.labels("invalid_json")._value.get() == 1
+    assert metrics.readings_accepted._value.get() == 10
+
+
+async def test_a_failing_commit_is_retried_and_nothing_is_acked_meanwhile(tmp_path: Path) -> None:
+    metrics = GatewayMetrics()
+    bus = EventBus(metrics)
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        writer = GatedWriter(buffer, failures=2)
+        agent = _agent(writer, metrics, bus)
+        acks = RecordingAcks()
+        runner = asyncio.create_task(agent.run())
+        agent.submit("f/pump/temp", _payload(1), acks, 7)
+        writer.gate.set()
+        await _until(lambda: metrics.buffer_commit_errors._value.get() == 2)
+        await _until(lambda: acks.tokens == [7])
+        assert writer.commits == 1
+        await agent.drain()
+        await runner
+
+
+async def test_qos0_messages_beyond_the_pending_limit_are_dropped_and_counted(tmp_path: Path) -> None:
+    metrics = GatewayMetrics()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        agent = _agent(GatedWriter(buffer), metrics, EventBus(metrics), max_pending_messages=1000)
+        acks = RecordingAcks()
+        for n in range(1000):
+            agent.submit("f/a/b", _payload(n), None, 0)
+        agent.submit("f/a/b", _payload(5000), None, 0)  # QoS 0: refused
+        agent.submit("f/a/b", _payload(5001), acks, 1)  # QoS 1: always taken
+    assert agent.pending_count == 1001
+    assert metrics.messages_dropped.labels("backpressure")._value.get() == 1
+
+
+async def test_drain_commits_everything_pending_then_returns(tmp_path: Path) -> None:
+    metrics = GatewayMetrics()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        writer = GatedWriter(buffer)
+        writer.gate.set()
+        agent = _agent(writer, metrics, EventBus(metrics), max_batch_rows=100)
+        acks = RecordingAcks()
+        for n in range(1050):
+            agent.submit("f/a/b", _payload(n), acks, n)
+        await agent.drain()
+        await asyncio.wait_for(agent.run(), 10)
+        assert len(acks.tokens) == 1050
+        assert writer.commits == 11  # batches of at most 100
+        assert (await buffer.depths())["readings"].rows == 1050

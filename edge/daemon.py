@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import TYPE_CHECKING
 
 from edge import __version__
 from edge.agents import AgentRegistry
@@ -21,6 +22,9 @@ from edge.ingest.mqtt_source import MqttSource
 from edge.ingest.topics import TopicMapper
 from edge.metrics import GatewayMetrics
 from edge.settings import Settings
+
+if TYPE_CHECKING:
+    from cloud_sync.syncer import CentralSyncer
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,16 @@ class Gateway:
         self.agents.register(self.acquisition)
         self.mqtt = MqttSource(settings.mqtt, settings.mqtt_client_id, self.acquisition,
                                self.metrics)
+        self.syncer = self._build_syncer()
+
+    def _build_syncer(self) -> CentralSyncer | None:
+        if self.settings.central.dsn is None:
+            return None
+        # The composition root is the only place where edge reaches cloud_sync.
+        from cloud_sync.syncer import CentralSyncer
+
+        return CentralSyncer(self.settings.central, self.settings.gateway.id, __version__,
+                             source=self.buffer, metrics=self.metrics)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down in order."""
@@ -53,12 +67,17 @@ class Gateway:
                 async with asyncio.TaskGroup() as tasks:
                     pipeline = tasks.create_task(self.acquisition.run(), name="acquisition")
                     mqtt = tasks.create_task(self.mqtt.run(), name="mqtt")
+                    sync = (tasks.create_task(self.syncer.run(), name="central-sync")
+                            if self.syncer else None)
                     self._log_started()
                     await stop.wait()
                     log.info("stopping: committing in-flight messages")
                     await self._drain(pipeline)
                     await self.mqtt.close()
                     await mqtt
+                    if self.syncer is not None and sync is not None:
+                        await self.syncer.close()
+                        await sync
             finally:
                 await self.agents.stop_all()
                 await self.bus.stop()
@@ -84,7 +103,10 @@ class Gateway:
             "client_id": s.mqtt_client_id, "buffer": str(s.buffer.path),
             "subscriptions": [sub.topic for sub in s.mqtt.subscriptions],
         })
-        log.info("central sync not configured: running buffer-only")
+        if self.syncer is None:
+            log.info("central sync not configured (central.dsn): running buffer-only")
+        else:
+            log.info("central sync enabled", extra={"sslmode": s.central.sslmode})
 
 
 async def run_until_signalled(settings: Settings) -> None:

@@ -64,3 +64,18 @@ class GatewayMetrics:
             ["subscriber"], registry=r,
         )
         self.agent_up = Gauge("edge_agent_up", "1 while the agent runs.", ["agent"], registry=r)
+        self.sync_rows = Counter(
+            "edge_sync_rows", "Buffer rows the central database confirmed, by kind.", ["kind"],
+            registry=r,
+        )
+        self.sync_errors = Counter(
+            "edge_sync_errors", "Failed attempts to reach or write the central database.",
+            registry=r,
+        )
+        self.central_up = Gauge(
+            "edge_central_up", "1 while the central database is reachable.", registry=r
+        )
+        self.sync_lag = Gauge(
+            "edge_sync_lag_seconds", "Age of the oldest reading not yet in the central database.",
+            registry=r,
+        )

@@ -1,12 +1,16 @@
-"""Hot-path records: plain named tuples, because they are built once per reading.
+"""Records that go into the buffer and on to the central database.
 
-A pydantic model per reading costs ~10 µs; a NamedTuple ~0.3 µs and feeds SQLite's
-`executemany` as it is. Events that carry batches of these stay typed pydantic models.
+Readings and quarantine rows are plain named tuples, because they are built once per
+message: a pydantic model per reading costs ~10 µs, a NamedTuple ~0.3 µs, and it feeds
+SQLite's `executemany` as it is. Alerts and tasks are rare, so they are validated models.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from datetime import datetime
+from typing import Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field
 
 # Reading.flags bits
 FLAG_TS_FROM_ARRIVAL = 1  # the payload had no ts; the arrival time was used
@@ -34,3 +38,41 @@ class QuarantineRecord(NamedTuple):
     payload: bytes
     reason: str
     detail: str
+
+
+class AlertRecord(BaseModel):
+    """One version of an alert, as buffered and synced (the central row keeps the latest)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    alert_id: str
+    asset_id: str | None
+    sensor_id: str
+    detector: str
+    severity: Literal["info", "warning", "critical"]
+    state: Literal["open", "resolved"]
+    score: float | None = None
+    value: float | None = None
+    reason: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    opened_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None = None
+
+
+class TaskRecord(BaseModel):
+    """One version of a maintenance task, as buffered and synced."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task_id: str
+    asset_id: str | None
+    cause: str
+    priority: Literal["low", "medium", "high", "urgent"]
+    state: Literal["open", "done", "cancelled"]
+    description: str
+    alert_ids: list[str] = Field(default_factory=list)
+    details: dict[str, Any] = Field(default_factory=dict)
+    due_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime

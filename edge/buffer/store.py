@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 
 from edge.buffer.schema import APPLICATION_ID, KINDS, SCHEMA_VERSION, migrate
 from edge.errors import BufferError_, BufferSchemaError
-from edge.records import QuarantineRecord, Reading
+from edge.ingest.timestamps import datetime_to_us
+from edge.records import AlertRecord, QuarantineRecord, Reading, TaskRecord
 from edge.settings import BufferSettings
 
 T = TypeVar("T")
@@ -33,6 +34,16 @@ _INSERT_READING = (
 _INSERT_QUARANTINE = (
     "INSERT INTO quarantine (received_us, source, payload, reason, detail) VALUES (?, ?, ?, ?, ?)"
 )
+# What the syncer reads per kind, oldest first (after its cursor).
+SYNC_QUERIES = {
+    "readings": "SELECT seq, sensor_id, asset_id, ts_us, value, unit, quality, flags, received_us "
+                "FROM readings WHERE seq > ? ORDER BY seq LIMIT ?",
+    "alerts": "SELECT seq, alert_id, body FROM alerts WHERE seq > ? ORDER BY seq LIMIT ?",
+    "tasks": "SELECT seq, task_id, body FROM tasks WHERE seq > ? ORDER BY seq LIMIT ?",
+}
+SYNCED_KINDS = tuple(SYNC_QUERIES)
+_TIME_COLUMN = {"readings": "received_us", "alerts": "updated_us", "tasks": "updated_us",
+                "quarantine": "received_us"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +67,11 @@ class SqliteBuffer:
         self._settings = settings
         self._gateway_id = gateway_id
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="buffer-writer")
+        # Reads for the syncer run on their own thread and connection (WAL lets them
+        # proceed while the writer commits), so a sync never delays an acknowledgement.
+        self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="buffer-reader")
         self._conn: sqlite3.Connection | None = None
+        self._reader_conn: sqlite3.Connection | None = None
         self.path = settings.path
         self.last_error: str | None = None
 
@@ -69,8 +84,11 @@ class SqliteBuffer:
         await self.close()
 
     async def close(self) -> None:
+        if self._reader_conn is not None:
+            await self._read(self._close_reader)
         if self._conn is not None:
             await self._run(self._close)
+        self._reader.shutdown(wait=True)
         self._executor.shutdown(wait=True)
 
     @property
@@ -88,12 +106,53 @@ class SqliteBuffer:
         self.last_error = None
         return result
 
+    async def append_alerts(self, alerts: Sequence[AlertRecord]) -> None:
+        """Log new alert versions (each state change is a row; the central side keeps the latest)."""
+        rows = [(a.alert_id, a.state, datetime_to_us(a.updated_at), a.model_dump_json()) for a in alerts]
+        await self._write("INSERT INTO alerts (alert_id, state, updated_us, body) VALUES (?, ?, ?, ?)",
+                          rows)
+
+    async def append_tasks(self, tasks: Sequence[TaskRecord]) -> None:
+        rows = [(t.task_id, t.state, datetime_to_us(t.updated_at), t.model_dump_json()) for t in tasks]
+        await self._write("INSERT INTO tasks (task_id, state, updated_us, body) VALUES (?, ?, ?, ?)",
+                          rows)
+
     async def depths(self) -> dict[str, KindDepth]:
         """Rows, unsynced rows and the oldest unsynced row's time, per kind."""
-        return await self._run(self._depths)
+        return await self._read(self._depths)
+
+    async def sync_cursor(self, kind: str) -> int:
+        """The last sequence number of `kind` that the central database has."""
+        return await self._read(self._cursor, kind)
+
+    async def read_unsynced(self, kind: str, after_seq: int, limit: int) -> list[tuple[Any, ...]]:
+        """Up to `limit` rows of `kind` after `after_seq`, oldest first; column 0 is seq."""
+        return await self._read(self._select, SYNC_QUERIES[kind], (after_seq, limit))
+
+    async def mark_synced(self, kind: str, up_to_seq: int) -> None:
+        """Record that the central database has every `kind` row up to `up_to_seq`."""
+        await self._write(
+            "INSERT INTO sync_cursors (kind, last_seq) VALUES (?, ?) ON CONFLICT (kind) "
+            "DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)", [(kind, up_to_seq)])
+
+    async def purge_synced(self, older_than_us: int, limit: int = 50_000) -> int:
+        """Delete synced rows received before `older_than_us` (in chunks: short write locks)."""
+        return await self._run(self._purge, older_than_us, limit)
 
     def _run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _read(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        return asyncio.get_running_loop().run_in_executor(self._reader, fn, *args)
+
+    async def _write(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        try:
+            await self._run(self._execute_many, sql, rows)
+        except sqlite3.Error as exc:
+            self.last_error = f"buffer write failed: {exc}"
+            raise BufferError_(f"{self.path}: {exc}") from exc
 
     # --- everything below runs on the writer thread ---
 
@@ -113,6 +172,16 @@ class SqliteBuffer:
             conn.close()
             raise
         self._conn = conn
+        self._reader.submit(self._open_reader).result()
+
+    def _open_reader(self) -> None:
+        self._reader_conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._reader_conn.execute("PRAGMA busy_timeout = 5000")
+
+    def _close_reader(self) -> None:
+        if self._reader_conn is not None:
+            self._reader_conn.close()
+            self._reader_conn = None
 
     def _check_ownership(self, conn: sqlite3.Connection) -> None:
         try:
@@ -158,23 +227,59 @@ class SqliteBuffer:
             raise
         return CommitResult(inserted, len(readings) - inserted, len(quarantine))
 
-    def _depths(self) -> dict[str, KindDepth]:
+    def _execute_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _purge(self, older_than_us: int, limit: int) -> int:
+        conn = self._connection()
+        deleted = 0
+        cursors = dict(conn.execute("SELECT kind, last_seq FROM sync_cursors").fetchall())
+        for kind in SYNCED_KINDS:
+            last = cursors.get(kind, 0)
+            deleted += conn.execute(
+                f"DELETE FROM {kind} WHERE seq IN (SELECT seq FROM {kind} WHERE seq <= ? "
+                f"AND {_TIME_COLUMN[kind]} < ? ORDER BY seq LIMIT ?)", (last, older_than_us, limit),
+            ).rowcount
+        return deleted
+
+    def _depths(self) -> dict[str, KindDepth]:
+        conn = self._reading_connection()
         cursors = dict(conn.execute("SELECT kind, last_seq FROM sync_cursors").fetchall())
         result = {}
         for kind in KINDS:
-            time_column = "received_us" if kind in ("readings", "quarantine") else "updated_us"
+            # Quarantine rows are never synced: all of them count as local, unsynced rows.
             last = cursors.get(kind, 0)
             rows, unsynced, oldest = conn.execute(
                 f"SELECT (SELECT count(*) FROM {kind}),"
                 f" (SELECT count(*) FROM {kind} WHERE seq > ?),"
-                f" (SELECT {time_column} FROM {kind} WHERE seq > ? ORDER BY seq LIMIT 1)",
+                f" (SELECT {_TIME_COLUMN[kind]} FROM {kind} WHERE seq > ? ORDER BY seq LIMIT 1)",
                 (last, last),
             ).fetchone()
             result[kind] = KindDepth(rows, unsynced, oldest)
         return result
 
+    def _cursor(self, kind: str) -> int:
+        row = self._reading_connection().execute(
+            "SELECT last_seq FROM sync_cursors WHERE kind = ?", (kind,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _select(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return self._reading_connection().execute(sql, params).fetchall()
+
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise BufferError_(f"{self.path}: buffer is not open")
         return self._conn
+
+    def _reading_connection(self) -> sqlite3.Connection:
+        if self._reader_conn is None:
+            raise BufferError_(f"{self.path}: buffer is not open")
+        return self._reader_conn

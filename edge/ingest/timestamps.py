@@ -52,6 +52,11 @@ def _parse_rfc3339(raw: str) -> int:
     return (parsed - _EPOCH) // _ONE_US
 
 
+def datetime_to_us(moment: datetime) -> int:
+    """Exact microseconds since the epoch of an aware datetime."""
+    return (moment - _EPOCH) // _ONE_US
+
+
 def format_ts_us(ts_us: int) -> str:
     """RFC 3339 (UTC, microseconds) for logs and APIs."""
     return (_EPOCH + timedelta(microseconds=ts_us)).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,190 @@
+"""CentralSyncer: drains the gateway's buffer into the central database, in order.
+
+Guarantee, in two sentences: a buffer row is marked synced only after the central
+transaction holding it has committed; a replay after a crash between the two is harmless
+because every central write is idempotent (tests/integration/test_central_sync.py).
+Alerts and tasks go first: each round drains them before one batch of readings, so a
+maintenance alert never waits behind an hour of backlog.
+
+While the central side is down the syncer backs off exponentially with jitter and logs
+one line per state change (online -> offline -> online), never one per retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from cloud_sync.retry import is_retriable
+from cloud_sync.writer import CentralWriter
+from edge.backoff import Backoff
+from edge.metrics import GatewayMetrics
+from edge.settings import CentralSettings
+
+log = logging.getLogger(__name__)
+
+_PURGE_INTERVAL_S = 60.0
+
+
+class SyncSource(Protocol):
+    """What the syncer needs from the buffer."""
+
+    async def sync_cursor(self, kind: str) -> int: ...
+
+    async def read_unsynced(self, kind: str, after_seq: int, limit: int) -> list[tuple[Any, ...]]: ...
+
+    async def mark_synced(self, kind: str, up_to_seq: int) -> None: ...
+
+    async def purge_synced(self, older_than_us: int, limit: int = ...) -> int: ...
+
+
+WriterFactory = Callable[[], Awaitable[CentralWriter]]
+
+
+class CentralSyncer:
+    """Keeps the central database caught up with one gateway's buffer."""
+
+    def __init__(self, settings: CentralSettings, gateway_id: str, version: str, *,
+                 source: SyncSource, metrics: GatewayMetrics,
+                 writer_factory: WriterFactory | None = None) -> None:
+        self._settings = settings
+        self._source = source
+        self._metrics = metrics
+        self._connect: WriterFactory = writer_factory or (
+            lambda: CentralWriter.connect(settings, gateway_id, version))
+        self._stopping = asyncio.Event()
+        self._positions: dict[str, int] = {}
+        # (after_seq, read task): the next readings batch, read while the last one is written
+        self._prefetch: tuple[int, asyncio.Task[list[tuple[Any, ...]]]] | None = None
+        self._last_heartbeat = 0.0
+        self._last_purge = 0.0
+        self.online: bool | None = None  # None until the first attempt
+        self.last_error: str | None = None
+
+    async def run(self) -> None:
+        """Sync until `close`; reconnect with backoff while the central side is down."""
+        backoff = Backoff(self._settings.reconnect.initial_delay_s,
+                          self._settings.reconnect.max_delay_s)
+        for kind in ("readings", "alerts", "tasks"):
+            self._positions[kind] = await self._source.sync_cursor(kind)
+        while not self._stopping.is_set():
+            try:
+                writer = await self._connect()
+            except Exception as exc:
+                self._went_offline(exc)
+                await self._sleep(backoff.next_delay_s())
+                continue
+            try:
+                self._went_online()
+                backoff.reset()
+                await self._sync_until_stopped(writer)
+            except Exception as exc:
+                self._went_offline(exc)
+                await self._sleep(backoff.next_delay_s())
+            finally:
+                await writer.close()
+        await self._cancel_prefetch()
+
+    async def close(self) -> None:
+        self._stopping.set()
+
+    async def sync_round(self, writer: CentralWriter) -> int:
+        """Alerts and tasks (all waiting), then one batch of readings; rows moved."""
+        moved = 0
+        for kind, write in (("alerts", writer.write_alerts), ("tasks", writer.write_tasks)):
+            while rows := await self._source.read_unsynced(kind, self._positions[kind],
+                                                           self._settings.batch_rows):
+                await write(rows)
+                moved += await self._confirm(kind, rows)
+        rows = await self._next_readings()
+        if rows:
+            self._metrics.sync_lag.set(max(0.0, time.time() - rows[0][8] / 1e6))
+            await writer.write_readings(rows)
+            moved += await self._confirm("readings", rows)
+        else:
+            self._metrics.sync_lag.set(0)
+        return moved
+
+    async def _sync_until_stopped(self, writer: CentralWriter) -> None:
+        while not self._stopping.is_set():
+            moved = await self.sync_round(writer)
+            await self._housekeeping(writer)
+            if moved == 0:
+                await self._sleep(self._settings.idle_interval_s)
+
+    async def _next_readings(self) -> list[tuple[Any, ...]]:
+        """The next readings batch, read ahead while the previous one was being written."""
+        position = self._positions["readings"]
+        rows: list[tuple[Any, ...]] | None = None
+        if self._prefetch is not None:
+            after_seq, task = self._prefetch
+            self._prefetch = None
+            fetched = await task
+            # A failed write leaves the position behind the read-ahead: read again then.
+            if after_seq == position and fetched:
+                rows = fetched
+        if rows is None:
+            rows = await self._source.read_unsynced("readings", position, self._settings.batch_rows)
+        if rows:
+            after_seq = int(rows[-1][0])
+            self._prefetch = (after_seq, asyncio.ensure_future(
+                self._source.read_unsynced("readings", after_seq, self._settings.batch_rows)))
+        return rows
+
+    async def _cancel_prefetch(self) -> None:
+        if self._prefetch is not None:
+            task = self._prefetch[1]
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            self._prefetch = None
+
+    async def _confirm(self, kind: str, rows: Sequence[tuple[Any, ...]]) -> int:
+        # Only now, after the central commit, may the buffer call these rows synced.
+        last_seq = int(rows[-1][0])
+        await self._source.mark_synced(kind, last_seq)
+        self._positions[kind] = last_seq
+        self._metrics.sync_rows.labels(kind).inc(len(rows))
+        return len(rows)
+
+    async def _housekeeping(self, writer: CentralWriter) -> None:
+        now = time.monotonic()
+        if now - self._last_heartbeat >= self._settings.heartbeat_interval_s:
+            await writer.heartbeat()
+            self._last_heartbeat = now
+        if now - self._last_purge >= _PURGE_INTERVAL_S:
+            self._last_purge = now
+            cutoff_us = int((time.time() - self._settings.keep_synced_s) * 1_000_000)
+            purged = await self._source.purge_synced(cutoff_us)
+            if purged:
+                log.info("purged synced rows from the buffer", extra={"rows": purged})
+
+    def _went_online(self) -> None:
+        if self.online is not True:
+            log.info("central database online", extra={"was_offline": self.online is False})
+        self.online = True
+        self.last_error = None
+        self._metrics.central_up.set(1)
+
+    def _went_offline(self, error: BaseException) -> None:
+        self._metrics.sync_errors.inc()
+        description = f"{type(error).__name__}: {error}"
+        if self.online is not False:
+            if is_retriable(error):
+                log.warning("central database offline; buffering and retrying with backoff",
+                            extra={"error": description})
+            else:
+                log.error("central database refuses our writes; an operator must fix this "
+                          "(retrying with backoff)", extra={"error": description})
+        self.online = False
+        self.last_error = description
+        self._metrics.central_up.set(0)
+
+    async def _sleep(self, delay_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay_s):
+                await self._stopping.wait()

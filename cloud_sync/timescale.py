@@ -1,0 +1,97 @@
+"""TimescaleDB features of the central schema, as plain SQL statements.
+
+Used by the first migration when the `timescaledb` extension can be enabled; kept as data
+so that tests can parse every statement and run what plain PostgreSQL can run (against
+stand-in functions with TimescaleDB's signatures). Compression is segmented by
+(gateway_id, sensor_id): a sensor is identified by both, and TimescaleDB wants every
+column of the primary key among the segment-by and order-by columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from edge.settings import TimescaleSettings
+
+HOURLY_VIEW = "sensor_readings_hourly"
+
+# The continuous aggregate's query; also run as a plain view in tests.
+HOURLY_SELECT = (
+    "SELECT time_bucket(INTERVAL '1 hour', time) AS bucket, gateway_id, sensor_id, "
+    "min(value) AS min_value, max(value) AS max_value, avg(value) AS avg_value, "
+    "count(*) AS reading_count "
+    "FROM sensor_readings GROUP BY bucket, gateway_id, sensor_id"
+)
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    needs_timescale_ddl: bool = False  # plain PostgreSQL cannot even execute it
+
+
+def _literal_interval(value: str) -> str:
+    # Settings validate intervals against a strict pattern; this repeats the guard because
+    # DDL cannot take bound parameters.
+    if not value.replace(" ", "").isalnum():
+        raise ValueError(f"bad interval {value!r}")
+    return f"INTERVAL '{value}'"
+
+
+def statements(options: TimescaleSettings) -> list[Statement]:
+    """Everything that turns the plain tables into TimescaleDB ones, in order."""
+    result = [
+        Statement("SELECT create_hypertable('sensor_readings', 'time', "
+                  f"chunk_time_interval => {_literal_interval(options.chunk_interval)}, "
+                  "if_not_exists => TRUE)"),
+    ]
+    if options.compress_after is not None:
+        result += [
+            Statement("ALTER TABLE sensor_readings SET (timescaledb.compress, "
+                      "timescaledb.compress_segmentby = 'gateway_id, sensor_id', "
+                      "timescaledb.compress_orderby = 'time DESC')", needs_timescale_ddl=True),
+            Statement("SELECT add_compression_policy('sensor_readings', "
+                      f"compress_after => {_literal_interval(options.compress_after)}, "
+                      "if_not_exists => TRUE)"),
+        ]
+    if options.retention is not None:
+        result.append(Statement(
+            "SELECT add_retention_policy('sensor_readings', "
+            f"drop_after => {_literal_interval(options.retention)}, if_not_exists => TRUE)"))
+    result += [
+        Statement(f"CREATE MATERIALIZED VIEW {HOURLY_VIEW} WITH (timescaledb.continuous) AS "
+                  f"{HOURLY_SELECT} WITH NO DATA", needs_timescale_ddl=True),
+        Statement(f"SELECT add_continuous_aggregate_policy('{HOURLY_VIEW}', "
+                  "start_offset => INTERVAL '3 days', end_offset => INTERVAL '1 hour', "
+                  "schedule_interval => INTERVAL '30 minutes', if_not_exists => TRUE)"),
+    ]
+    return result
+
+
+def enable_extension(connection: Connection) -> str | None:
+    """Enable timescaledb if this server has it; its version, or None on plain PostgreSQL."""
+    installed = connection.execute(
+        text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar()
+    if installed is not None:
+        return str(installed)
+    available = connection.execute(
+        text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar()
+    if available is None:
+        return None
+    savepoint = connection.begin_nested()
+    try:
+        connection.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
+    except Exception:  # e.g. not in shared_preload_libraries: carry on without it
+        savepoint.rollback()
+        return None
+    savepoint.commit()
+    return str(connection.execute(
+        text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar())
+
+
+def apply(connection: Connection, options: TimescaleSettings) -> None:
+    for statement in statements(options):
+        connection.execute(text(statement.sql))

@@ -1,0 +1,99 @@
+"""The central database goes away for 30 s while readings keep arriving, then returns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cloud_sync.syncer import CentralSyncer
+from edge.buffer import SqliteBuffer
+from edge.metrics import GatewayMetrics
+from edge.settings import BufferSettings, CentralSettings
+from tests.support.central import (
+    PG_PORT,
+    alert_versions,
+    central_rows,
+    dsn_for,
+    fresh_database,
+    readings,
+)
+from tests.support.tcp_proxy import TcpProxy, tcp_proxy
+
+OUTAGE_S = 30
+RATE_PER_TICK = 500  # readings every 100 ms
+
+
+@pytest.fixture
+def central_db() -> Iterator[str]:
+    with fresh_database() as name:
+        yield name
+
+
+async def _produce(buffer: SqliteBuffer, stop: asyncio.Event, produced: list[int]) -> None:
+    while not stop.is_set():
+        await buffer.commit_batch(readings(RATE_PER_TICK, start=produced[0]), [])
+        produced[0] += RATE_PER_TICK
+        await asyncio.sleep(0.1)
+
+
+async def _watch_alert(database: str, seen: list[tuple[float, int]], stop: asyncio.Event) -> None:
+    """Record how many readings the central side had when the outage alert first appeared."""
+    while not stop.is_set() and not seen:
+        rows = await central_rows(database, "SELECT (SELECT count(*) FROM anomaly_alerts), "
+                                  "(SELECT count(*) FROM sensor_readings)")
+        if rows[0][0]:
+            seen.append((time.monotonic(), rows[0][1]))
+        await asyncio.sleep(0.02)
+
+
+async def test_a_30s_outage_loses_nothing_duplicates_nothing_and_logs_two_transitions(
+    tmp_path: Path, central_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cloud_sync.syncer")
+    with tcp_proxy(PG_PORT) as proxy:
+        await _run_outage(tmp_path, central_db, proxy, caplog)
+
+
+async def _run_outage(tmp_path: Path, database: str, proxy: TcpProxy,
+                      caplog: pytest.LogCaptureFixture) -> None:
+    settings = CentralSettings(dsn=dsn_for(database, proxy.port), sslmode="disable",  # type: ignore[arg-type]
+                               idle_interval_s=0.05, connect_timeout_s=2,
+                               reconnect={"initial_delay_s": 0.2, "max_delay_s": 2.0})
+    produced = [0]
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw-1") as buffer:
+        syncer = CentralSyncer(settings, "gw-1", "test", source=buffer, metrics=GatewayMetrics())
+        sync_task = asyncio.create_task(syncer.run())
+        stop = asyncio.Event()
+        producer = asyncio.create_task(_produce(buffer, stop, produced))
+        await asyncio.sleep(2)
+        proxy.cut()
+        await asyncio.sleep(OUTAGE_S / 2)
+        await buffer.append_alerts(alert_versions(1, 1))  # raised during the outage
+        await asyncio.sleep(OUTAGE_S / 2)
+        seen: list[tuple[float, int]] = []
+        watcher = asyncio.create_task(_watch_alert(database, seen, stop))
+        proxy.restore()
+        await asyncio.sleep(2)
+        stop.set()
+        await producer
+        async with asyncio.timeout(120):
+            while (await buffer.depths())["readings"].unsynced:
+                await asyncio.sleep(0.1)
+        await syncer.close()
+        await sync_task
+        await watcher
+
+    total, distinct = (await central_rows(
+        database, "SELECT count(*), count(DISTINCT (sensor_id, time)) FROM sensor_readings"))[0]
+    print(f"outage: published {produced[0]} / central {total} / duplicates {total - distinct}")
+    assert total == distinct == produced[0]
+    assert seen, "the alert never reached the central database"
+    assert seen[0][1] < produced[0] - 100_000, "the alert waited behind the readings backlog"
+    messages = [r.getMessage() for r in caplog.records if r.name == "cloud_sync.syncer"]
+    assert messages.count("central database offline; buffering and retrying with backoff") == 1
+    assert messages.count("central database online") == 2  # first contact, then recovery

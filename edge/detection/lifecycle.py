@@ -1,0 +1,140 @@
+"""Alert life cycle, per (sensor, detector): opened once, updated while the condition lasts,
+resolved after the sensor has been normal for a span. Pure code, no I/O.
+
+Alert ids are derived from (gateway, sensor, detector, time of the opening reading), so a
+replay of the same readings derives the same id, and the central upsert keeps one row.
+Open alerts are restored from the buffer after a restart, so a fault that outlives the
+daemon updates its alert instead of opening a second one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from edge.detection.finding import SEVERITY_RANK, Finding
+from edge.detection.settings import DetectionSettings
+from edge.records import AlertRecord
+
+Change = Literal["open", "updated", "resolved"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    change: Change
+    alert: AlertRecord
+
+
+@dataclass(slots=True)
+class _OpenAlert:
+    alert: AlertRecord
+    last_abnormal_ts: float
+    last_emitted_ts: float
+    normal_readings: int = 0
+    abnormal_readings: int = 1
+
+
+def alert_id(gateway_id: str, sensor_id: str, detector: str, opened_ts: float) -> str:
+    key = f"{gateway_id}|{sensor_id}|{detector}|{round(opened_ts * 1_000_000)}"
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def _at(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class AlertTracker:
+    """Turns detector findings into alert versions (AlertChange) to store and announce."""
+
+    def __init__(self, gateway_id: str, settings: DetectionSettings) -> None:
+        self._gateway_id = gateway_id
+        self._resolve_after_s = settings.resolve_after_s
+        self._resolve_after_readings = settings.resolve_after_readings
+        self._update_interval_s = settings.update_interval_s
+        self._open: dict[str, dict[str, _OpenAlert]] = {}
+
+    @property
+    def open_count(self) -> int:
+        return sum(len(by_detector) for by_detector in self._open.values())
+
+    def open_alerts(self) -> list[AlertRecord]:
+        return [o.alert for by_detector in self._open.values() for o in by_detector.values()]
+
+    def restore(self, alerts: Iterable[AlertRecord]) -> None:
+        """Take back the alerts that were open when the daemon stopped."""
+        for alert in alerts:
+            if alert.state == "open":
+                ts = alert.updated_at.timestamp()
+                self._open.setdefault(alert.sensor_id, {})[alert.detector] = _OpenAlert(
+                    alert, last_abnormal_ts=ts, last_emitted_ts=ts)
+
+    def observe(self, sensor_id: str, asset_id: str | None, ts: float,
+                findings: tuple[Finding, ...]) -> list[AlertChange]:
+        """One reading of `sensor_id` was judged; `findings` are the detectors that fired."""
+        open_here = self._open.get(sensor_id)
+        if not findings and not open_here:
+            return []
+        changes: list[AlertChange] = []
+        fired = set()
+        for finding in findings:
+            fired.add(finding.detector)
+            change = self._abnormal(sensor_id, asset_id, finding)
+            if change is not None:
+                changes.append(change)
+        if open_here:
+            for detector, state in list(open_here.items()):
+                if detector not in fired:
+                    change = self._normal(sensor_id, detector, state, ts)
+                    if change is not None:
+                        changes.append(change)
+        return changes
+
+    def _abnormal(self, sensor_id: str, asset_id: str | None, finding: Finding) -> AlertChange | None:
+        by_detector = self._open.setdefault(sensor_id, {})
+        state = by_detector.get(finding.detector)
+        if state is None:
+            alert = AlertRecord(
+                alert_id=alert_id(self._gateway_id, sensor_id, finding.detector, finding.ts),
+                asset_id=asset_id, sensor_id=sensor_id, detector=finding.detector,
+                severity=finding.severity, state="open", score=finding.score,
+                value=_finite(finding.value), reason=finding.reason,
+                details={"window": finding.window, "abnormal_readings": 1},
+                opened_at=_at(finding.ts), updated_at=_at(finding.ts))
+            by_detector[finding.detector] = _OpenAlert(alert, finding.ts, finding.ts)
+            return AlertChange("open", alert)
+        state.last_abnormal_ts = finding.ts
+        state.normal_readings = 0
+        state.abnormal_readings += 1
+        worse = SEVERITY_RANK[finding.severity] > SEVERITY_RANK[state.alert.severity]
+        if not worse and finding.ts - state.last_emitted_ts < self._update_interval_s:
+            return None
+        state.alert = state.alert.model_copy(update={
+            "severity": finding.severity if worse else state.alert.severity,
+            "score": finding.score, "value": _finite(finding.value), "reason": finding.reason,
+            "details": {"window": finding.window, "abnormal_readings": state.abnormal_readings},
+            "updated_at": _at(max(finding.ts, state.alert.updated_at.timestamp())),
+        })
+        state.last_emitted_ts = finding.ts
+        return AlertChange("updated", state.alert)
+
+    def _normal(self, sensor_id: str, detector: str, state: _OpenAlert, ts: float) -> AlertChange | None:
+        state.normal_readings += 1
+        if state.normal_readings < self._resolve_after_readings or \
+                ts - state.last_abnormal_ts < self._resolve_after_s:
+            return None
+        del self._open[sensor_id][detector]
+        if not self._open[sensor_id]:
+            del self._open[sensor_id]
+        resolved_at = _at(max(ts, state.alert.updated_at.timestamp()))
+        alert = state.alert.model_copy(update={
+            "state": "resolved", "updated_at": resolved_at, "resolved_at": resolved_at,
+            "details": {**state.alert.details, "abnormal_readings": state.abnormal_readings}})
+        return AlertChange("resolved", alert)
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None

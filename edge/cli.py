@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,7 @@ from edge.errors import ConfigError, EdgeError
 from edge.logs import configure_logging
 from edge.settings import (
     CentralSettings,
+    MqttSettings,
     Settings,
     load_settings,
     masked_dump,
@@ -41,6 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", parents=[common], help="run the gateway daemon")
     commands.add_parser("check-config", parents=[common],
                         help="validate the config and print it resolved, secrets masked")
+    sim = commands.add_parser("simulate", parents=[common],
+                              help="publish a synthetic factory (with labelled faults) over MQTT")
+    sim.add_argument("--host", default=None, help="broker host (default: mqtt.host of the config)")
+    sim.add_argument("--port", type=int, default=None, help="broker port (default: mqtt.port)")
+    sim.add_argument("--rate", type=float, default=20.0, help="messages per second (default 20)")
+    sim.add_argument("--duration-s", type=float, default=3600.0)
+    sim.add_argument("--seed", type=int, default=42)
+    sim.add_argument("--no-faults", action="store_true", help="publish healthy data only")
+    sim.add_argument("--fault-every-s", type=float, default=60.0)
+    sim.add_argument("--labels", type=Path, default=None, help="append fault labels (JSON lines)")
+    sim.add_argument("--topic-prefix", default="factory/plant1")
+    sim.add_argument("--print-sensor-config", action="store_true",
+                     help="print the assets/sensors config of the simulated factory and exit")
     db = commands.add_parser("db", help="central database schema (Alembic)")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     dsn = argparse.ArgumentParser(add_help=False)
@@ -58,6 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "db":
             return _db(args)
+        if args.command == "simulate":
+            return _simulate(args)
         settings = load_settings(resolve_config_path(args.config))
     except ConfigError as exc:
         for problem in exc.problems:
@@ -70,6 +87,38 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_config(settings: Settings) -> int:
     sys.stdout.write(yaml.safe_dump(masked_dump(settings), sort_keys=False))
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from edge.simulator.factory import FactoryModel
+    from edge.simulator.publisher import SimulationOptions, sensor_config, simulate
+
+    if args.print_sensor_config:
+        sys.stdout.write(yaml.safe_dump(sensor_config(FactoryModel()), sort_keys=False))
+        return 0
+    path = resolve_config_path(args.config)
+    mqtt = load_settings(path).mqtt if path.exists() else MqttSettings(subscriptions=[{"topic": "#"}])
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    mqtt = mqtt.model_copy(update=overrides)
+    options = SimulationOptions(rate_per_s=args.rate, duration_s=args.duration_s, seed=args.seed,
+                                faults=not args.no_faults, fault_every_s=args.fault_every_s,
+                                topic_prefix=args.topic_prefix, labels_path=args.labels)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        return await simulate(mqtt, options, stop)
+
+    try:
+        published = asyncio.run(run())
+    except OSError as exc:
+        print(f"simulate: cannot reach the broker at {mqtt.host}:{mqtt.port}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"published {published} readings", file=sys.stderr)
     return 0
 
 

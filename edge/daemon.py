@@ -1,8 +1,8 @@
 """The composition root: builds every part from the settings and runs them together.
 
-Start order: buffer, bus, agents, pipeline, MQTT. Stop order is the reverse, in two
-phases: first intake stops and what arrived is committed and acknowledged within
-`gateway.shutdown_timeout_s`, then whatever is left is cancelled.
+Start order: buffer, webhook, bus, agents, pipeline, MQTT, central sync. Stop order is the
+reverse, in two phases: first intake stops and what arrived is committed and acknowledged
+within `gateway.shutdown_timeout_s`, then whatever is left is cancelled.
 """
 
 from __future__ import annotations
@@ -16,11 +16,15 @@ from typing import TYPE_CHECKING
 from edge import __version__
 from edge.agents import AgentRegistry
 from edge.agents.acquisition import DataAcquisitionAgent, ReadingValidator
+from edge.agents.anomaly import AnomalyDetectionAgent
+from edge.agents.maintenance import MaintenanceSchedulerAgent
+from edge.agents.notification import NotificationAgent
 from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
 from edge.ingest.mqtt_source import MqttSource
 from edge.ingest.topics import TopicMapper
 from edge.metrics import GatewayMetrics
+from edge.notify.webhook import WebhookSender
 from edge.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,7 +51,26 @@ class Gateway:
         self.agents.register(self.acquisition)
         self.mqtt = MqttSource(settings.mqtt, settings.mqtt_client_id, self.acquisition,
                                self.metrics)
+        self.webhook = (WebhookSender(settings.notifications.webhook, self.metrics)
+                        if settings.notifications.webhook.url else None)
+        self._register_maintenance_agents()
         self.syncer = self._build_syncer()
+
+    def _register_maintenance_agents(self) -> None:
+        s = self.settings
+        gateway_id = s.gateway.id
+        if s.detection.enabled:
+            self.agents.register(AnomalyDetectionAgent(
+                "anomaly-detection", self.bus, self.metrics, gateway_id=gateway_id,
+                settings=s.detection, sensors=s.sensors, store=self.buffer))
+        if s.maintenance.enabled:
+            self.agents.register(MaintenanceSchedulerAgent(
+                "maintenance-scheduler", self.bus, self.metrics, gateway_id=gateway_id,
+                settings=s.maintenance, assets=s.assets, store=self.buffer))
+        if s.notifications.enabled:
+            self.agents.register(NotificationAgent(
+                "notification", self.bus, self.metrics, topic_prefix=s.notification_prefix,
+                qos=s.notifications.qos, publisher=self.mqtt, webhook=self.webhook))
 
     def _build_syncer(self) -> CentralSyncer | None:
         if self.settings.central.dsn is None:
@@ -60,28 +83,31 @@ class Gateway:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down in order."""
-        async with self.buffer:
+        async with contextlib.AsyncExitStack() as resources:
+            await resources.enter_async_context(self.buffer)
+            if self.webhook is not None:
+                await resources.enter_async_context(self.webhook)
             await self.bus.start()
+            resources.push_async_callback(self.bus.stop)
             await self.agents.start_all()
-            try:
-                async with asyncio.TaskGroup() as tasks:
-                    pipeline = tasks.create_task(self.acquisition.run(), name="acquisition")
-                    mqtt = tasks.create_task(self.mqtt.run(), name="mqtt")
-                    sync = (tasks.create_task(self.syncer.run(), name="central-sync")
-                            if self.syncer else None)
-                    self._log_started()
-                    await stop.wait()
-                    log.info("stopping: committing in-flight messages")
-                    await self._drain(pipeline)
-                    await self.mqtt.close()
-                    await mqtt
-                    if self.syncer is not None and sync is not None:
-                        await self.syncer.close()
-                        await sync
-            finally:
-                await self.agents.stop_all()
-                await self.bus.stop()
+            resources.push_async_callback(self.agents.stop_all)
+            await self._run_tasks(stop)
         log.info("gateway stopped")
+
+    async def _run_tasks(self, stop: asyncio.Event) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            pipeline = tasks.create_task(self.acquisition.run(), name="acquisition")
+            mqtt = tasks.create_task(self.mqtt.run(), name="mqtt")
+            sync = tasks.create_task(self.syncer.run(), name="central-sync") if self.syncer else None
+            self._log_started()
+            await stop.wait()
+            log.info("stopping: committing in-flight messages")
+            await self._drain(pipeline)
+            await self.mqtt.close()
+            await mqtt
+            if self.syncer is not None and sync is not None:
+                await self.syncer.close()
+                await sync
 
     async def _drain(self, pipeline: asyncio.Task[None]) -> None:
         await self.acquisition.drain()
@@ -102,6 +128,7 @@ class Gateway:
             "version": __version__, "broker": f"{s.mqtt.host}:{s.mqtt.port}",
             "client_id": s.mqtt_client_id, "buffer": str(s.buffer.path),
             "subscriptions": [sub.topic for sub in s.mqtt.subscriptions],
+            "agents": [agent.agent_id for agent in self.agents],
         })
         if self.syncer is None:
             log.info("central sync not configured (central.dsn): running buffer-only")

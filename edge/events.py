@@ -74,6 +74,7 @@ class AnomalyDetectedEvent(BaseEventModel):
     window: dict[str, Any] = Field(default_factory=dict)
     reason: str
     state: Literal["open", "updated", "resolved"] = "open"
+    opened_at: datetime
 
 
 class MaintenanceTaskCreatedEvent(BaseEventModel):
@@ -87,6 +88,7 @@ class MaintenanceTaskCreatedEvent(BaseEventModel):
     due_at: datetime
     alert_ids: tuple[str, ...] = ()
     description: str
+    change: Literal["created", "updated", "escalated"] = "created"
 
 
 class AgentStatusUpdateEvent(BaseEventModel):

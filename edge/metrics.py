@@ -64,6 +64,16 @@ class GatewayMetrics:
             ["subscriber"], registry=r,
         )
         self.agent_up = Gauge("edge_agent_up", "1 while the agent runs.", ["agent"], registry=r)
+        self.anomalies = Counter(
+            "edge_anomalies", "Alerts opened, by detector and severity.", ["detector", "severity"],
+            registry=r,
+        )
+        self.alerts_open = Gauge("edge_alerts_open", "Alerts open now.", registry=r)
+        self.tasks_open = Gauge("edge_tasks_open", "Maintenance tasks open now.", registry=r)
+        self.notifications = Counter(
+            "edge_notifications", "Notifications sent, by channel and outcome.",
+            ["channel", "outcome"], registry=r,
+        )
         self.sync_rows = Counter(
             "edge_sync_rows", "Buffer rows the central database confirmed, by kind.", ["kind"],
             registry=r,

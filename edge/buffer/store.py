@@ -42,6 +42,30 @@ SYNC_QUERIES = {
     "tasks": "SELECT seq, task_id, body FROM tasks WHERE seq > ? ORDER BY seq LIMIT ?",
 }
 SYNCED_KINDS = tuple(SYNC_QUERIES)
+_RECENT_READINGS = (
+    "SELECT sensor_id, asset_id, ts_us, value, unit, quality, flags, received_us FROM readings "
+    "WHERE received_us >= ? ORDER BY seq DESC LIMIT ?"
+)
+_LATEST_OPEN = (
+    "SELECT body FROM {table} WHERE seq IN (SELECT max(seq) FROM {table} GROUP BY {id}) "
+    "AND state = 'open' ORDER BY seq"
+)
+_LATEST_ITEMS = (
+    "SELECT body FROM {table} WHERE seq IN (SELECT max(seq) FROM {table} GROUP BY {id}) "
+    "AND (? IS NULL OR state = ?) ORDER BY seq DESC LIMIT ?"
+)
+# Purge synced rows older than the keep time, but never the latest version of an item that
+# is still open: it is what a restart restores.
+_PURGE = {
+    "readings": "DELETE FROM readings WHERE seq IN (SELECT seq FROM readings WHERE seq <= ? "
+                "AND received_us < ? ORDER BY seq LIMIT ?)",
+    "alerts": "DELETE FROM alerts WHERE seq IN (SELECT seq FROM alerts AS a WHERE seq <= ? "
+              "AND updated_us < ? AND (state != 'open' OR seq < (SELECT max(seq) FROM alerts "
+              "AS b WHERE b.alert_id = a.alert_id)) ORDER BY seq LIMIT ?)",
+    "tasks": "DELETE FROM tasks WHERE seq IN (SELECT seq FROM tasks AS a WHERE seq <= ? "
+             "AND updated_us < ? AND (state != 'open' OR seq < (SELECT max(seq) FROM tasks "
+             "AS b WHERE b.task_id = a.task_id)) ORDER BY seq LIMIT ?)",
+}
 _TIME_COLUMN = {"readings": "received_us", "alerts": "updated_us", "tasks": "updated_us",
                 "quarantine": "received_us"}
 
@@ -116,6 +140,31 @@ class SqliteBuffer:
         rows = [(t.task_id, t.state, datetime_to_us(t.updated_at), t.model_dump_json()) for t in tasks]
         await self._write("INSERT INTO tasks (task_id, state, updated_us, body) VALUES (?, ?, ?, ?)",
                           rows)
+
+    async def recent_readings(self, since_received_us: int, limit: int = 200_000) -> list[Reading]:
+        """The newest readings received since `since_received_us`, oldest first (warm-up)."""
+        rows = await self._read(self._select, _RECENT_READINGS, (since_received_us, limit))
+        return [Reading(*row) for row in reversed(rows)]
+
+    async def open_alerts(self) -> list[AlertRecord]:
+        """The latest version of every alert whose latest version is open."""
+        rows = await self._read(self._select, _LATEST_OPEN.format(table="alerts", id="alert_id"), ())
+        return [AlertRecord.model_validate_json(body) for (body,) in rows]
+
+    async def open_tasks(self) -> list[TaskRecord]:
+        rows = await self._read(self._select, _LATEST_OPEN.format(table="tasks", id="task_id"), ())
+        return [TaskRecord.model_validate_json(body) for (body,) in rows]
+
+    async def latest_alerts(self, state: str | None = None, limit: int = 1000) -> list[AlertRecord]:
+        """The latest version of each alert, newest first; optionally only in `state`."""
+        rows = await self._read(self._select, _LATEST_ITEMS.format(table="alerts", id="alert_id"),
+                                (state, state, limit))
+        return [AlertRecord.model_validate_json(body) for (body,) in rows]
+
+    async def latest_tasks(self, state: str | None = None, limit: int = 1000) -> list[TaskRecord]:
+        rows = await self._read(self._select, _LATEST_ITEMS.format(table="tasks", id="task_id"),
+                                (state, state, limit))
+        return [TaskRecord.model_validate_json(body) for (body,) in rows]
 
     async def depths(self) -> dict[str, KindDepth]:
         """Rows, unsynced rows and the oldest unsynced row's time, per kind."""
@@ -243,11 +292,7 @@ class SqliteBuffer:
         deleted = 0
         cursors = dict(conn.execute("SELECT kind, last_seq FROM sync_cursors").fetchall())
         for kind in SYNCED_KINDS:
-            last = cursors.get(kind, 0)
-            deleted += conn.execute(
-                f"DELETE FROM {kind} WHERE seq IN (SELECT seq FROM {kind} WHERE seq <= ? "
-                f"AND {_TIME_COLUMN[kind]} < ? ORDER BY seq LIMIT ?)", (last, older_than_us, limit),
-            ).rowcount
+            deleted += conn.execute(_PURGE[kind], (cursors.get(kind, 0), older_than_us, limit)).rowcount
         return deleted
 
     def _depths(self) -> dict[str, KindDepth]:

@@ -72,9 +72,16 @@ class AlertTracker:
                 self._open.setdefault(alert.sensor_id, {})[alert.detector] = _OpenAlert(
                     alert, last_abnormal_ts=ts, last_emitted_ts=ts)
 
+    def has_open(self, sensor_id: str) -> bool:
+        return sensor_id in self._open
+
     def observe(self, sensor_id: str, asset_id: str | None, ts: float,
-                findings: tuple[Finding, ...]) -> list[AlertChange]:
-        """One reading of `sensor_id` was judged; `findings` are the detectors that fired."""
+                findings: tuple[Finding, ...],
+                judged: frozenset[str] | None = None) -> list[AlertChange]:
+        """`judged` detectors looked at `sensor_id` at `ts` (all, if None); `findings` fired.
+
+        Open alerts of judged detectors that did not fire move towards resolution.
+        """
         open_here = self._open.get(sensor_id)
         if not findings and not open_here:
             return []
@@ -87,7 +94,7 @@ class AlertTracker:
                 changes.append(change)
         if open_here:
             for detector, state in list(open_here.items()):
-                if detector not in fired:
+                if detector not in fired and (judged is None or detector in judged):
                     change = self._normal(sensor_id, detector, state, ts)
                     if change is not None:
                         changes.append(change)

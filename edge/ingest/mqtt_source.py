@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from typing import Protocol
 
 from edge.backoff import Backoff
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 _QOS_MASK = 0x3
 _MID_MASK = 0xFFFF
+_OUTBOX_LIMIT = 10_000
 
 
 class MessageSink(Protocol):
@@ -53,6 +55,9 @@ class MqttSource:
         self.connected = False
         self.last_error: str | None = None
         self.stale_acks = 0
+        # Notifications published while disconnected wait here (bounded) for the next link.
+        self._outbox: deque[tuple[str, bytes, int, bool]] = deque()
+        self.outbox_dropped = 0
 
     async def run(self) -> None:
         """Connect, wait for the link to drop, back off, reconnect; until `close`."""
@@ -79,6 +84,23 @@ class MqttSource:
         if current and client is not None and self.connected:
             client.acknowledge([(t & _MID_MASK, (t >> 16) & _QOS_MASK) for t in current])
 
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        """Publish now if connected, else keep it for the next connection (oldest dropped)."""
+        client = self._client
+        if client is not None and self.connected:
+            client.publish(topic, payload, qos=qos, retain=retain)
+            return
+        if len(self._outbox) >= _OUTBOX_LIMIT:
+            self._outbox.popleft()
+            self.outbox_dropped += 1
+            self._metrics.messages_dropped.labels("notification_outbox_full").inc()
+        self._outbox.append((topic, payload, qos, retain))
+
+    def _flush_outbox(self, client: BatchAckClient) -> None:
+        while self._outbox:
+            topic, payload, qos, retain = self._outbox.popleft()
+            client.publish(topic, payload, qos=qos, retain=retain)
+
     def _on_message(self, topic: str, payload: bytes, qos: int, token: int | None) -> None:
         if token is None:
             self._sink.submit(topic, payload, None, 0)
@@ -102,6 +124,7 @@ class MqttSource:
             await _close_quietly(client)
             return None
         self._set_connected(True, None)
+        self._flush_outbox(client)
         return client
 
     def _set_connected(self, connected: bool, error: str | None) -> None:

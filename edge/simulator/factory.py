@@ -128,6 +128,26 @@ class FactoryModel:
                 t += length_s + gap_s + rng.expovariate(1 / mean_gap_s)
         return sorted(faults, key=lambda f: f.start)
 
+    def live_faults(self, start: float, duration_s: float, every_s: float) -> list[Fault]:
+        """One fault every `every_s`, kinds in rotation, on a seeded random sensor (demos)."""
+        rng = random.Random(self.seed * 31 + 7)
+        faults: list[Fault] = []
+        t = start + every_s
+        busy_until: dict[str, float] = {}
+        index = 0
+        while t < start + duration_s:
+            kind = FAULT_KINDS[index % len(FAULT_KINDS)]
+            spec = rng.choice(self.sensors)
+            low, high = _DURATION_READINGS[kind]
+            length_s = rng.randint(low, min(high, max(low, int(every_s / self.period_s)))) * self.period_s
+            if busy_until.get(spec.sensor_id, 0.0) <= t:
+                faults.append(Fault(kind, spec.sensor_id, spec.asset_id, t, t + length_s,
+                                    _magnitude(kind, rng)))
+                busy_until[spec.sensor_id] = t + length_s + every_s
+                index += 1
+            t += every_s
+        return faults
+
     def stream(self, start: float, duration_s: float,
                faults: Sequence[Fault] = ()) -> Iterator[tuple[float, SensorSpec, float]]:
         """(ts, sensor, value) in time order; a sensor in a dropout yields nothing."""

@@ -1,0 +1,78 @@
+"""NotificationAgent: tells HMIs and PLCs about alerts and tasks over MQTT (and a webhook).
+
+Consumes: `AnomalyDetectedEvent`, `MaintenanceTaskCreatedEvent`.
+Publishes (MQTT, not the bus): `{prefix}/alerts/{asset_id}/{sensor_id}` and
+`{prefix}/tasks/{asset_id}` as JSON, QoS `notifications.qos`. The alert topic holds the
+current state retained: a new subscriber sees what is wrong now; when the last open alert
+of a sensor resolves, the resolved alert is published and the retained message cleared.
+Config: `notifications.*`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+from edge.agents.base import BaseAgent
+from edge.bus import EventBus
+from edge.events import AnomalyDetectedEvent, BaseEventModel, MaintenanceTaskCreatedEvent
+from edge.metrics import GatewayMetrics
+from edge.notify.webhook import WebhookSender
+
+log = logging.getLogger(__name__)
+
+_NO_ASSET = "_"
+
+
+class MessagePublisher(Protocol):
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None: ...
+
+
+class NotificationAgent(BaseAgent[BaseEventModel]):
+    subscriptions = (AnomalyDetectedEvent, MaintenanceTaskCreatedEvent)
+
+    def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics, *,
+                 topic_prefix: str, qos: int, publisher: MessagePublisher,
+                 webhook: WebhookSender | None = None) -> None:
+        super().__init__(agent_id, bus, metrics)
+        self._prefix = topic_prefix
+        self._qos = qos
+        self._publisher = publisher
+        self._webhook = webhook
+        # retained topic -> open alert id -> its latest JSON
+        self._open_by_topic: dict[str, dict[str, bytes]] = {}
+
+    def register_capabilities(self) -> tuple[str, ...]:
+        return ("mqtt", "webhook") if self._webhook else ("mqtt",)
+
+    def alert_topic(self, asset_id: str | None, sensor_id: str) -> str:
+        return f"{self._prefix}/alerts/{asset_id or _NO_ASSET}/{sensor_id}"
+
+    def task_topic(self, asset_id: str | None) -> str:
+        return f"{self._prefix}/tasks/{asset_id or _NO_ASSET}"
+
+    async def process(self, item: BaseEventModel) -> None:
+        body = item.model_dump_json().encode()
+        if isinstance(item, AnomalyDetectedEvent):
+            self._alert(item, body)
+        elif isinstance(item, MaintenanceTaskCreatedEvent):
+            self._publisher.publish(self.task_topic(item.asset_id), body, self._qos, False)
+            self._metrics.notifications.labels("mqtt", "sent").inc()
+        if self._webhook is not None:
+            self._webhook.send(body)
+
+    def _alert(self, alert: AnomalyDetectedEvent, body: bytes) -> None:
+        topic = self.alert_topic(alert.asset_id, alert.sensor_id)
+        open_here = self._open_by_topic.setdefault(topic, {})
+        if alert.state != "resolved":
+            open_here[alert.alert_id] = body
+            self._publisher.publish(topic, body, self._qos, True)
+        else:
+            open_here.pop(alert.alert_id, None)
+            self._publisher.publish(topic, body, self._qos, False)
+            if open_here:  # another alert of this sensor is still open: it is the state now
+                self._publisher.publish(topic, next(reversed(open_here.values())), self._qos, True)
+            else:
+                del self._open_by_topic[topic]
+                self._publisher.publish(topic, b"", self._qos, True)  # clears the retained state
+        self._metrics.notifications.labels("mqtt", "sent").inc()

@@ -1,0 +1,1 @@
+"""Outbound notification channels handed to the NotificationAgent (webhook)."""

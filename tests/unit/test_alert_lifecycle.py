@@ -1,0 +1,69 @@
+"""AlertTracker: open once, update (not re-open), resolve after a normal span; stable ids."""
+
+from __future__ import annotations
+
+from edge.detection.finding import Finding
+from edge.detection.lifecycle import AlertTracker, alert_id
+from edge.detection.settings import DetectionSettings
+
+SETTINGS = DetectionSettings(resolve_after_s=10, resolve_after_readings=3, update_interval_s=5)
+
+
+def _finding(ts: float, severity: str = "warning") -> tuple[Finding, ...]:
+    return (Finding("zscore", severity, 7.0, 99.0, ts, "spike"),)  # type: ignore[arg-type]
+
+
+def test_a_lasting_condition_opens_once_updates_then_resolves_after_the_span() -> None:
+    tracker = AlertTracker("gw", SETTINGS)
+    changes = []
+    for t in range(0, 12):  # abnormal for 12 s
+        changes += tracker.observe("s", "a", float(t), _finding(float(t)))
+    for t in range(12, 40):  # normal again
+        changes += tracker.observe("s", "a", float(t), ())
+    kinds = [c.change for c in changes]
+    assert kinds == ["open", "updated", "updated", "resolved"]  # updates at most every 5 s
+    resolved = changes[-1].alert
+    assert resolved.updated_at.timestamp() == 21.0  # 10 s after the last abnormal reading
+    assert len({c.alert.alert_id for c in changes}) == 1
+
+
+def test_worse_severity_updates_at_once() -> None:
+    tracker = AlertTracker("gw", SETTINGS)
+    tracker.observe("s", "a", 0.0, _finding(0.0))
+    changes = tracker.observe("s", "a", 1.0, _finding(1.0, "critical"))
+    assert changes[0].change == "updated" and changes[0].alert.severity == "critical"
+
+
+def test_short_normal_gaps_do_not_resolve_so_alerts_do_not_flap() -> None:
+    tracker = AlertTracker("gw", SETTINGS)
+    changes = []
+    for t in range(60):
+        findings = _finding(float(t)) if t % 4 == 0 else ()
+        changes += tracker.observe("s", "a", float(t), findings)
+    assert [c.change for c in changes].count("open") == 1
+
+
+def test_ids_are_derived_from_gateway_sensor_detector_and_opening_time() -> None:
+    first = AlertTracker("gw", SETTINGS).observe("s", "a", 5.0, _finding(5.0))[0].alert
+    replay = AlertTracker("gw", SETTINGS).observe("s", "a", 5.0, _finding(5.0))[0].alert
+    other_gateway = AlertTracker("gw2", SETTINGS).observe("s", "a", 5.0, _finding(5.0))[0].alert
+    assert first.alert_id == replay.alert_id == alert_id("gw", "s", "zscore", 5.0)
+    assert other_gateway.alert_id != first.alert_id
+
+
+def test_restored_open_alerts_are_updated_not_reopened() -> None:
+    before = AlertTracker("gw", SETTINGS)
+    opened = before.observe("s", "a", 0.0, _finding(0.0))[0].alert
+    after = AlertTracker("gw", SETTINGS)
+    after.restore([opened])
+    changes = after.observe("s", "a", 30.0, _finding(30.0))
+    assert [c.change for c in changes] == ["updated"]
+    assert changes[0].alert.alert_id == opened.alert_id
+
+
+def test_a_silence_check_does_not_count_as_a_normal_reading_for_other_detectors() -> None:
+    tracker = AlertTracker("gw", SETTINGS)
+    tracker.observe("s", "a", 0.0, _finding(0.0))
+    for t in range(1, 100):
+        assert tracker.observe("s", "a", float(t), (), frozenset({"silence"})) == []
+    assert tracker.open_count == 1

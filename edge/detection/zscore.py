@@ -50,9 +50,10 @@ class RobustZScoreDetector:
                     value, ts, f"value {value:g} is {abs(z):.1f} robust sigmas from the median "
                     f"{median:g}", {"median": median, "scale": self._scale, "readings": len(ordered)})
         insort(ordered, value)
-        self._values.append(value)
-        if len(self._values) > self._window:
-            del ordered[bisect_left(ordered, self._values.popleft())]
+        values = self._values
+        values.append(value)
+        if len(values) > self._window:
+            del ordered[bisect_left(ordered, values.popleft())]
         self._since_refresh += 1
         return finding
 

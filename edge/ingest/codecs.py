@@ -20,6 +20,14 @@ def decode_payload(payload: bytes, max_bytes: int, max_items: int) -> list[Any]:
     """The candidate readings in one message; elements are not yet checked."""
     if len(payload) > max_bytes:
         raise PayloadError("payload_too_large", f"{len(payload)} bytes > limit {max_bytes}")
+    if payload[:1] == b"{":  # the common case: one JSON object, no surrounding whitespace
+        try:
+            document = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            pass  # the general path below says why
+        else:
+            if type(document) is dict:
+                return [document]
     body = payload.strip()
     if not body:
         raise PayloadError("empty_payload")

@@ -81,3 +81,40 @@ def test_messages_queued_while_the_daemon_was_away_arrive_when_it_returns(
     gateway.start()
     assert wait_for_rows(gateway.buffer_path, "readings", 3000) == 3000
     assert gateway.terminate() == 0
+
+
+def test_mqtt_311_sessions_work_too(broker: Broker,
+                                    make_gateway: Callable[..., GatewayProcess]) -> None:
+    gateway = make_gateway(mqtt={
+        "port": broker.port, "protocol": "3.1.1", "client_id": "gw-311",
+        "subscriptions": [{"topic": "factory/#", "qos": 1,
+                           "template": "factory/{site}/{asset}/{sensor}"}]})
+    gateway.start()
+    publish_all(broker.port, ((f"factory/s/a/t{k % 3}", str(k).encode()) for k in range(2000)))
+    assert wait_for_rows(gateway.buffer_path, "readings", 2000) == 2000
+    assert gateway.terminate() == 0
+
+
+def test_messages_with_mqtt5_properties_take_the_general_path_and_land(
+    broker: Broker, make_gateway: Callable[..., GatewayProcess]
+) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    gateway = make_gateway()
+    gateway.start()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="props-pub",
+                         protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.UserProperty = [("plc", "S7-1500")]
+    properties.ContentType = "application/json"
+    for k in range(50):
+        client.publish(f"factory/s/a/p{k % 2}", orjson.dumps({"ts": BASE_MS + k, "value": k}),
+                       qos=1, properties=properties).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
+    assert wait_for_rows(gateway.buffer_path, "readings", 50) == 50
+    assert gateway.terminate() == 0

@@ -103,19 +103,33 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
         pending.append((time.time_ns() // 1000, source, payload, ack_sink, ack_token))
 
     async def run(self) -> None:
-        """Commit batches as messages arrive, until `drain` is called and nothing is left."""
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            if self._max_batch_delay_s and len(self._pending) < self._max_batch_rows \
-                    and not self._closing:
-                await asyncio.sleep(self._max_batch_delay_s)
-            while self._pending:
-                batch = self._pending[: self._max_batch_rows]
-                del self._pending[: self._max_batch_rows]
-                await self.process(batch)
-            if self._closing:
-                return
+        """Commit batches as messages arrive, until `drain` is called and nothing is left.
+
+        Two batches overlap: while one commits on the writer thread, the next is validated
+        here. Acknowledgements still follow commit order (each waits for its predecessor).
+        """
+        previous: asyncio.Task[None] | None = None
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                if self._max_batch_delay_s and len(self._pending) < self._max_batch_rows \
+                        and not self._closing:
+                    await asyncio.sleep(self._max_batch_delay_s)
+                while self._pending:
+                    batch = self._pending[: self._max_batch_rows]
+                    del self._pending[: self._max_batch_rows]
+                    validated = self._validate(batch)
+                    if previous is not None and not previous.done():
+                        await asyncio.wait({previous})  # at most one commit waiting behind another
+                    previous = asyncio.ensure_future(self._finish(validated, previous))
+                if self._closing:
+                    if previous is not None:
+                        await previous
+                    return
+        finally:
+            if previous is not None and not previous.done():
+                previous.cancel()
 
     async def drain(self) -> None:
         """Stop waiting for more: commit and acknowledge what is pending, then end `run`."""
@@ -123,8 +137,13 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
         self._wakeup.set()
 
     async def process(self, item: list[PendingMessage]) -> None:
-        batch = self._validate(item)
+        """Validate, commit and acknowledge one batch (what `run` does, without overlap)."""
+        await self._finish(self._validate(item), None)
+
+    async def _finish(self, batch: _ValidatedBatch, previous: asyncio.Task[None] | None) -> None:
         result = await self._commit(batch)
+        if previous is not None:
+            await previous  # acknowledge in arrival order
         for sink, tokens in batch.acks.items():
             sink.acknowledge(tokens)  # ack-after-commit: tests/integration/test_mqtt_ingest.py
         self._record(batch, result)

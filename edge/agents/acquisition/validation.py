@@ -35,38 +35,46 @@ class ReadingValidator:
         self._valid_ids: set[str] = set()
 
     def validate(self, item: Any, context: TopicContext, received_us: int) -> Reading:
-        if not isinstance(item, dict):
+        # Hot path (once per reading): exact type checks first, helpers only for the rest.
+        if type(item) is not dict:
             raise PayloadError("invalid_shape", f"reading must be a JSON object, got {type(item).__name__}")
-        value = self._value(item.get("value", _MISSING))
-        sensor_id = self._sensor_id(item.get("sensor_id"), context)
+        value = item.get("value", _MISSING)
+        if type(value) is not float or value - value != 0.0:  # not a finite float
+            value = self._value(value)
+        sensor_id = item.get("sensor_id")
+        if sensor_id is None or sensor_id not in self._valid_ids:
+            sensor_id = self._sensor_id(sensor_id, context)
         sensor = self._sensors.get(sensor_id)
         if sensor is None and not self._limits.accept_unknown_sensors:
             raise PayloadError("unknown_sensor", f"sensor {sensor_id!r} is not configured")
-        flags = 0
         raw_ts = item.get("ts")
         if raw_ts is None:
-            ts_us = received_us
-            flags |= FLAG_TS_FROM_ARRIVAL
+            ts_us, flags = received_us, FLAG_TS_FROM_ARRIVAL
+        else:
+            ts_us, flags = self._timestamp(raw_ts, received_us), 0
+        unit = item.get("unit")
+        if unit is not None and (type(unit) is not str or len(unit) > _MAX_TEXT):
+            unit = _short_text(unit, "unit")
+        if sensor is not None:
+            if sensor.unit is not None and unit is not None and unit != sensor.unit:
+                value = self._convert(value, unit, sensor.unit)
+                flags |= FLAG_UNIT_CONVERTED
+            if sensor.unit is not None:
+                unit = sensor.unit
+        quality = item.get("quality")
+        if quality is not None:
+            quality = _quality(quality)
+        asset_id = context.asset_id or (sensor.asset if sensor is not None else None)
+        return Reading(sensor_id, asset_id, ts_us, value, unit, quality, flags, received_us)
+
+    def _timestamp(self, raw_ts: Any, received_us: int) -> int:
+        if type(raw_ts) is float and 0.0 <= raw_ts < _EPOCH_SECONDS_LIMIT:
+            ts_us = round(raw_ts * 1_000_000)
         else:
             ts_us = parse_ts_us(raw_ts)
-            if ts_us - received_us > self._max_future_us:
-                raise PayloadError("ts_in_future", f"ts is {(ts_us - received_us) / 1e6:.0f} s ahead")
-        unit = _short_text(item.get("unit"), "unit")
-        if sensor is not None and sensor.unit is not None and unit is not None and unit != sensor.unit:
-            value = self._convert(value, unit, sensor.unit)
-            unit = sensor.unit
-            flags |= FLAG_UNIT_CONVERTED
-        elif unit is None and sensor is not None:
-            unit = sensor.unit
-        quality = item.get("quality")
-        if quality is not None and not isinstance(quality, str):
-            if isinstance(quality, int) and not isinstance(quality, bool):
-                quality = str(quality)
-            else:
-                raise PayloadError("invalid_quality", "quality must be a string or an integer")
-        asset_id = context.asset_id or (sensor.asset if sensor is not None else None)
-        return Reading(sensor_id, asset_id, ts_us, value, unit, _short_text(quality, "quality"),
-                       flags, received_us)
+        if ts_us - received_us > self._max_future_us:
+            raise PayloadError("ts_in_future", f"ts is {(ts_us - received_us) / 1e6:.0f} s ahead")
+        return ts_us
 
     def _value(self, value: Any) -> float:
         if value is _MISSING or value is None:
@@ -103,6 +111,18 @@ class ReadingValidator:
 
 
 _MISSING = object()
+# Epoch floats below this are seconds (see edge.ingest.timestamps): the common case.
+_EPOCH_SECONDS_LIMIT = 1e11
+
+
+def _quality(quality: Any) -> str:
+    if isinstance(quality, int) and not isinstance(quality, bool):
+        quality = str(quality)
+    elif not isinstance(quality, str):
+        raise PayloadError("invalid_quality", "quality must be a string or an integer")
+    result = _short_text(quality, "quality")
+    assert result is not None
+    return result
 
 
 def _short_text(value: Any, field: str) -> str | None:

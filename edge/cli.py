@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import signal
 import sys
@@ -43,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", parents=[common], help="run the gateway daemon")
     commands.add_parser("check-config", parents=[common],
                         help="validate the config and print it resolved, secrets masked")
+    status = commands.add_parser("status", parents=[common],
+                                 help="buffer depth, sync lag, central up/down, open alerts/tasks")
+    status.add_argument("--json", action="store_true", help="print JSON")
     sim = commands.add_parser("simulate", parents=[common],
                               help="publish a synthetic factory (with labelled faults) over MQTT")
     sim.add_argument("--host", default=None, help="broker host (default: mqtt.host of the config)")
@@ -82,11 +86,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_CONFIG
     if args.command == "check-config":
         return _check_config(settings)
+    if args.command == "status":
+        return _status(settings, args.json)
     return _run(settings)
 
 
 def _check_config(settings: Settings) -> int:
     sys.stdout.write(yaml.safe_dump(masked_dump(settings), sort_keys=False))
+    return 0
+
+
+def _status(settings: Settings, as_json: bool) -> int:
+    from edge.status import gather_status, render
+
+    try:
+        status = gather_status(settings)
+    except EdgeError as exc:
+        print(f"status: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(json.dumps(status, indent=2) if as_json else render(status))
     return 0
 
 

@@ -21,11 +21,15 @@ from edge.agents.maintenance import MaintenanceSchedulerAgent
 from edge.agents.notification import NotificationAgent
 from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
+from edge.http.app import create_app
+from edge.http.backend import GatewayBackend
+from edge.http.server import HttpServer
 from edge.ingest.mqtt_source import MqttSource
 from edge.ingest.topics import TopicMapper
 from edge.metrics import GatewayMetrics
 from edge.notify.webhook import WebhookSender
 from edge.settings import Settings
+from edge.systemd import SystemdNotifier
 
 if TYPE_CHECKING:
     from cloud_sync.syncer import CentralSyncer
@@ -55,6 +59,11 @@ class Gateway:
                         if settings.notifications.webhook.url else None)
         self._register_maintenance_agents()
         self.syncer = self._build_syncer()
+        self.backend = GatewayBackend(settings, self.metrics, self.buffer, self.acquisition,
+                                      self.mqtt, self.agents, central_state=self.syncer)
+        self.http: HttpServer | None = None
+        self.notifier = SystemdNotifier(
+            lambda: self.acquisition.progressing(settings.systemd.watchdog_stall_s))
 
     def _register_maintenance_agents(self) -> None:
         s = self.settings
@@ -91,6 +100,9 @@ class Gateway:
             resources.push_async_callback(self.bus.stop)
             await self.agents.start_all()
             resources.push_async_callback(self.agents.stop_all)
+            if self.settings.http.enabled:
+                self.http = await resources.enter_async_context(
+                    HttpServer(self.settings.http, create_app(self.backend)))
             await self._run_tasks(stop)
         log.info("gateway stopped")
 
@@ -99,8 +111,14 @@ class Gateway:
             pipeline = tasks.create_task(self.acquisition.run(), name="acquisition")
             mqtt = tasks.create_task(self.mqtt.run(), name="mqtt")
             sync = tasks.create_task(self.syncer.run(), name="central-sync") if self.syncer else None
+            housekeeping = [tasks.create_task(self._announce_ready(), name="ready"),
+                            tasks.create_task(self.notifier.feed_watchdog(), name="watchdog"),
+                            tasks.create_task(self._track_buffer(), name="buffer-stats")]
             self._log_started()
             await stop.wait()
+            self.notifier.stopping()
+            for task in housekeeping:
+                task.cancel()
             log.info("stopping: committing in-flight messages")
             await self._drain(pipeline)
             await self.mqtt.close()
@@ -121,6 +139,24 @@ class Gateway:
             pipeline.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pipeline
+
+    async def _announce_ready(self) -> None:
+        while not self.mqtt.connected:
+            await asyncio.sleep(0.05)
+        self.notifier.ready("ingesting")
+
+    async def _track_buffer(self) -> None:
+        path = self.settings.buffer.path
+        while True:
+            try:
+                for kind, depth in (await self.buffer.depths()).items():
+                    self.metrics.buffer_rows.labels(kind).set(depth.rows)
+                self.metrics.buffer_bytes.set(sum(
+                    p.stat().st_size for p in (path, path.with_name(path.name + "-wal"))
+                    if p.exists()))
+            except Exception:  # statistics only; the next round tries again
+                log.debug("buffer statistics failed", exc_info=True)
+            await asyncio.sleep(10)
 
     def _log_started(self) -> None:
         s = self.settings

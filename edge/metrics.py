@@ -5,7 +5,15 @@ No module-level globals: tests and benchmarks build their own `GatewayMetrics`.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 
 from edge import __version__
 
@@ -16,6 +24,8 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)  # process_*, python_info, python_gc_*
         self.build_info = Gauge("edge_build_info", "Build of this gateway.", ["version"], registry=r)
         self.build_info.labels(version=__version__).set(1)
         self.mqtt_connected = Gauge(
@@ -46,6 +56,14 @@ class GatewayMetrics:
             "Time from arrival to durable commit, per batch.",
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=r,
+        )
+        self.buffer_rows = Gauge("edge_buffer_rows", "Rows in the local buffer, by kind.", ["kind"],
+                                 registry=r)
+        self.buffer_bytes = Gauge("edge_buffer_bytes", "Size of the buffer files (db + WAL).",
+                                  registry=r)
+        self.buffer_evicted = Counter(
+            "edge_buffer_evicted", "Buffer rows evicted to respect the size cap, by kind and reason.",
+            ["kind", "reason"], registry=r,
         )
         self.buffer_commit_errors = Counter(
             "edge_buffer_commit_errors", "Buffer commits that failed (nothing was acked).",

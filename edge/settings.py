@@ -385,6 +385,35 @@ class NotificationSettings(Section):
         return prefix
 
 
+class HttpSettings(Section):
+    """The daemon's HTTP port: health, metrics and the API."""
+
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", description="0.0.0.0 to listen on every interface.")
+    port: int = Field(default=8080, ge=1, le=65535)
+    token: SecretStr | None = Field(default=None, description="Bearer token for /api/* and /docs.")
+    token_file: Path | None = None
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1024 * 1024)
+    commit_timeout_s: float = Field(
+        default=10.0, gt=0, description="Ingestion answers 503 if the commit takes longer.")
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> HttpSettings:
+        if self.token_file is not None:
+            if self.token is not None:
+                raise ValueError("give token or token_file, not both")
+            object.__setattr__(self, "token", _read_secret_file(self.token_file, "token_file"))
+        if self.token is not None and len(self.token.get_secret_value()) < 16:
+            raise ValueError("token must have at least 16 characters")
+        return self
+
+
+class SystemdSettings(Section):
+    watchdog_stall_s: float = Field(
+        default=30.0, gt=0,
+        description="Watchdog pings stop when messages wait this long without a commit.")
+
+
 class LoggingSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -408,6 +437,8 @@ class Settings(BaseSettings):
     detection: DetectionSettings = DetectionSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     notifications: NotificationSettings = NotificationSettings()
+    http: HttpSettings = HttpSettings()
+    systemd: SystemdSettings = SystemdSettings()
     assets: dict[Identifier, AssetSettings] = Field(default_factory=dict)
     sensors: dict[Identifier, SensorSettings] = Field(default_factory=dict)
     logging: LoggingSettings = LoggingSettings()

@@ -14,7 +14,9 @@ from typing import Any
 
 import yaml
 
-from tests.support.services import REPO_ROOT, env_without_edge_vars
+from tests.support.services import REPO_ROOT, env_without_edge_vars, free_port
+
+TEST_TOKEN = "test-token-0123456789abcdef"
 
 
 def gateway_config(port: int, buffer_path: Path, **overrides: Any) -> dict[str, Any]:
@@ -30,6 +32,7 @@ def gateway_config(port: int, buffer_path: Path, **overrides: Any) -> dict[str, 
         },
         "buffer": {"path": str(buffer_path)},
         "logging": {"format": "json"},
+        "http": {"port": free_port(), "token": TEST_TOKEN},
     }
     config.update(overrides)
     return config
@@ -54,6 +57,10 @@ class GatewayProcess:
     @property
     def buffer_path(self) -> Path:
         return Path(self.config["buffer"]["path"])
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.config['http']['port']}"
 
     def start(self, wait_connected: bool = True) -> None:
         self.starts += 1

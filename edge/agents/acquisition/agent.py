@@ -81,7 +81,8 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
         self._closing = False
         self._rejections = RateLimitedLog(log)
         self.committed_batches = 0
-        self.last_commit_monotonic = time.monotonic()
+        self.last_commit_attempt_monotonic = time.monotonic()
+        self._commit_started: float | None = None
 
     def register_capabilities(self) -> tuple[str, ...]:
         return ("decode", "validate", "normalise_units", "enrich_asset", "quarantine", "buffer")
@@ -89,6 +90,13 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
     @property
     def pending_count(self) -> int:
         return len(self._pending)
+
+    def progressing(self, stall_s: float) -> bool:
+        """False when a commit has not returned for `stall_s`, or messages wait that long."""
+        now = time.monotonic()
+        if self._commit_started is not None:
+            return now - self._commit_started < stall_s
+        return not self._pending or now - self.last_commit_attempt_monotonic < stall_s
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None, ack_token: int) -> None:
         """Take one message from a transport; never blocks, never raises."""
@@ -198,6 +206,7 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
         """Commit, retrying with backoff until it works: nothing is acked before that."""
         backoff = Backoff(0.05, 5.0)
         while True:
+            self._commit_started = time.monotonic()
             try:
                 return await self._writer.commit_batch(batch.readings, batch.quarantine)
             except BufferError_ as exc:
@@ -205,6 +214,9 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
                 self._rejections.warning("commit", "buffer commit failed; not acknowledging",
                                          error=str(exc), batch=batch.size)
                 await asyncio.sleep(backoff.next_delay_s())
+            finally:
+                self.last_commit_attempt_monotonic = time.monotonic()
+                self._commit_started = None
 
     def _record(self, batch: _ValidatedBatch, result: CommitResult) -> None:
         metrics = self._metrics
@@ -215,4 +227,3 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
             metrics.readings_rejected.labels(reason).inc(count)
         metrics.ingest_latency.observe(max(0.0, time.time() - batch.first_received_us / 1e6))
         self.committed_batches += 1
-        self.last_commit_monotonic = time.monotonic()

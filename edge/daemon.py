@@ -59,8 +59,9 @@ class Gateway:
                         if settings.notifications.webhook.url else None)
         self._register_maintenance_agents()
         self.syncer = self._build_syncer()
-        self.backend = GatewayBackend(settings, self.metrics, self.buffer, self.acquisition,
-                                      self.mqtt, self.agents, central_state=self.syncer)
+        self.backend = GatewayBackend(settings, self.metrics, buffer=self.buffer,
+                                      acquisition=self.acquisition, mqtt=self.mqtt,
+                                      agents=self.agents, central_state=self.syncer)
         self.http: HttpServer | None = None
         self.notifier = SystemdNotifier(
             lambda: self.acquisition.progressing(settings.systemd.watchdog_stall_s))
@@ -141,8 +142,7 @@ class Gateway:
                 await pipeline
 
     async def _announce_ready(self) -> None:
-        while not self.mqtt.connected:
-            await asyncio.sleep(0.05)
+        await self.mqtt.connected_event.wait()
         self.notifier.ready("ingesting")
 
     async def _track_buffer(self) -> None:

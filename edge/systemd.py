@@ -33,6 +33,7 @@ class SystemdNotifier:
         watchdog_usec = os.environ.get("WATCHDOG_USEC", "")
         self.watchdog_interval_s = int(watchdog_usec) / 2e6 if watchdog_usec.isdigit() else None
         self._was_progressing = True
+        self._ready = asyncio.Event()
 
     def _notify(self, line: str) -> None:
         if self.enabled:
@@ -43,14 +44,16 @@ class SystemdNotifier:
 
     def ready(self, status: str) -> None:
         self._notify(f"READY=1\nSTATUS={status}")
+        self._ready.set()
 
     def stopping(self) -> None:
         self._notify("STOPPING=1\nSTATUS=stopping")
 
     async def feed_watchdog(self) -> None:
-        """Ping while the pipeline progresses; runs until cancelled."""
+        """After READY=1, ping while the pipeline progresses; runs until cancelled."""
         if not self.enabled or self.watchdog_interval_s is None:
             return
+        await self._ready.wait()  # systemd only watches a service once it is ready
         while True:
             progressing = self._progressing()
             if progressing:

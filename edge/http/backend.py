@@ -54,7 +54,7 @@ class HttpAcks:
 class GatewayBackend:
     """Readiness, ingestion, alerts, tasks, agents and status, for the HTTP layer."""
 
-    def __init__(self, settings: Settings, metrics: GatewayMetrics, buffer: SqliteBuffer,
+    def __init__(self, settings: Settings, metrics: GatewayMetrics, *, buffer: SqliteBuffer,
                  acquisition: DataAcquisitionAgent, mqtt: MqttSource, agents: AgentRegistry,
                  central_state: Any | None = None) -> None:
         self.settings = settings

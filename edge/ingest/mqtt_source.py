@@ -53,6 +53,7 @@ class MqttSource:
         self._generation = 0
         self._stopping = asyncio.Event()
         self.connected = False
+        self.connected_event = asyncio.Event()
         self.last_error: str | None = None
         self.stale_acks = 0
         # Notifications published while disconnected wait here (bounded) for the next link.
@@ -136,6 +137,10 @@ class MqttSource:
             log.warning("mqtt unavailable; reconnecting with backoff",
                         extra={"broker": broker, "reason": error})
         self.connected = connected
+        if connected:
+            self.connected_event.set()
+        else:
+            self.connected_event.clear()
         self.last_error = error
         self._metrics.mqtt_connected.set(1 if connected else 0)
 

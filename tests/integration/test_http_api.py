@@ -84,7 +84,8 @@ def test_ingestion_answers_after_the_commit_and_quarantines_what_it_rejects(
     bad = httpx.post(url, headers=AUTH, timeout=10, content=b"{not json")
     assert bad.status_code == 422 and bad.json()["rejected"][0]["reason"] == "invalid_json"
     assert wait_for_rows(gateway.buffer_path, "quarantine", 2) == 2
-    reasons = {r for (r,) in buffer_rows(gateway.buffer_path, "SELECT source || ':' || reason FROM quarantine")}
+    reasons = {r for (r,) in buffer_rows(gateway.buffer_path,
+                                         "SELECT source || ':' || reason FROM quarantine")}
     assert reasons == {"http:invalid_value", "http:invalid_json"}
 
 
@@ -124,8 +125,10 @@ def test_metrics_cover_the_pipeline_and_pass_promtool(gateway: GatewayProcess, b
     wait_for_rows(gateway.buffer_path, "quarantine", 1)
     time.sleep(0.3)
     text = _get(gateway, "/metrics").text
-    for name in ("edge_mqtt_connected 1.0", "edge_messages_received_total{subscription=\"factory/#\"} 2.0",
-                 "edge_readings_accepted_total 1.0", "edge_readings_rejected_total{reason=\"invalid_json\"} 1.0",
+    for name in ("edge_mqtt_connected 1.0",
+                 "edge_messages_received_total{subscription=\"factory/#\"} 2.0",
+                 "edge_readings_accepted_total 1.0",
+                 "edge_readings_rejected_total{reason=\"invalid_json\"} 1.0",
                  "edge_ingest_latency_seconds_bucket", "edge_buffer_rows{kind=\"readings\"}",
                  "edge_buffer_bytes", "edge_alerts_open", "edge_tasks_open",
                  "edge_bus_queue_depth", "edge_agent_up{agent=\"anomaly-detection\"} 1.0",

@@ -1,24 +1,28 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    - install into .venv and run the daemon against the local broker
+#   make run    - install into .venv and run the demo: embedded broker, simulator, daemon
 #   make test   - install into .venv (with dev extras) and run the whole test suite
+# make daemon runs the real daemon against the broker in config/edge.yaml.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/edge.yaml
 
-.PHONY: run test lint bench install dev clean
+.PHONY: run daemon test lint bench install dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,demo]'
 	touch $@
 
 install dev: $(VENV)/.installed
 
 run: $(VENV)/.installed
+	$(BIN)/edge-gateway demo
+
+daemon: $(VENV)/.installed
 	$(BIN)/edge-gateway run --config $(CONFIG)
 
 test: $(VENV)/.installed
@@ -32,6 +36,8 @@ lint: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/sync.py
+	$(BIN)/python bench/detection.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

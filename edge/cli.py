@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", parents=[common], help="run the gateway daemon")
     commands.add_parser("check-config", parents=[common],
                         help="validate the config and print it resolved, secrets masked")
+    demo = commands.add_parser("demo", help="embedded broker + simulator + daemon, with a live view")
+    demo.add_argument("--central-dsn", default=None, help="also sync to this PostgreSQL")
+    demo.add_argument("--duration-s", type=float, default=24 * 3600.0)
+    demo.add_argument("--rate", type=float, default=50.0, help="messages per second (default 50)")
+    demo.add_argument("--fault-every-s", type=float, default=10.0)
     status = commands.add_parser("status", parents=[common],
                                  help="buffer depth, sync lag, central up/down, open alerts/tasks")
     status.add_argument("--json", action="store_true", help="print JSON")
@@ -79,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _db(args)
         if args.command == "simulate":
             return _simulate(args)
+        if args.command == "demo":
+            return _demo(args)
         settings = load_settings(resolve_config_path(args.config))
     except ConfigError as exc:
         for problem in exc.problems:
@@ -93,6 +100,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_config(settings: Settings) -> int:
     sys.stdout.write(yaml.safe_dump(masked_dump(settings), sort_keys=False))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    try:
+        from edge.demo import DemoOptions, run_demo
+    except ImportError as exc:
+        print(f"demo needs the demo extra (pip install 'edge-gateway[demo]'): {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    configure_logging("demo", "WARNING", "text")
+    for noisy in ("amqtt", "transitions", "uvicorn"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    options = DemoOptions(rate_per_s=args.rate, fault_every_s=args.fault_every_s,
+                          duration_s=args.duration_s, central_dsn=args.central_dsn)
+    asyncio.run(run_demo(options))
     return 0
 
 

@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--topic-prefix", default="factory/plant1")
     sim.add_argument("--print-sensor-config", action="store_true",
                      help="print the assets/sensors config of the simulated factory and exit")
+    buffer = commands.add_parser("buffer", help="the local SQLite buffer")
+    buffer_commands = buffer.add_subparsers(dest="buffer_command", required=True)
+    salvage = buffer_commands.add_parser(
+        "salvage", parents=[common],
+        help="copy every readable row of an old (moved-aside) buffer file into the live one")
+    salvage.add_argument("path", type=Path, help="e.g. var/edge-buffer.sqlite.corrupt-2026...")
     db = commands.add_parser("db", help="central database schema (Alembic)")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     dsn = argparse.ArgumentParser(add_help=False)
@@ -95,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check_config(settings)
     if args.command == "status":
         return _status(settings, args.json)
+    if args.command == "buffer":
+        return _salvage(settings, args.path)
     return _run(settings)
 
 
@@ -116,6 +124,32 @@ def _demo(args: argparse.Namespace) -> int:
                           duration_s=args.duration_s, central_dsn=args.central_dsn)
     asyncio.run(run_demo(options))
     return 0
+
+
+def _salvage(settings: Settings, old: Path) -> int:
+    from edge.buffer import SqliteBuffer
+
+    if not old.exists():
+        print(f"buffer salvage: {old} does not exist", file=sys.stderr)
+        return EXIT_FAILURE
+    if old.resolve() == settings.buffer.path.resolve():
+        print("buffer salvage: that is the live buffer; give the moved-aside file", file=sys.stderr)
+        return EXIT_FAILURE
+
+    async def run() -> int:
+        async with SqliteBuffer(settings.buffer, settings.gateway.id) as buffer:
+            report = await buffer.salvage_from(old)
+        for problem in report.errors:
+            print(f"buffer salvage: {problem}", file=sys.stderr)
+        for table, rows in report.recovered.items():
+            print(f"{table}: {rows} rows recovered, {report.unreadable.get(table, 0)} unreadable")
+        return EXIT_FAILURE if report.errors else 0
+
+    try:
+        return asyncio.run(run())
+    except EdgeError as exc:
+        print(f"buffer salvage: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 def _status(settings: Settings, as_json: bool) -> int:

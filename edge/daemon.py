@@ -45,7 +45,7 @@ class Gateway:
         self.metrics = metrics or GatewayMetrics()
         self.bus = EventBus(self.metrics)
         self.agents = AgentRegistry()
-        self.buffer = SqliteBuffer(settings.buffer, settings.gateway.id)
+        self.buffer = SqliteBuffer(settings.buffer, settings.gateway.id, self.metrics)
         self.acquisition = DataAcquisitionAgent(
             "data-acquisition", self.bus, self.metrics, writer=self.buffer,
             mapper=TopicMapper(settings.mqtt.subscriptions),

@@ -65,6 +65,10 @@ class GatewayMetrics:
             "edge_buffer_evicted", "Buffer rows evicted to respect the size cap, by kind and reason.",
             ["kind", "reason"], registry=r,
         )
+        self.buffer_files_moved_aside = Counter(
+            "edge_buffer_files_moved_aside", "Corrupt or foreign buffer files renamed at start.",
+            ["reason"], registry=r,
+        )
         self.buffer_commit_errors = Counter(
             "edge_buffer_commit_errors", "Buffer commits that failed (nothing was acked).",
             registry=r,

@@ -207,6 +207,11 @@ class BufferSettings(Section):
         ge=1000,
         description="Messages waiting for a commit; past it QoS 0 messages are dropped (counted).",
     )
+    max_bytes: int = Field(
+        default=1024**3, ge=1024**2,
+        description="Size cap; past it rows are evicted by the documented policy (counted).")
+    check_integrity_on_start: bool = Field(
+        default=True, description="PRAGMA quick_check at start; a corrupt file is moved aside.")
 
 
 class IngestLimits(Section):

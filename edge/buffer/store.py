@@ -10,21 +10,30 @@ default because NORMAL can lose the last commits on a power cut (not on a proces
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+from edge.buffer.eviction import Eviction, enforce_cap
+from edge.buffer.salvage import SalvageReport, move_aside, salvage
 from edge.buffer.schema import APPLICATION_ID, KINDS, SCHEMA_VERSION, migrate
 from edge.errors import BufferError_, BufferSchemaError
 from edge.ingest.timestamps import datetime_to_us
+from edge.logs import RateLimitedLog
+from edge.metrics import GatewayMetrics
 from edge.records import AlertRecord, QuarantineRecord, Reading, TaskRecord
 from edge.settings import BufferSettings
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+_CAP_CHECK_INTERVAL_S = 1.0
 
 _INSERT_READING = (
     "INSERT OR IGNORE INTO readings "
@@ -87,9 +96,14 @@ class KindDepth:
 class SqliteBuffer:
     """Async facade over one SQLite connection owned by a dedicated writer thread."""
 
-    def __init__(self, settings: BufferSettings, gateway_id: str) -> None:
+    def __init__(self, settings: BufferSettings, gateway_id: str,
+                 metrics: GatewayMetrics | None = None) -> None:
         self._settings = settings
         self._gateway_id = gateway_id
+        self._metrics = metrics
+        self._evictions_log = RateLimitedLog(log, interval_s=30)
+        self._next_cap_check = 0.0
+        self.moved_aside: tuple[Path, str] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="buffer-writer")
         # Reads for the syncer run on their own thread and connection (WAL lets them
         # proceed while the writer commits), so a sync never delays an acknowledgement.
@@ -166,6 +180,10 @@ class SqliteBuffer:
                                 (state, state, limit))
         return [TaskRecord.model_validate_json(body) for (body,) in rows]
 
+    async def salvage_from(self, old: Path) -> SalvageReport:
+        """Copy every readable row of an old (moved-aside) buffer file into this one."""
+        return await self._run(lambda: salvage(old, self._connection()))
+
     async def depths(self) -> dict[str, KindDepth]:
         """Rows, unsynced rows and the oldest unsynced row's time, per kind."""
         return await self._read(self._depths)
@@ -207,6 +225,15 @@ class SqliteBuffer:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        problem = self._inspect() if self.path.exists() and self.path.stat().st_size else None
+        if problem is not None:
+            moved = move_aside(self.path)
+            self.moved_aside = (moved, problem)
+            log.error("buffer file moved aside; starting a fresh buffer "
+                      "(recover rows with: edge-gateway buffer salvage PATH)",
+                      extra={"moved_to": str(moved), "problem": problem})
+            if self._metrics is not None:
+                self._metrics.buffer_files_moved_aside.labels(problem.split(":")[0]).inc()
         # Create the file 0600 before SQLite does (its WAL and SHM files copy the mode).
         os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -232,15 +259,29 @@ class SqliteBuffer:
             self._reader_conn.close()
             self._reader_conn = None
 
-    def _check_ownership(self, conn: sqlite3.Connection) -> None:
+    def _inspect(self) -> str | None:
+        """Why the existing file cannot be used as our buffer ('corrupt: ...'/'foreign'), or None."""
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        except sqlite3.DatabaseError as exc:
+            return f"corrupt: {exc}"
         try:
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
             tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+            if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables > 0):
+                return "foreign: written by another program"
+            if self._settings.check_integrity_on_start:
+                verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if verdict != "ok":
+                    return f"corrupt: {verdict}"
         except sqlite3.DatabaseError as exc:
-            raise BufferSchemaError(f"{self.path}: not a usable SQLite file: {exc}") from exc
-        if app_id not in (0, APPLICATION_ID) or (app_id == 0 and tables > 0):
-            raise BufferSchemaError(f"{self.path}: SQLite file belongs to another program")
+            return f"corrupt: {exc}"
+        finally:
+            conn.close()
+        return None
+
+    def _check_ownership(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise BufferSchemaError(
                 f"{self.path}: buffer schema v{version} is newer than this gateway's v{SCHEMA_VERSION}"
@@ -274,7 +315,24 @@ class SqliteBuffer:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._respect_cap(conn)
         return CommitResult(inserted, len(readings) - inserted, len(quarantine))
+
+    def _respect_cap(self, conn: sqlite3.Connection) -> None:
+        now = time.monotonic()
+        if now < self._next_cap_check:
+            return
+        self._next_cap_check = now + _CAP_CHECK_INTERVAL_S
+        for eviction in enforce_cap(conn, self._settings.max_bytes):
+            self._report(eviction)
+
+    def _report(self, eviction: Eviction) -> None:
+        if self._metrics is not None:
+            self._metrics.buffer_evicted.labels(eviction.kind, eviction.reason).inc(eviction.rows)
+        self._evictions_log.warning(f"{eviction.kind}:{eviction.reason}",
+                                    "buffer cap reached: rows evicted",
+                                    kind=eviction.kind, reason=eviction.reason, rows=eviction.rows,
+                                    max_bytes=self._settings.max_bytes)
 
     def _execute_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         conn = self._connection()

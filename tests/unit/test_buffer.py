@@ -11,6 +11,7 @@ import pytest
 from edge.buffer import SqliteBuffer
 from edge.buffer.schema import SCHEMA_VERSION
 from edge.errors import BufferSchemaError
+from edge.metrics import GatewayMetrics
 from edge.records import QuarantineRecord, Reading
 from edge.settings import BufferSettings
 
@@ -59,25 +60,83 @@ async def test_buffer_is_private_wal_and_fully_synchronous(tmp_path: Path) -> No
         assert buffer._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
-async def test_a_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
+async def test_a_foreign_sqlite_file_is_moved_aside_untouched_and_a_fresh_buffer_starts(
+    tmp_path: Path
+) -> None:
     path = tmp_path / "b.sqlite"
     conn = sqlite3.connect(path)
     conn.execute("CREATE TABLE invoices (id INTEGER)")
     conn.commit()
     conn.close()
     before = path.read_bytes()
-    with pytest.raises(BufferSchemaError, match="another program"):
-        async with _buffer(path):
-            pass
-    assert path.read_bytes() == before
+    metrics = GatewayMetrics()
+    async with SqliteBuffer(BufferSettings(path=path), "gw-1", metrics) as buffer:
+        assert buffer.moved_aside is not None
+        moved, problem = buffer.moved_aside
+        await buffer.commit_batch([_reading("s1", 1, 1.0)], [])
+    assert problem.startswith("foreign")
+    assert moved.read_bytes() == before, "moved, never overwritten"
+    assert moved.name.startswith("b.sqlite.corrupt-")
+    assert metrics.buffer_files_moved_aside.labels("foreign")._value.get() == 1
 
 
-async def test_a_non_sqlite_file_is_refused(tmp_path: Path) -> None:
+async def test_a_non_sqlite_file_is_moved_aside(tmp_path: Path) -> None:
     path = tmp_path / "b.sqlite"
     path.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(BufferSchemaError, match="not a usable SQLite file"):
-        async with _buffer(path):
-            pass
+    async with _buffer(path) as buffer:
+        assert buffer.moved_aside is not None and buffer.moved_aside[1].startswith("corrupt")
+        assert (await buffer.depths())["readings"].rows == 0
+    assert list(tmp_path.glob("b.sqlite.corrupt-*"))
+
+
+async def test_a_damaged_buffer_is_moved_aside_and_salvage_recovers_the_readable_rows(
+    tmp_path: Path
+) -> None:
+    path = tmp_path / "b.sqlite"
+    async with _buffer(path) as buffer:
+        for start in range(0, 20_000, 2_000):
+            await buffer.commit_batch([_reading(f"s{k % 7}", k, float(k))
+                                       for k in range(start, start + 2_000)], [])
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    for n in range(60, 64):  # scribble over four pages in the middle of the table
+        data[n * page:(n + 1) * page] = b"\xde\xad" * (page // 2)
+    path.write_bytes(bytes(data))
+
+    async with _buffer(path) as buffer:
+        assert buffer.moved_aside is not None
+        old, problem = buffer.moved_aside
+        assert problem.startswith("corrupt")
+        report = await buffer.salvage_from(old)
+        rows = (await buffer.depths())["readings"].rows
+    assert report.recovered["readings"] == rows
+    assert 19_000 < rows < 20_000, "all but the readings on the damaged pages"
+    print(f"salvaged {rows} of 20000 readings; unreadable {report.unreadable['readings']}")
+
+
+async def test_the_size_cap_evicts_synced_rows_first_then_unsynced_and_counts_them(
+    tmp_path: Path
+) -> None:
+    metrics = GatewayMetrics()
+    settings = BufferSettings(path=tmp_path / "b.sqlite", max_bytes=1024**2)
+    async with SqliteBuffer(settings, "gw-1", metrics) as buffer:
+        await buffer.commit_batch([_reading("s", k, 1.0) for k in range(8_000)], [])
+        await buffer.mark_synced("readings", 4_000)
+        buffer._next_cap_check = 0.0
+        for start in range(8_000, 40_000, 4_000):
+            buffer._next_cap_check = 0.0
+            await buffer.commit_batch([_reading("s", k, 1.0) for k in range(start, start + 4_000)], [])
+        depths = await buffer.depths()
+    synced = metrics.buffer_evicted.labels("readings", "synced")._value.get()
+    unsynced = metrics.buffer_evicted.labels("readings", "cap_reached_unsynced")._value.get()
+    assert synced == 4_000, "every synced reading went first"
+    assert unsynced > 0 and depths["readings"].rows == 40_000 - synced - unsynced
+    conn = sqlite3.connect(settings.path)
+    oldest = conn.execute("SELECT min(ts_us) FROM readings").fetchone()[0]
+    assert oldest == 4_000 + unsynced, "oldest unsynced rows went next, in order"
 
 
 async def test_a_buffer_from_a_newer_gateway_is_refused(tmp_path: Path) -> None:

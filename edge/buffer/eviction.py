@@ -1,0 +1,77 @@
+"""The buffer's size cap and what gives way when it is reached (guarantee 4).
+
+Policy, in this order, oldest rows first, until the used size is below 95 % of the cap:
+  1. readings the central database already has (they are only kept for local queries);
+  2. alerts and tasks versions the central database already has (never the latest version
+     of an item that is still open);
+  3. quarantine rows (raw rejected payloads, kept for inspection);
+  4. readings not yet synced (data loss: counted, logged);
+  5. alert and task versions not yet synced (last, because they are maintenance work).
+Every evicted row is counted by kind and reason. Runs on the writer thread, between commits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+_CHUNK = 5_000
+_TARGET = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class Eviction:
+    kind: str
+    reason: str
+    rows: int
+
+
+def used_bytes(conn: sqlite3.Connection) -> int:
+    """Bytes in use by the database (free pages excluded; the file does not shrink)."""
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+    return int((pages - free) * page_size)
+
+
+_STEPS: tuple[tuple[str, str, str], ...] = (
+    ("readings", "synced", "seq <= :cursor"),
+    ("alerts", "synced", "seq <= :cursor AND (state != 'open' OR seq < "
+                         "(SELECT max(seq) FROM alerts AS b WHERE b.alert_id = alerts.alert_id))"),
+    ("tasks", "synced", "seq <= :cursor AND (state != 'open' OR seq < "
+                        "(SELECT max(seq) FROM tasks AS b WHERE b.task_id = tasks.task_id))"),
+    ("quarantine", "cap_reached", "1"),
+    ("readings", "cap_reached_unsynced", "seq > :cursor"),
+    ("alerts", "cap_reached_unsynced", "seq > :cursor"),
+    ("tasks", "cap_reached_unsynced", "seq > :cursor"),
+)
+
+
+def enforce_cap(conn: sqlite3.Connection, max_bytes: int) -> list[Eviction]:
+    """Delete rows by the policy above until below 95 % of `max_bytes`; what was deleted."""
+    if used_bytes(conn) <= max_bytes:
+        return []
+    cursors = dict(conn.execute("SELECT kind, last_seq FROM sync_cursors").fetchall())
+    evictions: list[Eviction] = []
+    for kind, reason, condition in _STEPS:
+        deleted = 0
+        while used_bytes(conn) > max_bytes * _TARGET:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                count = conn.execute(
+                    f"DELETE FROM {kind} WHERE seq IN (SELECT seq FROM {kind} WHERE {condition} "
+                    f"ORDER BY seq LIMIT {_CHUNK})", {"cursor": cursors.get(kind, 0)},
+                ).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if count == 0:
+                break
+            deleted += count
+        if deleted:
+            evictions.append(Eviction(kind, reason, deleted))
+        if used_bytes(conn) <= max_bytes * _TARGET:
+            break
+    return evictions

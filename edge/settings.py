@@ -167,6 +167,7 @@ class MqttSettings(Section):
     password: SecretStr | None = None
     password_file: Path | None = None
     keepalive_s: int = Field(default=30, ge=5, le=3600)
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
     session_expiry_s: int = Field(
         default=7 * 24 * 3600,
         ge=0,

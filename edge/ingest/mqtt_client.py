@@ -66,8 +66,18 @@ class BatchAckClient(Client):  # type: ignore[misc]
     async def open(self) -> None:
         """Connect and (re)subscribe; the broker resumes our session and its queue."""
         s = self._settings
-        await self.connect(s.host, s.port, ssl=_ssl_context(s), keepalive=s.keepalive_s,
-                           version=self._proto_ver)
+        connecting = asyncio.ensure_future(self.connect(
+            s.host, s.port, ssl=_ssl_context(s), keepalive=s.keepalive_s, version=self._proto_ver))
+        lost = asyncio.ensure_future(self.lost.wait())
+        try:
+            await asyncio.wait({connecting, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            lost.cancel()
+        if not connecting.done():
+            # e.g. a TLS 1.3 server that rejects our certificate after the handshake
+            connecting.cancel()
+            raise ConnectionError("the broker closed the connection before CONNACK")
+        connecting.result()
         self.subscribe([Subscription(sub.topic, qos=sub.qos) for sub in s.subscriptions])
 
     async def reconnect(self, delay: bool = False) -> None:

@@ -114,7 +114,7 @@ class MqttSource:
                                 self._on_message)
         self._client = client
         try:
-            async with asyncio.timeout(max(10.0, self._settings.keepalive_s)):
+            async with asyncio.timeout(self._settings.connect_timeout_s):
                 await client.open()
         except asyncio.CancelledError:
             await _close_quietly(client)

@@ -22,12 +22,15 @@ def _wait_all(window: list[mqtt.MQTTMessageInfo], deadline: float) -> int:
 
 
 def publish_all(port: int, messages: Iterable[tuple[str, bytes]], qos: int = 1,
-                client_id: str = "test-publisher", timeout_s: float = 120.0) -> int:
+                client_id: str = "test-publisher", timeout_s: float = 120.0,
+                username: str | None = None, password: str | None = None) -> int:
     """Publish every (topic, payload) and wait until the broker acknowledged all of them."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                          protocol=mqtt.MQTTv311)
     client.max_inflight_messages_set(1000)
     client.max_queued_messages_set(0)
+    if username is not None:
+        client.username_pw_set(username, password)
     client.connect("127.0.0.1", port)
     client.loop_start()
     deadline = time.monotonic() + timeout_s

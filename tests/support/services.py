@@ -40,6 +40,7 @@ class Broker:
     port: int
     extra_config: str = ""
     use_recommended_config: bool = True
+    listener_config: str | None = None  # replaces the plain anonymous listener
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -50,9 +51,14 @@ class Broker:
         mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.workdir.mkdir(parents=True, exist_ok=True)
         base = RECOMMENDED_BROKER_CONFIG.read_text() if self.use_recommended_config else ""
+        listener = self.listener_config or (
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n")
+        # Started as root (as in CI) Mosquitto would switch to the 'mosquitto' user, which
+        # cannot read this test's private directory (persistence, certificates, passwords).
+        run_as = "user root\n" if os.geteuid() == 0 else ""
         self.config_path.write_text(
             base
-            + f"\nlistener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            + "\n" + run_as + listener
             + f"persistence_location {self.workdir}/\n"
             + ("persistence true\n" if not self.use_recommended_config else "")
             + self.extra_config

@@ -24,16 +24,16 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.support.central import PG_PORT, central_rows, dsn_for, fresh_database  # noqa: E402
-from tests.support.gateway import GatewayProcess, gateway_config  # noqa: E402
-from tests.support.load import reading_message  # noqa: E402
-from tests.support.publish import publish_all  # noqa: E402
-from tests.support.services import running_broker  # noqa: E402
-from tests.support.tcp_proxy import tcp_proxy  # noqa: E402
+from tests.support.central import PG_PORT, central_rows, dsn_for, fresh_database
+from tests.support.gateway import GatewayProcess, gateway_config
+from tests.support.load import reading_message
+from tests.support.publish import publish_all
+from tests.support.services import running_broker
+from tests.support.tcp_proxy import tcp_proxy
 
 
 def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:  # noqa: PTH123
+    with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024

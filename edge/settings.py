@@ -53,6 +53,16 @@ def _read_secret_file(path: Path | None, field_name: str) -> SecretStr | None:
         raise ValueError(f"{field_name}: cannot read {path}: {exc.strerror}") from None
 
 
+def _secret_from_file(section: BaseModel, secret_field: str, file_field: str) -> None:
+    """Fill `secret_field` from the file named by `file_field` (systemd credentials)."""
+    path = getattr(section, file_field)
+    if path is None:
+        return
+    if getattr(section, secret_field) is not None:
+        raise ValueError(f"give {secret_field} or {file_field}, not both")
+    object.__setattr__(section, secret_field, _read_secret_file(path, file_field))
+
+
 class GatewaySettings(Section):
     id: Identifier = Field(description="Stable id of this gateway; stamped on every reading.")
     site: str | None = Field(default=None, description="Site name, for context only.")
@@ -186,12 +196,7 @@ class MqttSettings(Section):
 
     @model_validator(mode="after")
     def _password_from_file(self) -> MqttSettings:
-        if self.password_file is not None:
-            if self.password is not None:
-                raise ValueError("give password or password_file, not both")
-            object.__setattr__(
-                self, "password", _read_secret_file(self.password_file, "password_file")
-            )
+        _secret_from_file(self, "password", "password_file")
         return self
 
 
@@ -298,11 +303,7 @@ class CentralSettings(Section):
             raise ValueError(f"sslmode {self.sslmode} needs sslrootcert")
         if (self.sslcert is None) != (self.sslkey is None):
             raise ValueError("sslcert and sslkey must be given together")
-        if self.password_file is not None:
-            if self.password is not None:
-                raise ValueError("give password or password_file, not both")
-            object.__setattr__(self, "password",
-                               _read_secret_file(self.password_file, "password_file"))
+        _secret_from_file(self, "password", "password_file")
         return self
 
 
@@ -367,10 +368,7 @@ class WebhookSettings(Section):
 
     @model_validator(mode="after")
     def _token_from_file(self) -> WebhookSettings:
-        if self.token_file is not None:
-            if self.token is not None:
-                raise ValueError("give token or token_file, not both")
-            object.__setattr__(self, "token", _read_secret_file(self.token_file, "token_file"))
+        _secret_from_file(self, "token", "token_file")
         return self
 
 
@@ -405,10 +403,7 @@ class HttpSettings(Section):
 
     @model_validator(mode="after")
     def _token_from_file(self) -> HttpSettings:
-        if self.token_file is not None:
-            if self.token is not None:
-                raise ValueError("give token or token_file, not both")
-            object.__setattr__(self, "token", _read_secret_file(self.token_file, "token_file"))
+        _secret_from_file(self, "token", "token_file")
         if self.token is not None and len(self.token.get_secret_value()) < 16:
             raise ValueError("token must have at least 16 characters")
         return self

@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
+from edge.buffer.schema import transaction
+
 _CHUNK = 5_000
 _TARGET = 0.95
 
@@ -56,17 +58,11 @@ def enforce_cap(conn: sqlite3.Connection, max_bytes: int) -> list[Eviction]:
     for kind, reason, condition in _STEPS:
         deleted = 0
         while used_bytes(conn) > max_bytes * _TARGET:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 count = conn.execute(
                     f"DELETE FROM {kind} WHERE seq IN (SELECT seq FROM {kind} WHERE {condition} "
                     f"ORDER BY seq LIMIT {_CHUNK})", {"cursor": cursors.get(kind, 0)},
                 ).rowcount
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
             if count == 0:
                 break
             deleted += count

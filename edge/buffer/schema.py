@@ -9,6 +9,8 @@ a new row, the central side keeps the latest per id.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # 'EDGE' in ASCII: marks a file as ours, so a foreign SQLite file is recognised.
 APPLICATION_ID = 0x45444745
@@ -79,3 +81,16 @@ def migrate(conn: sqlite3.Connection) -> int:
     if found == 0:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     return int(found)
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error (the connection is in autocommit)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from edge.buffer.eviction import Eviction, enforce_cap
 from edge.buffer.salvage import SalvageReport, move_aside, salvage
-from edge.buffer.schema import APPLICATION_ID, KINDS, SCHEMA_VERSION, migrate
+from edge.buffer.schema import APPLICATION_ID, KINDS, SCHEMA_VERSION, migrate, transaction
 from edge.errors import BufferError_, BufferSchemaError
 from edge.ingest.timestamps import datetime_to_us
 from edge.logs import RateLimitedLog
@@ -305,16 +305,10 @@ class SqliteBuffer:
     def _commit(self, readings: Sequence[Reading],
                 quarantine: Sequence[QuarantineRecord]) -> CommitResult:
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             inserted = conn.executemany(_INSERT_READING, readings).rowcount if readings else 0
             if quarantine:
                 conn.executemany(_INSERT_QUARANTINE, quarantine)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         self._respect_cap(conn)
         return CommitResult(inserted, len(readings) - inserted, len(quarantine))
 
@@ -335,15 +329,8 @@ class SqliteBuffer:
                                     max_bytes=self._settings.max_bytes)
 
     def _execute_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(self._connection()) as conn:
             conn.executemany(sql, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
     def _purge(self, older_than_us: int, limit: int) -> int:
         conn = self._connection()

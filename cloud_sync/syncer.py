@@ -115,6 +115,11 @@ class CentralSyncer:
             await self._housekeeping(writer)
             if moved == 0:
                 await self._sleep(self._settings.idle_interval_s)
+        # Shutting down: what the pipeline committed last gets one more try, within a deadline.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._settings.final_sync_timeout_s):
+                while await self.sync_round(writer):
+                    pass
 
     async def _next_readings(self) -> list[tuple[Any, ...]]:
         """The next readings batch, read ahead while the previous one was being written."""

@@ -44,3 +44,21 @@ def test_daemon_without_central_dsn_runs_buffer_only_and_says_so_once(
     assert gateway.terminate() == 0
     messages = [r.get("message") for r in gateway.log_records()]
     assert messages.count("central sync not configured (central.dsn): running buffer-only") == 1
+
+
+def test_sigterm_makes_a_last_sync_before_exiting(
+    broker: Broker, make_gateway: Callable[..., GatewayProcess]
+) -> None:
+    from tests.support.gateway import wait_for_rows
+
+    with fresh_database() as database:
+        gateway = make_gateway(central={"dsn": dsn_for(database), "sslmode": "disable",
+                                        "idle_interval_s": 60})  # idle: only the last sync moves rows
+        gateway.start()
+        gateway.wait_for_log("central database online")
+        time.sleep(0.5)  # the syncer is now idle for a minute
+        publish_all(broker.port, (("factory/s1/pump-1/temp", str(k).encode()) for k in range(500)))
+        assert wait_for_rows(gateway.buffer_path, "readings", 500) == 500
+        assert gateway.terminate() == 0
+        count = asyncio.run(central_rows(database, "SELECT count(*) FROM sensor_readings"))[0][0]
+    assert count == 500

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.support.gateway import GatewayProcess, buffer_rows, wait_for_rows
 from tests.support.load import reading_message, reconcile
@@ -115,3 +116,29 @@ def test_a_corrupt_buffer_is_moved_aside_intake_goes_on_and_salvage_recovers_it(
           f"/ lost with the damaged pages {10_000 - recovered}")
     assert total == 2_000 + recovered
     assert recovered >= 9_000, "every page but the damaged ones gives its rows back"
+
+
+def test_the_buffer_cap_during_an_outage_evicts_by_policy_counts_and_keeps_running(
+    broker: Broker, make_gateway: Callable[..., GatewayProcess]
+) -> None:
+    gateway = make_gateway(central={"dsn": "postgresql://postgres@127.0.0.1:1/unreachable",
+                                    "sslmode": "disable"})
+    gateway.config["buffer"]["max_bytes"] = 1024**2  # 1 MiB: ~15,000 readings
+    gateway.config_path.write_text(yaml.safe_dump(gateway.config))
+    gateway.start()
+    publish_all(broker.port, (reading_message(k) for k in range(40_000)))
+    deadline = time.monotonic() + 60
+    evicted = 0.0
+    while time.monotonic() < deadline and evicted == 0:
+        text = httpx.get(gateway.http_url + "/metrics", timeout=5).text
+        evicted = sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(
+            'edge_buffer_evicted_total{kind="readings",reason="cap_reached_unsynced"}'))
+        time.sleep(0.5)
+    assert evicted > 0, "the cap was reached and rows were evicted"
+    assert gateway.alive(), "the daemon keeps running"
+    stored = buffer_rows(gateway.buffer_path, "SELECT count(*), min(value), max(value) FROM readings")[0]
+    assert gateway.terminate() == 0
+    print(f"\nreconciliation: published 40000 / buffer {stored[0]} / evicted {evicted:.0f} "
+          f"(oldest first: kept values {stored[1]:.0f}..{stored[2]:.0f})")
+    assert stored[2] == 39_999, "the newest readings are kept"
+    assert stored[0] + evicted >= 40_000 - 1, "every reading is either kept or counted as evicted"

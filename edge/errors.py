@@ -24,9 +24,9 @@ class PayloadError(EdgeError):
         self.detail = detail
 
 
-class BufferError_(EdgeError):
+class BufferWriteError(EdgeError):
     """The SQLite buffer cannot take a commit (disk full, unwritable, corrupt)."""
 
 
-class BufferSchemaError(BufferError_):
+class BufferSchemaError(BufferWriteError):
     """The buffer file was written by a newer or foreign program."""

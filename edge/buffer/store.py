@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from edge.buffer.eviction import Eviction, enforce_cap
 from edge.buffer.salvage import SalvageReport, move_aside, salvage
 from edge.buffer.schema import APPLICATION_ID, KINDS, SCHEMA_VERSION, migrate, transaction
-from edge.errors import BufferError_, BufferSchemaError
+from edge.errors import BufferSchemaError, BufferWriteError
 from edge.ingest.timestamps import datetime_to_us
 from edge.logs import RateLimitedLog
 from edge.metrics import GatewayMetrics
@@ -135,12 +135,12 @@ class SqliteBuffer:
 
     async def commit_batch(self, readings: Sequence[Reading],
                            quarantine: Sequence[QuarantineRecord]) -> CommitResult:
-        """Commit readings and quarantine rows in one transaction; raise BufferError_ if not."""
+        """Commit readings and quarantine rows in one transaction; raise BufferWriteError if not."""
         try:
             result = await self._run(self._commit, readings, quarantine)
         except sqlite3.Error as exc:
             self.last_error = f"buffer commit failed: {exc}"
-            raise BufferError_(f"{self.path}: {exc}") from exc
+            raise BufferWriteError(f"{self.path}: {exc}") from exc
         self.last_error = None
         return result
 
@@ -219,7 +219,7 @@ class SqliteBuffer:
             await self._run(self._execute_many, sql, rows)
         except sqlite3.Error as exc:
             self.last_error = f"buffer write failed: {exc}"
-            raise BufferError_(f"{self.path}: {exc}") from exc
+            raise BufferWriteError(f"{self.path}: {exc}") from exc
 
     # --- everything below runs on the writer thread ---
 
@@ -366,10 +366,10 @@ class SqliteBuffer:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            raise BufferError_(f"{self.path}: buffer is not open")
+            raise BufferWriteError(f"{self.path}: buffer is not open")
         return self._conn
 
     def _reading_connection(self) -> sqlite3.Connection:
         if self._reader_conn is None:
-            raise BufferError_(f"{self.path}: buffer is not open")
+            raise BufferWriteError(f"{self.path}: buffer is not open")
         return self._reader_conn

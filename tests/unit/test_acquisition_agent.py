@@ -11,7 +11,7 @@ import orjson
 from edge.agents.acquisition import DataAcquisitionAgent, ReadingValidator
 from edge.buffer import CommitResult, SqliteBuffer
 from edge.bus import EventBus
-from edge.errors import BufferError_
+from edge.errors import BufferWriteError
 from edge.events import BaseEventModel, DataProcessedEvent
 from edge.ingest.topics import TopicMapper
 from edge.metrics import GatewayMetrics
@@ -41,7 +41,7 @@ class GatedWriter:
         await self.gate.wait()
         if self.failures:
             self.failures -= 1
-            raise BufferError_("disk full (simulated)")
+            raise BufferWriteError("disk full (simulated)")
         self.commits += 1
         return await self.buffer.commit_batch(readings, quarantine)
 

@@ -27,7 +27,7 @@ from edge.agents.base import BaseAgent
 from edge.backoff import Backoff
 from edge.buffer.store import CommitResult
 from edge.bus import EventBus
-from edge.errors import BufferError_, PayloadError
+from edge.errors import BufferWriteError, PayloadError
 from edge.events import DataProcessedEvent, SensorDataReceivedEvent
 from edge.ingest.codecs import decode_payload
 from edge.ingest.mqtt_source import AckSink
@@ -209,7 +209,7 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
             self._commit_started = time.monotonic()
             try:
                 return await self._writer.commit_batch(batch.readings, batch.quarantine)
-            except BufferError_ as exc:
+            except BufferWriteError as exc:
                 self._metrics.buffer_commit_errors.inc()
                 self._rejections.warning("commit", "buffer commit failed; not acknowledging",
                                          error=str(exc), batch=batch.size)

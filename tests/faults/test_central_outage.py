@@ -91,7 +91,8 @@ async def _run_outage(tmp_path: Path, database: str, proxy: TcpProxy,
 
     total, distinct = (await central_rows(
         database, "SELECT count(*), count(DISTINCT (sensor_id, time)) FROM sensor_readings"))[0]
-    print(f"outage: published {produced[0]} / central {total} / duplicates {total - distinct}")
+    print(f"\nreconciliation (60 s outage): published {produced[0]} / central {total} / "
+          f"duplicates {total - distinct}")
     assert total == distinct == produced[0]
     assert seen, "the alert never reached the central database"
     assert seen[0][1] < produced[0] - 100_000, "the alert waited behind the readings backlog"

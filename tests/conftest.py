@@ -35,3 +35,21 @@ def make_gateway(tmp_path: Path, broker: Broker) -> Iterator[Callable[..., Gatew
     for gateway in made:
         if gateway.alive():
             gateway.kill()
+
+
+_RECONCILIATIONS: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Keep every reconciliation line a fault test printed (captured output is hidden)."""
+    if report.when == "call":
+        _RECONCILIATIONS.extend(f"{report.nodeid.split('::')[-1]}: {line.strip()}"
+                                for line in report.capstdout.splitlines()
+                                if "reconciliation" in line or "soak:" in line)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _RECONCILIATIONS:
+        terminalreporter.section("reconciliation (published / stored / duplicates)")
+        for line in _RECONCILIATIONS:
+            terminalreporter.write_line(line)

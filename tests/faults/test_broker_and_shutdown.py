@@ -39,13 +39,17 @@ def _backlog_delivered(tmp_path: Path, recommended: bool, count: int) -> int:
                         use_recommended_config=recommended) as broker:
         gateway = GatewayProcess(tmp_path / f"gw-{recommended}",
                                  gateway_config(broker.port, tmp_path / f"gw-{recommended}.sqlite"))
-        gateway.start()
-        assert gateway.terminate() == 0  # the persistent session now exists
-        publish_all(broker.port, (reading_message(k) for k in range(count)))
-        gateway.start()
-        delivered = wait_for_rows(gateway.buffer_path, "readings", count,
-                                  timeout_s=20 if recommended else 6)
-        assert gateway.terminate() == 0
+        try:
+            gateway.start()
+            assert gateway.terminate() == 0  # the persistent session now exists
+            publish_all(broker.port, (reading_message(k) for k in range(count)))
+            gateway.start()
+            delivered = wait_for_rows(gateway.buffer_path, "readings", count,
+                                      timeout_s=20 if recommended else 6)
+            assert gateway.terminate() == 0
+        finally:
+            if gateway.alive():
+                gateway.kill()
         if not recommended:
             assert "Outgoing messages are being dropped" in broker.log_text()
         return delivered

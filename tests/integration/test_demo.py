@@ -16,6 +16,15 @@ def test_demo_shows_alerts_and_exits_cleanly_on_sigint() -> None:
         [sys.executable, "-m", "edge", "demo", "--fault-every-s", "3", "--rate", "60"],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env=env_without_edge_vars())
+    try:
+        _watch_demo(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def _watch_demo(process: subprocess.Popen[str]) -> None:
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")),  # type: ignore[union-attr]
                               daemon=True)

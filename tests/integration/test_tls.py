@@ -51,13 +51,27 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[Broker, ThrowawayCA, int]]:
         broker.stop()
 
 
+_STARTED: list[GatewayProcess] = []
+
+
+@pytest.fixture(autouse=True)
+def _kill_leftover_gateways() -> Iterator[None]:
+    yield
+    while _STARTED:
+        gateway = _STARTED.pop()
+        if gateway.alive():
+            gateway.kill()
+
+
 def _tls_gateway(tmp_path: Path, name: str, port: int, tls: dict[str, object],
                  password: str) -> GatewayProcess:
     secret = tmp_path / f"{name}-password"
     secret.write_text(password)
     config = gateway_config(port, tmp_path / f"{name}.sqlite")
     config["mqtt"].update({"tls": tls, "username": "edge", "password_file": str(secret)})
-    return GatewayProcess(tmp_path / name, config)
+    gateway = GatewayProcess(tmp_path / name, config)
+    _STARTED.append(gateway)  # killed after the test even if it fails half way
+    return gateway
 
 
 def test_mqtt_over_tls_with_client_certificate_and_password(

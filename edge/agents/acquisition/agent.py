@@ -114,7 +114,7 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
         """Commit batches as messages arrive, until `drain` is called and nothing is left.
 
         Two batches overlap: while one commits on the writer thread, the next is validated
-        here. Acknowledgements still follow commit order (each waits for its predecessor).
+        here. Only one batch is ever committing, so acknowledgements follow arrival order.
         """
         previous: asyncio.Task[None] | None = None
         try:
@@ -129,8 +129,8 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
                     del self._pending[: self._max_batch_rows]
                     validated = self._validate(batch)
                     if previous is not None and not previous.done():
-                        await asyncio.wait({previous})  # at most one commit waiting behind another
-                    previous = asyncio.ensure_future(self._finish(validated, previous))
+                        await asyncio.wait({previous})  # one commit at a time keeps ack order
+                    previous = asyncio.ensure_future(self._finish(validated))
                 if self._closing:
                     if previous is not None:
                         await previous
@@ -146,12 +146,10 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
 
     async def process(self, item: list[PendingMessage]) -> None:
         """Validate, commit and acknowledge one batch (what `run` does, without overlap)."""
-        await self._finish(self._validate(item), None)
+        await self._finish(self._validate(item))
 
-    async def _finish(self, batch: _ValidatedBatch, previous: asyncio.Task[None] | None) -> None:
+    async def _finish(self, batch: _ValidatedBatch) -> None:
         result = await self._commit(batch)
-        if previous is not None:
-            await previous  # acknowledge in arrival order
         for sink, tokens in batch.acks.items():
             sink.acknowledge(tokens)  # ack-after-commit: tests/integration/test_mqtt_ingest.py
         self._record(batch, result)

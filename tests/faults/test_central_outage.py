@@ -42,6 +42,22 @@ async def _produce(buffer: SqliteBuffer, stop: asyncio.Event, produced: list[int
         await asyncio.sleep(0.1)
 
 
+async def _drain(buffer: SqliteBuffer, syncer: CentralSyncer, sync_task: asyncio.Task[None]) -> None:
+    """Wait until the central side has every reading, then stop the syncer."""
+    async with asyncio.timeout(120):
+        while (await buffer.depths())["readings"].unsynced:
+            await asyncio.sleep(0.1)
+    await syncer.close()
+    await sync_task
+
+
+async def _counts(database: str) -> tuple[int, int]:
+    """(rows, distinct (sensor, time) keys) in the central readings table."""
+    row = (await central_rows(
+        database, "SELECT count(*), count(DISTINCT (sensor_id, time)) FROM sensor_readings"))[0]
+    return int(row[0]), int(row[1])
+
+
 async def _watch_alert(database: str, seen: list[tuple[float, int]], stop: asyncio.Event) -> None:
     """Record how many readings the central side had when the outage alert first appeared."""
     while not stop.is_set() and not seen:
@@ -82,15 +98,10 @@ async def _run_outage(tmp_path: Path, database: str, proxy: TcpProxy,
         await asyncio.sleep(2)
         stop.set()
         await producer
-        async with asyncio.timeout(120):
-            while (await buffer.depths())["readings"].unsynced:
-                await asyncio.sleep(0.1)
-        await syncer.close()
-        await sync_task
+        await _drain(buffer, syncer, sync_task)
         await watcher
 
-    total, distinct = (await central_rows(
-        database, "SELECT count(*), count(DISTINCT (sensor_id, time)) FROM sensor_readings"))[0]
+    total, distinct = await _counts(database)
     print(f"\nreconciliation (60 s outage): published {produced[0]} / central {total} / "
           f"duplicates {total - distinct}")
     assert total == distinct == produced[0]
@@ -124,13 +135,8 @@ async def test_a_flapping_link_and_cuts_in_the_middle_of_batches_lose_and_duplic
                     proxy.restore()
             stop.set()
             await producer
-            async with asyncio.timeout(120):
-                while (await buffer.depths())["readings"].unsynced:
-                    await asyncio.sleep(0.1)
-            await syncer.close()
-            await sync_task
-        total, distinct = (await central_rows(
-            central_db, "SELECT count(*), count(DISTINCT (sensor_id, time)) FROM sensor_readings"))[0]
+            await _drain(buffer, syncer, sync_task)
+        total, distinct = await _counts(central_db)
         print(f"\nreconciliation (flapping): published {produced[0]} / central {total} / "
               f"duplicates {total - distinct} / connections {proxy.connections}")
         assert total == distinct == produced[0]

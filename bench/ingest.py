@@ -5,8 +5,12 @@ config/mosquitto.conf): N QoS 1 messages from 1,000 sensors are queued for an of
 persistent session, then drained by
   1. a bare paho-mqtt subscriber (threaded loop, empty callback; the baseline), and
   2. the gateway pipeline (gmqtt, validation, group commit with synchronous=FULL,
-     acknowledgement after the commit).
-The gateway figure is messages/s until every reading is committed and acknowledged.
+     acknowledgement after the commit), with the anomaly, maintenance and notification
+     agents running.
+The gateway figure is messages/s until every reading is committed and acknowledged AND
+the anomaly agent has judged every one of them (commits never wait for detection, so the
+run waits for it explicitly; events it could not queue are counted as overflow and caught
+up from the buffer, and are printed, so overflow cannot make the figure look fast).
 
     .venv/bin/python bench/ingest.py [--messages 200000]
 """
@@ -19,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -90,7 +95,14 @@ def gateway_settings(port: int, buffer_path: Path) -> Settings:
     )
 
 
-async def _gateway_run(settings: Settings, expected: int | None) -> float:
+@dataclass(frozen=True)
+class GatewayRun:
+    committed_rate: float  # msg/s until every message was committed and acknowledged
+    judged_rate: float  # msg/s until detection had also judged every reading
+    overflows: int  # events the anomaly agent could not queue (caught up from the buffer)
+
+
+async def _gateway_run(settings: Settings, expected: int | None) -> GatewayRun:
     gateway = Gateway(settings)
     stop = asyncio.Event()
     runner = asyncio.create_task(gateway.run(stop))
@@ -98,17 +110,27 @@ async def _gateway_run(settings: Settings, expected: int | None) -> float:
         await asyncio.sleep(0.005)
     started = time.perf_counter()
     accepted = gateway.metrics.readings_accepted
-    while expected is not None and accepted._value.get() < expected:
-        if runner.done():
-            runner.result()
-        await asyncio.sleep(0.01)
-    elapsed = time.perf_counter() - started
+    committed_at = judged_at = started
+    if expected is not None:
+        while accepted._value.get() < expected:
+            if runner.done():
+                runner.result()
+            await asyncio.sleep(0.005)
+        committed_at = time.perf_counter()
+        agent = next(a for a in gateway.agents if a.agent_id == "anomaly-detection")
+        while agent.backlog(gateway.pipeline.last_seq):
+            await asyncio.sleep(0.005)
+        judged_at = time.perf_counter()
+    overflows = gateway.pipeline.health(30).announce_overflows
     stop.set()
     await runner
-    return (expected or 0) / elapsed if expected else 0.0
+    if not expected:
+        return GatewayRun(0.0, 0.0, 0)
+    return GatewayRun(expected / (committed_at - started), expected / (judged_at - started),
+                      overflows)
 
 
-def gateway_drain_rate(port: int, count: int, workdir: Path) -> float:
+def gateway_drain_rate(port: int, count: int, workdir: Path) -> GatewayRun:
     settings = gateway_settings(port, workdir / "buffer.sqlite")
     asyncio.run(_gateway_run(settings, None))  # registers the persistent session
     publish_all(port, messages(count), client_id="bench-pub-gw")
@@ -121,12 +143,14 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, running_broker(Path(tmp) / "broker") as broker:
         paho_rate = paho_drain_rate(broker.port, args.messages)
-        gateway_rate = gateway_drain_rate(broker.port, args.messages, Path(tmp))
+        run = gateway_drain_rate(broker.port, args.messages, Path(tmp))
     print(f"messages                 : {args.messages} QoS 1, {SENSORS} sensors, ~90-byte JSON")
     print(f"bare paho-mqtt subscriber: {paho_rate:10,.0f} msg/s (baseline, no work, auto-ack)")
-    print(f"edge-gateway pipeline    : {gateway_rate:10,.0f} msg/s (validate + FULL commit + ack, "
-          "detection agents running)")
-    print(f"ratio gateway / paho     : {gateway_rate / paho_rate:10.2f}x   (target >= 2x, >= 25,000 msg/s)")
+    print(f"edge-gateway, committed  : {run.committed_rate:10,.0f} msg/s (validate + FULL commit + ack)")
+    print(f"edge-gateway, judged     : {run.judged_rate:10,.0f} msg/s (... and detection has judged "
+          f"every reading; {run.overflows} events overflowed and were caught up from the buffer)")
+    print(f"ratio gateway / paho     : {run.judged_rate / paho_rate:10.2f}x   "
+          "(judged figure; target >= 2x, >= 25,000 msg/s)")
 
 
 if __name__ == "__main__":

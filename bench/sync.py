@@ -33,11 +33,11 @@ async def gateway_drain(path: Path, database: str, batch_rows: int) -> float:
     settings = CentralSettings(dsn=dsn_for(database), sslmode="disable",  # type: ignore[arg-type]
                                batch_rows=batch_rows, idle_interval_s=0.01)
     async with SqliteBuffer(BufferSettings(path=path), "bench-gw") as buffer:
-        total = (await buffer.depths())["readings"].unsynced
-        syncer = CentralSyncer(settings, "bench-gw", "bench", source=buffer, metrics=GatewayMetrics())
+        total = (await buffer.status.depths())["readings"].unsynced
+        syncer = CentralSyncer(settings, "bench-gw", "bench", source=buffer.sync, metrics=GatewayMetrics())
         started = time.perf_counter()
         runner = asyncio.create_task(syncer.run())
-        while (await buffer.depths())["readings"].unsynced:
+        while (await buffer.status.depths())["readings"].unsynced:
             await asyncio.sleep(0.02)
         elapsed = time.perf_counter() - started
         await syncer.close()

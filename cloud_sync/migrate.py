@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 
 import migrations
 from cloud_sync.connect import asyncpg_dsn, connect_args
+from edge.errors import EdgeError
 from edge.settings import CentralSettings
 
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
+
+
+class MigrationError(EdgeError):
+    """The central database could not be reached or migrated; the message says why."""
 
 
 def alembic_config(settings: CentralSettings) -> Config:
@@ -24,12 +32,23 @@ def alembic_config(settings: CentralSettings) -> Config:
 
 
 def upgrade(settings: CentralSettings, revision: str = "head") -> None:
-    command.upgrade(alembic_config(settings), revision)
+    with _explained("upgrade"):
+        command.upgrade(alembic_config(settings), revision)
 
 
 def downgrade(settings: CentralSettings, revision: str) -> None:
-    command.downgrade(alembic_config(settings), revision)
+    with _explained("downgrade"):
+        command.downgrade(alembic_config(settings), revision)
 
 
 def current(settings: CentralSettings) -> None:
-    command.current(alembic_config(settings))
+    with _explained("current"):
+        command.current(alembic_config(settings))
+
+
+@contextmanager
+def _explained(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise MigrationError(f"db {action} failed: {type(exc).__name__}: {exc}") from exc

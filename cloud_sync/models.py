@@ -1,9 +1,14 @@
-"""The central schema as SQLAlchemy 2 typed declarative models.
+"""The central schema's one source of truth: SQLAlchemy 2 typed declarative models.
 
-Migrations (`migrations/versions/`) create these tables; the models document them and let
-engineers query them from Python. Keys make every write idempotent: readings by
-(gateway_id, sensor_id, time), alerts and tasks by ids the gateway derives
+Everything else is derived from these tables: the syncer's COPY column lists and upserts
+(cloud_sync/statements.py), and the check that the Alembic migrations (frozen history in
+migrations/versions/) build exactly this schema (tests/integration/test_schema_agreement.py
+runs `alembic upgrade head` and `compare_metadata`). Keys make every write idempotent:
+readings by (gateway_id, sensor_id, time), alerts and tasks by ids the gateway derives
 deterministically, so a replay never makes a second row.
+
+Column `info={"immutable": True}`: set when a row is first written, never changed by a
+later version of the same alert or task (the upserts leave it alone).
 """
 
 from __future__ import annotations
@@ -11,9 +16,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Double, Integer, Text, func
+from sqlalchemy import BigInteger, DateTime, Double, Index, Integer, PrimaryKeyConstraint, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+_IMMUTABLE = {"immutable": True}
+# Indexes that only one storage engine has, outside the models: plain PostgreSQL gets a BRIN
+# index on time (migration 0001); TimescaleDB's create_hypertable makes its own time index.
+ENGINE_SPECIFIC_INDEXES = frozenset({"sensor_readings_time_brin", "sensor_readings_time_idx"})
 
 
 class Base(DeclarativeBase):
@@ -38,36 +48,44 @@ class SensorReadingORM(Base):
     """A sensor reading; a TimescaleDB hypertable on `time` when the extension exists."""
 
     __tablename__ = "sensor_readings"
+    __table_args__ = (
+        # The idempotency key: a replayed reading conflicts here and is skipped.
+        PrimaryKeyConstraint("gateway_id", "sensor_id", "time", name="sensor_readings_pkey"),
+    )
 
-    gateway_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    sensor_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    gateway_id: Mapped[str] = mapped_column(Text)
+    sensor_id: Mapped[str] = mapped_column(Text)
     asset_id: Mapped[str | None] = mapped_column(Text)
-    value: Mapped[float] = mapped_column(Double, nullable=False)
+    value: Mapped[float] = mapped_column(Double)
     unit: Mapped[str | None] = mapped_column(Text)
     quality: Mapped[str | None] = mapped_column(Text)
     flags: Mapped[int] = mapped_column(Integer, server_default="0")
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class AnomalyAlertORM(Base):
     """The latest state of an alert (opened once, updated, resolved)."""
 
     __tablename__ = "anomaly_alerts"
+    __table_args__ = (
+        Index("anomaly_alerts_open", "asset_id", "opened_at",
+              postgresql_where=text("state = 'open'")),
+    )
 
     alert_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    gateway_id: Mapped[str] = mapped_column(Text, nullable=False)
-    asset_id: Mapped[str | None] = mapped_column(Text)
-    sensor_id: Mapped[str] = mapped_column(Text, nullable=False)
-    detector: Mapped[str] = mapped_column(Text, nullable=False)
-    severity: Mapped[str] = mapped_column(Text, nullable=False)
-    state: Mapped[str] = mapped_column(Text, nullable=False)
+    gateway_id: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
+    asset_id: Mapped[str | None] = mapped_column(Text, info=_IMMUTABLE)
+    sensor_id: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
+    detector: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
+    severity: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text)
     score: Mapped[float | None] = mapped_column(Double)
     value: Mapped[float | None] = mapped_column(Double)
-    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    reason: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=_IMMUTABLE)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -75,16 +93,20 @@ class MaintenanceTaskORM(Base):
     """The latest state of a maintenance task (one open task per asset and cause)."""
 
     __tablename__ = "maintenance_tasks"
+    __table_args__ = (
+        Index("maintenance_tasks_open", "asset_id", "due_at",
+              postgresql_where=text("state = 'open'")),
+    )
 
     task_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    gateway_id: Mapped[str] = mapped_column(Text, nullable=False)
-    asset_id: Mapped[str | None] = mapped_column(Text)
-    cause: Mapped[str] = mapped_column(Text, nullable=False)
-    priority: Mapped[str] = mapped_column(Text, nullable=False)
-    state: Mapped[str] = mapped_column(Text, nullable=False)
-    description: Mapped[str] = mapped_column(Text, nullable=False)
+    gateway_id: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
+    asset_id: Mapped[str | None] = mapped_column(Text, info=_IMMUTABLE)
+    cause: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
+    priority: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
     alert_ids: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=_IMMUTABLE)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

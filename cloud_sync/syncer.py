@@ -16,13 +16,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from cloud_sync.retry import is_retriable
 from cloud_sync.writer import CentralWriter
 from edge.backoff import Backoff
 from edge.metrics import GatewayMetrics
+from edge.records import ReadingRow, VersionRow
 from edge.settings import CentralSettings
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,9 @@ class SyncSource(Protocol):
 
     async def sync_cursor(self, kind: str) -> int: ...
 
-    async def read_unsynced(self, kind: str, after_seq: int, limit: int) -> list[tuple[Any, ...]]: ...
+    async def read_readings(self, after_seq: int, limit: int) -> list[ReadingRow]: ...
+
+    async def read_versions(self, kind: str, after_seq: int, limit: int) -> list[VersionRow]: ...
 
     async def mark_synced(self, kind: str, up_to_seq: int) -> None: ...
 
@@ -59,7 +62,7 @@ class CentralSyncer:
         self._stopping = asyncio.Event()
         self._positions: dict[str, int] = {}
         # (after_seq, read task): the next readings batch, read while the last one is written
-        self._prefetch: tuple[int, asyncio.Task[list[tuple[Any, ...]]]] | None = None
+        self._prefetch: tuple[int, asyncio.Task[list[ReadingRow]]] | None = None
         self._last_heartbeat = 0.0
         self._last_purge = 0.0
         self.online: bool | None = None  # None until the first attempt
@@ -96,15 +99,15 @@ class CentralSyncer:
         """Alerts and tasks (all waiting), then one batch of readings; rows moved."""
         moved = 0
         for kind, write in (("alerts", writer.write_alerts), ("tasks", writer.write_tasks)):
-            while rows := await self._source.read_unsynced(kind, self._positions[kind],
-                                                           self._settings.batch_rows):
-                await write(rows)
-                moved += await self._confirm(kind, rows)
+            while versions := await self._source.read_versions(kind, self._positions[kind],
+                                                               self._settings.batch_rows):
+                await write(versions)
+                moved += await self._confirm(kind, versions[-1].seq, len(versions))
         rows = await self._next_readings()
         if rows:
-            self._metrics.sync_lag.set(max(0.0, time.time() - rows[0][8] / 1e6))
+            self._metrics.sync_lag.set(max(0.0, time.time() - rows[0].received_us / 1e6))
             await writer.write_readings(rows)
-            moved += await self._confirm("readings", rows)
+            moved += await self._confirm("readings", rows[-1].seq, len(rows))
         else:
             self._metrics.sync_lag.set(0)
         return moved
@@ -121,10 +124,10 @@ class CentralSyncer:
                 while await self.sync_round(writer):
                     pass
 
-    async def _next_readings(self) -> list[tuple[Any, ...]]:
+    async def _next_readings(self) -> list[ReadingRow]:
         """The next readings batch, read ahead while the previous one was being written."""
         position = self._positions["readings"]
-        rows: list[tuple[Any, ...]] | None = None
+        rows: list[ReadingRow] | None = None
         if self._prefetch is not None:
             after_seq, task = self._prefetch
             self._prefetch = None
@@ -133,11 +136,11 @@ class CentralSyncer:
             if after_seq == position and fetched:
                 rows = fetched
         if rows is None:
-            rows = await self._source.read_unsynced("readings", position, self._settings.batch_rows)
+            rows = await self._source.read_readings(position, self._settings.batch_rows)
         if rows:
-            after_seq = int(rows[-1][0])
+            after_seq = rows[-1].seq
             self._prefetch = (after_seq, asyncio.ensure_future(
-                self._source.read_unsynced("readings", after_seq, self._settings.batch_rows)))
+                self._source.read_readings(after_seq, self._settings.batch_rows)))
         return rows
 
     async def _cancel_prefetch(self) -> None:
@@ -148,13 +151,12 @@ class CentralSyncer:
                 await task
             self._prefetch = None
 
-    async def _confirm(self, kind: str, rows: Sequence[tuple[Any, ...]]) -> int:
+    async def _confirm(self, kind: str, last_seq: int, count: int) -> int:
         # Only now, after the central commit, may the buffer call these rows synced.
-        last_seq = int(rows[-1][0])
         await self._source.mark_synced(kind, last_seq)
         self._positions[kind] = last_seq
-        self._metrics.sync_rows.labels(kind).inc(len(rows))
-        return len(rows)
+        self._metrics.sync_rows.labels(kind).inc(count)
+        return count
 
     async def _housekeeping(self, writer: CentralWriter) -> None:
         now = time.monotonic()

@@ -1,9 +1,17 @@
 """In-process publish/subscribe by event type, with bounded queues.
 
-Each subscriber owns a bounded queue and one worker task: a slow subscriber makes
-`publish` wait (backpressure) instead of growing memory. A handler that raises is
-logged, counted and retried; after `max_attempts` the event goes to a bounded
-dead-letter list. One failing subscriber never stops the others or the publisher.
+Each subscriber owns a bounded queue and one worker task, and chooses two things when it
+subscribes:
+- retries: `max_attempts` > 1 only for a handler that is idempotent under retry (the
+  anomaly agent keeps unsaved alert changes until they are stored, so a retry stores and
+  announces them once); a handler that is not (it publishes as it goes) gets 1, and a
+  failure is counted and dead-lettered at once. After `max_attempts` the event goes to a
+  bounded dead-letter list. One failing subscriber never stops the others or the publisher.
+- what a full queue means: `publish` waits for room (backpressure between agents), while
+  `publish_nowait` never waits (the ingest pipeline must not: commits and acks never wait on
+  an agent). An event that does not fit is dropped for that subscriber, counted
+  (`edge_bus_overflow_total`), and once the queue has room again the subscriber gets one
+  `FeedGapEvent`, so it can catch up from the buffer, which holds every committed reading.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from edge.events import BaseEventModel
+from edge.events import BaseEventModel, FeedGapEvent
 from edge.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -30,46 +38,50 @@ class DeadLetter:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class SubscriberStats:
+    name: str
+    queued: int
+    handled: int
+    failures: int
+    overflowed: int
+
+
 @dataclass(slots=True)
 class _Subscription:
     name: str
     event_types: tuple[type[BaseEventModel], ...]
     handler: Handler
     queue: asyncio.Queue[BaseEventModel]
+    max_attempts: int
     worker: asyncio.Task[None] | None = None
     handled: int = 0
     failures: int = 0
+    overflowed: int = 0
+    gap: int = 0  # events dropped since the last FeedGapEvent
 
 
 class EventBus:
     """Routes each published event to every subscriber of its type (or a base type)."""
 
-    def __init__(
-        self,
-        metrics: GatewayMetrics,
-        queue_size: int = 1000,
-        max_attempts: int = 3,
-        dead_letter_limit: int = 1000,
-    ) -> None:
+    def __init__(self, metrics: GatewayMetrics, queue_size: int = 1000,
+                 dead_letter_limit: int = 1000) -> None:
         self._metrics = metrics
         self._queue_size = queue_size
-        self._max_attempts = max_attempts
         self._subscriptions: list[_Subscription] = []
         self.dead_letters: deque[DeadLetter] = deque(maxlen=dead_letter_limit)
         self._running = False
 
-    def subscribe(
-        self,
-        name: str,
-        event_types: tuple[type[BaseEventModel], ...],
-        handler: Handler,
-        queue_size: int | None = None,
-    ) -> None:
+    def subscribe(self, name: str, event_types: tuple[type[BaseEventModel], ...],
+                  handler: Handler, *, max_attempts: int = 1,
+                  queue_size: int | None = None) -> None:
+        """Deliver `event_types` to `handler`; retry only if it is idempotent (`max_attempts`)."""
         if any(sub.name == name for sub in self._subscriptions):
             raise ValueError(f"subscriber {name!r} already exists")
-        sub = _Subscription(
-            name, event_types, handler, asyncio.Queue(maxsize=queue_size or self._queue_size)
-        )
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        sub = _Subscription(name, event_types, handler,
+                            asyncio.Queue(maxsize=queue_size or self._queue_size), max_attempts)
         self._subscriptions.append(sub)
         if self._running:
             self._start_worker(sub)
@@ -81,8 +93,26 @@ class EventBus:
                 await sub.queue.put(event)
                 self._metrics.bus_queue_depth.labels(sub.name).set(sub.queue.qsize())
 
-    def queue_depths(self) -> dict[str, int]:
-        return {sub.name: sub.queue.qsize() for sub in self._subscriptions}
+    def publish_nowait(self, event: BaseEventModel) -> int:
+        """Queue `event` without ever waiting; returns how many subscribers had no room."""
+        dropped = 0
+        for sub in self._subscriptions:
+            if not isinstance(event, sub.event_types):
+                continue
+            try:
+                sub.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                dropped += 1
+                sub.overflowed += 1
+                sub.gap += 1
+                self._metrics.bus_overflow.labels(sub.name).inc()
+                continue
+            self._metrics.bus_queue_depth.labels(sub.name).set(sub.queue.qsize())
+        return dropped
+
+    def stats(self) -> list[SubscriberStats]:
+        return [SubscriberStats(s.name, s.queue.qsize(), s.handled, s.failures, s.overflowed)
+                for s in self._subscriptions]
 
     async def start(self) -> None:
         self._running = True
@@ -115,13 +145,16 @@ class EventBus:
             event = await sub.queue.get()
             try:
                 await self._deliver(sub, event)
+                if sub.gap and sub.queue.empty():
+                    gap, sub.gap = sub.gap, 0
+                    await self._deliver(sub, FeedGapEvent(source="bus", dropped=gap))
             finally:
                 sub.queue.task_done()
                 self._metrics.bus_queue_depth.labels(sub.name).set(sub.queue.qsize())
 
     async def _deliver(self, sub: _Subscription, event: BaseEventModel) -> None:
         last_error = ""
-        for attempt in range(1, self._max_attempts + 1):
+        for attempt in range(1, sub.max_attempts + 1):
             try:
                 await sub.handler(event)
                 sub.handled += 1
@@ -135,7 +168,7 @@ class EventBus:
                     "bus handler failed",
                     exc_info=attempt == 1,
                     extra={"subscriber": sub.name, "event_type": event.event_type,
-                           "attempt": attempt, "error": repr(exc)},
+                           "attempt": attempt, "of": sub.max_attempts, "error": repr(exc)},
                 )
                 last_error = repr(exc)
         self.dead_letters.append(DeadLetter(sub.name, event, last_error))

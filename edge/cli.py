@@ -1,20 +1,20 @@
-"""The `edge-gateway` command line: run, check-config, db upgrade|downgrade|current.
+"""The `edge-gateway` command line.
 
-Exit codes: 0 success, 1 runtime failure, 2 bad configuration (one line per problem).
+Commands: run (the daemon), check-config, status, demo, simulate, buffer salvage,
+db upgrade|downgrade|current. Exit codes: 0 success, 1 runtime failure, 2 bad
+configuration (one line per problem).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import asyncpg
 import yaml
 from pydantic import ValidationError
 
@@ -29,6 +29,7 @@ from edge.settings import (
     masked_dump,
     resolve_config_path,
 )
+from edge.status import StatusReport
 
 EXIT_FAILURE = 1
 EXIT_BAD_CONFIG = 2
@@ -153,15 +154,42 @@ def _salvage(settings: Settings, old: Path) -> int:
 
 
 def _status(settings: Settings, as_json: bool) -> int:
-    from edge.status import gather_status, render
+    from edge.status import render
 
     try:
-        status = gather_status(settings)
+        report = gather_status(settings)
     except EdgeError as exc:
         print(f"status: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    print(json.dumps(status, indent=2) if as_json else render(status))
+    print(report.model_dump_json(indent=2) if as_json else render(report))
     return 0
+
+
+def gather_status(settings: Settings) -> StatusReport:
+    """Ask the running daemon over HTTP; read the buffer when the daemon is not reachable."""
+    import httpx
+
+    http = settings.http
+    if http.enabled:
+        host = "127.0.0.1" if http.host in ("0.0.0.0", "::") else http.host
+        headers = {"authorization": f"Bearer {http.token.get_secret_value()}"} if http.token else {}
+        try:
+            response = httpx.get(f"http://{host}:{http.port}/api/v1/status", headers=headers,
+                                 timeout=5)
+            if response.status_code == 200:
+                return StatusReport.model_validate({**response.json(), "source": "daemon"})
+        except httpx.HTTPError:
+            pass  # not running (or not reachable): read the buffer instead
+    return asyncio.run(_status_from_buffer(settings))
+
+
+async def _status_from_buffer(settings: Settings) -> StatusReport:
+    from edge.buffer import SqliteBuffer
+    from edge.status import build_status
+
+    async with SqliteBuffer(settings.buffer, settings.gateway.id) as buffer:
+        return await build_status(buffer, mqtt_connected=None, central_online=None,
+                                  source="buffer (daemon not reachable)")
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -224,8 +252,8 @@ def _db(args: argparse.Namespace) -> int:
             migrate.downgrade(central, args.revision)
         else:
             migrate.current(central)
-    except (OSError, asyncpg.PostgresError) as exc:
-        print(f"db {args.db_command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except migrate.MigrationError as exc:
+        print(exc, file=sys.stderr)
         return EXIT_FAILURE
     return 0
 

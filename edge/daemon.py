@@ -1,8 +1,9 @@
 """The composition root: builds every part from the settings and runs them together.
 
-Start order: buffer, webhook, bus, agents, pipeline, MQTT, central sync. Stop order is the
-reverse, in two phases: first intake stops and what arrived is committed and acknowledged
-within `gateway.shutdown_timeout_s`, then whatever is left is cancelled.
+Start order: buffer, webhook, bus, agents, HTTP, pipeline, MQTT, central sync. Stop order
+is the reverse, in two phases: first intake stops and what arrived is committed and
+acknowledged within `gateway.shutdown_timeout_s`, then whatever is left is cancelled.
+This is the only module of `edge` that reaches `cloud_sync`.
 """
 
 from __future__ import annotations
@@ -15,17 +16,19 @@ from typing import TYPE_CHECKING
 
 from edge import __version__
 from edge.agents import AgentRegistry
-from edge.agents.acquisition import DataAcquisitionAgent, ReadingValidator
 from edge.agents.anomaly import AnomalyDetectionAgent
 from edge.agents.maintenance import MaintenanceSchedulerAgent
 from edge.agents.notification import NotificationAgent
+from edge.api import DaemonApi
 from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
 from edge.http.app import create_app
-from edge.http.backend import GatewayBackend
 from edge.http.server import HttpServer
+from edge.ingest.http_source import HttpSource
 from edge.ingest.mqtt_source import MqttSource
+from edge.ingest.pipeline import IngestPipeline
 from edge.ingest.topics import TopicMapper
+from edge.ingest.validation import ReadingValidator
 from edge.metrics import GatewayMetrics
 from edge.notify.webhook import WebhookSender
 from edge.settings import Settings
@@ -46,37 +49,40 @@ class Gateway:
         self.bus = EventBus(self.metrics)
         self.agents = AgentRegistry()
         self.buffer = SqliteBuffer(settings.buffer, settings.gateway.id, self.metrics)
-        self.acquisition = DataAcquisitionAgent(
-            "data-acquisition", self.bus, self.metrics, writer=self.buffer,
+        self.pipeline = IngestPipeline(
+            self.bus, self.metrics, writer=self.buffer.readings,
             mapper=TopicMapper(settings.mqtt.subscriptions),
             validator=ReadingValidator(settings.ingest, settings.sensors),
             limits=settings.ingest, batching=settings.buffer,
         )
-        self.agents.register(self.acquisition)
-        self.mqtt = MqttSource(settings.mqtt, settings.mqtt_client_id, self.acquisition,
+        self.mqtt = MqttSource(settings.mqtt, settings.mqtt_client_id, self.pipeline,
                                self.metrics)
+        self.http_source = HttpSource(self.pipeline,
+                                      ReadingValidator(settings.ingest, settings.sensors),
+                                      settings.ingest, settings.http.commit_timeout_s)
         self.webhook = (WebhookSender(settings.notifications.webhook, self.metrics)
                         if settings.notifications.webhook.url else None)
-        self._register_maintenance_agents()
+        self._register_agents()
         self.syncer = self._build_syncer()
-        self.backend = GatewayBackend(settings, self.metrics, buffer=self.buffer,
-                                      acquisition=self.acquisition, mqtt=self.mqtt,
-                                      agents=self.agents, central_state=self.syncer)
+        self.api = DaemonApi(settings, self.metrics, buffer=self.buffer, pipeline=self.pipeline,
+                             http_source=self.http_source, mqtt=self.mqtt, agents=self.agents,
+                             bus=self.bus, central=self.syncer)
         self.http: HttpServer | None = None
         self.notifier = SystemdNotifier(
-            lambda: self.acquisition.progressing(settings.systemd.watchdog_stall_s))
+            lambda: self.pipeline.progressing(settings.systemd.watchdog_stall_s))
 
-    def _register_maintenance_agents(self) -> None:
+    def _register_agents(self) -> None:
         s = self.settings
         gateway_id = s.gateway.id
         if s.detection.enabled:
             self.agents.register(AnomalyDetectionAgent(
                 "anomaly-detection", self.bus, self.metrics, gateway_id=gateway_id,
-                settings=s.detection, sensors=s.sensors, store=self.buffer))
+                settings=s.detection, sensors=s.sensors, alerts=self.buffer.alerts,
+                readings=self.buffer.readings))
         if s.maintenance.enabled:
             self.agents.register(MaintenanceSchedulerAgent(
                 "maintenance-scheduler", self.bus, self.metrics, gateway_id=gateway_id,
-                settings=s.maintenance, assets=s.assets, store=self.buffer))
+                settings=s.maintenance, assets=s.assets, store=self.buffer.tasks))
         if s.notifications.enabled:
             self.agents.register(NotificationAgent(
                 "notification", self.bus, self.metrics, topic_prefix=s.notification_prefix,
@@ -89,7 +95,7 @@ class Gateway:
         from cloud_sync.syncer import CentralSyncer
 
         return CentralSyncer(self.settings.central, self.settings.gateway.id, __version__,
-                             source=self.buffer, metrics=self.metrics)
+                             source=self.buffer.sync, metrics=self.metrics)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down in order."""
@@ -103,13 +109,13 @@ class Gateway:
             resources.push_async_callback(self.agents.stop_all)
             if self.settings.http.enabled:
                 self.http = await resources.enter_async_context(
-                    HttpServer(self.settings.http, create_app(self.backend)))
+                    HttpServer(self.settings.http, create_app(self.api, self.settings.http)))
             await self._run_tasks(stop)
         log.info("gateway stopped")
 
     async def _run_tasks(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tasks:
-            pipeline = tasks.create_task(self.acquisition.run(), name="acquisition")
+            pipeline = tasks.create_task(self.pipeline.run(), name="ingest-pipeline")
             mqtt = tasks.create_task(self.mqtt.run(), name="mqtt")
             sync = tasks.create_task(self.syncer.run(), name="central-sync") if self.syncer else None
             housekeeping = [tasks.create_task(self._announce_ready(), name="ready"),
@@ -129,14 +135,14 @@ class Gateway:
                 await sync
 
     async def _drain(self, pipeline: asyncio.Task[None]) -> None:
-        await self.acquisition.drain()
+        await self.pipeline.drain()
         timeout_s = self.settings.gateway.shutdown_timeout_s
         try:
             await asyncio.wait_for(asyncio.shield(pipeline), timeout_s)
         except TimeoutError:
             # Uncommitted messages were never acknowledged: the broker redelivers them.
             log.warning("shutdown deadline passed; cancelling the pipeline",
-                        extra={"pending": self.acquisition.pending_count})
+                        extra={"pending": self.pipeline.pending_count})
             pipeline.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pipeline
@@ -149,7 +155,7 @@ class Gateway:
         path = self.settings.buffer.path
         while True:
             try:
-                for kind, depth in (await self.buffer.depths()).items():
+                for kind, depth in (await self.buffer.status.depths()).items():
                     self.metrics.buffer_rows.labels(kind).set(depth.rows)
                 self.metrics.buffer_bytes.set(sum(
                     p.stat().st_size for p in (path, path.with_name(path.name + "-wal"))

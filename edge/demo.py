@@ -136,11 +136,11 @@ async def _live_view(gateway: Gateway, refresh_s: float, stop: asyncio.Event) ->
         count, now = accepted._value.get(), time.monotonic()
         rate = (count - last_count) / (now - last_time)
         last_count, last_time = count, now
-        alerts = await gateway.buffer.latest_alerts("open", limit=5)
-        tasks = await gateway.buffer.latest_tasks("open", limit=100)
+        alerts = await gateway.buffer.alerts.latest("open", limit=5)
+        open_tasks = await gateway.buffer.tasks.count_open()
         lines = [f"{time.strftime('%H:%M:%S')}  readings/s {rate:6.1f}  total {int(count):7d}  "
                  f"open alerts {int(gateway.metrics.alerts_open._value.get()):3d}  "
-                 f"open tasks {len(tasks):3d}"]
+                 f"open tasks {open_tasks:3d}"]
         lines += [f"    ALERT {a.severity:<8} {a.sensor_id:<22} {a.detector:<9} {a.reason}"
                   for a in alerts]
         sys.stdout.write("\n".join(lines) + "\n")

@@ -24,8 +24,16 @@ class PayloadError(EdgeError):
         self.detail = detail
 
 
-class BufferWriteError(EdgeError):
+class BufferStoreError(EdgeError):
+    """Base of the SQLite buffer's errors; the message names the buffer file."""
+
+
+class BufferWriteError(BufferStoreError):
     """The SQLite buffer cannot take a commit (disk full, unwritable, corrupt)."""
+
+
+class BufferReadError(BufferStoreError):
+    """The SQLite buffer cannot be read (not open, damaged)."""
 
 
 class BufferSchemaError(BufferWriteError):

@@ -1,7 +1,7 @@
 """The event catalog: every event that travels on the in-process bus.
 
 Events are immutable pydantic models. Batch events carry hot-path `Reading` tuples without
-re-validating them (they were validated once, by the DataAcquisitionAgent).
+re-validating them (they were validated once, by the ingest pipeline).
 """
 
 from __future__ import annotations
@@ -43,20 +43,27 @@ class BaseEventModel(BaseModel):
         return self.event_type
 
 
-class SensorDataReceivedEvent(BaseEventModel):
-    """A batch of messages arrived from the transports (counted before validation)."""
-
-    event_type: ClassVar[str] = "sensor_data_received"
-    message_count: int = Field(ge=0)
-    first_received_at: datetime
-
-
 class DataProcessedEvent(BaseEventModel):
     """Validated readings, published only after they are durably committed to the buffer."""
 
     event_type: ClassVar[str] = "data_processed"
     readings: SkipValidation[tuple[Reading, ...]]
     rejected_count: int = Field(default=0, ge=0)
+    first_seq: int | None = Field(
+        default=None, description="Buffer sequence numbers of the batch's new rows "
+                                  "(None: every reading was a duplicate).")
+    last_seq: int | None = None
+
+
+class FeedGapEvent(BaseEventModel):
+    """Events for this subscriber were dropped (its queue was full): catch up from the buffer.
+
+    The bus delivers it, to that subscriber only, once its queue has room again; the buffer
+    holds every committed reading, so nothing is lost, only judged later.
+    """
+
+    event_type: ClassVar[str] = "feed_gap"
+    dropped: int = Field(ge=1, description="Events dropped since the last gap event.")
 
 
 class AnomalyDetectedEvent(BaseEventModel):
@@ -89,21 +96,3 @@ class MaintenanceTaskCreatedEvent(BaseEventModel):
     alert_ids: tuple[str, ...] = ()
     description: str
     change: Literal["created", "updated", "escalated"] = "created"
-
-
-class AgentStatusUpdateEvent(BaseEventModel):
-    """An agent started, stopped or failed."""
-
-    event_type: ClassVar[str] = "agent_status_update"
-    agent_id: str
-    status: Literal["starting", "running", "stopped", "failed"]
-    detail: str = ""
-
-
-EVENT_TYPES: tuple[type[BaseEventModel], ...] = (
-    SensorDataReceivedEvent,
-    DataProcessedEvent,
-    AnomalyDetectedEvent,
-    MaintenanceTaskCreatedEvent,
-    AgentStatusUpdateEvent,
-)

@@ -85,6 +85,11 @@ class GatewayMetrics:
             "edge_bus_dead_letters", "Events given up on after repeated failures.",
             ["subscriber"], registry=r,
         )
+        self.bus_overflow = Counter(
+            "edge_bus_overflow",
+            "Events not queued because the subscriber's queue was full (it catches up from "
+            "the buffer).", ["subscriber"], registry=r,
+        )
         self.agent_up = Gauge("edge_agent_up", "1 while the agent runs.", ["agent"], registry=r)
         self.anomalies = Counter(
             "edge_anomalies", "Alerts opened, by detector and severity.", ["detector", "severity"],

@@ -1,12 +1,16 @@
-"""Records that go into the buffer and on to the central database.
+"""Records that go into the buffer and on to the central database (the shared kernel).
 
 Readings and quarantine rows are plain named tuples, because they are built once per
 message: a pydantic model per reading costs ~10 µs, a NamedTuple ~0.3 µs, and it feeds
 SQLite's `executemany` as it is. Alerts and tasks are rare, so they are validated models.
+The sync rows (`ReadingRow`, `VersionRow`) are what the buffer hands the syncer: their
+field order is the column order of the buffer's SELECT and of the central COPY, both
+derived from the fields, so the two cannot disagree.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -38,6 +42,42 @@ class QuarantineRecord(NamedTuple):
     payload: bytes
     reason: str
     detail: str
+
+
+class ReadingRow(NamedTuple):
+    """A buffered reading as the syncer reads it: its buffer sequence number, then the reading."""
+
+    seq: int
+    sensor_id: str
+    asset_id: str | None
+    ts_us: int
+    value: float
+    unit: str | None
+    quality: str | None
+    flags: int
+    received_us: int
+
+
+assert ReadingRow._fields[1:] == Reading._fields, "ReadingRow must be seq + Reading"
+
+
+class VersionRow(NamedTuple):
+    """One buffered alert or task version as the syncer reads it; `body` is its JSON."""
+
+    seq: int
+    item_id: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommitResult:
+    """What one committed batch did; `first_seq..last_seq` are the new readings' rows."""
+
+    inserted: int
+    duplicates: int
+    quarantined: int
+    first_seq: int | None = None
+    last_seq: int | None = None
 
 
 class AlertRecord(BaseModel):

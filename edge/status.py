@@ -1,48 +1,94 @@
-"""`edge-gateway status`: ask the running daemon over HTTP, or read the buffer if it is down."""
+"""The gateway's status report: what `edge-gateway status` and `/api/v1/status` show.
+
+`build_status` reads it from the buffer's stores (plus the link states the daemon knows),
+through the small `StatusSources` port; the CLI renders it (`render`).
+"""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+from collections.abc import Mapping
+from typing import Literal, Protocol
 
-import httpx
+from pydantic import BaseModel
 
-from edge.buffer import SqliteBuffer
-from edge.http.backend import buffer_status
-from edge.settings import Settings
+from edge.times import now_us
 
 
-def gather_status(settings: Settings) -> dict[str, Any]:
-    http = settings.http
-    if http.enabled:
-        host = "127.0.0.1" if http.host in ("0.0.0.0", "::") else http.host
-        headers = {"authorization": f"Bearer {http.token.get_secret_value()}"} if http.token else {}
-        try:
-            response = httpx.get(f"http://{host}:{http.port}/api/v1/status", headers=headers,
-                                 timeout=5)
-            if response.status_code == 200:
-                return {"source": "daemon", **response.json()}
-        except httpx.HTTPError:
-            pass  # not running (or not reachable): read the buffer instead
-    return {"source": "buffer (daemon not reachable)", **asyncio.run(_from_buffer(settings))}
+class Depth(Protocol):
+    @property
+    def rows(self) -> int: ...
+
+    @property
+    def unsynced(self) -> int: ...
+
+    @property
+    def oldest_unsynced_us(self) -> int | None: ...
 
 
-async def _from_buffer(settings: Settings) -> dict[str, Any]:
-    async with SqliteBuffer(settings.buffer, settings.gateway.id) as buffer:
-        return await buffer_status(buffer, mqtt_connected=None, central=None)
+class DepthReader(Protocol):
+    async def depths(self) -> Mapping[str, Depth]: ...
 
 
-def render(status: dict[str, Any]) -> str:
-    lines = [f"source        : {status['source']}"]
-    for kind, depth in status["buffer"].items():
-        synced = "" if kind == "quarantine" else f" ({depth['unsynced']} not yet synced)"
-        lines.append(f"buffer {kind:<11}: {depth['rows']} rows{synced}")
+class OpenCounter(Protocol):
+    async def count_open(self) -> int: ...
+
+
+class StatusSources(Protocol):
+    """The buffer's stores that a status report reads."""
+
+    @property
+    def status(self) -> DepthReader: ...
+
+    @property
+    def alerts(self) -> OpenCounter: ...
+
+    @property
+    def tasks(self) -> OpenCounter: ...
+
+
+class KindStatus(BaseModel):
+    rows: int
+    unsynced: int
+
+
+class StatusReport(BaseModel):
+    """Buffer depth per kind, sync lag, link states, open alerts and tasks."""
+
+    source: str = "daemon"
+    buffer: dict[str, KindStatus]
+    sync_lag_s: float
+    central: Literal["up", "down"] | None
+    mqtt_connected: bool | None
+    open_alerts: int
+    open_tasks: int
+
+
+async def build_status(buffer: StatusSources, *, mqtt_connected: bool | None,
+                       central_online: bool | None, source: str = "daemon") -> StatusReport:
+    depths = await buffer.status.depths()
+    oldest = depths["readings"].oldest_unsynced_us
+    return StatusReport(
+        source=source,
+        buffer={kind: KindStatus(rows=d.rows, unsynced=d.unsynced) for kind, d in depths.items()},
+        sync_lag_s=round((now_us() - oldest) / 1e6, 3) if oldest else 0.0,
+        central=None if central_online is None else ("up" if central_online else "down"),
+        mqtt_connected=mqtt_connected,
+        open_alerts=await buffer.alerts.count_open(),
+        open_tasks=await buffer.tasks.count_open(),
+    )
+
+
+def render(status: StatusReport) -> str:
+    lines = [f"source        : {status.source}"]
+    for kind, depth in status.buffer.items():
+        synced = "" if kind == "quarantine" else f" ({depth.unsynced} not yet synced)"
+        lines.append(f"buffer {kind:<11}: {depth.rows} rows{synced}")
     lines += [
-        f"sync lag      : {status['sync_lag_s']} s",
-        f"central       : {status['central'] or 'not configured / unknown'}",
-        f"mqtt          : {_yes_no(status['mqtt_connected'])}",
-        f"open alerts   : {status['open_alerts']}",
-        f"open tasks    : {status['open_tasks']}",
+        f"sync lag      : {status.sync_lag_s} s",
+        f"central       : {status.central or 'not configured / unknown'}",
+        f"mqtt          : {_yes_no(status.mqtt_connected)}",
+        f"open alerts   : {status.open_alerts}",
+        f"open tasks    : {status.open_tasks}",
     ]
     return "\n".join(lines)
 

@@ -1,7 +1,7 @@
 """systemd integration: readiness and a watchdog fed by pipeline progress.
 
 Under `Type=notify` the daemon sends READY=1 once MQTT is connected and the buffer is
-open, and WATCHDOG=1 every half `WatchdogSec` - but only while the acquisition pipeline is
+open, and WATCHDOG=1 every half `WatchdogSec` - but only while the ingest pipeline is
 alive: a commit attempt returned recently, or nothing is waiting. A blocked committer (or
 a stuck event loop, which cannot run this task at all) stops the pings, and systemd
 restarts the service. Outside systemd (no NOTIFY_SOCKET) everything here is a no-op.

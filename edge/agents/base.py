@@ -1,8 +1,9 @@
-"""BaseAgent and AgentRegistry: the common life cycle of every agent.
+"""BaseAgent and AgentRegistry: the common life cycle of every bus-driven agent.
 
 An agent consumes events from the bus (`subscriptions`), does its work in `process`, and
 publishes through `_publish`; it touches nothing else but the ports given to it.
-It announces itself with `AgentStatusUpdateEvent` on start, stop and failure.
+`max_attempts` is its retry policy on the bus: more than 1 only when `process` is
+idempotent under retry (each agent's docstring says which it is and why).
 """
 
 from __future__ import annotations
@@ -10,17 +11,17 @@ from __future__ import annotations
 import abc
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Literal
 
 from edge.bus import EventBus
-from edge.events import AgentStatusUpdateEvent, BaseEventModel
+from edge.events import BaseEventModel
 from edge.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
-AgentState = Literal["created", "running", "stopped", "failed"]
-InputT = TypeVar("InputT")
+AgentState = Literal["created", "running", "stopped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,49 +35,41 @@ class AgentHealth:
     uptime_s: float
 
 
-class BaseAgent(abc.ABC, Generic[InputT]):
-    """Life cycle, bus wiring and health bookkeeping shared by all agents.
-
-    `InputT` is what `process` consumes: an event type for bus-driven agents, a batch of
-    raw messages for the DataAcquisitionAgent (fed by the transports).
-    """
+class BaseAgent(abc.ABC):
+    """Life cycle, bus wiring and health bookkeeping shared by all agents."""
 
     subscriptions: tuple[type[BaseEventModel], ...] = ()
+    max_attempts: int = 1
+    queue_size: int | None = None  # events its bus queue holds (None: the bus default)
+    capabilities: tuple[str, ...] = ()
 
     def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics) -> None:
         self.agent_id = agent_id
         self._bus = bus
         self._metrics = metrics
         self._state: AgentState = "created"
-        self._capabilities: tuple[str, ...] = ()
         self._processed = 0
         self._errors = 0
         self._last_error: str | None = None
         self._started_monotonic: float | None = None
 
-    def register_capabilities(self) -> tuple[str, ...]:
-        """What this agent can do, for `/api/v1/agents`; override to list them."""
-        return ()
-
     async def start(self) -> None:
-        self._capabilities = self.register_capabilities()
         if self.subscriptions:
-            self._bus.subscribe(self.agent_id, self.subscriptions, self.handle_event)
+            self._bus.subscribe(self.agent_id, self.subscriptions, self.handle_event,
+                                max_attempts=self.max_attempts, queue_size=self.queue_size)
         self._state = "running"
         self._started_monotonic = time.monotonic()
         self._metrics.agent_up.labels(self.agent_id).set(1)
-        await self._announce("running")
 
     async def stop(self) -> None:
         if self._state == "running":
             self._state = "stopped"
         self._metrics.agent_up.labels(self.agent_id).set(0)
-        await self._announce("stopped")
 
     async def handle_event(self, event: BaseEventModel) -> None:
-        """Bus entry point: run `process`, keep score, and re-raise so the bus retries."""
+        """Bus entry point: run `process`, keep score, and re-raise so the bus can retry."""
         try:
-            await self.process(event)  # type: ignore[arg-type]  # subscriptions match InputT
+            await self.process(event)
         except Exception as exc:
             self._errors += 1
             self._last_error = repr(exc)
@@ -84,16 +77,12 @@ class BaseAgent(abc.ABC, Generic[InputT]):
         self._processed += 1
 
     @abc.abstractmethod
-    async def process(self, item: InputT) -> None:
-        """Do this agent's work for one input."""
+    async def process(self, event: BaseEventModel) -> None:
+        """Do this agent's work for one event."""
 
-    async def fail(self, detail: str) -> None:
-        """Mark the agent failed (it stops doing work) and say so on the bus."""
-        self._state = "failed"
-        self._last_error = detail
-        self._metrics.agent_up.labels(self.agent_id).set(0)
-        log.error("agent failed", extra={"agent": self.agent_id, "detail": detail})
-        await self._announce("failed", detail)
+    def backlog(self, last_committed_seq: int) -> int | None:
+        """Committed readings this agent has yet to see (None: it does not follow readings)."""
+        return None
 
     def get_health(self) -> AgentHealth:
         uptime = 0.0
@@ -102,7 +91,7 @@ class BaseAgent(abc.ABC, Generic[InputT]):
         return AgentHealth(
             agent_id=self.agent_id,
             state=self._state,
-            capabilities=self._capabilities,
+            capabilities=self.capabilities,
             events_processed=self._processed,
             errors=self._errors,
             last_error=self._last_error,
@@ -112,29 +101,19 @@ class BaseAgent(abc.ABC, Generic[InputT]):
     async def _publish(self, event: BaseEventModel) -> None:
         await self._bus.publish(event)
 
-    async def _announce(self, status: Literal["running", "stopped", "failed"],
-                        detail: str = "") -> None:
-        await self._publish(
-            AgentStatusUpdateEvent(source=self.agent_id, agent_id=self.agent_id,
-                                   status=status, detail=detail)
-        )
-
 
 class AgentRegistry:
     """Agents by id, started in registration order and stopped in reverse."""
 
     def __init__(self) -> None:
-        self._agents: dict[str, BaseAgent[Any]] = {}
+        self._agents: dict[str, BaseAgent] = {}
 
-    def register(self, agent: BaseAgent[Any]) -> None:
+    def register(self, agent: BaseAgent) -> None:
         if agent.agent_id in self._agents:
             raise ValueError(f"agent {agent.agent_id!r} is already registered")
         self._agents[agent.agent_id] = agent
 
-    def get(self, agent_id: str) -> BaseAgent[Any]:
-        return self._agents[agent_id]
-
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[BaseAgent]:
         return iter(self._agents.values())
 
     def health(self) -> list[AgentHealth]:

@@ -10,6 +10,10 @@ per asset and cause (a further alert updates it, never duplicates it); a task wh
 stays open beyond `escalate_after_s` is raised one priority step (again after each further
 span). Task ids derive from (gateway, asset, cause, opening time of the first alert), so a
 replay finds the same task. Open tasks are restored from the buffer after a restart.
+
+Retry policy: retried (3 attempts), because `process` is idempotent under retry: the agent's
+view of open tasks changes only after the task version is in the buffer, so a retry after a
+failed write derives the same change again.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any, Literal, Protocol
 from edge.agents.base import BaseAgent
 from edge.bus import EventBus
 from edge.detection.finding import SEVERITY_RANK
-from edge.events import AnomalyDetectedEvent, MaintenanceTaskCreatedEvent
+from edge.events import AnomalyDetectedEvent, BaseEventModel, MaintenanceTaskCreatedEvent
 from edge.metrics import GatewayMetrics
 from edge.records import TaskRecord
 from edge.settings import PRIORITIES, AssetSettings, MaintenanceSettings, Priority
@@ -36,10 +40,12 @@ log = logging.getLogger(__name__)
 TaskChange = Literal["created", "updated", "escalated"]
 
 
-class TaskStore(Protocol):
-    async def append_tasks(self, tasks: Sequence[TaskRecord]) -> None: ...
+class TaskLog(Protocol):
+    """The buffer's task log, as this agent sees it."""
 
-    async def open_tasks(self) -> list[TaskRecord]: ...
+    async def append(self, items: Sequence[TaskRecord]) -> None: ...
+
+    async def open_items(self) -> list[TaskRecord]: ...
 
 
 def task_id(gateway_id: str, asset_key: str, cause: str, first_alert_opened_at: datetime) -> str:
@@ -51,12 +57,15 @@ def _raised(priority: Priority) -> Priority:
     return PRIORITIES[min(PRIORITIES.index(priority) + 1, len(PRIORITIES) - 1)]
 
 
-class MaintenanceSchedulerAgent(BaseAgent[AnomalyDetectedEvent]):
+class MaintenanceSchedulerAgent(BaseAgent):
     subscriptions = (AnomalyDetectedEvent,)
+    max_attempts = 3
+    capabilities = ("task_from_alert", "priority_matrix", "deduplicate_by_asset_and_cause",
+                    "escalation")
 
     def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics, *,
                  gateway_id: str, settings: MaintenanceSettings,
-                 assets: dict[str, AssetSettings], store: TaskStore,
+                 assets: dict[str, AssetSettings], store: TaskLog,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(agent_id, bus, metrics)
         self._gateway_id = gateway_id
@@ -67,15 +76,8 @@ class MaintenanceSchedulerAgent(BaseAgent[AnomalyDetectedEvent]):
         self._open: dict[tuple[str, str], TaskRecord] = {}
         self._escalation_task: asyncio.Task[None] | None = None
 
-    def register_capabilities(self) -> tuple[str, ...]:
-        return ("task_from_alert", "priority_matrix", "deduplicate_by_asset_and_cause", "escalation")
-
-    @property
-    def open_task_count(self) -> int:
-        return len(self._open)
-
     async def start(self) -> None:
-        for task in await self._store.open_tasks():
+        for task in await self._store.open_items():
             self._open[(task.details.get("asset_key", task.asset_id or ""), task.cause)] = task
         self._metrics.tasks_open.set(len(self._open))
         await super().start()
@@ -88,7 +90,11 @@ class MaintenanceSchedulerAgent(BaseAgent[AnomalyDetectedEvent]):
                 await self._escalation_task
         await super().stop()
 
-    async def process(self, item: AnomalyDetectedEvent) -> None:
+    async def process(self, event: BaseEventModel) -> None:
+        if isinstance(event, AnomalyDetectedEvent):
+            await self._on_alert(event)
+
+    async def _on_alert(self, item: AnomalyDetectedEvent) -> None:
         cause = self._settings.causes.get(item.detector, item.detector)
         asset_key = item.asset_id or f"sensor:{item.sensor_id}"
         current = self._open.get((asset_key, cause))
@@ -153,7 +159,7 @@ class MaintenanceSchedulerAgent(BaseAgent[AnomalyDetectedEvent]):
         if updates:
             stamp = max(datetime.fromtimestamp(self._clock(), UTC), task.updated_at)
             task = task.model_copy(update={**updates, "updated_at": stamp})
-        await self._store.append_tasks([task])
+        await self._store.append([task])
         self._open[(task.details.get("asset_key", task.asset_id or ""), task.cause)] = task
         self._metrics.tasks_open.set(len(self._open))
         if change == "created":

@@ -6,6 +6,10 @@ Publishes (MQTT, not the bus): `{prefix}/alerts/{asset_id}/{sensor_id}` and
 current state retained: a new subscriber sees what is wrong now; when the last open alert
 of a sensor resolves, the resolved alert is published and the retained message cleared.
 Config: `notifications.*`.
+
+Retry policy: not retried (1 attempt): publishing is not idempotent (a retry after the MQTT
+publish and before the webhook would notify twice), and neither step can fail here (the
+MQTT source queues while offline, the webhook sender has its own bounded queue).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from edge.agents.base import BaseAgent
 from edge.bus import EventBus
 from edge.events import AnomalyDetectedEvent, BaseEventModel, MaintenanceTaskCreatedEvent
 from edge.metrics import GatewayMetrics
-from edge.notify.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -25,25 +28,32 @@ _NO_ASSET = "_"
 
 
 class MessagePublisher(Protocol):
+    """The MQTT source's publishing side (queues while the broker is away)."""
+
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None: ...
 
 
-class NotificationAgent(BaseAgent[BaseEventModel]):
+class WebhookPort(Protocol):
+    """The webhook sender (its own bounded queue, retries and rate limit)."""
+
+    def send(self, body: bytes) -> None: ...
+
+
+class NotificationAgent(BaseAgent):
     subscriptions = (AnomalyDetectedEvent, MaintenanceTaskCreatedEvent)
+    max_attempts = 1
 
     def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics, *,
                  topic_prefix: str, qos: int, publisher: MessagePublisher,
-                 webhook: WebhookSender | None = None) -> None:
+                 webhook: WebhookPort | None = None) -> None:
         super().__init__(agent_id, bus, metrics)
         self._prefix = topic_prefix
         self._qos = qos
         self._publisher = publisher
         self._webhook = webhook
+        self.capabilities = ("mqtt", "webhook") if webhook else ("mqtt",)
         # retained topic -> open alert id -> its latest JSON
         self._open_by_topic: dict[str, dict[str, bytes]] = {}
-
-    def register_capabilities(self) -> tuple[str, ...]:
-        return ("mqtt", "webhook") if self._webhook else ("mqtt",)
 
     def alert_topic(self, asset_id: str | None, sensor_id: str) -> str:
         return f"{self._prefix}/alerts/{asset_id or _NO_ASSET}/{sensor_id}"
@@ -51,12 +61,12 @@ class NotificationAgent(BaseAgent[BaseEventModel]):
     def task_topic(self, asset_id: str | None) -> str:
         return f"{self._prefix}/tasks/{asset_id or _NO_ASSET}"
 
-    async def process(self, item: BaseEventModel) -> None:
-        body = item.model_dump_json().encode()
-        if isinstance(item, AnomalyDetectedEvent):
-            self._alert(item, body)
-        elif isinstance(item, MaintenanceTaskCreatedEvent):
-            self._publisher.publish(self.task_topic(item.asset_id), body, self._qos, False)
+    async def process(self, event: BaseEventModel) -> None:
+        body = event.model_dump_json().encode()
+        if isinstance(event, AnomalyDetectedEvent):
+            self._alert(event, body)
+        elif isinstance(event, MaintenanceTaskCreatedEvent):
+            self._publisher.publish(self.task_topic(event.asset_id), body, self._qos, False)
             self._metrics.notifications.labels("mqtt", "sent").inc()
         if self._webhook is not None:
             self._webhook.send(body)

@@ -1,5 +1,6 @@
 """The durable SQLite buffer between ingest and the central sync."""
 
-from edge.buffer.store import CommitResult, KindDepth, SqliteBuffer
+from edge.buffer.status import KindDepth
+from edge.buffer.store import SqliteBuffer
 
-__all__ = ["CommitResult", "KindDepth", "SqliteBuffer"]
+__all__ = ["KindDepth", "SqliteBuffer"]

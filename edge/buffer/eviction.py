@@ -12,13 +12,20 @@ Every evicted row is counted by kind and reason. Runs on the writer thread, betw
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 from dataclasses import dataclass
 
+from edge.buffer.retention import removable_synced
 from edge.buffer.schema import transaction
+from edge.logs import RateLimitedLog
+from edge.metrics import GatewayMetrics
 
+log = logging.getLogger(__name__)
 _CHUNK = 5_000
 _TARGET = 0.95
+_CHECK_INTERVAL_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +44,9 @@ def used_bytes(conn: sqlite3.Connection) -> int:
 
 
 _STEPS: tuple[tuple[str, str, str], ...] = (
-    ("readings", "synced", "seq <= :cursor"),
-    ("alerts", "synced", "seq <= :cursor AND (state != 'open' OR seq < "
-                         "(SELECT max(seq) FROM alerts AS b WHERE b.alert_id = alerts.alert_id))"),
-    ("tasks", "synced", "seq <= :cursor AND (state != 'open' OR seq < "
-                        "(SELECT max(seq) FROM tasks AS b WHERE b.task_id = tasks.task_id))"),
+    ("readings", "synced", removable_synced("readings")),
+    ("alerts", "synced", removable_synced("alerts")),
+    ("tasks", "synced", removable_synced("tasks")),
     ("quarantine", "cap_reached", "1"),
     ("readings", "cap_reached_unsynced", "seq > :cursor"),
     ("alerts", "cap_reached_unsynced", "seq > :cursor"),
@@ -71,3 +76,25 @@ def enforce_cap(conn: sqlite3.Connection, max_bytes: int) -> list[Eviction]:
         if used_bytes(conn) <= max_bytes * _TARGET:
             break
     return evictions
+
+
+class CapGuard:
+    """Checks the cap at most once a second after commits, and reports what it evicted."""
+
+    def __init__(self, max_bytes: int, metrics: GatewayMetrics | None) -> None:
+        self._max_bytes = max_bytes
+        self._metrics = metrics
+        self._log = RateLimitedLog(log, interval_s=30)
+        self._next_check = 0.0
+
+    def respect(self, conn: sqlite3.Connection) -> None:
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self._next_check = now + _CHECK_INTERVAL_S
+        for eviction in enforce_cap(conn, self._max_bytes):
+            if self._metrics is not None:
+                self._metrics.buffer_evicted.labels(eviction.kind, eviction.reason).inc(eviction.rows)
+            self._log.warning(f"{eviction.kind}:{eviction.reason}", "buffer cap reached: rows evicted",
+                              kind=eviction.kind, reason=eviction.reason, rows=eviction.rows,
+                              max_bytes=self._max_bytes)

@@ -54,7 +54,7 @@ class SalvageReport:
     errors: list[str] = field(default_factory=list)
 
 
-def salvage(old: Path, live: sqlite3.Connection) -> SalvageReport:
+def salvage(live: sqlite3.Connection, old: Path) -> SalvageReport:
     """Copy every readable row of `old` into the live buffer connection."""
     report = SalvageReport()
     try:

@@ -69,7 +69,6 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
-KINDS = ("readings", "alerts", "tasks", "quarantine")
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -61,9 +61,6 @@ class AlertTracker:
     def open_count(self) -> int:
         return sum(len(by_detector) for by_detector in self._open.values())
 
-    def open_alerts(self) -> list[AlertRecord]:
-        return [o.alert for by_detector in self._open.values() for o in by_detector.values()]
-
     def restore(self, alerts: Iterable[AlertRecord]) -> None:
         """Take back the alerts that were open when the daemon stopped."""
         for alert in alerts:

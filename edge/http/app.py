@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp
 
 from edge import __version__
 from edge.http.auth import BearerTokenMiddleware, BodySizeLimitMiddleware
-from edge.http.backend import GatewayBackend
+from edge.http.backend import (
+    AgentReport,
+    AlertState,
+    GatewayApi,
+    PipelineReport,
+    Readiness,
+    TaskState,
+)
+from edge.ingest.http_source import IngestOutcome
+from edge.records import AlertRecord, TaskRecord
+from edge.settings import HttpSettings
+from edge.status import StatusReport
 
-AlertState = Literal["open", "resolved"]
-TaskState = Literal["open", "done", "cancelled"]
 
-
-def create_app(backend: GatewayBackend) -> Any:
+def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
     """The ASGI app, wrapped in the token and body-size guards."""
     app = FastAPI(title="edge-gateway", version=__version__,
                   description="Smart Maintenance Edge Gateway: health, metrics and API.")
@@ -26,48 +33,52 @@ def create_app(backend: GatewayBackend) -> Any:
         """The process and its event loop are alive (this answer comes from the loop)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get("/readyz", tags=["operations"], response_model=Readiness,
+             responses={503: {"model": Readiness}})
     async def readyz() -> JSONResponse:
         """MQTT is connected and the buffer takes commits; 503 with the reasons otherwise."""
-        reasons = backend.not_ready_reasons()
-        return JSONResponse({"ready": not reasons, "reasons": reasons},
-                            status_code=503 if reasons else 200)
+        readiness = api.readiness()
+        return JSONResponse(readiness.model_dump(), status_code=200 if readiness.ready else 503)
 
     @app.get("/metrics", tags=["operations"])
     async def metrics() -> Response:
-        return PlainTextResponse(generate_latest(backend.metrics.registry),
+        return PlainTextResponse(generate_latest(api.metrics_registry),
                                  media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/api/v1/ingestion/sensor-reading/", tags=["ingestion"])
+    @app.post("/api/v1/ingestion/sensor-reading/", tags=["ingestion"], response_model=IngestOutcome,
+              responses={422: {"model": IngestOutcome}, 503: {"model": IngestOutcome}})
     async def ingest(request: Request) -> JSONResponse:
         """One reading or a JSON array of them; 2xx only after the durable commit.
 
         Rejected readings are quarantined (as over MQTT) and listed in the answer.
         """
-        outcome = await backend.ingest(await request.body())
-        body = {"committed": outcome.committed, "accepted": outcome.accepted,
-                "rejected": outcome.rejected}
-        if not outcome.committed:
-            return JSONResponse(body, status_code=503)
-        return JSONResponse(body, status_code=200 if outcome.accepted else 422)
+        outcome = await api.ingest(await request.body())
+        status = 503 if not outcome.committed else (200 if outcome.accepted else 422)
+        return JSONResponse(outcome.model_dump(), status_code=status)
 
     @app.get("/api/v1/alerts", tags=["maintenance"])
-    async def alerts(state: AlertState | None = None) -> list[dict[str, Any]]:
-        return await backend.alerts(state)
+    async def alerts(state: AlertState | None = None) -> list[AlertRecord]:
+        return await api.alerts(state)
 
     @app.get("/api/v1/tasks", tags=["maintenance"])
-    async def tasks(state: TaskState | None = None) -> list[dict[str, Any]]:
-        return await backend.tasks(state)
+    async def tasks(state: TaskState | None = None) -> list[TaskRecord]:
+        return await api.tasks(state)
 
     @app.get("/api/v1/agents", tags=["operations"])
-    async def agents() -> list[dict[str, Any]]:
-        return backend.agents()
+    async def agents() -> list[AgentReport]:
+        """Every bus-driven agent: state, events processed, errors, queue and overflow."""
+        return api.agents()
+
+    @app.get("/api/v1/pipeline", tags=["operations"])
+    async def pipeline() -> PipelineReport:
+        """The ingest pipeline: messages, batches, commits, errors, pending, overflow."""
+        return api.pipeline()
 
     @app.get("/api/v1/status", tags=["operations"])
-    async def status() -> dict[str, Any]:
+    async def status() -> StatusReport:
         """Buffer depth per kind, sync lag, central up/down, open alerts and tasks."""
-        return await backend.status()
+        return await api.status()
 
-    token = backend.settings.http.token
+    token = settings.token
     guarded = BearerTokenMiddleware(app, token.get_secret_value() if token else None)
-    return BodySizeLimitMiddleware(guarded, backend.settings.http.max_body_bytes)
+    return BodySizeLimitMiddleware(guarded, settings.max_body_bytes)

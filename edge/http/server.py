@@ -8,9 +8,9 @@ import logging
 import socket
 from collections.abc import Generator
 from types import TracebackType
-from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from edge.settings import HttpSettings
 
@@ -27,7 +27,7 @@ class _EmbeddedServer(uvicorn.Server):
 class HttpServer:
     """Binds first (a busy port fails here, clearly), then serves until closed."""
 
-    def __init__(self, settings: HttpSettings, app: Any) -> None:
+    def __init__(self, settings: HttpSettings, app: ASGIApp) -> None:
         self._settings = settings
         self._server = _EmbeddedServer(uvicorn.Config(
             app, log_config=None, access_log=False, lifespan="off", server_header=False))

@@ -1,1 +1,6 @@
-"""Transports in: MQTT session, payload codecs, topic templates, timestamps, units."""
+"""Everything from a byte on a socket to a committed, acknowledged reading.
+
+Transports (`mqtt_source` over `mqtt_client`, `http_source`), payload `codecs`, `topics`
+templates, `timestamps`, `validation`, and the `pipeline` that batches, commits,
+acknowledges and announces; `ports` holds the types they meet through.
+"""

@@ -6,6 +6,13 @@ acks when that task ends; we replace just that hand-over so that messages are ap
 the current batch and acknowledged together once the batch is committed (ack-after-commit,
 guarantee 1, proved by tests/integration/test_mqtt_ingest.py and tests/faults/test_sigkill.py).
 The protocol itself (framing, PUBREL/PUBCOMP, keepalive) stays gmqtt's.
+
+gmqtt internals used here, and only here (checked against the version pinned in
+pyproject.toml; tests/unit/test_gmqtt_internals.py fails loudly if an upgrade moves them):
+`Client._package_handler` with `_handler_cache[PUBLISH]`, `_handle_publish_packet`,
+`_handle_qos_1_publish_packet`, `_handle_qos_2_publish_packet` (all reached through
+`_handle_packet`); `Client._connection` with `send_package`;
+`CommandWithMidPacket.build_package(cmd, mid, dup, proto_ver=...)`.
 """
 
 from __future__ import annotations
@@ -19,22 +26,13 @@ from gmqtt import Client, Subscription
 from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
 from gmqtt.mqtt.package import CommandWithMidPacket
 
+from edge.ingest.ports import pack_ack_token
 from edge.settings import MqttSettings
 
 # (topic, payload, qos, ack_token); ack_token is None for QoS 0.
 OnMessage = Callable[[str, bytes, int, int | None], None]
 
-_QOS_SHIFT = 16
-_GENERATION_SHIFT = 18
-
-
-def make_ack_token(generation: int, qos: int, mid: int) -> int:
-    """Pack the connection generation, QoS and packet id of a message into one int."""
-    return (generation << _GENERATION_SHIFT) | (qos << _QOS_SHIFT) | mid
-
-
-def token_generation(token: int) -> int:
-    return token >> _GENERATION_SHIFT
+GMQTT_CHECKED_VERSION = "0.8.0"  # the version whose internals this module was checked against
 
 
 class BatchAckClient(Client):  # type: ignore[misc]
@@ -117,18 +115,17 @@ class BatchAckClient(Client):  # type: ignore[misc]
             return
         mid = (packet[topic_end] << 8) | packet[topic_end + 1]
         payload = packet[body + 1:] if self._proto_ver == MQTTv50 else packet[body:]
-        self._deliver(topic, payload, qos,
-                      (self.generation << _GENERATION_SHIFT) | (qos << _QOS_SHIFT) | mid)
+        self._deliver(topic, payload, qos, pack_ack_token(self.generation, qos, mid))
 
     def _on_qos0(self, client: Any, topic: str, payload: bytes, qos: int,
                  properties: Any) -> None:
         self._deliver(topic, payload, 0, None)
 
     def _on_qos1(self, mid: int, payload: bytes, topic: str, properties: Any) -> None:
-        self._deliver(topic, payload, 1, make_ack_token(self.generation, 1, mid))
+        self._deliver(topic, payload, 1, pack_ack_token(self.generation, 1, mid))
 
     def _on_qos2(self, mid: int, payload: bytes, topic: str, properties: Any) -> None:
-        self._deliver(topic, payload, 2, make_ack_token(self.generation, 2, mid))
+        self._deliver(topic, payload, 2, pack_ack_token(self.generation, 2, mid))
 
 
 def _ssl_context(settings: MqttSettings) -> ssl.SSLContext | bool:

@@ -13,31 +13,16 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from typing import Protocol
 
 from edge.backoff import Backoff
-from edge.ingest.mqtt_client import BatchAckClient, token_generation
+from edge.ingest.mqtt_client import BatchAckClient
+from edge.ingest.ports import MessageSink, unpack_ack_token
 from edge.metrics import GatewayMetrics
 from edge.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
-_QOS_MASK = 0x3
-_MID_MASK = 0xFFFF
 _OUTBOX_LIMIT = 10_000
-
-
-class MessageSink(Protocol):
-    """Where received messages go (the DataAcquisitionAgent)."""
-
-    def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
-               ack_token: int) -> None: ...
-
-
-class AckSink(Protocol):
-    """Who gets told, after the commit, that messages are durable."""
-
-    def acknowledge(self, tokens: list[int]) -> None: ...
 
 
 class MqttSource:
@@ -55,10 +40,8 @@ class MqttSource:
         self.connected = False
         self.connected_event = asyncio.Event()
         self.last_error: str | None = None
-        self.stale_acks = 0
         # Notifications published while disconnected wait here (bounded) for the next link.
         self._outbox: deque[tuple[str, bytes, int, bool]] = deque()
-        self.outbox_dropped = 0
 
     async def run(self) -> None:
         """Connect, wait for the link to drop, back off, reconnect; until `close`."""
@@ -79,11 +62,21 @@ class MqttSource:
         self._stopping.set()
 
     def acknowledge(self, tokens: list[int]) -> None:
+        """PUBACK/PUBREC committed messages received on the current connection.
+
+        A token from an older connection is skipped: the broker redelivers that message and
+        the buffer's unique key makes the copy a counted duplicate.
+        """
         client = self._client
-        current = [t for t in tokens if client is not None and token_generation(t) == client.generation]
-        self.stale_acks += len(tokens) - len(current)
-        if current and client is not None and self.connected:
-            client.acknowledge([(t & _MID_MASK, (t >> 16) & _QOS_MASK) for t in current])
+        if client is None or not self.connected:
+            return
+        pairs = []
+        for token in tokens:
+            generation, qos, mid = unpack_ack_token(token)
+            if generation == client.generation:
+                pairs.append((mid, qos))
+        if pairs:
+            client.acknowledge(pairs)
 
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
         """Publish now if connected, else keep it for the next connection (oldest dropped)."""
@@ -93,7 +86,6 @@ class MqttSource:
             return
         if len(self._outbox) >= _OUTBOX_LIMIT:
             self._outbox.popleft()
-            self.outbox_dropped += 1
             self._metrics.messages_dropped.labels("notification_outbox_full").inc()
         self._outbox.append((topic, payload, qos, retain))
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from edge.errors import PayloadError
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_US = timedelta(microseconds=1)
+from edge.times import datetime_to_us
 
 # Epoch magnitude thresholds: 1e11 s is the year 5138, while 1e11 ms is 1973, so a value
 # past each threshold must be in the next finer unit.
@@ -49,14 +47,5 @@ def _parse_rfc3339(raw: str) -> int:
     if parsed.tzinfo is None:
         # A PLC clock without an offset is ambiguous; guessing would shift data silently.
         raise PayloadError("invalid_ts", f"ts {raw!r} has no UTC offset")
-    return (parsed - _EPOCH) // _ONE_US
+    return datetime_to_us(parsed)
 
-
-def datetime_to_us(moment: datetime) -> int:
-    """Exact microseconds since the epoch of an aware datetime."""
-    return (moment - _EPOCH) // _ONE_US
-
-
-def format_ts_us(ts_us: int) -> str:
-    """RFC 3339 (UTC, microseconds) for logs and APIs."""
-    return (_EPOCH + timedelta(microseconds=ts_us)).isoformat().replace("+00:00", "Z")

@@ -14,8 +14,8 @@ from pydantic import (
 )
 
 from edge.detection.settings import DetectorSettings, LimitSettings
-from edge.ingest.units import KNOWN_UNITS
 from edge.settings.base import TEMPLATE_FIELDS, Identifier, Section, secret_from_file
+from edge.units import KNOWN_UNITS
 
 
 class GatewaySettings(Section):

@@ -37,7 +37,7 @@ def central_db() -> Iterator[str]:
 
 async def _produce(buffer: SqliteBuffer, stop: asyncio.Event, produced: list[int]) -> None:
     while not stop.is_set():
-        await buffer.commit_batch(readings(RATE_PER_TICK, start=produced[0]), [])
+        await buffer.readings.commit_batch(readings(RATE_PER_TICK, start=produced[0]), [])
         produced[0] += RATE_PER_TICK
         await asyncio.sleep(0.1)
 
@@ -45,7 +45,7 @@ async def _produce(buffer: SqliteBuffer, stop: asyncio.Event, produced: list[int
 async def _drain(buffer: SqliteBuffer, syncer: CentralSyncer, sync_task: asyncio.Task[None]) -> None:
     """Wait until the central side has every reading, then stop the syncer."""
     async with asyncio.timeout(120):
-        while (await buffer.depths())["readings"].unsynced:
+        while (await buffer.status.depths())["readings"].unsynced:
             await asyncio.sleep(0.1)
     await syncer.close()
     await sync_task
@@ -83,14 +83,14 @@ async def _run_outage(tmp_path: Path, database: str, proxy: TcpProxy,
                                reconnect={"initial_delay_s": 0.2, "max_delay_s": 2.0})
     produced = [0]
     async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw-1") as buffer:
-        syncer = CentralSyncer(settings, "gw-1", "test", source=buffer, metrics=GatewayMetrics())
+        syncer = CentralSyncer(settings, "gw-1", "test", source=buffer.sync, metrics=GatewayMetrics())
         sync_task = asyncio.create_task(syncer.run())
         stop = asyncio.Event()
         producer = asyncio.create_task(_produce(buffer, stop, produced))
         await asyncio.sleep(2)
         proxy.cut()
         await asyncio.sleep(OUTAGE_S / 2)
-        await buffer.append_alerts(alert_versions(1, 1))  # raised during the outage
+        await buffer.alerts.append(alert_versions(1, 1))  # raised during the outage
         await asyncio.sleep(OUTAGE_S / 2)
         seen: list[tuple[float, int]] = []
         watcher = asyncio.create_task(_watch_alert(database, seen, stop))
@@ -121,7 +121,7 @@ async def test_a_flapping_link_and_cuts_in_the_middle_of_batches_lose_and_duplic
                                    reconnect={"initial_delay_s": 0.1, "max_delay_s": 1.0})
         produced = [0]
         async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw-1") as buffer:
-            syncer = CentralSyncer(settings, "gw-1", "test", source=buffer, metrics=GatewayMetrics())
+            syncer = CentralSyncer(settings, "gw-1", "test", source=buffer.sync, metrics=GatewayMetrics())
             sync_task = asyncio.create_task(syncer.run())
             stop = asyncio.Event()
             producer = asyncio.create_task(_produce(buffer, stop, produced))

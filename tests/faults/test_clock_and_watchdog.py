@@ -70,8 +70,8 @@ async def test_a_stalled_pipeline_stops_the_watchdog_pings(
         http={"enabled": False}, systemd={"watchdog_stall_s": 1.0},
     )
     gateway = Gateway(settings)
-    writer = _BlockingWriter(gateway.buffer)
-    gateway.acquisition._writer = writer  # type: ignore[assignment]
+    writer = _BlockingWriter(gateway.buffer.readings)
+    gateway.pipeline._writer = writer  # type: ignore[assignment]
     stop = asyncio.Event()
     runner = asyncio.create_task(gateway.run(stop))
 
@@ -86,7 +86,7 @@ async def test_a_stalled_pipeline_stops_the_watchdog_pings(
     _drain(listener, 0.05)  # forget the pings sent before the stall was noticed
     assert await asyncio.to_thread(pings, 1.5) == 0, "no pings while the committer is stuck"
     stop.set()
-    gateway.acquisition._closing = True
+    gateway.pipeline._closing = True
     runner.cancel()
     with pytest.raises(BaseException):  # noqa: B017 - cancelled mid-commit on purpose
         await runner

@@ -38,7 +38,7 @@ def _central(database: str, **overrides: object) -> CentralSettings:
 
 async def _until_synced(buffer: SqliteBuffer, timeout_s: float = 120) -> None:
     async with asyncio.timeout(timeout_s):
-        while any(d.unsynced for kind, d in (await buffer.depths()).items() if kind != "quarantine"):
+        while any(d.unsynced for kind, d in (await buffer.status.depths()).items() if kind != "quarantine"):
             await asyncio.sleep(0.05)
 
 
@@ -47,7 +47,7 @@ async def sync_buffer(path: Path, gateway_id: str, central: CentralSettings,
     """Run a syncer over the buffer at `path` until nothing is left unsynced."""
     metrics = metrics or GatewayMetrics()
     async with SqliteBuffer(BufferSettings(path=path), gateway_id) as buffer:
-        syncer = CentralSyncer(central, gateway_id, "test", source=buffer, metrics=metrics)
+        syncer = CentralSyncer(central, gateway_id, "test", source=buffer.sync, metrics=metrics)
         runner = asyncio.create_task(syncer.run())
         await _until_synced(buffer)
         await syncer.close()
@@ -101,9 +101,9 @@ async def test_alerts_and_tasks_go_before_a_readings_backlog(tmp_path: Path, cen
     path = tmp_path / "buffer.sqlite"
     await fill_buffer(path, "gw-1", 50_000)
     async with SqliteBuffer(BufferSettings(path=path), "gw-1") as buffer:
-        await buffer.append_alerts(alert_versions(3, 3))  # arrives after the backlog
+        await buffer.alerts.append(alert_versions(3, 3))  # arrives after the backlog
         settings = _central(central_db, batch_rows=5_000)
-        syncer = CentralSyncer(settings, "gw-1", "test", source=buffer, metrics=GatewayMetrics())
+        syncer = CentralSyncer(settings, "gw-1", "test", source=buffer.sync, metrics=GatewayMetrics())
         for kind in ("readings", "alerts", "tasks"):
             syncer._positions[kind] = 0
         writer = await CentralWriter.connect(settings, "gw-1", "test")
@@ -142,8 +142,8 @@ async def test_synced_rows_are_purged_after_the_keep_time_and_unsynced_rows_neve
     await sync_buffer(path, "gw-1", _central(central_db, keep_synced_s=0))
     await fill_buffer(path, "gw-1", 0)
     async with SqliteBuffer(BufferSettings(path=path), "gw-1") as buffer:
-        depths = await buffer.depths()
+        depths = await buffer.status.depths()
         assert depths["readings"].rows == 0  # all synced, keep time 0: purged
-        await buffer.commit_batch(make_readings(10, start=5_000), [])
-        assert await buffer.purge_synced(older_than_us=2**62) == 0  # unsynced rows stay
-        assert (await buffer.depths())["readings"].rows == 10
+        await buffer.readings.commit_batch(make_readings(10, start=5_000), [])
+        assert await buffer.sync.purge_synced(older_than_us=2**62) == 0  # unsynced rows stay
+        assert (await buffer.status.depths())["readings"].rows == 10

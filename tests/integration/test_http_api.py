@@ -111,9 +111,12 @@ def test_alerts_tasks_agents_and_status_endpoints(gateway: GatewayProcess, broke
     tasks = _get(gateway, "/api/v1/tasks", headers=AUTH).json()
     assert tasks and tasks[0]["cause"] == "abnormal_readings"
     agents = {a["agent_id"]: a for a in _get(gateway, "/api/v1/agents", headers=AUTH).json()}
-    assert set(agents) == {"data-acquisition", "anomaly-detection", "maintenance-scheduler",
-                           "notification"}
+    assert set(agents) == {"anomaly-detection", "maintenance-scheduler", "notification"}
     assert all(a["state"] == "running" for a in agents.values())
+    assert agents["anomaly-detection"]["events_processed"] >= 1
+    pipeline = _get(gateway, "/api/v1/pipeline", headers=AUTH).json()
+    assert pipeline["state"] == "running" and pipeline["readings"] == 41
+    assert pipeline["messages"] == 1 and pipeline["batches"] >= 1
     status = _get(gateway, "/api/v1/status", headers=AUTH).json()
     assert status["buffer"]["readings"]["rows"] == 41 and status["open_alerts"] == 1
 

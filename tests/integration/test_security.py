@@ -86,13 +86,13 @@ async def _sync_hostile(tmp_path: Path, database: str) -> None:
     settings = CentralSettings(dsn=dsn_for(database), sslmode="disable", idle_interval_s=0.05)  # type: ignore[arg-type]
     async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw';--") as buffer:
         # straight into the buffer, past the validator that would quarantine them
-        await buffer.commit_batch([Reading(sid, "asset'); --", 1_700_000_000_000_000 + n, 1.0,
+        await buffer.readings.commit_batch([Reading(sid, "asset'); --", 1_700_000_000_000_000 + n, 1.0,
                                            "u'--", "q\"", 0, 1) for n, sid in enumerate(HOSTILE_IDS)],
                                   [])
-        syncer = CentralSyncer(settings, "gw';--", "1'; --", source=buffer, metrics=GatewayMetrics())
+        syncer = CentralSyncer(settings, "gw';--", "1'; --", source=buffer.sync, metrics=GatewayMetrics())
         task = asyncio.create_task(syncer.run())
         async with asyncio.timeout(20):
-            while (await buffer.depths())["readings"].unsynced:
+            while (await buffer.status.depths())["readings"].unsynced:
                 await asyncio.sleep(0.05)
         await syncer.close()
         await task

@@ -155,11 +155,11 @@ def _central(port: int, ca: Path, sslmode: str, host: str = "localhost") -> Cent
 
 async def _sync_some(settings: CentralSettings, path: Path) -> CentralSyncer:
     async with SqliteBuffer(BufferSettings(path=path), "gw-tls") as buffer:
-        await buffer.commit_batch(readings(500), [])
-        syncer = CentralSyncer(settings, "gw-tls", "test", source=buffer, metrics=GatewayMetrics())
+        await buffer.readings.commit_batch(readings(500), [])
+        syncer = CentralSyncer(settings, "gw-tls", "test", source=buffer.sync, metrics=GatewayMetrics())
         task = asyncio.create_task(syncer.run())
         async with asyncio.timeout(10):
-            while (await buffer.depths())["readings"].unsynced and syncer.online is not False:
+            while (await buffer.status.depths())["readings"].unsynced and syncer.online is not False:
                 await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)
         await syncer.close()

@@ -91,8 +91,8 @@ async def fill_buffer(path: Path, gateway_id: str, reading_count: int, alerts: i
                       tasks: int = 0, batch: int = 10_000) -> None:
     async with SqliteBuffer(BufferSettings(path=path), gateway_id) as buffer:
         for start in range(0, reading_count, batch):
-            await buffer.commit_batch(readings(min(batch, reading_count - start), start), [])
+            await buffer.readings.commit_batch(readings(min(batch, reading_count - start), start), [])
         if alerts:
-            await buffer.append_alerts(alert_versions(alerts, max(1, alerts // 3)))
+            await buffer.alerts.append(alert_versions(alerts, max(1, alerts // 3)))
         if tasks:
-            await buffer.append_tasks(task_versions(tasks, max(1, tasks // 3)))
+            await buffer.tasks.append(task_versions(tasks, max(1, tasks // 3)))

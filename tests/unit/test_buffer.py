@@ -27,13 +27,13 @@ def _buffer(path: Path, gateway_id: str = "gw-1") -> SqliteBuffer:
 async def test_committed_rows_survive_reopening(tmp_path: Path) -> None:
     path = tmp_path / "sub" / "buffer.sqlite"
     async with _buffer(path) as buffer:
-        result = await buffer.commit_batch(
+        result = await buffer.readings.commit_batch(
             [_reading("s1", 1, 1.0), _reading("s2", 1, 2.0)],
             [QuarantineRecord(9, "factory/x", b"\xff", "invalid_utf8", "bad bytes")],
         )
     assert (result.inserted, result.duplicates, result.quarantined) == (2, 0, 1)
     async with _buffer(path) as buffer:
-        depths = await buffer.depths()
+        depths = await buffer.status.depths()
     assert depths["readings"].rows == 2 and depths["readings"].unsynced == 2
     assert depths["readings"].oldest_unsynced_us == 6
     assert depths["quarantine"].rows == 1
@@ -43,21 +43,21 @@ async def test_committed_rows_survive_reopening(tmp_path: Path) -> None:
 
 async def test_redelivered_readings_are_counted_as_duplicates_not_stored_twice(tmp_path: Path) -> None:
     async with _buffer(tmp_path / "b.sqlite") as buffer:
-        await buffer.commit_batch([_reading("s1", 1, 1.0), _reading("s1", 2, 2.0)], [])
-        result = await buffer.commit_batch([_reading("s1", 2, 2.0), _reading("s1", 3, 3.0)], [])
+        await buffer.readings.commit_batch([_reading("s1", 1, 1.0), _reading("s1", 2, 2.0)], [])
+        result = await buffer.readings.commit_batch([_reading("s1", 2, 2.0), _reading("s1", 3, 3.0)], [])
         assert (result.inserted, result.duplicates) == (1, 1)
-        assert (await buffer.depths())["readings"].rows == 3
+        assert (await buffer.status.depths())["readings"].rows == 3
 
 
 async def test_buffer_is_private_wal_and_fully_synchronous(tmp_path: Path) -> None:
     path = tmp_path / "b.sqlite"
     async with _buffer(path) as buffer:
-        await buffer.commit_batch([_reading("s1", 1, 1.0)], [])
+        await buffer.readings.commit_batch([_reading("s1", 1, 1.0)], [])
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
-        assert buffer._conn is not None
-        assert buffer._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert buffer._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        assert buffer._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        pragmas = await buffer.connection.write(lambda conn: [
+            conn.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("journal_mode", "synchronous", "user_version")])
+        assert pragmas == ["wal", 2, SCHEMA_VERSION]  # synchronous 2 is FULL
 
 
 async def test_a_foreign_sqlite_file_is_moved_aside_untouched_and_a_fresh_buffer_starts(
@@ -73,7 +73,7 @@ async def test_a_foreign_sqlite_file_is_moved_aside_untouched_and_a_fresh_buffer
     async with SqliteBuffer(BufferSettings(path=path), "gw-1", metrics) as buffer:
         assert buffer.moved_aside is not None
         moved, problem = buffer.moved_aside
-        await buffer.commit_batch([_reading("s1", 1, 1.0)], [])
+        await buffer.readings.commit_batch([_reading("s1", 1, 1.0)], [])
     assert problem.startswith("foreign")
     assert moved.read_bytes() == before, "moved, never overwritten"
     assert moved.name.startswith("b.sqlite.corrupt-")
@@ -85,7 +85,7 @@ async def test_a_non_sqlite_file_is_moved_aside(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     async with _buffer(path) as buffer:
         assert buffer.moved_aside is not None and buffer.moved_aside[1].startswith("corrupt")
-        assert (await buffer.depths())["readings"].rows == 0
+        assert (await buffer.status.depths())["readings"].rows == 0
     assert list(tmp_path.glob("b.sqlite.corrupt-*"))
 
 
@@ -95,7 +95,7 @@ async def test_a_damaged_buffer_is_moved_aside_and_salvage_recovers_the_readable
     path = tmp_path / "b.sqlite"
     async with _buffer(path) as buffer:
         for start in range(0, 20_000, 2_000):
-            await buffer.commit_batch([_reading(f"s{k % 7}", k, float(k))
+            await buffer.readings.commit_batch([_reading(f"s{k % 7}", k, float(k))
                                        for k in range(start, start + 2_000)], [])
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -111,7 +111,7 @@ async def test_a_damaged_buffer_is_moved_aside_and_salvage_recovers_the_readable
         old, problem = buffer.moved_aside
         assert problem.startswith("corrupt")
         report = await buffer.salvage_from(old)
-        rows = (await buffer.depths())["readings"].rows
+        rows = (await buffer.status.depths())["readings"].rows
     assert report.recovered["readings"] == rows
     assert 19_000 < rows < 20_000, "all but the readings on the damaged pages"
     print(f"salvaged {rows} of 20000 readings; unreadable {report.unreadable['readings']}")
@@ -123,13 +123,13 @@ async def test_the_size_cap_evicts_synced_rows_first_then_unsynced_and_counts_th
     metrics = GatewayMetrics()
     settings = BufferSettings(path=tmp_path / "b.sqlite", max_bytes=1024**2)
     async with SqliteBuffer(settings, "gw-1", metrics) as buffer:
-        await buffer.commit_batch([_reading("s", k, 1.0) for k in range(8_000)], [])
-        await buffer.mark_synced("readings", 4_000)
-        buffer._next_cap_check = 0.0
+        await buffer.readings.commit_batch([_reading("s", k, 1.0) for k in range(8_000)], [])
+        await buffer.sync.mark_synced("readings", 4_000)
         for start in range(8_000, 40_000, 4_000):
-            buffer._next_cap_check = 0.0
-            await buffer.commit_batch([_reading("s", k, 1.0) for k in range(start, start + 4_000)], [])
-        depths = await buffer.depths()
+            buffer.readings._cap._next_check = 0.0
+            batch = [_reading("s", k, 1.0) for k in range(start, start + 4_000)]
+            await buffer.readings.commit_batch(batch, [])
+        depths = await buffer.status.depths()
     synced = metrics.buffer_evicted.labels("readings", "synced")._value.get()
     unsynced = metrics.buffer_evicted.labels("readings", "cap_reached_unsynced")._value.get()
     assert synced == 4_000, "every synced reading went first"

@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 import pytest
 
 from edge.bus import EventBus
-from edge.events import AgentStatusUpdateEvent, BaseEventModel, SensorDataReceivedEvent
+from edge.events import BaseEventModel, FeedGapEvent
 from edge.metrics import GatewayMetrics
 
 
-def _status(n: int = 0) -> AgentStatusUpdateEvent:
-    return AgentStatusUpdateEvent(source="t", agent_id=f"a{n}", status="running")
+class Status(BaseEventModel):
+    event_type: ClassVar[str] = "status"
+    n: int
 
 
-def _received() -> SensorDataReceivedEvent:
-    from datetime import UTC, datetime
-    return SensorDataReceivedEvent(source="t", message_count=1, first_received_at=datetime.now(UTC))
+class Received(BaseEventModel):
+    event_type: ClassVar[str] = "received"
+
+
+def _status(n: int = 0) -> Status:
+    return Status(source="t", n=n)
+
+
+def _received() -> Received:
+    return Received(source="t")
 
 
 async def test_events_reach_subscribers_of_their_type_or_a_base_type() -> None:
@@ -30,14 +39,13 @@ async def test_events_reach_subscribers_of_their_type_or_a_base_type() -> None:
     async def on_all(event: BaseEventModel) -> None:
         got["all"].append(event.event_type)
 
-    bus.subscribe("status", (AgentStatusUpdateEvent,), on_status)
+    bus.subscribe("status", (Status,), on_status)
     bus.subscribe("all", (BaseEventModel,), on_all)
     await bus.start()
     await bus.publish(_status())
     await bus.publish(_received())
     await bus.stop()
-    assert got == {"status": ["agent_status_update"],
-                   "all": ["agent_status_update", "sensor_data_received"]}
+    assert got == {"status": ["status"], "all": ["status", "received"]}
 
 
 async def test_a_full_queue_makes_the_publisher_wait() -> None:
@@ -54,7 +62,7 @@ async def test_a_full_queue_makes_the_publisher_wait() -> None:
     blocked = asyncio.create_task(bus.publish(_status(9)))
     await asyncio.sleep(0.05)
     assert not blocked.done(), "publish must wait while the queue is full"
-    assert bus.queue_depths() == {"slow": 2}
+    assert [(s.name, s.queued) for s in bus.stats()] == [("slow", 2)]
     release.set()
     await asyncio.wait_for(blocked, 1)
     await bus.stop()
@@ -62,7 +70,7 @@ async def test_a_full_queue_makes_the_publisher_wait() -> None:
 
 async def test_a_failing_handler_is_isolated_counted_and_dead_lettered() -> None:
     metrics = GatewayMetrics()
-    bus = EventBus(metrics, max_attempts=3)
+    bus = EventBus(metrics)
     healthy: list[str] = []
     attempts = 0
 
@@ -74,7 +82,7 @@ async def test_a_failing_handler_is_isolated_counted_and_dead_lettered() -> None
     async def fine(event: BaseEventModel) -> None:
         healthy.append(event.event_id)
 
-    bus.subscribe("broken", (BaseEventModel,), broken)
+    bus.subscribe("broken", (BaseEventModel,), broken, max_attempts=3)
     bus.subscribe("fine", (BaseEventModel,), fine)
     await bus.start()
     events = [_status(n) for n in range(2)]
@@ -90,7 +98,7 @@ async def test_a_failing_handler_is_isolated_counted_and_dead_lettered() -> None
 
 
 async def test_a_handler_that_recovers_on_retry_is_not_dead_lettered() -> None:
-    bus = EventBus(GatewayMetrics(), max_attempts=3)
+    bus = EventBus(GatewayMetrics())
     calls = 0
 
     async def flaky(event: BaseEventModel) -> None:
@@ -99,7 +107,7 @@ async def test_a_handler_that_recovers_on_retry_is_not_dead_lettered() -> None:
         if calls == 1:
             raise ValueError("transient")
 
-    bus.subscribe("flaky", (BaseEventModel,), flaky)
+    bus.subscribe("flaky", (BaseEventModel,), flaky, max_attempts=3)
     await bus.start()
     await bus.publish(_status())
     await bus.stop()
@@ -130,3 +138,43 @@ def test_duplicate_subscriber_names_are_refused() -> None:
     bus.subscribe("x", (BaseEventModel,), handler)
     with pytest.raises(ValueError, match="already exists"):
         bus.subscribe("x", (BaseEventModel,), handler)
+
+
+async def test_a_handler_that_is_not_idempotent_is_tried_once() -> None:
+    bus = EventBus(GatewayMetrics())
+    calls = 0
+
+    async def publishes_as_it_goes(event: BaseEventModel) -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError("half done")
+
+    bus.subscribe("notifier", (BaseEventModel,), publishes_as_it_goes)  # max_attempts=1
+    await bus.start()
+    await bus.publish(_status())
+    await bus.stop()
+    assert calls == 1 and len(bus.dead_letters) == 1
+
+
+async def test_publish_nowait_never_waits_counts_overflow_and_then_signals_a_gap() -> None:
+    metrics = GatewayMetrics()
+    bus = EventBus(metrics, queue_size=2)
+    release = asyncio.Event()
+    seen: list[str] = []
+
+    async def slow(event: BaseEventModel) -> None:
+        await release.wait()
+        seen.append(event.event_type if not isinstance(event, FeedGapEvent)
+                    else f"gap:{event.dropped}")
+
+    bus.subscribe("slow", (Status,), slow)
+    await bus.start()
+    await bus.publish(_status(0))
+    await asyncio.sleep(0.01)  # the worker holds event 0
+    dropped = [bus.publish_nowait(_status(n)) for n in range(1, 6)]
+    assert dropped == [0, 0, 1, 1, 1], "two fit in the queue, the rest overflow without waiting"
+    assert metrics.bus_overflow.labels("slow")._value.get() == 3
+    release.set()
+    await bus.stop()
+    assert seen == ["status", "status", "status", "gap:3"]
+    assert bus.stats()[0].overflowed == 3

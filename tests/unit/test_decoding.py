@@ -6,10 +6,11 @@ import pytest
 
 from edge.errors import PayloadError
 from edge.ingest.codecs import decode_payload
-from edge.ingest.timestamps import format_ts_us, parse_ts_us
+from edge.ingest.timestamps import parse_ts_us
 from edge.ingest.topics import TopicMapper, filter_matches
-from edge.ingest.units import conversion
 from edge.settings import SubscriptionSettings
+from edge.times import format_ts_us
+from edge.units import conversion
 
 
 def _decode(payload: bytes) -> list[object]:

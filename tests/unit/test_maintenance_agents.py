@@ -57,7 +57,7 @@ async def _scheduler(tmp_path: Path, clock: Clock) -> tuple[MaintenanceScheduler
     await buffer.__aenter__()
     agent = MaintenanceSchedulerAgent(
         "maintenance", bus, metrics, gateway_id="gw", settings=MaintenanceSettings(),
-        assets={"press-1": AssetSettings(criticality="high")}, store=buffer, clock=clock)
+        assets={"press-1": AssetSettings(criticality="high")}, store=buffer.tasks, clock=clock)
     await bus.start()
     await agent.start()
     return agent, buffer, seen
@@ -72,7 +72,7 @@ async def test_priority_comes_from_severity_and_criticality_and_tasks_are_not_du
     await agent.process(_alert("a1", state="updated"))
     await agent.process(_alert("a2", opened=T0 + timedelta(minutes=5)))  # same asset, same cause
     await agent.process(_alert("z1", detector="zscore", severity="warning"))  # another cause
-    tasks = await buffer.open_tasks()
+    tasks = await buffer.tasks.open_items()
     await buffer.close()
     await asyncio.sleep(0.05)
     by_cause = {t.cause: t for t in tasks}
@@ -90,12 +90,12 @@ async def test_info_alerts_make_no_task_and_an_open_task_is_restored_after_resta
     clock = Clock(T0.timestamp())
     agent, buffer, _ = await _scheduler(tmp_path, clock)
     await agent.process(_alert("i1", severity="info"))
-    assert await buffer.open_tasks() == []
+    assert await buffer.tasks.open_items() == []
     await agent.process(_alert("a1", severity="warning"))
     await buffer.close()
     restarted, buffer, seen = await _scheduler(tmp_path, clock)
     await restarted.process(_alert("a1", severity="warning", state="updated"))
-    tasks = await buffer.open_tasks()
+    tasks = await buffer.tasks.open_items()
     await buffer.close()
     await asyncio.sleep(0.05)
     assert len(tasks) == 1 and seen == [], "the restored task already knows this alert"
@@ -206,17 +206,20 @@ async def test_anomaly_agent_keeps_one_alert_across_a_restart_mid_fault(tmp_path
         metrics = GatewayMetrics()
         async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
             agent = AnomalyDetectionAgent("a", EventBus(metrics), metrics, gateway_id="gw",
-                                          settings=settings, sensors=sensors, store=buffer,
+                                          settings=settings, sensors=sensors,
+                                          alerts=buffer.alerts, readings=buffer.readings,
                                           clock=lambda: start_s)
             await agent.start()  # restores open alerts, warms up on what the buffer holds
             readings = _readings(values, start_s)
-            await buffer.commit_batch(readings, [])
-            await agent.process(DataProcessedEvent(source="t", readings=readings))
+            result = await buffer.readings.commit_batch(readings, [])
+            await agent.process(DataProcessedEvent(source="t", readings=readings,
+                                                   first_seq=result.first_seq,
+                                                   last_seq=result.last_seq))
             await agent.stop()
 
     await run([50.0] * 20 + [120.0] * 10, now)  # the fault starts
     await run([121.0] * 10 + [50.0] * 10, now + 30)  # a new process, fault goes on, then ends
     async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
-        alerts = await buffer.latest_alerts()
+        alerts = await buffer.alerts.latest()
     limits = [a for a in alerts if a.detector == "limits"]
     assert len(limits) == 1 and limits[0].state == "resolved"

@@ -6,10 +6,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.agents.acquisition.validation import ReadingValidator
 from edge.errors import PayloadError
 from edge.ingest.codecs import decode_payload
 from edge.ingest.topics import TopicMapper, filter_matches
+from edge.ingest.validation import ReadingValidator
 from edge.records import Reading
 from edge.settings import IngestLimits, SubscriptionSettings
 

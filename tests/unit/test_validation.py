@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from edge.agents.acquisition.validation import ReadingValidator
 from edge.errors import PayloadError
 from edge.ingest.topics import TopicContext
+from edge.ingest.validation import ReadingValidator
 from edge.records import FLAG_TS_FROM_ARRIVAL, FLAG_UNIT_CONVERTED
 from edge.settings import IngestLimits, SensorSettings
 

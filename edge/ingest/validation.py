@@ -16,9 +16,9 @@ from typing import Any
 from edge.errors import PayloadError
 from edge.ingest.timestamps import parse_ts_us
 from edge.ingest.topics import TopicContext
-from edge.ingest.units import conversion
 from edge.records import FLAG_TS_FROM_ARRIVAL, FLAG_UNIT_CONVERTED, Reading
 from edge.settings import IngestLimits, SensorSettings
+from edge.units import conversion
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
 _MAX_TEXT = 32

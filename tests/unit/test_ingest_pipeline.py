@@ -1,4 +1,4 @@
-"""DataAcquisitionAgent with a real SQLite buffer: acknowledgement only after the commit."""
+"""IngestPipeline with a real SQLite buffer: acknowledgement only after the commit."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from pathlib import Path
 
 import orjson
 
-from edge.agents.acquisition import DataAcquisitionAgent, ReadingValidator
-from edge.buffer import CommitResult, SqliteBuffer
+from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
 from edge.errors import BufferWriteError
 from edge.events import BaseEventModel, DataProcessedEvent
+from edge.ingest.pipeline import IngestPipeline
 from edge.ingest.topics import TopicMapper
+from edge.ingest.validation import ReadingValidator
 from edge.metrics import GatewayMetrics
-from edge.records import QuarantineRecord, Reading
+from edge.records import CommitResult, QuarantineRecord, Reading
 from edge.settings import BufferSettings, IngestLimits, SubscriptionSettings
 
 
@@ -43,14 +44,14 @@ class GatedWriter:
             self.failures -= 1
             raise BufferWriteError("disk full (simulated)")
         self.commits += 1
-        return await self.buffer.commit_batch(readings, quarantine)
+        return await self.buffer.readings.commit_batch(readings, quarantine)
 
 
 def _agent(writer: GatedWriter, metrics: GatewayMetrics, bus: EventBus,
-           **batching: object) -> DataAcquisitionAgent:
+           **batching: object) -> IngestPipeline:
     subs = [SubscriptionSettings(topic="f/#", template="f/{asset}/{sensor}")]
-    return DataAcquisitionAgent(
-        "data-acquisition", bus, metrics, writer=writer, mapper=TopicMapper(subs),
+    return IngestPipeline(
+        bus, metrics, writer=writer, mapper=TopicMapper(subs),
         validator=ReadingValidator(IngestLimits(), {}), limits=IngestLimits(),
         batching=BufferSettings(path=writer.buffer.path, **batching),  # type: ignore[arg-type]
     )
@@ -90,8 +91,8 @@ async def test_messages_are_acknowledged_only_after_their_commit(tmp_path: Path)
         writer.gate.set()
         await _until(lambda: len(acks.tokens) == 11)
         assert acks.tokens == [*range(1000, 1010), 2000]  # arrival order, poison included
-        assert (await buffer.depths())["readings"].rows == 10
-        assert (await buffer.depths())["quarantine"].rows == 1
+        assert (await buffer.status.depths())["readings"].rows == 10
+        assert (await buffer.status.depths())["quarantine"].rows == 1
         await agent.drain()
         await runner
         await bus.stop()
@@ -143,4 +144,4 @@ async def test_drain_commits_everything_pending_then_returns(tmp_path: Path) -> 
         await asyncio.wait_for(agent.run(), 10)
         assert len(acks.tokens) == 1050
         assert writer.commits == 11  # batches of at most 100
-        assert (await buffer.depths())["readings"].rows == 1050
+        assert (await buffer.status.depths())["readings"].rows == 1050

@@ -1,7 +1,9 @@
-"""Unit normalisation: linear conversions between the units factories send.
+"""The unit catalogue: linear conversions between the units factories send.
 
 A sensor configured with a canonical `unit` gets readings in any other unit of the same
 dimension converted (value * scale + offset); an unknown unit is a rejection, not a guess.
+A leaf module (it imports nothing of ours): the settings validate unit names against it and
+the ingest pipeline converts with it.
 """
 
 from __future__ import annotations

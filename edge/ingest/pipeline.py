@@ -1,13 +1,18 @@
-"""DataAcquisitionAgent: validate, clean and enrich raw messages, commit, then acknowledge.
+"""IngestPipeline: raw messages in, committed and acknowledged readings out.
+
+submit -> validate -> commit -> acknowledge -> announce.
 
 Consumes: raw messages from the transports via `submit` (MQTT, HTTP), batched.
-Publishes: `SensorDataReceivedEvent` and `DataProcessedEvent`, once per committed batch.
+Announces: one `DataProcessedEvent` per committed batch, with `publish_nowait`: commits and
+acks never wait on an agent (a full agent queue drops the event for that agent, counted,
+and the agent catches up from the buffer; tests/unit/test_slow_agent.py).
 Config: `ingest.*` (limits), `sensors` (known sensors, units, assets), `buffer.max_batch_rows`,
 `buffer.max_batch_delay_ms`, `buffer.max_pending_messages`.
 
-The hot path makes no task, future or pydantic model per message: `submit` appends a tuple,
-and one loop commits the whole batch before acknowledging it (group commit). Rejected
-messages become quarantine rows in the same transaction, so they are acknowledged too.
+The hot path makes no task, future or pydantic model per message: `submit` appends a
+`PendingMessage`, and one loop commits the whole batch before acknowledging it (group
+commit). Rejected messages become quarantine rows in the same transaction, so they are
+acknowledged too.
 """
 
 from __future__ import annotations
@@ -16,38 +21,43 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Protocol
+from dataclasses import dataclass
 
 import orjson
 
-from edge.agents.acquisition.validation import ReadingValidator
-from edge.agents.base import BaseAgent
 from edge.backoff import Backoff
-from edge.buffer.store import CommitResult
 from edge.bus import EventBus
 from edge.errors import BufferWriteError, PayloadError
-from edge.events import DataProcessedEvent, SensorDataReceivedEvent
+from edge.events import DataProcessedEvent
 from edge.ingest.codecs import decode_payload
-from edge.ingest.mqtt_source import AckSink
+from edge.ingest.ports import AckSink, PendingMessage, ReadingsWriter
 from edge.ingest.topics import TopicMapper
+from edge.ingest.validation import ReadingValidator
 from edge.logs import RateLimitedLog
 from edge.metrics import GatewayMetrics
-from edge.records import QuarantineRecord, Reading
+from edge.records import CommitResult, QuarantineRecord, Reading
 from edge.settings import BufferSettings, IngestLimits
 
 log = logging.getLogger(__name__)
 
-# (received_us, source topic, payload, ack sink or None, ack token)
-PendingMessage = tuple[int, str, bytes, AckSink | None, int]
+SOURCE_NAME = "ingest-pipeline"
 
 
-class ReadingsWriter(Protocol):
-    """The port through which readings become durable (the SQLite buffer)."""
+@dataclass(frozen=True, slots=True)
+class PipelineHealth:
+    """What `/api/v1/pipeline` shows: the busiest part of the gateway, and whether it moves."""
 
-    async def commit_batch(self, readings: Sequence[Reading],
-                           quarantine: Sequence[QuarantineRecord]) -> CommitResult: ...
+    state: str  # "running", "stalled" (a commit has not returned in time) or "stopped"
+    messages: int
+    batches: int
+    readings: int
+    quarantined: int
+    duplicates: int
+    commit_errors: int
+    pending: int
+    last_commit_age_s: float | None
+    announce_overflows: int
+    last_seq: int  # buffer sequence number of the newest committed reading
 
 
 class _ValidatedBatch:
@@ -62,13 +72,14 @@ class _ValidatedBatch:
         self.rejected: Counter[str] = Counter()
 
 
-class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
+class IngestPipeline:
     """Turns transport messages into committed readings and quarantine rows."""
 
-    def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics, *,
-                 writer: ReadingsWriter, mapper: TopicMapper, validator: ReadingValidator,
-                 limits: IngestLimits, batching: BufferSettings) -> None:
-        super().__init__(agent_id, bus, metrics)
+    def __init__(self, bus: EventBus, metrics: GatewayMetrics, *, writer: ReadingsWriter,
+                 mapper: TopicMapper, validator: ReadingValidator, limits: IngestLimits,
+                 batching: BufferSettings) -> None:
+        self._bus = bus
+        self._metrics = metrics
         self._writer = writer
         self._mapper = mapper
         self._validator = validator
@@ -79,13 +90,13 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
         self._pending: list[PendingMessage] = []
         self._wakeup = asyncio.Event()
         self._closing = False
+        self._running = False
         self._rejections = RateLimitedLog(log)
-        self.committed_batches = 0
-        self.last_commit_attempt_monotonic = time.monotonic()
+        self._counts: Counter[str] = Counter()
+        self._last_commit_monotonic: float | None = None
+        self._last_attempt_monotonic = time.monotonic()
         self._commit_started: float | None = None
-
-    def register_capabilities(self) -> tuple[str, ...]:
-        return ("decode", "validate", "normalise_units", "enrich_asset", "quarantine", "buffer")
+        self.last_seq = 0
 
     @property
     def pending_count(self) -> int:
@@ -96,7 +107,20 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
         now = time.monotonic()
         if self._commit_started is not None:
             return now - self._commit_started < stall_s
-        return not self._pending or now - self.last_commit_attempt_monotonic < stall_s
+        return not self._pending or now - self._last_attempt_monotonic < stall_s
+
+    def health(self, stall_s: float) -> PipelineHealth:
+        counts = self._counts
+        last = self._last_commit_monotonic
+        state = "stopped" if not self._running else (
+            "running" if self.progressing(stall_s) else "stalled")
+        return PipelineHealth(
+            state=state, messages=counts["messages"], batches=counts["batches"],
+            readings=counts["readings"], quarantined=counts["quarantined"],
+            duplicates=counts["duplicates"], commit_errors=counts["commit_errors"],
+            pending=len(self._pending),
+            last_commit_age_s=None if last is None else round(time.monotonic() - last, 3),
+            announce_overflows=counts["announce_overflows"], last_seq=self.last_seq)
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None, ack_token: int) -> None:
         """Take one message from a transport; never blocks, never raises."""
@@ -108,7 +132,7 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
             return
         if not pending:
             self._wakeup.set()
-        pending.append((time.time_ns() // 1000, source, payload, ack_sink, ack_token))
+        pending.append(PendingMessage(time.time_ns() // 1000, source, payload, ack_sink, ack_token))
 
     async def run(self) -> None:
         """Commit batches as messages arrive, until `drain` is called and nothing is left.
@@ -117,6 +141,7 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
         here. Only one batch is ever committing, so acknowledgements follow arrival order.
         """
         previous: asyncio.Task[None] | None = None
+        self._running = True
         try:
             while True:
                 await self._wakeup.wait()
@@ -136,6 +161,7 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
                         await previous
                     return
         finally:
+            self._running = False
             if previous is not None and not previous.done():
                 previous.cancel()
 
@@ -144,25 +170,20 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
         self._closing = True
         self._wakeup.set()
 
-    async def process(self, item: list[PendingMessage]) -> None:
-        """Validate, commit and acknowledge one batch (what `run` does, without overlap)."""
-        await self._finish(self._validate(item))
-
     async def _finish(self, batch: _ValidatedBatch) -> None:
         result = await self._commit(batch)
         for sink, tokens in batch.acks.items():
-            sink.acknowledge(tokens)  # ack-after-commit: tests/integration/test_mqtt_ingest.py
+            sink.acknowledge(tokens)  # ack-after-commit: tests/unit/test_ingest_pipeline.py
         self._record(batch, result)
-        first_received = datetime.fromtimestamp(batch.first_received_us / 1e6, UTC)
-        await self._publish(SensorDataReceivedEvent(
-            source=self.agent_id, message_count=batch.size, first_received_at=first_received))
         if batch.readings:
-            await self._publish(DataProcessedEvent(
-                source=self.agent_id, readings=tuple(batch.readings),
-                rejected_count=len(batch.quarantine)))
+            event = DataProcessedEvent(
+                source=SOURCE_NAME, readings=tuple(batch.readings),
+                rejected_count=len(batch.quarantine), first_seq=result.first_seq,
+                last_seq=result.last_seq)
+            self._counts["announce_overflows"] += self._bus.publish_nowait(event)
 
     def _validate(self, messages: list[PendingMessage]) -> _ValidatedBatch:
-        batch = _ValidatedBatch(len(messages), messages[0][0])
+        batch = _ValidatedBatch(len(messages), messages[0].received_us)
         limits = self._limits
         context_of = self._mapper.context
         validate = self._validator.validate
@@ -209,11 +230,12 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
                 return await self._writer.commit_batch(batch.readings, batch.quarantine)
             except BufferWriteError as exc:
                 self._metrics.buffer_commit_errors.inc()
+                self._counts["commit_errors"] += 1
                 self._rejections.warning("commit", "buffer commit failed; not acknowledging",
                                          error=str(exc), batch=batch.size)
                 await asyncio.sleep(backoff.next_delay_s())
             finally:
-                self.last_commit_attempt_monotonic = time.monotonic()
+                self._last_attempt_monotonic = time.monotonic()
                 self._commit_started = None
 
     def _record(self, batch: _ValidatedBatch, result: CommitResult) -> None:
@@ -224,4 +246,12 @@ class DataAcquisitionAgent(BaseAgent[list[PendingMessage]]):
         for reason, count in batch.rejected.items():
             metrics.readings_rejected.labels(reason).inc(count)
         metrics.ingest_latency.observe(max(0.0, time.time() - batch.first_received_us / 1e6))
-        self.committed_batches += 1
+        counts = self._counts
+        counts["messages"] += batch.size
+        counts["batches"] += 1
+        counts["readings"] += result.inserted
+        counts["duplicates"] += result.duplicates
+        counts["quarantined"] += result.quarantined
+        self._last_commit_monotonic = time.monotonic()
+        if result.last_seq is not None:
+            self.last_seq = result.last_seq

@@ -1,0 +1,92 @@
+"""The syncer's SQL, derived from the central models and the buffer's row types.
+
+Nothing here names a column by hand: the staging table and the COPY column list come from
+`ReadingRow`'s fields (the same fields the buffer SELECTs), typed after the central column
+each one fills; the INSERT and the upserts list the models' columns. A model change that
+leaves a central column without a source fails here, at import, not in production.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Table
+from sqlalchemy.dialects import postgresql
+
+from cloud_sync.models import AnomalyAlertORM, MaintenanceTaskORM, SensorReadingORM
+from edge.records import AlertRecord, ReadingRow, TaskRecord
+
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+STAGE_TABLE = "edge_stage_readings"
+STAGE_COLUMNS: tuple[str, ...] = ReadingRow._fields
+# Buffer times are integer microseconds; PostgreSQL turns them into timestamptz.
+_FROM_MICROSECONDS = {"time": "ts_us", "received_at": "received_us"}
+_NOT_CENTRAL = {"seq"}  # goes to gateways.last_readings_seq instead
+
+
+def _pg_type(column: Column[object]) -> str:
+    return str(column.type.compile(dialect=_DIALECT))
+
+
+def _stage_type(field: str, readings: Table) -> str:
+    if field in _NOT_CENTRAL or field in _FROM_MICROSECONDS.values():
+        return "int8"
+    return _pg_type(readings.c[field])
+
+
+def _reading_source(column: str) -> str:
+    """The SELECT expression that fills central column `column` from the staging table."""
+    if column == "gateway_id":
+        return "$1"
+    if column in _FROM_MICROSECONDS:
+        return f"timestamptz 'epoch' + {_FROM_MICROSECONDS[column]} * interval '1 microsecond'"
+    if column not in STAGE_COLUMNS:
+        raise AssertionError(f"sensor_readings.{column} has no source in ReadingRow")
+    return column
+
+
+def _readings_statements() -> tuple[str, str]:
+    table = SensorReadingORM.__table__
+    assert isinstance(table, Table)
+    create = (f"CREATE TEMP TABLE IF NOT EXISTS {STAGE_TABLE} ("
+              + ", ".join(f"{f} {_stage_type(f, table)}" for f in STAGE_COLUMNS)
+              + ") ON COMMIT DELETE ROWS")
+    columns = [c.name for c in table.columns]
+    key = ", ".join(c.name for c in table.primary_key.columns)
+    insert = (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+              f"SELECT {', '.join(_reading_source(c) for c in columns)} FROM {STAGE_TABLE} "
+              f"ON CONFLICT ({key}) DO NOTHING")
+    return create, insert
+
+
+def _upsert(table: Table, body_fields: set[str]) -> str:
+    """Upsert of JSON bodies ($2, an array) keeping the newest version ($1 is the gateway id)."""
+    columns = [c for c in table.columns if c.name != "gateway_id"]
+    missing = {c.name for c in columns} ^ body_fields
+    if missing:
+        raise AssertionError(f"{table.name} and its record disagree on {sorted(missing)}")
+    key = ", ".join(c.name for c in table.primary_key.columns)
+
+    def value(column: Column[object]) -> str:
+        default = column.server_default
+        if default is not None and not column.nullable:
+            return f"coalesce(r.{column.name}, '{default.arg}')"  # type: ignore[attr-defined]
+        return f"r.{column.name}"
+
+    record = ", ".join(f"{c.name} {_pg_type(c)}" for c in columns)
+    mutable = [c.name for c in columns if not c.info.get("immutable") and not c.primary_key]
+    return (f"INSERT INTO {table.name} AS t (gateway_id, {', '.join(c.name for c in columns)}) "
+            f"SELECT $1, {', '.join(value(c) for c in columns)} "
+            f"FROM jsonb_to_recordset($2::jsonb) AS r({record}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET "
+            + ", ".join(f"{name} = EXCLUDED.{name}" for name in mutable)
+            + " WHERE t.updated_at <= EXCLUDED.updated_at")
+
+
+def _table(model: type[object]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+CREATE_STAGE, INSERT_READINGS = _readings_statements()
+UPSERT_ALERTS = _upsert(_table(AnomalyAlertORM), set(AlertRecord.model_fields))
+UPSERT_TASKS = _upsert(_table(MaintenanceTaskORM), set(TaskRecord.model_fields))

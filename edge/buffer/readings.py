@@ -1,0 +1,83 @@
+"""ReadingsStore: the pipeline's port into the buffer (readings and quarantine rows).
+
+Guarantee, in two sentences: a message is not acknowledged to the broker until the
+transaction that holds its reading (or quarantine row) has committed with the configured
+`synchronous` level; a row is not removed from the buffer until the central side has it
+(retention.py). Readings are keyed by (ts_us, sensor_id): a redelivered copy is a counted
+duplicate, not a second row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from edge.buffer.connection import BufferConnection
+from edge.buffer.eviction import CapGuard
+from edge.buffer.schema import transaction
+from edge.records import CommitResult, QuarantineRecord, Reading
+
+_INSERT_READING = (
+    f"INSERT OR IGNORE INTO readings ({', '.join(Reading._fields)}) "
+    f"VALUES ({', '.join('?' * len(Reading._fields))})"
+)
+_INSERT_QUARANTINE = (
+    f"INSERT INTO quarantine ({', '.join(QuarantineRecord._fields)}) "
+    f"VALUES ({', '.join('?' * len(QuarantineRecord._fields))})"
+)
+_LAST_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'readings'"
+_RECENT = (f"SELECT {', '.join(Reading._fields)} FROM readings WHERE received_us >= ? "
+           "ORDER BY seq DESC LIMIT ?")
+_AFTER = (f"SELECT seq, {', '.join(Reading._fields)} FROM readings WHERE seq > ? "
+          "ORDER BY seq LIMIT ?")
+
+
+class ReadingsStore:
+    """Group commits of readings and quarantine rows; reads for the agents' warm-up/catch-up."""
+
+    def __init__(self, connection: BufferConnection) -> None:
+        self._connection = connection
+        self._cap = CapGuard(connection.settings.max_bytes, connection.metrics)
+
+    async def commit_batch(self, readings: Sequence[Reading],
+                           quarantine: Sequence[QuarantineRecord]) -> CommitResult:
+        """Commit readings and quarantine rows in one transaction; raise BufferWriteError if not."""
+        return await self._connection.write(self._commit, readings, quarantine)
+
+    async def recent_readings(self, since_received_us: int, limit: int = 200_000) -> list[Reading]:
+        """The newest readings received since `since_received_us`, oldest first (warm-up)."""
+        rows = await self._connection.read(_select, _RECENT, (since_received_us, limit))
+        return [Reading._make(row) for row in reversed(rows)]
+
+    async def readings_after(self, after_seq: int, limit: int) -> list[tuple[int, Reading]]:
+        """(seq, reading) of the next `limit` readings after `after_seq` (an agent's catch-up)."""
+        rows = await self._connection.read(_select, _AFTER, (after_seq, limit))
+        return [(row[0], Reading._make(row[1:])) for row in rows]
+
+    async def last_seq(self) -> int:
+        """The newest reading's sequence number (0 for an empty buffer)."""
+        rows = await self._connection.read(_select, _LAST_SEQ, ())
+        return int(rows[0][0]) if rows else 0
+
+    def _commit(self, conn: sqlite3.Connection, readings: Sequence[Reading],
+                quarantine: Sequence[QuarantineRecord]) -> CommitResult:
+        first_seq = last_seq = None
+        with transaction(conn):
+            inserted = 0
+            if readings:
+                before = conn.execute(_LAST_SEQ).fetchone()
+                inserted = conn.executemany(_INSERT_READING, readings).rowcount
+                if inserted:
+                    # One writer, one transaction: the new rows lie in this range (ignored
+                    # duplicates consume numbers too, so it may have holes).
+                    first_seq = (before[0] if before else 0) + 1
+                    last_seq = int(conn.execute(_LAST_SEQ).fetchone()[0])
+            if quarantine:
+                conn.executemany(_INSERT_QUARANTINE, quarantine)
+        self._cap.respect(conn)
+        return CommitResult(inserted, len(readings) - inserted, len(quarantine), first_seq, last_seq)
+
+
+def _select(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+    return conn.execute(sql, params).fetchall()

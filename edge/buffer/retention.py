@@ -1,0 +1,37 @@
+"""Which buffered rows may be deleted: the one rule that purge and eviction share.
+
+A synced row (its `seq` at or below the kind's sync cursor) may go, except the latest version
+of an alert or task that is still open: it is what a restart restores. Purge applies the
+rule to rows older than `central.keep_synced_s`; eviction (buffer cap) applies it first and
+only then takes unsynced rows (eviction.py).
+"""
+
+from __future__ import annotations
+
+# The log tables of versioned items, with their id column and the states that mean "open".
+VERSIONED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "alerts": ("alert_id", ("open",)),
+    "tasks": ("task_id", ("open",)),
+}
+SYNCED_KINDS = ("readings", "alerts", "tasks")
+KINDS = (*SYNCED_KINDS, "quarantine")
+TIME_COLUMN = {"readings": "received_us", "alerts": "updated_us", "tasks": "updated_us",
+               "quarantine": "received_us"}
+
+
+def open_states_sql(kind: str) -> str:
+    """`state IN (...)` for the open states of a versioned kind (constants, not user data)."""
+    _, states = VERSIONED[kind]
+    return "state IN (" + ", ".join(f"'{state}'" for state in states) + ")"
+
+
+def removable_synced(kind: str) -> str:
+    """SQL condition on rows of `kind` that the central side has and a restart does not need.
+
+    Uses the named parameter `:cursor` (the kind's sync cursor).
+    """
+    if kind not in VERSIONED:
+        return "seq <= :cursor"
+    id_column, _ = VERSIONED[kind]
+    latest = f"(SELECT max(seq) FROM {kind} AS b WHERE b.{id_column} = {kind}.{id_column})"
+    return f"seq <= :cursor AND (NOT {open_states_sql(kind)} OR seq < {latest})"

@@ -1,0 +1,74 @@
+"""SyncStore: the buffer as the central syncer sees it (implements cloud_sync's SyncSource).
+
+Rows come out oldest first after a per-kind cursor (`sync_cursors`); the syncer advances
+the cursor only after the central commit, so a crash in between replays rows, which the
+central side's keys make harmless. The SELECT column lists are derived from `ReadingRow`
+and `VersionRow`, the same types the central COPY is derived from.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from edge.buffer.connection import BufferConnection
+from edge.buffer.retention import SYNCED_KINDS, TIME_COLUMN, VERSIONED, removable_synced
+from edge.records import ReadingRow, VersionRow
+
+_READINGS = f"SELECT {', '.join(ReadingRow._fields)} FROM readings WHERE seq > ? ORDER BY seq LIMIT ?"
+_VERSIONS = {kind: f"SELECT seq, {id_column}, body FROM {kind} WHERE seq > ? ORDER BY seq LIMIT ?"
+             for kind, (id_column, _) in VERSIONED.items()}
+_PURGE = {kind: f"DELETE FROM {kind} WHERE seq IN (SELECT seq FROM {kind} WHERE "
+                f"{removable_synced(kind)} AND {TIME_COLUMN[kind]} < :older_than "
+                "ORDER BY seq LIMIT :limit)"
+          for kind in SYNCED_KINDS}
+
+
+class SyncStore:
+    def __init__(self, connection: BufferConnection) -> None:
+        self._connection = connection
+
+    async def sync_cursor(self, kind: str) -> int:
+        """The last sequence number of `kind` that the central database has."""
+        return await self._connection.read(_cursor, kind)
+
+    async def read_readings(self, after_seq: int, limit: int) -> list[ReadingRow]:
+        """Up to `limit` readings after `after_seq`, oldest first."""
+        rows = await self._connection.read(_select, _READINGS, (after_seq, limit))
+        return list(map(ReadingRow._make, rows))
+
+    async def read_versions(self, kind: str, after_seq: int, limit: int) -> list[VersionRow]:
+        """Up to `limit` alert or task versions after `after_seq`, oldest first."""
+        rows = await self._connection.read(_select, _VERSIONS[kind], (after_seq, limit))
+        return list(map(VersionRow._make, rows))
+
+    async def mark_synced(self, kind: str, up_to_seq: int) -> None:
+        """Record that the central database has every `kind` row up to `up_to_seq`."""
+        await self._connection.write(_advance, kind, up_to_seq)
+
+    async def purge_synced(self, older_than_us: int, limit: int = 50_000) -> int:
+        """Delete synced rows received before `older_than_us` (in chunks: short write locks)."""
+        return await self._connection.write(_purge, older_than_us, limit)
+
+
+def _select(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _cursor(conn: sqlite3.Connection, kind: str) -> int:
+    row = conn.execute("SELECT last_seq FROM sync_cursors WHERE kind = ?", (kind,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _advance(conn: sqlite3.Connection, kind: str, up_to_seq: int) -> None:
+    conn.execute("INSERT INTO sync_cursors (kind, last_seq) VALUES (?, ?) ON CONFLICT (kind) "
+                 "DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)", (kind, up_to_seq))
+
+
+def _purge(conn: sqlite3.Connection, older_than_us: int, limit: int) -> int:
+    cursors = dict(conn.execute("SELECT kind, last_seq FROM sync_cursors").fetchall())
+    deleted = 0
+    for kind in SYNCED_KINDS:
+        deleted += conn.execute(_PURGE[kind], {"cursor": cursors.get(kind, 0),
+                                               "older_than": older_than_us, "limit": limit}).rowcount
+    return deleted

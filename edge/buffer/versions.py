@@ -1,0 +1,68 @@
+"""VersionLog: the alert and task logs, one class for both.
+
+Each state change of an alert or task is a new row (its JSON body); the latest row per id is
+the item's state. Agents append and restore what is open; the HTTP API lists the latest.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from edge.buffer.connection import BufferConnection
+from edge.buffer.retention import VERSIONED, open_states_sql
+from edge.buffer.schema import transaction
+from edge.records import AlertRecord, TaskRecord
+from edge.times import datetime_to_us
+
+ItemT = TypeVar("ItemT", AlertRecord, TaskRecord)
+
+
+class VersionLog(Generic[ItemT]):
+    """The versions of one kind of item (`alerts` with AlertRecord, `tasks` with TaskRecord)."""
+
+    def __init__(self, connection: BufferConnection, kind: str, model: type[ItemT]) -> None:
+        id_column, _ = VERSIONED[kind]
+        self._connection = connection
+        self._model: type[BaseModel] = model
+        self._id_column = id_column
+        latest = f"seq IN (SELECT max(seq) FROM {kind} GROUP BY {id_column})"
+        self._insert = f"INSERT INTO {kind} ({id_column}, state, updated_us, body) VALUES (?, ?, ?, ?)"
+        self._open = f"SELECT body FROM {kind} WHERE {latest} AND {open_states_sql(kind)} ORDER BY seq"
+        self._count_open = f"SELECT count(*) FROM {kind} WHERE {latest} AND {open_states_sql(kind)}"
+        self._latest = (f"SELECT body FROM {kind} WHERE {latest} AND (? IS NULL OR state = ?) "
+                        "ORDER BY seq DESC LIMIT ?")
+
+    async def append(self, items: Sequence[ItemT]) -> None:
+        """Log new versions (each state change is a row; the central side keeps the latest)."""
+        rows = [(getattr(item, self._id_column), item.state, datetime_to_us(item.updated_at),
+                 item.model_dump_json()) for item in items]
+        if rows:
+            await self._connection.write(_insert_many, self._insert, rows)
+
+    async def open_items(self) -> list[ItemT]:
+        """The latest version of every item whose latest version is open."""
+        return self._parse(await self._connection.read(_select, self._open, ()))
+
+    async def count_open(self) -> int:
+        rows = await self._connection.read(_select, self._count_open, ())
+        return int(rows[0][0])
+
+    async def latest(self, state: str | None = None, limit: int = 1000) -> list[ItemT]:
+        """The latest version of each item, newest first; optionally only in `state`."""
+        return self._parse(await self._connection.read(_select, self._latest, (state, state, limit)))
+
+    def _parse(self, rows: list[tuple[Any, ...]]) -> list[ItemT]:
+        return [self._model.model_validate_json(str(body)) for (body,) in rows]  # type: ignore[misc]
+
+
+def _insert_many(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+    with transaction(conn):
+        conn.executemany(sql, rows)
+
+
+def _select(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+    return conn.execute(sql, params).fetchall()

@@ -16,13 +16,13 @@ from edge.bus import EventBus
 from edge.http.backend import (
     AgentReport,
     AlertState,
-    PipelineReport,
     Readiness,
     TaskState,
 )
 from edge.ingest.http_source import HttpSource, IngestOutcome
 from edge.ingest.mqtt_source import MqttSource
 from edge.ingest.pipeline import IngestPipeline
+from edge.ingest.ports import PipelineHealth
 from edge.metrics import GatewayMetrics
 from edge.records import AlertRecord, TaskRecord
 from edge.settings import Settings
@@ -83,9 +83,8 @@ class DaemonApi:
                 backlog_readings=agent.backlog(self._pipeline.last_seq)))
         return reports
 
-    def pipeline(self) -> PipelineReport:
-        health = self._pipeline.health(self._settings.systemd.watchdog_stall_s)
-        return PipelineReport(**asdict(health))
+    def pipeline(self) -> PipelineHealth:
+        return self._pipeline.health(self._settings.systemd.watchdog_stall_s)
 
     async def status(self) -> StatusReport:
         return await build_status(

@@ -13,11 +13,11 @@ from edge.http.backend import (
     AgentReport,
     AlertState,
     GatewayApi,
-    PipelineReport,
     Readiness,
     TaskState,
 )
 from edge.ingest.http_source import IngestOutcome
+from edge.ingest.ports import PipelineHealth
 from edge.records import AlertRecord, TaskRecord
 from edge.settings import HttpSettings
 from edge.status import StatusReport
@@ -70,7 +70,7 @@ def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
         return api.agents()
 
     @app.get("/api/v1/pipeline", tags=["operations"])
-    async def pipeline() -> PipelineReport:
+    async def pipeline() -> PipelineHealth:
         """The ingest pipeline: messages, batches, commits, errors, pending, overflow."""
         return api.pipeline()
 

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 
 from edge.ingest.http_source import IngestOutcome
+from edge.ingest.ports import PipelineHealth
 from edge.records import AlertRecord, TaskRecord
 from edge.status import StatusReport
 
@@ -41,22 +42,6 @@ class AgentReport(BaseModel):
         default=None, description="Committed readings it has not judged yet (detection).")
 
 
-class PipelineReport(BaseModel):
-    """The ingest pipeline (not an agent: transports feed it, it feeds the bus)."""
-
-    state: str
-    messages: int
-    batches: int
-    readings: int
-    quarantined: int
-    duplicates: int
-    commit_errors: int
-    pending: int
-    last_commit_age_s: float | None
-    announce_overflows: int
-    last_seq: int
-
-
 class GatewayApi(Protocol):
     @property
     def metrics_registry(self) -> CollectorRegistry: ...
@@ -71,6 +56,6 @@ class GatewayApi(Protocol):
 
     def agents(self) -> list[AgentReport]: ...
 
-    def pipeline(self) -> PipelineReport: ...
+    def pipeline(self) -> PipelineHealth: ...
 
     async def status(self) -> StatusReport: ...

@@ -16,7 +16,7 @@ from collections import deque
 
 from edge.backoff import Backoff
 from edge.ingest.mqtt_client import BatchAckClient
-from edge.ingest.ports import MessageSink, unpack_ack_token
+from edge.ingest.ports import MessageSink, acks_for_generation
 from edge.metrics import GatewayMetrics
 from edge.settings import MqttSettings
 
@@ -70,11 +70,7 @@ class MqttSource:
         client = self._client
         if client is None or not self.connected:
             return
-        pairs = []
-        for token in tokens:
-            generation, qos, mid = unpack_ack_token(token)
-            if generation == client.generation:
-                pairs.append((mid, qos))
+        pairs = acks_for_generation(tokens, client.generation)
         if pairs:
             client.acknowledge(pairs)
 

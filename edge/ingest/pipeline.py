@@ -21,7 +21,6 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass
 
 import orjson
 
@@ -30,7 +29,7 @@ from edge.bus import EventBus
 from edge.errors import BufferWriteError, PayloadError
 from edge.events import DataProcessedEvent
 from edge.ingest.codecs import decode_payload
-from edge.ingest.ports import AckSink, PendingMessage, ReadingsWriter
+from edge.ingest.ports import AckSink, PendingMessage, PipelineHealth, ReadingsWriter
 from edge.ingest.topics import TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.logs import RateLimitedLog
@@ -41,23 +40,6 @@ from edge.settings import BufferSettings, IngestLimits
 log = logging.getLogger(__name__)
 
 SOURCE_NAME = "ingest-pipeline"
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineHealth:
-    """What `/api/v1/pipeline` shows: the busiest part of the gateway, and whether it moves."""
-
-    state: str  # "running", "stalled" (a commit has not returned in time) or "stopped"
-    messages: int
-    batches: int
-    readings: int
-    quarantined: int
-    duplicates: int
-    commit_errors: int
-    pending: int
-    last_commit_age_s: float | None
-    announce_overflows: int
-    last_seq: int  # buffer sequence number of the newest committed reading
 
 
 class _ValidatedBatch:
@@ -132,7 +114,10 @@ class IngestPipeline:
             return
         if not pending:
             self._wakeup.set()
-        pending.append(PendingMessage(time.time_ns() // 1000, source, payload, ack_sink, ack_token))
+        # tuple.__new__ builds the NamedTuple without a Python-level call (measured: the
+        # generated __new__ cost ~0.2 us a message).
+        pending.append(tuple.__new__(PendingMessage, (time.time_ns() // 1000, source, payload,
+                                                      ack_sink, ack_token)))
 
     async def run(self) -> None:
         """Commit batches as messages arrive, until `drain` is called and nothing is left.

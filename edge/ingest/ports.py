@@ -9,7 +9,9 @@ through a `ReadingsWriter` (the SQLite buffer). A QoS >= 1 message is identified
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol
+
+from pydantic import BaseModel, Field
 
 from edge.records import CommitResult, QuarantineRecord, Reading
 
@@ -32,6 +34,24 @@ class ReadingsWriter(Protocol):
 
     async def commit_batch(self, readings: Sequence[Reading],
                            quarantine: Sequence[QuarantineRecord]) -> CommitResult: ...
+
+
+class PipelineHealth(BaseModel):
+    """How the ingest pipeline is doing (`/api/v1/pipeline`): the busiest part, and whether it moves."""
+
+    state: Literal["running", "stalled", "stopped"] = Field(
+        description="stalled: a commit has not returned within systemd.watchdog_stall_s.")
+    messages: int
+    batches: int
+    readings: int = Field(description="Readings committed (duplicates not counted).")
+    quarantined: int
+    duplicates: int
+    commit_errors: int
+    pending: int = Field(description="Messages waiting for their batch's commit.")
+    last_commit_age_s: float | None
+    announce_overflows: int = Field(
+        description="Batch events an agent had no room for (it catches up from the buffer).")
+    last_seq: int = Field(description="Buffer sequence number of the newest committed reading.")
 
 
 class PendingMessage(NamedTuple):
@@ -60,3 +80,9 @@ def pack_ack_token(generation: int, qos: int, mid: int) -> int:
 def unpack_ack_token(token: int) -> tuple[int, int, int]:
     """(generation, qos, packet id) of a token made by `pack_ack_token`."""
     return token >> _GENERATION_SHIFT, (token >> _MID_BITS) & _QOS_MASK, token & _MID_MASK
+
+
+def acks_for_generation(tokens: list[int], generation: int) -> list[tuple[int, int]]:
+    """(packet id, qos) of the tokens from connection `generation` (one loop: hot path)."""
+    return [(token & _MID_MASK, (token >> _MID_BITS) & _QOS_MASK) for token in tokens
+            if token >> _GENERATION_SHIFT == generation]

@@ -50,7 +50,7 @@ def test_alembic_head_builds_exactly_the_models() -> None:
 
 
 def test_the_syncer_sql_is_derived_from_the_models_and_the_buffer_rows() -> None:
-    assert STAGE_COLUMNS == ReadingRow._fields
+    assert ReadingRow._fields == STAGE_COLUMNS
     readings = Base.metadata.tables["sensor_readings"]
     assert f"INSERT INTO sensor_readings ({', '.join(c.name for c in readings.columns)})" \
         in INSERT_READINGS

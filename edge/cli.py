@@ -187,7 +187,7 @@ async def _status_from_buffer(settings: Settings) -> StatusReport:
     from edge.buffer import SqliteBuffer
     from edge.status import build_status
 
-    async with SqliteBuffer(settings.buffer, settings.gateway.id) as buffer:
+    async with SqliteBuffer(settings.buffer, settings.gateway.id, read_only=True) as buffer:
         return await build_status(buffer, mqtt_connected=None, central_online=None,
                                   source="buffer (daemon not reachable)")
 

@@ -36,5 +36,13 @@ class BufferReadError(BufferStoreError):
     """The SQLite buffer cannot be read (not open, damaged)."""
 
 
+class BufferMissingError(BufferReadError):
+    """A read-only command found no buffer file at the configured path."""
+
+
+class BufferInUseError(BufferWriteError):
+    """Another daemon holds the buffer's lock."""
+
+
 class BufferSchemaError(BufferWriteError):
     """The buffer file was written by a newer or foreign program."""

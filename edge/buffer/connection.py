@@ -1,7 +1,10 @@
 """BufferConnection: the one owner of the buffer file and its two SQLite connections.
 
-Opening checks the file (a corrupt or foreign file is moved aside, guarantee 6), migrates
-the schema and claims the buffer for this gateway. Writes run on one writer thread, in the
+Opening takes the buffer's lock (one daemon per buffer, lock.py), checks the file (a
+corrupt or foreign file is moved aside, guarantee 6), migrates the schema and claims the
+buffer for this gateway. Read-only opening (`status`, never the daemon) does none of that:
+it never creates, renames or migrates anything, and a missing file is an error. Writes
+run on one writer thread, in the
 order they were asked for; reads (status, syncer, agents' warm-up) run on a reader thread
 with their own connection, which WAL lets proceed while the writer commits, so a read
 never delays an acknowledgement. Every store of the buffer (readings, alert/task logs,
@@ -20,9 +23,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Concatenate, ParamSpec, TypeVar
 
+from edge.buffer.lock import BufferLock
 from edge.buffer.salvage import move_aside
 from edge.buffer.schema import APPLICATION_ID, SCHEMA_VERSION, migrate
-from edge.errors import BufferReadError, BufferSchemaError, BufferWriteError
+from edge.errors import BufferMissingError, BufferReadError, BufferSchemaError, BufferWriteError
 from edge.metrics import GatewayMetrics
 from edge.settings import BufferSettings
 
@@ -35,8 +39,10 @@ class BufferConnection:
     """The buffer file, opened and checked, with a writer and a reader thread."""
 
     def __init__(self, settings: BufferSettings, gateway_id: str,
-                 metrics: GatewayMetrics | None = None) -> None:
+                 metrics: GatewayMetrics | None = None, read_only: bool = False) -> None:
         self.settings = settings
+        self.read_only = read_only
+        self._lock = BufferLock(settings.path)
         self.path = settings.path
         self.metrics = metrics
         self._gateway_id = gateway_id
@@ -48,7 +54,11 @@ class BufferConnection:
         self.last_error: str | None = None
 
     async def __aenter__(self) -> BufferConnection:
-        await self._on_writer(self._open)
+        try:
+            await self._on_writer(self._open_read_only if self.read_only else self._open)
+        except BaseException:
+            self._lock.release()
+            raise
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
@@ -62,6 +72,7 @@ class BufferConnection:
             await self._on_writer(self._close)
         self._reader.shutdown(wait=True)
         self._writer.shutdown(wait=True)
+        self._lock.release()
 
     @property
     def writable(self) -> bool:
@@ -72,7 +83,7 @@ class BufferConnection:
         """Run `fn(connection, ...)` on the writer thread; BufferWriteError if SQLite fails."""
         def call() -> T:
             if self._conn is None:
-                raise BufferWriteError(f"{self.path}: buffer is not open")
+                raise BufferWriteError(f"{self.path}: buffer is not open for writing")
             return fn(self._conn, *args, **kwargs)
 
         try:
@@ -103,6 +114,7 @@ class BufferConnection:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock.acquire()  # before anything touches the file
         problem = self._inspect() if self.path.exists() and self.path.stat().st_size else None
         if problem is not None:
             moved = move_aside(self.path)
@@ -127,6 +139,35 @@ class BufferConnection:
             raise
         self._conn = conn
         self._reader.submit(self._open_reader).result()
+
+    def _open_read_only(self) -> None:
+        if not self.path.is_file():
+            raise BufferMissingError(f"no buffer at {self.path}")
+        # With no daemon running, nothing changes the file: immutable=1 reads it without the
+        # WAL side files that a read-only connection would otherwise leave behind.
+        mode = "mode=ro" if self._lock.held_by_someone() else "immutable=1"
+        try:
+            conn = sqlite3.connect(f"file:{self.path}?{mode}", uri=True, check_same_thread=False)
+            problem = self._read_only_problem(conn)
+        except sqlite3.DatabaseError as exc:
+            raise BufferReadError(f"{self.path}: cannot be read as a buffer: {exc}") from exc
+        if problem is not None:
+            conn.close()
+            raise BufferReadError(f"{self.path}: {problem}")
+        self._reader_conn = conn
+
+    def _read_only_problem(self, conn: sqlite3.Connection) -> str | None:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if app_id != APPLICATION_ID:
+            return "not an edge-gateway buffer (the daemon moves such a file aside at start)"
+        if version != SCHEMA_VERSION:
+            return (f"buffer schema v{version}, this gateway reads v{SCHEMA_VERSION} "
+                    "(start the daemon of the matching version once)")
+        row = conn.execute("SELECT value FROM buffer_meta WHERE key = 'gateway_id'").fetchone()
+        if row is not None and row[0] != self._gateway_id:
+            return f"buffer belongs to gateway {row[0]!r}, config says {self._gateway_id!r}"
+        return None
 
     def _open_reader(self) -> None:
         self._reader_conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

@@ -6,6 +6,7 @@
 - `sync`: what the central syncer drains;
 - `status`: depths per kind.
 All of them go through one `BufferConnection` (one writer thread, one reader thread).
+`read_only=True` (the `status` command) opens an existing buffer without touching it.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ class SqliteBuffer:
     """The open buffer file and its stores; an async context manager."""
 
     def __init__(self, settings: BufferSettings, gateway_id: str,
-                 metrics: GatewayMetrics | None = None) -> None:
-        self.connection = BufferConnection(settings, gateway_id, metrics)
+                 metrics: GatewayMetrics | None = None, read_only: bool = False) -> None:
+        self.connection = BufferConnection(settings, gateway_id, metrics, read_only)
         self.readings = ReadingsStore(self.connection)
         self.alerts: VersionLog[AlertRecord] = VersionLog(self.connection, "alerts", AlertRecord)
         self.tasks: VersionLog[TaskRecord] = VersionLog(self.connection, "tasks", TaskRecord)

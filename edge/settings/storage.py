@@ -18,7 +18,8 @@ from edge.settings.ingest import ReconnectSettings
 
 
 class BufferSettings(Section):
-    path: Path = Field(default=Path("var/edge-buffer.sqlite"))
+    path: Path = Field(default=Path("var/edge-buffer.sqlite"),
+                       description="The buffer file; `run` creates it (and its folder).")
     synchronous: Literal["FULL", "NORMAL"] = Field(
         default="FULL",
         description="FULL survives a power cut; NORMAL only a process crash.",
@@ -35,6 +36,17 @@ class BufferSettings(Section):
         description="Size cap; past it rows are evicted by the documented policy (counted).")
     check_integrity_on_start: bool = Field(
         default=True, description="PRAGMA quick_check at start; a corrupt file is moved aside.")
+
+    @field_validator("path")
+    @classmethod
+    def _a_file_or_nothing(cls, path: Path) -> Path:
+        # A folder here is a typo, never a corrupt buffer: moving it aside would move a
+        # user's working folder (field trial item 1).
+        if path.is_dir():
+            raise ValueError(f"{path} is a directory; give the path of a buffer file in it")
+        if path.exists() and not path.is_file():
+            raise ValueError(f"{path} exists but is not a regular file")
+        return path
 
 
 class TimescaleSettings(Section):

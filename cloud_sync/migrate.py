@@ -9,9 +9,11 @@ from pathlib import Path
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.exc import SQLAlchemyError
 
 import migrations
 from cloud_sync.connect import asyncpg_dsn, connect_args
+from cloud_sync.timescale import TimescaleUnavailable
 from edge.errors import EdgeError
 from edge.settings import CentralSettings
 
@@ -50,5 +52,8 @@ def current(settings: CentralSettings) -> None:
 def _explained(action: str) -> Iterator[None]:
     try:
         yield
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise MigrationError(f"db {action} failed: {type(exc).__name__}: {exc}") from exc
+    except TimescaleUnavailable as exc:
+        raise MigrationError(f"db {action} failed: {exc}") from exc
+    except (OSError, asyncpg.PostgresError, SQLAlchemyError) as exc:
+        detail = " ".join(str(exc).split())
+        raise MigrationError(f"db {action} failed: {type(exc).__name__}: {detail}") from exc

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from edge.errors import EdgeError
 from edge.settings import TimescaleSettings
 
 HOURLY_VIEW = "sensor_readings_hourly"
@@ -71,8 +72,24 @@ def statements(options: TimescaleSettings) -> list[Statement]:
     return result
 
 
-def enable_extension(connection: Connection) -> str | None:
-    """Enable timescaledb if this server has it; its version, or None on plain PostgreSQL."""
+class TimescaleUnavailable(EdgeError):
+    """central.timescale.mode asks for TimescaleDB and the server cannot give it; says why."""
+
+
+_NOT_PRELOADED = (
+    "TimescaleDB is installed on the central server but not loaded: add "
+    "shared_preload_libraries = 'timescaledb' to postgresql.conf and restart PostgreSQL "
+    "(or set central.timescale.mode: off to use plain PostgreSQL deliberately)")
+
+
+def enable_extension(connection: Connection, mode: str) -> str | None:
+    """Enable timescaledb as `mode` says; its version, or None for plain PostgreSQL.
+
+    Probes before it tries: CREATE EXTENSION on a server where the library is not preloaded
+    is FATAL and closes the connection, which would break the migration's transaction.
+    """
+    if mode == "off":
+        return None
     installed = connection.execute(
         text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar()
     if installed is not None:
@@ -80,14 +97,15 @@ def enable_extension(connection: Connection) -> str | None:
     available = connection.execute(
         text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar()
     if available is None:
+        if mode == "required":
+            raise TimescaleUnavailable(
+                "central.timescale.mode is required, but the timescaledb extension is not "
+                "installed on the central server")
         return None
-    savepoint = connection.begin_nested()
-    try:
-        connection.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
-    except Exception:  # e.g. not in shared_preload_libraries: carry on without it
-        savepoint.rollback()
-        return None
-    savepoint.commit()
+    preloaded = str(connection.execute(text("SHOW shared_preload_libraries")).scalar() or "")
+    if "timescaledb" not in {name.strip().strip('"') for name in preloaded.split(",")}:
+        raise TimescaleUnavailable(_NOT_PRELOADED)
+    connection.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
     return str(connection.execute(
         text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar())
 

@@ -123,7 +123,11 @@ def _demo(args: argparse.Namespace) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     options = DemoOptions(rate_per_s=args.rate, fault_every_s=args.fault_every_s,
                           duration_s=args.duration_s, central_dsn=args.central_dsn)
-    asyncio.run(run_demo(options))
+    try:
+        asyncio.run(run_demo(options))
+    except EdgeError as exc:  # e.g. the central database cannot be migrated: say why, once
+        print(f"demo: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     return 0
 
 

@@ -52,6 +52,11 @@ class BufferSettings(Section):
 class TimescaleSettings(Section):
     """TimescaleDB features, used by `edge-gateway db upgrade` when the extension exists."""
 
+    mode: Literal["auto", "required", "off"] = Field(
+        default="auto",
+        description="auto: use TimescaleDB when the server has it, plain tables when it does "
+                    "not (with a notice), stop when it is installed but not preloaded; "
+                    "required: stop unless TimescaleDB can be enabled; off: plain PostgreSQL.")
     chunk_interval: str = Field(default="1 day", description="Hypertable chunk interval.")
     compress_after: str | None = Field(
         default="7 days", description="Compress chunks older than this; null turns it off.")

@@ -91,14 +91,16 @@ def upgrade() -> None:
 
 def _time_series_features() -> None:
     bind = op.get_bind()
-    version = timescale.enable_extension(bind)
+    options = context.config.attributes.get("timescale") or TimescaleSettings()
+    version = timescale.enable_extension(bind, options.mode)
     if version is None:
         op.create_index("sensor_readings_time_brin", "sensor_readings", ["time"],
                         postgresql_using="brin")
-        log.warning("TimescaleDB is not available: sensor_readings is a plain table with a BRIN "
-                    "index on time (no hypertable, compression, retention or hourly aggregate)")
+        if options.mode == "auto":
+            log.warning("TimescaleDB is not available: sensor_readings is a plain table with a "
+                        "BRIN index on time (no hypertable, compression, retention or hourly "
+                        "aggregate)")
         return
-    options = context.config.attributes.get("timescale") or TimescaleSettings()
     timescale.apply(bind, options)
     log.info("TimescaleDB %s: sensor_readings is a hypertable with compression and an "
              "hourly continuous aggregate", version)

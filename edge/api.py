@@ -5,6 +5,7 @@ Built by the composition root from the parts it wired; the HTTP layer sees only 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from typing import Protocol
 
@@ -23,10 +24,13 @@ from edge.ingest.http_source import HttpSource, IngestOutcome
 from edge.ingest.mqtt_source import MqttSource
 from edge.ingest.pipeline import IngestPipeline
 from edge.ingest.ports import PipelineHealth
+from edge.logs import RateLimitedLog
 from edge.metrics import GatewayMetrics
 from edge.records import AlertRecord, TaskRecord
 from edge.settings import Settings
 from edge.status import StatusReport, build_status
+
+log = logging.getLogger(__name__)
 
 
 class CentralState(Protocol):
@@ -49,10 +53,18 @@ class DaemonApi:
         self._agents = agents
         self._bus = bus
         self._central = central
+        self._rejections = RateLimitedLog(log)
 
     @property
     def metrics_registry(self) -> CollectorRegistry:
         return self._metrics.registry
+
+    def request_rejected(self, reason: str, path: str) -> None:
+        self._metrics.http_rejected.labels(reason).inc()
+        limit = self._settings.http.max_body_bytes
+        self._rejections.warning(reason, f"http request rejected: {reason.replace('_', ' ')}",
+                                 reason=reason, path=path,
+                                 **({"limit_bytes": limit} if reason == "body_too_large" else {}))
 
     def readiness(self) -> Readiness:
         reasons = []

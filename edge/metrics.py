@@ -90,6 +90,10 @@ class GatewayMetrics:
             "Events not queued because the subscriber's queue was full (it catches up from "
             "the buffer).", ["subscriber"], registry=r,
         )
+        self.http_rejected = Counter(
+            "edge_http_requests_rejected", "HTTP requests refused by a guard, by reason.",
+            ["reason"], registry=r,
+        )
         self.agent_up = Gauge("edge_agent_up", "1 while the agent runs.", ["agent"], registry=r)
         self.anomalies = Counter(
             "edge_anomalies", "Alerts opened, by detector and severity.", ["detector", "severity"],

@@ -80,5 +80,6 @@ def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
         return await api.status()
 
     token = settings.token
-    guarded = BearerTokenMiddleware(app, token.get_secret_value() if token else None)
-    return BodySizeLimitMiddleware(guarded, settings.max_body_bytes)
+    guarded = BearerTokenMiddleware(app, token.get_secret_value() if token else None,
+                                    api.request_rejected)
+    return BodySizeLimitMiddleware(guarded, settings.max_body_bytes, api.request_rejected)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# Called with a reason ("unauthorized", "body_too_large") when a guard turns a request away.
+OnRejected = Callable[[str, str], None]
 
 
 async def _reply(send: Send, status: int, detail: str,
@@ -26,9 +29,10 @@ class BearerTokenMiddleware:
     nothing about why. Without a configured token, protected paths always answer 401.
     """
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(self, app: ASGIApp, token: str | None, on_rejected: OnRejected) -> None:
         self._app = app
         self._expected = f"Bearer {token}".encode() if token else None
+        self._on_rejected = on_rejected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
@@ -36,17 +40,25 @@ class BearerTokenMiddleware:
             return
         presented = dict(scope["headers"]).get(b"authorization", b"")
         if self._expected is None or not hmac.compare_digest(presented, self._expected):
+            self._on_rejected("unauthorized", scope["path"])
             await _reply(send, 401, "unauthorized", ((b"www-authenticate", b"Bearer"),))
             return
         await self._app(scope, receive, send)
 
 
 class BodySizeLimitMiddleware:
-    """413 for a body over the limit, whether announced by Content-Length or streamed."""
+    """413 for a body over the limit, whether announced by Content-Length or streamed.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    The body is read here, up to the limit, before the app sees the request: a streamed
+    (chunked) body that grows past the limit is refused before any handler runs, instead of
+    failing inside one (which answered 500). Bodies are at most `http.max_body_bytes`
+    (1 MiB by default), so holding one in memory is cheap.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, on_rejected: OnRejected) -> None:
         self._app = app
         self._max_bytes = max_bytes
+        self._on_rejected = on_rejected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,31 +66,34 @@ class BodySizeLimitMiddleware:
             return
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self._max_bytes:
-            await _reply(send, 413, f"body larger than {self._max_bytes} bytes")
+            await self._refuse(scope, send)
             return
+        chunks: list[bytes] = []
         received = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self._max_bytes:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            received += len(chunk)
+            if received > self._max_bytes:
+                await self._refuse(scope, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: wait for http.disconnect
 
-        try:
-            await self._app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await _reply(send, 413, f"body larger than {self._max_bytes} bytes")
+        await self._app(scope, replay, send)
 
-
-class _TooLarge(Exception):
-    pass
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        self._on_rejected("body_too_large", scope["path"])
+        await _reply(send, 413, f"body larger than {self._max_bytes} bytes")

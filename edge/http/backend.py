@@ -48,6 +48,9 @@ class GatewayApi(Protocol):
 
     def readiness(self) -> Readiness: ...
 
+    def request_rejected(self, reason: str, path: str) -> None:
+        """A guard refused a request ("unauthorized", "body_too_large"): count and log it."""
+
     async def ingest(self, body: bytes) -> IngestOutcome: ...
 
     async def alerts(self, state: AlertState | None) -> list[AlertRecord]: ...

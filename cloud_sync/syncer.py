@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from cloud_sync.retry import is_retriable
@@ -48,6 +49,14 @@ class SyncSource(Protocol):
 WriterFactory = Callable[[], Awaitable[CentralWriter]]
 
 
+@dataclass(frozen=True, slots=True)
+class _ReadAhead:
+    """The next readings batch, being read while the previous one is written."""
+
+    after_seq: int
+    rows: asyncio.Future[list[ReadingRow]]
+
+
 class CentralSyncer:
     """Keeps the central database caught up with one gateway's buffer."""
 
@@ -62,7 +71,7 @@ class CentralSyncer:
         self._stopping = asyncio.Event()
         self._positions: dict[str, int] = {}
         # (after_seq, read task): the next readings batch, read while the last one is written
-        self._prefetch: tuple[int, asyncio.Task[list[ReadingRow]]] | None = None
+        self._prefetch: _ReadAhead | None = None
         self._last_heartbeat = 0.0
         self._last_purge = 0.0
         self.online: bool | None = None  # None until the first attempt
@@ -129,23 +138,22 @@ class CentralSyncer:
         position = self._positions["readings"]
         rows: list[ReadingRow] | None = None
         if self._prefetch is not None:
-            after_seq, task = self._prefetch
-            self._prefetch = None
-            fetched = await task
+            ahead, self._prefetch = self._prefetch, None
+            fetched = await ahead.rows
             # A failed write leaves the position behind the read-ahead: read again then.
-            if after_seq == position and fetched:
+            if ahead.after_seq == position and fetched:
                 rows = fetched
         if rows is None:
             rows = await self._source.read_readings(position, self._settings.batch_rows)
         if rows:
             after_seq = rows[-1].seq
-            self._prefetch = (after_seq, asyncio.ensure_future(
+            self._prefetch = _ReadAhead(after_seq, asyncio.ensure_future(
                 self._source.read_readings(after_seq, self._settings.batch_rows)))
         return rows
 
     async def _cancel_prefetch(self) -> None:
         if self._prefetch is not None:
-            task = self._prefetch[1]
+            task = self._prefetch.rows
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from cloud_sync.connect import asyncpg_dsn, ssl_argument
+from cloud_sync.models import GatewayORM
 from cloud_sync.statements import (
     CREATE_STAGE,
     INSERT_READINGS,
@@ -26,8 +27,11 @@ from cloud_sync.statements import (
 from edge.records import ReadingRow, VersionRow
 from edge.settings import CentralSettings
 
-_SEQ_COLUMN = {"readings": "last_readings_seq", "alerts": "last_alerts_seq",
-               "tasks": "last_tasks_seq"}
+# How far the sync got, per kind: gateways.last_<kind>_seq (checked against the model).
+_SEQ_COLUMN = {kind: f"last_{kind}_seq" for kind in ("readings", "alerts", "tasks")}
+_GATEWAYS = GatewayORM.__table__
+if not set(_SEQ_COLUMN.values()) <= set(_GATEWAYS.columns.keys()):
+    raise TypeError("gateways lacks a last_<kind>_seq column of cloud_sync/models.py")
 
 
 def _heartbeat_sql(kind: str | None) -> str:

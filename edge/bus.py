@@ -29,12 +29,16 @@ from edge.metrics import GatewayMetrics
 log = logging.getLogger(__name__)
 
 Handler = Callable[[BaseEventModel], Awaitable[None]]
+_RETRY_DELAY_S = 0.1
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """An event a subscriber gave up on: what it was, not the event (it may hold a batch)."""
+
     subscriber: str
-    event: BaseEventModel
+    event_type: str
+    event_id: str
     error: str
 
 
@@ -42,8 +46,6 @@ class DeadLetter:
 class SubscriberStats:
     name: str
     queued: int
-    handled: int
-    failures: int
     overflowed: int
 
 
@@ -55,8 +57,6 @@ class _Subscription:
     queue: asyncio.Queue[BaseEventModel]
     max_attempts: int
     worker: asyncio.Task[None] | None = None
-    handled: int = 0
-    failures: int = 0
     overflowed: int = 0
     gap: int = 0  # events dropped since the last FeedGapEvent
 
@@ -111,21 +111,26 @@ class EventBus:
         return dropped
 
     def stats(self) -> list[SubscriberStats]:
-        return [SubscriberStats(s.name, s.queue.qsize(), s.handled, s.failures, s.overflowed)
-                for s in self._subscriptions]
+        return [SubscriberStats(s.name, s.queue.qsize(), s.overflowed) for s in self._subscriptions]
 
     async def start(self) -> None:
         self._running = True
         for sub in self._subscriptions:
             self._start_worker(sub)
 
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait (up to the deadline) until every queued event is handled; True if all were."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                for sub in self._subscriptions:
+                    await sub.queue.join()
+                return True
+        return False
+
     async def stop(self, drain_timeout_s: float = 5.0) -> None:
         """Let queued events be handled within the deadline, then cancel the workers."""
         self._running = False
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(drain_timeout_s):
-                for sub in self._subscriptions:
-                    await sub.queue.join()
+        await self.drain(drain_timeout_s)
         workers = [sub.worker for sub in self._subscriptions if sub.worker is not None]
         for worker in workers:
             worker.cancel()
@@ -155,14 +160,14 @@ class EventBus:
     async def _deliver(self, sub: _Subscription, event: BaseEventModel) -> None:
         last_error = ""
         for attempt in range(1, sub.max_attempts + 1):
+            if attempt > 1:
+                await asyncio.sleep(_RETRY_DELAY_S * 2 ** (attempt - 2))  # a full disk needs a moment
             try:
                 await sub.handler(event)
-                sub.handled += 1
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                sub.failures += 1
                 self._metrics.bus_handler_errors.labels(sub.name).inc()
                 log.warning(
                     "bus handler failed",
@@ -171,7 +176,7 @@ class EventBus:
                            "attempt": attempt, "of": sub.max_attempts, "error": repr(exc)},
                 )
                 last_error = repr(exc)
-        self.dead_letters.append(DeadLetter(sub.name, event, last_error))
+        self.dead_letters.append(DeadLetter(sub.name, event.event_type, event.event_id, last_error))
         self._metrics.bus_dead_letters.labels(sub.name).inc()
         log.error("event dead-lettered", extra={"subscriber": sub.name,
                                                  "event_type": event.event_type})

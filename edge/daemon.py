@@ -1,8 +1,10 @@
 """The composition root: builds every part from the settings and runs them together.
 
-Start order: buffer, webhook, bus, agents, HTTP, pipeline, MQTT, central sync. Stop order
-is the reverse, in two phases: first intake stops and what arrived is committed and
-acknowledged within `gateway.shutdown_timeout_s`, then whatever is left is cancelled.
+Start order: buffer, webhook, agents, bus, HTTP, pipeline, MQTT, central sync. Stop order
+is the reverse, in phases, all within `gateway.shutdown_timeout_s`: intake stops and what
+arrived is committed and acknowledged; the agents handle what the bus holds while MQTT is
+still connected (so their notifications go out); MQTT leaves; the syncer makes a last sync;
+then the bus workers are cancelled and the agents stop (saving their positions).
 This is the only module of `edge` that reaches `cloud_sync`.
 """
 
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from typing import TYPE_CHECKING
 
 from edge import __version__
@@ -78,7 +81,7 @@ class Gateway:
             self.agents.register(AnomalyDetectionAgent(
                 "anomaly-detection", self.bus, self.metrics, gateway_id=gateway_id,
                 settings=s.detection, sensors=s.sensors, alerts=self.buffer.alerts,
-                readings=self.buffer.readings))
+                readings=self.buffer.readings, positions=self.buffer.meta))
         if s.maintenance.enabled:
             self.agents.register(MaintenanceSchedulerAgent(
                 "maintenance-scheduler", self.bus, self.metrics, gateway_id=gateway_id,
@@ -103,10 +106,10 @@ class Gateway:
             await resources.enter_async_context(self.buffer)
             if self.webhook is not None:
                 await resources.enter_async_context(self.webhook)
-            await self.bus.start()
-            resources.push_async_callback(self.bus.stop)
-            await self.agents.start_all()
+            await self.agents.start_all()  # they subscribe; the bus starts their workers
             resources.push_async_callback(self.agents.stop_all)
+            await self.bus.start()
+            resources.push_async_callback(self.bus.stop, 0.0)  # drained before, in _run_tasks
             if self.settings.http.enabled:
                 self.http = await resources.enter_async_context(
                     HttpServer(self.settings.http, create_app(self.api, self.settings.http)))
@@ -127,7 +130,11 @@ class Gateway:
             for task in housekeeping:
                 task.cancel()
             log.info("stopping: committing in-flight messages")
+            deadline = time.monotonic() + self.settings.gateway.shutdown_timeout_s
             await self._drain(pipeline)
+            if not await self.bus.drain(max(0.5, deadline - time.monotonic())):
+                log.warning("shutdown deadline passed with agent work queued; "
+                            "detection resumes from its saved position at the next start")
             await self.mqtt.close()
             await mqtt
             if self.syncer is not None and sync is not None:

@@ -58,7 +58,8 @@ class ReadingRow(NamedTuple):
     received_us: int
 
 
-assert ReadingRow._fields[1:] == Reading._fields, "ReadingRow must be seq + Reading"
+if ReadingRow._fields[1:] != Reading._fields:  # checked at import, also under python -O
+    raise TypeError("ReadingRow must be seq followed by Reading's fields")
 
 
 class VersionRow(NamedTuple):

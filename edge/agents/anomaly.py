@@ -15,12 +15,18 @@ and go out with the next event.
 
 Catch-up: the pipeline never waits for this agent; when its queue is full the event is
 dropped for it. The agent remembers the buffer sequence number of the last reading it
-judged; an event that starts past it, or a `FeedGapEvent`, makes it read the missing
-readings from the buffer first, in order (tests/unit/test_slow_agent.py).
+judged (`judged_seq`, saved in the buffer every tick once its alerts are stored); an event
+that starts past it, a `FeedGapEvent`, or a tick that finds it behind and idle makes it
+read the missing readings from the buffer, in order, storing alerts chunk by chunk
+(tests/unit/test_slow_agent.py). While it is behind, silence is judged only up to the
+arrival of the oldest reading it has not seen: a sensor is not silent because the agent
+has not judged its readings yet.
 
-After a restart the open alerts are restored from the buffer and the detectors warm up
-on the readings of the last `detection.warmup_window_s`, so a restart neither blinds the
-detectors nor opens a second alert for a fault that is still going on.
+After a restart the open alerts are restored from the buffer, the detectors warm up on
+the readings of the last `detection.warmup_window_s` that were judged before, and the
+readings committed but not judged before the stop are judged now (with alerts), so a
+restart neither blinds the detectors, nor loses a fault, nor opens a second alert for a
+fault that is still going on.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from edge.detection.settings import DetectionSettings, merged
 from edge.detection.suite import DetectorSuite
 from edge.events import AnomalyDetectedEvent, BaseEventModel, DataProcessedEvent, FeedGapEvent
 from edge.metrics import GatewayMetrics
-from edge.records import AlertRecord, Reading
+from edge.records import AlertRecord, Reading, ReadingRow
 from edge.settings import SensorSettings
 
 log = logging.getLogger(__name__)
@@ -58,11 +64,23 @@ class AlertLog(Protocol):
 class ReadingsSource(Protocol):
     """The buffer's readings, for the warm-up after a restart and for catching up."""
 
-    async def recent_readings(self, since_received_us: int, limit: int = ...) -> list[Reading]: ...
+    async def recent_readings(self, since_received_us: int, up_to_seq: int,
+                              limit: int = ...) -> list[Reading]: ...
 
-    async def readings_after(self, after_seq: int, limit: int) -> list[tuple[int, Reading]]: ...
+    async def readings_after(self, after_seq: int, limit: int) -> list[ReadingRow]: ...
 
     async def last_seq(self) -> int: ...
+
+
+class PositionStore(Protocol):
+    """Where the judged position survives restarts (the buffer's meta store)."""
+
+    async def get_int(self, key: str) -> int | None: ...
+
+    async def set_int(self, key: str, value: int) -> None: ...
+
+
+JUDGED_SEQ_KEY = "anomaly_detection.judged_seq"
 
 
 class AnomalyDetectionAgent(BaseAgent):
@@ -76,38 +94,50 @@ class AnomalyDetectionAgent(BaseAgent):
     def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics, *,
                  gateway_id: str, settings: DetectionSettings,
                  sensors: dict[str, SensorSettings], alerts: AlertLog, readings: ReadingsSource,
-                 clock: Callable[[], float] = time.time) -> None:
+                 positions: PositionStore, clock: Callable[[], float] = time.time) -> None:
         super().__init__(agent_id, bus, metrics)
         self._settings = settings
         self._sensors = sensors
         self._alerts = alerts
         self._readings = readings
+        self._positions = positions
         self._clock = clock
         self._tracker = AlertTracker(gateway_id, settings)
         self._suites: dict[str, DetectorSuite] = {}
         self._assets: dict[str, str | None] = {}
         self._unsaved: list[AlertChange] = []
-        self._lock = asyncio.Lock()  # the bus worker and the silence clock take turns
-        self._silence_task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()  # the bus worker and the clock tick take turns
+        self._tick_task: asyncio.Task[None] | None = None
         self.judged_seq = 0  # every reading up to this buffer seq has been judged
-        self.caught_up_readings = 0
+        self._saved_seq = 0
+        self._seq_at_last_tick = -1
 
     async def start(self) -> None:
         restored = await self._alerts.open_items()
         self._tracker.restore(restored)
-        self.judged_seq = await self._readings.last_seq()
+        saved = await self._positions.get_int(JUDGED_SEQ_KEY)
+        # A buffer from before this position was kept: start at its end, as before.
+        self.judged_seq = self._saved_seq = saved if saved is not None else \
+            await self._readings.last_seq()
         warmed = await self._warm_up()
         log.info("anomaly detection ready", extra={"restored_open_alerts": len(restored),
-                                                   "warmup_readings": warmed})
+                                                   "warmup_readings": warmed,
+                                                   "judged_seq": self.judged_seq})
         self._metrics.alerts_open.set(self._tracker.open_count)
         await super().start()
-        self._silence_task = asyncio.create_task(self._watch_silence(), name="silence-watch")
+        self._tick_task = asyncio.create_task(self._tick_forever(), name="anomaly-tick")
 
     async def stop(self) -> None:
-        if self._silence_task is not None:
-            self._silence_task.cancel()
+        if self._tick_task is not None:
+            self._tick_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._silence_task
+                await self._tick_task
+        try:
+            async with self._lock:
+                await self._flush(None)
+                await self._save_position()
+        except Exception:  # the buffer may be failing; the next start re-judges what is left
+            log.warning("anomaly detection stopped with unsaved alert changes", exc_info=True)
         await super().stop()
 
     def backlog(self, last_committed_seq: int) -> int | None:
@@ -125,17 +155,39 @@ class AnomalyDetectionAgent(BaseAgent):
                 self.judged_seq = event.last_seq
             await self._flush(event.correlation_id or event.event_id)
 
-    async def check_silence(self) -> None:
-        """Ask every sensor's silence detector whether it has gone quiet (clock-driven)."""
+    async def tick(self) -> None:
+        """Clock work: catch up when behind and idle, judge silence when caught up, save."""
         async with self._lock:
+            last_seq = await self._readings.last_seq()
+            behind = self.judged_seq < last_seq
+            if behind and self.judged_seq == self._seq_at_last_tick:
+                await self._catch_up(last_seq)  # nothing came by event since the last tick
+                behind = self.judged_seq < last_seq
+            self._seq_at_last_tick = self.judged_seq
             now = self._clock()
-            for sensor_id, suite in self._suites.items():
-                finding = suite.check_silence(now)
-                if finding is not None:
-                    self._unsaved += self._tracker.observe(
-                        sensor_id, self._assets.get(sensor_id), now, (finding,),
-                        frozenset({"silence"}))
+            if behind:
+                # Judge silence only up to the arrival of the oldest reading not judged yet:
+                # a sensor is not silent because this agent has not seen its readings.
+                oldest = await self._readings.readings_after(self.judged_seq, 1)
+                if oldest:
+                    now = min(now, oldest[0].received_us / 1e6)
+            self._check_silence(now)
             await self._flush(None)
+            await self._save_position()
+
+    def _check_silence(self, now: float) -> None:
+        for sensor_id, suite in self._suites.items():
+            finding = suite.check_silence(now)
+            if finding is not None:
+                self._unsaved += self._tracker.observe(
+                    sensor_id, self._assets.get(sensor_id), now, (finding,),
+                    frozenset({"silence"}))
+
+    async def _save_position(self) -> None:
+        # Only once every alert change up to it is stored: a restart re-judges the rest.
+        if not self._unsaved and self.judged_seq != self._saved_seq:
+            await self._positions.set_int(JUDGED_SEQ_KEY, self.judged_seq)
+            self._saved_seq = self.judged_seq
 
     def _judge(self, readings: Iterable[Reading]) -> None:
         observe = self._tracker.observe
@@ -148,28 +200,34 @@ class AnomalyDetectionAgent(BaseAgent):
                                    findings, suite.names)
 
     async def _catch_up(self, up_to_seq: int | None) -> None:
-        """Judge the readings after `judged_seq` (up to `up_to_seq`, or all) from the buffer."""
-        while up_to_seq is None or self.judged_seq < up_to_seq:
-            rows = await self._readings.readings_after(self.judged_seq, _CATCH_UP_CHUNK)
-            if up_to_seq is not None:
-                rows = [row for row in rows if row[0] <= up_to_seq]
+        """Judge the readings after `judged_seq` up to `up_to_seq` (None: the newest now).
+
+        The target is fixed when the catch-up starts, and alerts are stored chunk by chunk,
+        so a long backlog neither delays the first alert nor runs after a moving end.
+        """
+        target = up_to_seq if up_to_seq is not None else await self._readings.last_seq()
+        while self.judged_seq < target:
+            rows = [row for row in await self._readings.readings_after(self.judged_seq,
+                                                                       _CATCH_UP_CHUNK)
+                    if row.seq <= target]
             if not rows:
                 return
-            self._judge(reading for _, reading in rows)
-            self.judged_seq = rows[-1][0]
-            self.caught_up_readings += len(rows)
+            self._judge(Reading._make(row[1:]) for row in rows)
+            self.judged_seq = rows[-1].seq
+            await self._flush(None)
 
-    async def _watch_silence(self) -> None:
+    async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self._settings.silence_check_interval_s)
             try:
-                await self.check_silence()
+                await self.tick()
             except Exception:  # logged and retried next tick; one bad tick stops nothing
-                log.exception("silence check failed")
+                log.exception("anomaly detection tick failed")
 
     async def _warm_up(self) -> int:
         since_us = int((self._clock() - self._settings.warmup_window_s) * 1_000_000)
-        readings = await self._readings.recent_readings(since_us)
+        # Only readings judged before the stop: the rest are judged (with alerts) on catch-up.
+        readings = await self._readings.recent_readings(since_us, self.judged_seq)
         for reading in readings:
             suite = self._suites.get(reading.sensor_id) or self._suite_for(reading)
             # Findings during warm-up are not alerts: those readings were judged before.

@@ -74,6 +74,7 @@ class MaintenanceSchedulerAgent(BaseAgent):
         self._store = store
         self._clock = clock
         self._open: dict[tuple[str, str], TaskRecord] = {}
+        self._lock = asyncio.Lock()  # the bus worker and the escalation clock take turns
         self._escalation_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -92,7 +93,8 @@ class MaintenanceSchedulerAgent(BaseAgent):
 
     async def process(self, event: BaseEventModel) -> None:
         if isinstance(event, AnomalyDetectedEvent):
-            await self._on_alert(event)
+            async with self._lock:
+                await self._on_alert(event)
 
     async def _on_alert(self, item: AnomalyDetectedEvent) -> None:
         cause = self._settings.causes.get(item.detector, item.detector)
@@ -122,6 +124,10 @@ class MaintenanceSchedulerAgent(BaseAgent):
             await self._save(current, "updated", changes)
 
     async def check_escalations(self) -> None:
+        async with self._lock:
+            await self._escalate_due()
+
+    async def _escalate_due(self) -> None:
         now = self._clock()
         span_s = self._settings.escalate_after_s
         for task in list(self._open.values()):

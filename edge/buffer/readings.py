@@ -16,7 +16,7 @@ from typing import Any
 from edge.buffer.connection import BufferConnection
 from edge.buffer.eviction import CapGuard
 from edge.buffer.schema import transaction
-from edge.records import CommitResult, QuarantineRecord, Reading
+from edge.records import CommitResult, QuarantineRecord, Reading, ReadingRow
 
 _INSERT_READING = (
     f"INSERT OR IGNORE INTO readings ({', '.join(Reading._fields)}) "
@@ -26,11 +26,12 @@ _INSERT_QUARANTINE = (
     f"INSERT INTO quarantine ({', '.join(QuarantineRecord._fields)}) "
     f"VALUES ({', '.join('?' * len(QuarantineRecord._fields))})"
 )
-_LAST_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'readings'"
+# The sequence counter (ignored duplicates use numbers up too) and the newest row.
+_COUNTER = "SELECT seq FROM sqlite_sequence WHERE name = 'readings'"
+_LAST_SEQ = "SELECT max(seq) FROM readings"
 _RECENT = (f"SELECT {', '.join(Reading._fields)} FROM readings WHERE received_us >= ? "
-           "ORDER BY seq DESC LIMIT ?")
-_AFTER = (f"SELECT seq, {', '.join(Reading._fields)} FROM readings WHERE seq > ? "
-          "ORDER BY seq LIMIT ?")
+           "AND seq <= ? ORDER BY seq DESC LIMIT ?")
+_AFTER = f"SELECT {', '.join(ReadingRow._fields)} FROM readings WHERE seq > ? ORDER BY seq LIMIT ?"
 
 
 class ReadingsStore:
@@ -45,20 +46,21 @@ class ReadingsStore:
         """Commit readings and quarantine rows in one transaction; raise BufferWriteError if not."""
         return await self._connection.write(self._commit, readings, quarantine)
 
-    async def recent_readings(self, since_received_us: int, limit: int = 200_000) -> list[Reading]:
-        """The newest readings received since `since_received_us`, oldest first (warm-up)."""
-        rows = await self._connection.read(_select, _RECENT, (since_received_us, limit))
+    async def recent_readings(self, since_received_us: int, up_to_seq: int,
+                              limit: int = 200_000) -> list[Reading]:
+        """The newest readings received since `since_received_us` (to `up_to_seq`), oldest first."""
+        rows = await self._connection.read(_select, _RECENT, (since_received_us, up_to_seq, limit))
         return [Reading._make(row) for row in reversed(rows)]
 
-    async def readings_after(self, after_seq: int, limit: int) -> list[tuple[int, Reading]]:
-        """(seq, reading) of the next `limit` readings after `after_seq` (an agent's catch-up)."""
+    async def readings_after(self, after_seq: int, limit: int) -> list[ReadingRow]:
+        """The next `limit` readings after `after_seq`, with their seq (an agent's catch-up)."""
         rows = await self._connection.read(_select, _AFTER, (after_seq, limit))
-        return [(row[0], Reading._make(row[1:])) for row in rows]
+        return list(map(ReadingRow._make, rows))
 
     async def last_seq(self) -> int:
         """The newest reading's sequence number (0 for an empty buffer)."""
         rows = await self._connection.read(_select, _LAST_SEQ, ())
-        return int(rows[0][0]) if rows else 0
+        return int(rows[0][0] or 0)
 
     def _commit(self, conn: sqlite3.Connection, readings: Sequence[Reading],
                 quarantine: Sequence[QuarantineRecord]) -> CommitResult:
@@ -66,11 +68,11 @@ class ReadingsStore:
         with transaction(conn):
             inserted = 0
             if readings:
-                before = conn.execute(_LAST_SEQ).fetchone()
+                before = conn.execute(_COUNTER).fetchone()
                 inserted = conn.executemany(_INSERT_READING, readings).rowcount
                 if inserted:
                     # One writer, one transaction: the new rows lie in this range (ignored
-                    # duplicates consume numbers too, so it may have holes).
+                    # duplicates use numbers up too, so it may have holes; last_seq is a row).
                     first_seq = (before[0] if before else 0) + 1
                     last_seq = int(conn.execute(_LAST_SEQ).fetchone()[0])
             if quarantine:

@@ -4,7 +4,8 @@
   warm-up and catch-up reads;
 - `alerts`, `tasks`: the versioned logs the agents append to and the API lists;
 - `sync`: what the central syncer drains;
-- `status`: depths per kind.
+- `status`: depths per kind;
+- `meta`: small named positions that survive restarts (e.g. detection's judged seq).
 All of them go through one `BufferConnection` (one writer thread, one reader thread).
 `read_only=True` (the `status` command) opens an existing buffer without touching it.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from edge.buffer.connection import BufferConnection
+from edge.buffer.meta import MetaStore
 from edge.buffer.readings import ReadingsStore
 from edge.buffer.salvage import SalvageReport, salvage
 from edge.buffer.status import StatusReader
@@ -36,6 +38,7 @@ class SqliteBuffer:
         self.tasks: VersionLog[TaskRecord] = VersionLog(self.connection, "tasks", TaskRecord)
         self.sync = SyncStore(self.connection)
         self.status = StatusReader(self.connection)
+        self.meta = MetaStore(self.connection)
         self.path = settings.path
 
     async def __aenter__(self) -> SqliteBuffer:

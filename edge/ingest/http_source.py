@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from edge.errors import PayloadError
 from edge.ingest.codecs import decode_payload
-from edge.ingest.ports import MessageSink
+from edge.ingest.ports import AckToken, MessageSink
 from edge.ingest.topics import TopicContext
 from edge.ingest.validation import ReadingValidator
 from edge.settings import IngestLimits
@@ -43,19 +43,19 @@ class HttpAcks:
     """Ack sink for HTTP requests: each waits on a future that the commit resolves."""
 
     def __init__(self) -> None:
-        self._waiting: dict[int, asyncio.Future[None]] = {}
+        self._waiting: dict[AckToken, asyncio.Future[None]] = {}
         self._ids = itertools.count(1)
 
-    def register(self) -> tuple[int, asyncio.Future[None]]:
-        token = next(self._ids)
+    def register(self) -> tuple[AckToken, asyncio.Future[None]]:
+        token = AckToken(next(self._ids))
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting[token] = future
         return token, future
 
-    def forget(self, token: int) -> None:
+    def forget(self, token: AckToken) -> None:
         self._waiting.pop(token, None)
 
-    def acknowledge(self, tokens: list[int]) -> None:
+    def acknowledge(self, tokens: list[AckToken]) -> None:
         for token in tokens:
             future = self._waiting.pop(token, None)
             if future is not None and not future.done():

@@ -26,11 +26,11 @@ from gmqtt import Client, Subscription
 from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
 from gmqtt.mqtt.package import CommandWithMidPacket
 
-from edge.ingest.ports import pack_ack_token
+from edge.ingest.ports import AckToken, pack_ack_token
 from edge.settings import MqttSettings
 
 # (topic, payload, qos, ack_token); ack_token is None for QoS 0.
-OnMessage = Callable[[str, bytes, int, int | None], None]
+OnMessage = Callable[[str, bytes, int, AckToken | None], None]
 
 GMQTT_CHECKED_VERSION = "0.8.0"  # the version whose internals this module was checked against
 

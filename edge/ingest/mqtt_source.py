@@ -13,16 +13,27 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from typing import NamedTuple
 
 from edge.backoff import Backoff
 from edge.ingest.mqtt_client import BatchAckClient
-from edge.ingest.ports import MessageSink, acks_for_generation
+from edge.ingest.ports import AckToken, MessageSink, acks_for_generation
 from edge.metrics import GatewayMetrics
 from edge.settings import MqttSettings
 
 log = logging.getLogger(__name__)
 
 _OUTBOX_LIMIT = 10_000
+_NO_ACK = AckToken(0)  # QoS 0: nothing to acknowledge
+
+
+class _Outgoing(NamedTuple):
+    """A notification waiting for the broker."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
 
 
 class MqttSource:
@@ -41,7 +52,7 @@ class MqttSource:
         self.connected_event = asyncio.Event()
         self.last_error: str | None = None
         # Notifications published while disconnected wait here (bounded) for the next link.
-        self._outbox: deque[tuple[str, bytes, int, bool]] = deque()
+        self._outbox: deque[_Outgoing] = deque()
 
     async def run(self) -> None:
         """Connect, wait for the link to drop, back off, reconnect; until `close`."""
@@ -61,7 +72,7 @@ class MqttSource:
         """Stop `run`, which leaves the session (the broker keeps it and queues for us)."""
         self._stopping.set()
 
-    def acknowledge(self, tokens: list[int]) -> None:
+    def acknowledge(self, tokens: list[AckToken]) -> None:
         """PUBACK/PUBREC committed messages received on the current connection.
 
         A token from an older connection is skipped: the broker redelivers that message and
@@ -83,16 +94,16 @@ class MqttSource:
         if len(self._outbox) >= _OUTBOX_LIMIT:
             self._outbox.popleft()
             self._metrics.messages_dropped.labels("notification_outbox_full").inc()
-        self._outbox.append((topic, payload, qos, retain))
+        self._outbox.append(_Outgoing(topic, payload, qos, retain))
 
     def _flush_outbox(self, client: BatchAckClient) -> None:
         while self._outbox:
-            topic, payload, qos, retain = self._outbox.popleft()
-            client.publish(topic, payload, qos=qos, retain=retain)
+            message = self._outbox.popleft()
+            client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
 
-    def _on_message(self, topic: str, payload: bytes, qos: int, token: int | None) -> None:
+    def _on_message(self, topic: str, payload: bytes, qos: int, token: AckToken | None) -> None:
         if token is None:
-            self._sink.submit(topic, payload, None, 0)
+            self._sink.submit(topic, payload, None, _NO_ACK)
         else:
             self._sink.submit(topic, payload, self, token)
 

@@ -29,7 +29,7 @@ from edge.bus import EventBus
 from edge.errors import BufferWriteError, PayloadError
 from edge.events import DataProcessedEvent
 from edge.ingest.codecs import decode_payload
-from edge.ingest.ports import AckSink, PendingMessage, PipelineHealth, ReadingsWriter
+from edge.ingest.ports import AckSink, AckToken, PendingMessage, PipelineHealth, ReadingsWriter
 from edge.ingest.topics import TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.logs import RateLimitedLog
@@ -50,7 +50,7 @@ class _ValidatedBatch:
         self.first_received_us = first_received_us
         self.readings: list[Reading] = []
         self.quarantine: list[QuarantineRecord] = []
-        self.acks: dict[AckSink, list[int]] = {}
+        self.acks: dict[AckSink, list[AckToken]] = {}
         self.rejected: Counter[str] = Counter()
 
 
@@ -104,7 +104,8 @@ class IngestPipeline:
             last_commit_age_s=None if last is None else round(time.monotonic() - last, 3),
             announce_overflows=counts["announce_overflows"], last_seq=self.last_seq)
 
-    def submit(self, source: str, payload: bytes, ack_sink: AckSink | None, ack_token: int) -> None:
+    def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
+               ack_token: AckToken) -> None:
         """Take one message from a transport; never blocks, never raises."""
         pending = self._pending
         if ack_sink is None and len(pending) >= self._max_pending:
@@ -174,7 +175,7 @@ class IngestPipeline:
         validate = self._validator.validate
         received_by_subscription: Counter[str] = Counter()
         last_sink: AckSink | None = None
-        last_tokens: list[int] = []
+        last_tokens: list[AckToken] = []
         for received_us, source, payload, ack_sink, token in messages:
             if ack_sink is not None:
                 if ack_sink is not last_sink:

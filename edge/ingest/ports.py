@@ -9,24 +9,28 @@ through a `ReadingsWriter` (the SQLite buffer). A QoS >= 1 message is identified
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple, NewType, Protocol
 
 from pydantic import BaseModel, Field
 
 from edge.records import CommitResult, QuarantineRecord, Reading
 
+# Names one message for its transport's acknowledgement; opaque to the pipeline. For MQTT it
+# packs the connection generation, QoS and packet id (pack_ack_token below).
+AckToken = NewType("AckToken", int)
+
 
 class AckSink(Protocol):
     """Who gets told, after the commit, that messages are durable."""
 
-    def acknowledge(self, tokens: list[int]) -> None: ...
+    def acknowledge(self, tokens: list[AckToken]) -> None: ...
 
 
 class MessageSink(Protocol):
     """Where transports put received messages (the ingest pipeline)."""
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
-               ack_token: int) -> None: ...
+               ack_token: AckToken) -> None: ...
 
 
 class ReadingsWriter(Protocol):
@@ -61,7 +65,7 @@ class PendingMessage(NamedTuple):
     source: str  # the MQTT topic, or "http"
     payload: bytes
     ack_sink: AckSink | None  # None: QoS 0, nothing to acknowledge
-    ack_token: int
+    ack_token: AckToken
 
 
 # AckToken layout: | generation (rest) | qos (2 bits) | packet id (16 bits) |
@@ -72,17 +76,17 @@ _QOS_MASK = (1 << _QOS_BITS) - 1
 _GENERATION_SHIFT = _MID_BITS + _QOS_BITS
 
 
-def pack_ack_token(generation: int, qos: int, mid: int) -> int:
+def pack_ack_token(generation: int, qos: int, mid: int) -> AckToken:
     """One int naming an MQTT message: its connection generation, QoS and packet id."""
-    return (generation << _GENERATION_SHIFT) | (qos << _MID_BITS) | mid
+    return AckToken((generation << _GENERATION_SHIFT) | (qos << _MID_BITS) | mid)
 
 
-def unpack_ack_token(token: int) -> tuple[int, int, int]:
+def unpack_ack_token(token: AckToken) -> tuple[int, int, int]:
     """(generation, qos, packet id) of a token made by `pack_ack_token`."""
     return token >> _GENERATION_SHIFT, (token >> _MID_BITS) & _QOS_MASK, token & _MID_MASK
 
 
-def acks_for_generation(tokens: list[int], generation: int) -> list[tuple[int, int]]:
+def acks_for_generation(tokens: list[AckToken], generation: int) -> list[tuple[int, int]]:
     """(packet id, qos) of the tokens from connection `generation` (one loop: hot path)."""
     return [(token & _MID_MASK, (token >> _MID_BITS) & _QOS_MASK) for token in tokens
             if token >> _GENERATION_SHIFT == generation]

@@ -60,7 +60,7 @@ async def _run(tmp_path: Path, failures: int, batches: list[list[float]]) -> tup
         agent = AnomalyDetectionAgent(
             "anomaly-detection", bus, metrics, gateway_id="gw", settings=DetectionSettings(),
             sensors={"pump/temp": SensorSettings(limits=LimitSettings(max=90.0))},
-            alerts=FlakyAlertLog(buffer.alerts, failures), readings=buffer.readings,
+            alerts=FlakyAlertLog(buffer.alerts, failures), readings=buffer.readings, positions=buffer.meta,
             clock=lambda: T0)
         await agent.start()
         await bus.start()

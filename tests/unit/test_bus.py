@@ -91,7 +91,7 @@ async def test_a_failing_handler_is_isolated_counted_and_dead_lettered() -> None
     await bus.stop()
     assert healthy == [e.event_id for e in events]
     assert attempts == 6
-    assert [d.event.event_id for d in bus.dead_letters] == [e.event_id for e in events]
+    assert [d.event_id for d in bus.dead_letters] == [e.event_id for e in events]
     assert "boom" in bus.dead_letters[0].error
     assert metrics.bus_handler_errors.labels("broken")._value.get() == 6
     assert metrics.bus_dead_letters.labels("broken")._value.get() == 2

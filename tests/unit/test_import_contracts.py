@@ -20,7 +20,7 @@ def test_every_layer_contract_is_kept() -> None:
                             timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Contracts: {len(contracts)} kept, 0 broken." in result.stdout
-    assert len(contracts) >= 8
+    assert len(contracts) >= 9
 
 
 def test_the_import_graph_sees_the_standard_library_so_the_purity_rule_has_teeth() -> None:

@@ -208,6 +208,7 @@ async def test_anomaly_agent_keeps_one_alert_across_a_restart_mid_fault(tmp_path
             agent = AnomalyDetectionAgent("a", EventBus(metrics), metrics, gateway_id="gw",
                                           settings=settings, sensors=sensors,
                                           alerts=buffer.alerts, readings=buffer.readings,
+                                          positions=buffer.meta,
                                           clock=lambda: start_s)
             await agent.start()  # restores open alerts, warms up on what the buffer holds
             readings = _readings(values, start_s)

@@ -58,8 +58,11 @@ async def test_a_slow_agent_does_not_slow_commits_and_catches_up_with_its_alert(
     sensors = {"pump/temp": SensorSettings(limits=LimitSettings(max=90.0))}
     async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
         agent = SlowAnomalyAgent("anomaly-detection", bus, metrics, gateway_id="gw",
-                                 settings=DetectionSettings(), sensors=sensors,
-                                 alerts=buffer.alerts, readings=buffer.readings,
+                                 # No clock tick during the test: the catch-up comes from
+                                 # the FeedGapEvent (the tick has its own tests).
+                                 settings=DetectionSettings(silence_check_interval_s=3600),
+                                 sensors=sensors,
+                                 alerts=buffer.alerts, readings=buffer.readings, positions=buffer.meta,
                                  clock=lambda: T0 + 10_000)
         agent.gate = asyncio.Event()
         pipeline = IngestPipeline(
@@ -102,7 +105,6 @@ async def test_a_slow_agent_does_not_slow_commits_and_catches_up_with_its_alert(
             while agent.judged_seq < last_seq or bus.stats()[0].queued:
                 await asyncio.sleep(0.01)
         await bus.stop()  # the last event is handled (and its alerts stored) before this returns
-        assert agent.caught_up_readings > 0
         alerts = await buffer.alerts.latest()
         assert ("limits", 99.0) in [(a.detector, a.value) for a in alerts]
         await pipeline.drain()

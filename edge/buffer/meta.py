@@ -1,0 +1,35 @@
+"""MetaStore: small named values that must survive a restart (`buffer_meta`).
+
+Used for positions that are not sync cursors, e.g. how far the anomaly agent has judged
+the readings, so a restart judges what was committed but not yet judged.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from edge.buffer.connection import BufferConnection
+
+_GET = "SELECT value FROM buffer_meta WHERE key = ?"
+_SET = ("INSERT INTO buffer_meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+
+
+class MetaStore:
+    def __init__(self, connection: BufferConnection) -> None:
+        self._connection = connection
+
+    async def get_int(self, key: str) -> int | None:
+        return await self._connection.read(_get_int, key)
+
+    async def set_int(self, key: str, value: int) -> None:
+        await self._connection.write(_set, key, str(value))
+
+
+def _get_int(conn: sqlite3.Connection, key: str) -> int | None:
+    row = conn.execute(_GET, (key,)).fetchone()
+    return int(row[0]) if row is not None else None
+
+
+def _set(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(_SET, (key, value))

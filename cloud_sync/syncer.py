@@ -114,11 +114,8 @@ class CentralSyncer:
                 moved += await self._confirm(kind, versions[-1].seq, len(versions))
         rows = await self._next_readings()
         if rows:
-            self._metrics.sync_lag.set(max(0.0, time.time() - rows[0].received_us / 1e6))
             await writer.write_readings(rows)
             moved += await self._confirm("readings", rows[-1].seq, len(rows))
-        else:
-            self._metrics.sync_lag.set(0)
         return moved
 
     async def _sync_until_stopped(self, writer: CentralWriter) -> None:

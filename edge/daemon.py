@@ -124,6 +124,8 @@ class Gateway:
             housekeeping = [tasks.create_task(self._announce_ready(), name="ready"),
                             tasks.create_task(self.notifier.feed_watchdog(), name="watchdog"),
                             tasks.create_task(self._track_buffer(), name="buffer-stats")]
+            if self.syncer is not None:
+                housekeeping.append(tasks.create_task(self._track_sync_lag(), name="sync-lag"))
             self._log_started()
             await stop.wait()
             self.notifier.stopping()
@@ -170,6 +172,22 @@ class Gateway:
             except Exception:  # statistics only; the next round tries again
                 log.debug("buffer statistics failed", exc_info=True)
             await asyncio.sleep(10)
+
+    async def _track_sync_lag(self) -> None:
+        """edge_sync_lag_seconds: age (by arrival) of the oldest reading central lacks.
+
+        Measured from the buffer, not by the syncer, so it keeps growing while the central
+        side is down (the moment an alert on it must fire); arrival time, not reading time,
+        so a backfill of old readings is not lag.
+        """
+        while True:
+            try:
+                oldest_us = await self.buffer.status.oldest_unsynced_reading_us()
+                lag_s = 0.0 if oldest_us is None else max(0.0, time.time() - oldest_us / 1e6)
+                self.metrics.sync_lag.set(lag_s)
+            except Exception:  # statistics only; the next round tries again
+                log.debug("sync lag measurement failed", exc_info=True)
+            await asyncio.sleep(1.0)
 
     def _log_started(self) -> None:
         s = self.settings

@@ -24,6 +24,18 @@ class StatusReader:
         """Rows, unsynced rows and the oldest unsynced row's time, per kind."""
         return await self._connection.read(_depths)
 
+    async def oldest_unsynced_reading_us(self) -> int | None:
+        """Arrival time of the oldest reading the central side lacks (cheap: one index probe)."""
+        return await self._connection.read(_oldest_unsynced)
+
+
+def _oldest_unsynced(conn: sqlite3.Connection) -> int | None:
+    row = conn.execute(
+        "SELECT received_us FROM readings WHERE seq > coalesce("
+        "(SELECT last_seq FROM sync_cursors WHERE kind = 'readings'), 0) ORDER BY seq LIMIT 1"
+    ).fetchone()
+    return int(row[0]) if row else None
+
 
 def _depths(conn: sqlite3.Connection) -> dict[str, KindDepth]:
     cursors = dict(conn.execute("SELECT kind, last_seq FROM sync_cursors").fetchall())

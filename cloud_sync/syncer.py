@@ -95,7 +95,7 @@ class CentralSyncer:
                 backoff.reset()
                 await self._sync_until_stopped(writer)
             except Exception as exc:
-                self._went_offline(exc)
+                self._went_offline(exc, connection_lost=writer.connection_lost)
                 await self._sleep(backoff.next_delay_s())
             finally:
                 await writer.close()
@@ -182,11 +182,11 @@ class CentralSyncer:
         self.last_error = None
         self._metrics.central_up.set(1)
 
-    def _went_offline(self, error: BaseException) -> None:
+    def _went_offline(self, error: BaseException, connection_lost: bool = False) -> None:
         self._metrics.sync_errors.inc()
         description = f"{type(error).__name__}: {error}"
         if self.online is not False:
-            if is_retriable(error):
+            if is_retriable(error, connection_lost):
                 log.warning("central database offline; buffering and retrying with backoff",
                             extra={"error": description})
             else:

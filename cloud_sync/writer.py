@@ -67,6 +67,11 @@ class CentralWriter:
             raise
         return cls(connection, gateway_id, version)
 
+    @property
+    def connection_lost(self) -> bool:
+        """The server closed (or dropped) the connection: an outage, whatever was raised."""
+        return bool(self._conn.is_closed())
+
     async def close(self) -> None:
         if not self._conn.is_closed():
             try:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy.exc import SQLAlchemyError
 
 import migrations
@@ -31,6 +33,18 @@ def alembic_config(settings: CentralSettings) -> Config:
     config.attributes["connect_args"] = connect_args(settings)
     config.attributes["timescale"] = settings.timescale
     return config
+
+
+@lru_cache(maxsize=1)
+def known_revisions() -> tuple[str, frozenset[str]]:
+    """(head, every revision) of the migrations this gateway ships."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    script = ScriptDirectory.from_config(config)
+    head = script.get_current_head()
+    if head is None:
+        raise MigrationError("no migration revisions found")
+    return head, frozenset(rev.revision for rev in script.walk_revisions())
 
 
 def upgrade(settings: CentralSettings, revision: str = "head") -> None:

@@ -6,8 +6,10 @@ because every central write is idempotent (tests/integration/test_central_sync.p
 Alerts and tasks go first: each round drains them before one batch of readings, so a
 maintenance alert never waits behind an hour of backlog.
 
-While the central side is down the syncer backs off exponentially with jitter and logs
-one line per state change (online -> offline -> online), never one per retry.
+While the central side is down (or its schema is missing) the syncer backs off
+exponentially with jitter, capped at `central.reconnect.max_delay_s`, and logs one line per
+change of `state` (up, down, refused, schema_missing, schema_outdated), never one per retry;
+the backoff starts over only after a sync round succeeded.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cloud_sync.retry import is_retriable
-from cloud_sync.writer import CentralWriter
+from cloud_sync.writer import CentralSchemaError, CentralWriter
 from edge.backoff import Backoff
 from edge.metrics import GatewayMetrics
 from edge.records import ReadingRow, VersionRow
@@ -47,6 +49,7 @@ class SyncSource(Protocol):
 
 
 WriterFactory = Callable[[], Awaitable[CentralWriter]]
+CENTRAL_STATES = ("connecting", "up", "down", "refused", "schema_missing", "schema_outdated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +77,14 @@ class CentralSyncer:
         self._prefetch: _ReadAhead | None = None
         self._last_heartbeat = 0.0
         self._last_purge = 0.0
-        self.online: bool | None = None  # None until the first attempt
+        self.state = "connecting"
         self.last_error: str | None = None
+        self._metrics.central_state.labels("connecting").set(1)
+
+    @property
+    def online(self) -> bool | None:
+        """True while syncing, False while not, None before the first attempt."""
+        return None if self.state == "connecting" else self.state == "up"
 
     async def run(self) -> None:
         """Sync until `close`; reconnect with backoff while the central side is down."""
@@ -91,9 +100,7 @@ class CentralSyncer:
                 await self._sleep(backoff.next_delay_s())
                 continue
             try:
-                self._went_online()
-                backoff.reset()
-                await self._sync_until_stopped(writer)
+                await self._sync_until_stopped(writer, backoff)
             except Exception as exc:
                 self._went_offline(exc, connection_lost=writer.connection_lost)
                 await self._sleep(backoff.next_delay_s())
@@ -118,9 +125,12 @@ class CentralSyncer:
             moved += await self._confirm("readings", rows[-1].seq, len(rows))
         return moved
 
-    async def _sync_until_stopped(self, writer: CentralWriter) -> None:
+    async def _sync_until_stopped(self, writer: CentralWriter, backoff: Backoff) -> None:
         while not self._stopping.is_set():
             moved = await self.sync_round(writer)
+            if self.state != "up":
+                self._went_online()
+                backoff.reset()
             await self._housekeeping(writer)
             if moved == 0:
                 await self._sleep(self._settings.idle_interval_s)
@@ -176,25 +186,33 @@ class CentralSyncer:
                 log.info("purged synced rows from the buffer", extra={"rows": purged})
 
     def _went_online(self) -> None:
-        if self.online is not True:
-            log.info("central database online", extra={"was_offline": self.online is False})
-        self.online = True
-        self.last_error = None
-        self._metrics.central_up.set(1)
+        log.info("central database online", extra={"was": self.state})
+        self._set_state("up", None)
 
     def _went_offline(self, error: BaseException, connection_lost: bool = False) -> None:
         self._metrics.sync_errors.inc()
         description = f"{type(error).__name__}: {error}"
-        if self.online is not False:
-            if is_retriable(error, connection_lost):
+        if isinstance(error, CentralSchemaError):
+            state = error.state
+        else:
+            state = "down" if is_retriable(error, connection_lost) else "refused"
+        if state != self.state:
+            if state == "down":
                 log.warning("central database offline; buffering and retrying with backoff",
                             extra={"error": description})
-            else:
+            elif state == "refused":
                 log.error("central database refuses our writes; an operator must fix this "
                           "(retrying with backoff)", extra={"error": description})
-        self.online = False
-        self.last_error = description
-        self._metrics.central_up.set(0)
+            else:
+                log.error(f"{error}; buffering and retrying with backoff", extra={"state": state})
+        self._set_state(state, description)
+
+    def _set_state(self, state: str, error: str | None) -> None:
+        self._metrics.central_state.labels(self.state).set(0)
+        self._metrics.central_state.labels(state).set(1)
+        self._metrics.central_up.set(1 if state == "up" else 0)
+        self.state = state
+        self.last_error = error
 
     async def _sleep(self, delay_s: float) -> None:
         with contextlib.suppress(TimeoutError):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from cloud_sync.connect import asyncpg_dsn, ssl_argument
+from cloud_sync.migrate import known_revisions
 from cloud_sync.models import GatewayORM
 from cloud_sync.statements import (
     CREATE_STAGE,
@@ -24,6 +25,7 @@ from cloud_sync.statements import (
     UPSERT_ALERTS,
     UPSERT_TASKS,
 )
+from edge.errors import EdgeError
 from edge.records import ReadingRow, VersionRow
 from edge.settings import CentralSettings
 
@@ -46,6 +48,30 @@ def _heartbeat_sql(kind: str | None) -> str:
             f"{column} = GREATEST(gateways.{column}, EXCLUDED.{column})")
 
 
+class CentralSchemaError(EdgeError):
+    """The central database is reachable but its schema is missing or behind this gateway."""
+
+    def __init__(self, state: str, message: str) -> None:
+        super().__init__(message)
+        self.state = state  # "schema_missing" or "schema_outdated"
+
+
+async def check_schema(connection: asyncpg.Connection) -> None:
+    """Raise CentralSchemaError unless the schema is at (or past) this gateway's head."""
+    present = await connection.fetchval(
+        "SELECT to_regclass('alembic_version') IS NOT NULL "
+        "AND to_regclass('sensor_readings') IS NOT NULL")
+    if not present:
+        raise CentralSchemaError("schema_missing", "the central schema is missing: run "
+                                 "`edge-gateway db upgrade` against this database")
+    found = await connection.fetchval("SELECT version_num FROM alembic_version")
+    head, known = known_revisions()
+    if found != head and found in known:  # an unknown revision is newer: a later gateway's
+        raise CentralSchemaError(
+            "schema_outdated", f"the central schema is at revision {found}, this gateway "
+                               f"needs {head}: run `edge-gateway db upgrade`")
+
+
 class CentralWriter:
     """One connection to the central database and the idempotent writes over it."""
 
@@ -61,6 +87,7 @@ class CentralWriter:
                                            timeout=settings.connect_timeout_s,
                                            command_timeout=max(60.0, settings.connect_timeout_s))
         try:
+            await check_schema(connection)
             await connection.execute(CREATE_STAGE)
         except BaseException:
             await connection.close()

@@ -34,10 +34,10 @@ log = logging.getLogger(__name__)
 
 
 class CentralState(Protocol):
-    """The central syncer's link state (None: central sync is not configured)."""
+    """The central syncer's link state: up, down, refused, schema_missing, ..."""
 
     @property
-    def online(self) -> bool | None: ...
+    def state(self) -> str: ...
 
 
 class DaemonApi:
@@ -72,7 +72,8 @@ class DaemonApi:
             reasons.append(f"mqtt: not connected ({self._mqtt.last_error or 'connecting'})")
         if not self._buffer.writable:
             reasons.append(f"buffer: {self._buffer.last_error or 'not open'}")
-        return Readiness(ready=not reasons, reasons=reasons)
+        central = None if self._central is None else self._central.state
+        return Readiness(ready=not reasons, reasons=reasons, central=central)
 
     async def ingest(self, body: bytes) -> IngestOutcome:
         return await self._http_source.ingest(body)
@@ -101,4 +102,4 @@ class DaemonApi:
     async def status(self) -> StatusReport:
         return await build_status(
             self._buffer, mqtt_connected=self._mqtt.connected,
-            central_online=None if self._central is None else bool(self._central.online))
+            central=None if self._central is None else self._central.state)

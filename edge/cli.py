@@ -192,7 +192,7 @@ async def _status_from_buffer(settings: Settings) -> StatusReport:
     from edge.status import build_status
 
     async with SqliteBuffer(settings.buffer, settings.gateway.id, read_only=True) as buffer:
-        return await build_status(buffer, mqtt_connected=None, central_online=None,
+        return await build_status(buffer, mqtt_connected=None, central=None,
                                   source="buffer (daemon not reachable)")
 
 

@@ -116,6 +116,10 @@ class GatewayMetrics:
         self.central_up = Gauge(
             "edge_central_up", "1 while the central database is reachable.", registry=r
         )
+        self.central_state = Gauge(
+            "edge_central_state", "1 for the central link's current state (up, down, refused, "
+            "schema_missing, schema_outdated, connecting).", ["state"], registry=r,
+        )
         self.sync_lag = Gauge(
             "edge_sync_lag_seconds", "Age of the oldest reading not yet in the central database.",
             registry=r,

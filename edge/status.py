@@ -7,9 +7,9 @@ through the small `StatusSources` port; the CLI renders it (`render`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, Protocol
+from typing import Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from edge.times import now_us
 
@@ -57,21 +57,23 @@ class StatusReport(BaseModel):
     source: str = "daemon"
     buffer: dict[str, KindStatus]
     sync_lag_s: float
-    central: Literal["up", "down"] | None
+    central: str | None = Field(
+        description="up, down, refused, schema_missing, schema_outdated, connecting; "
+                    "null: not configured (or unknown: read from the buffer)")
     mqtt_connected: bool | None
     open_alerts: int
     open_tasks: int
 
 
 async def build_status(buffer: StatusSources, *, mqtt_connected: bool | None,
-                       central_online: bool | None, source: str = "daemon") -> StatusReport:
+                       central: str | None, source: str = "daemon") -> StatusReport:
     depths = await buffer.status.depths()
     oldest = depths["readings"].oldest_unsynced_us
     return StatusReport(
         source=source,
         buffer={kind: KindStatus(rows=d.rows, unsynced=d.unsynced) for kind, d in depths.items()},
         sync_lag_s=round((now_us() - oldest) / 1e6, 3) if oldest else 0.0,
-        central=None if central_online is None else ("up" if central_online else "down"),
+        central=central,
         mqtt_connected=mqtt_connected,
         open_alerts=await buffer.alerts.count_open(),
         open_tasks=await buffer.tasks.count_open(),

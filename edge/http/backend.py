@@ -24,6 +24,9 @@ TaskState = Literal["open", "done", "cancelled"]
 class Readiness(BaseModel):
     ready: bool
     reasons: list[str]
+    central: str | None = Field(
+        default=None, description="The central link's state (detail; it does not make the "
+                                  "gateway unready: the buffer holds what central lacks).")
 
 
 class AgentReport(BaseModel):

@@ -47,6 +47,11 @@ class GatewayMetrics:
             "Readings already in the buffer (same sensor and ts), e.g. broker redelivery.",
             registry=r,
         )
+        self.readings_clock_suspect = Counter(
+            "edge_readings_clock_suspect",
+            "Readings stored but flagged clock_suspect (stamped before ingest.min_reading_time or "
+            "older than ingest.max_reading_age_s); not fed to detection.", registry=r,
+        )
         self.messages_dropped = Counter(
             "edge_messages_dropped",
             "QoS 0 messages dropped before the buffer, by reason.", ["reason"], registry=r,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Reading.flags bits
 FLAG_TS_FROM_ARRIVAL = 1  # the payload had no ts; the arrival time was used
 FLAG_UNIT_CONVERTED = 2  # the value was converted to the sensor's canonical unit
+FLAG_CLOCK_SUSPECT = 4  # stamped before ingest.min_reading_time or older than max_reading_age_s
 
 
 class Reading(NamedTuple):

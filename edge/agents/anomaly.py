@@ -45,7 +45,7 @@ from edge.detection.settings import DetectionSettings, merged
 from edge.detection.suite import DetectorSuite
 from edge.events import AnomalyDetectedEvent, BaseEventModel, DataProcessedEvent, FeedGapEvent
 from edge.metrics import GatewayMetrics
-from edge.records import AlertRecord, Reading, ReadingRow
+from edge.records import FLAG_CLOCK_SUSPECT, AlertRecord, Reading, ReadingRow
 from edge.settings import SensorSettings
 
 log = logging.getLogger(__name__)
@@ -193,6 +193,8 @@ class AnomalyDetectionAgent(BaseAgent):
         observe = self._tracker.observe
         changes = self._unsaved
         for reading in readings:
+            if reading.flags & FLAG_CLOCK_SUSPECT:
+                continue  # its time cannot be trusted: stored, not judged
             suite = self._suites.get(reading.sensor_id) or self._suite_for(reading)
             findings = suite.update(reading.ts_us / 1e6, reading.value, reading.received_us / 1e6)
             if findings or self._tracker.has_open(reading.sensor_id):

@@ -8,8 +8,10 @@ Config: `maintenance.*` (priority matrix, due dates, escalation, causes), `asset
 Rules: the priority comes from alert severity x asset criticality; there is one open task
 per asset and cause (a further alert updates it, never duplicates it); a task whose alert
 stays open beyond `escalate_after_s` is raised one priority step (again after each further
-span). Task ids derive from (gateway, asset, cause, opening time of the first alert), so a
-replay finds the same task. Open tasks are restored from the buffer after a restart.
+span). Creation, due dates and escalation follow the gateway's clock; the alert keeps the
+reading time as evidence (`details.first_alert_at`). Task ids derive from (gateway, asset,
+cause, opening time of the first alert), so a replay finds the same task. Open tasks are
+restored from the buffer after a restart.
 
 Retry policy: retried (3 attempts), because `process` is idempotent under retry: the agent's
 view of open tasks changes only after the task version is in the buffer, so a retry after a
@@ -150,14 +152,18 @@ class MaintenanceSchedulerAgent(BaseAgent):
 
     def _new_task(self, alert: AnomalyDetectedEvent, asset_key: str, cause: str,
                   priority: Priority) -> TaskRecord:
-        created = alert.opened_at
+        # Task times are the gateway's (a PLC clock that is off must not make a task due in
+        # 1970); the id still derives from the alert, so a replay finds the same task.
+        created = datetime.fromtimestamp(self._clock(), UTC)
         return TaskRecord(
-            task_id=task_id(self._gateway_id, asset_key, cause, created), asset_id=alert.asset_id,
+            task_id=task_id(self._gateway_id, asset_key, cause, alert.opened_at),
+            asset_id=alert.asset_id,
             cause=cause, priority=priority, state="open",
             description=f"Inspect {alert.asset_id or alert.sensor_id}: {cause.replace('_', ' ')} "
                         f"on {alert.sensor_id} ({alert.reason})",
             alert_ids=[alert.alert_id],
-            details={"asset_key": asset_key, "open_alert_ids": [alert.alert_id], "escalations": 0},
+            details={"asset_key": asset_key, "open_alert_ids": [alert.alert_id], "escalations": 0,
+                     "first_alert_at": alert.opened_at.isoformat().replace("+00:00", "Z")},
             due_at=created + timedelta(seconds=self._settings.due_after_s[priority]),
             created_at=created, updated_at=created)
 

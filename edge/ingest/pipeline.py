@@ -34,7 +34,7 @@ from edge.ingest.topics import TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.logs import RateLimitedLog
 from edge.metrics import GatewayMetrics
-from edge.records import CommitResult, QuarantineRecord, Reading
+from edge.records import FLAG_CLOCK_SUSPECT, CommitResult, QuarantineRecord, Reading
 from edge.settings import BufferSettings, IngestLimits
 
 log = logging.getLogger(__name__)
@@ -226,6 +226,12 @@ class IngestPipeline:
 
     def _record(self, batch: _ValidatedBatch, result: CommitResult) -> None:
         metrics = self._metrics
+        suspect = sum(1 for reading in batch.readings if reading.flags & FLAG_CLOCK_SUSPECT)
+        if suspect:
+            metrics.readings_clock_suspect.inc(suspect)
+            self._rejections.warning("clock_suspect", "readings stamped before ingest.min_reading_time "
+                                     "or older than ingest.max_reading_age_s: stored, flagged "
+                                     "clock_suspect, not judged", readings=suspect)
         metrics.readings_accepted.inc(result.inserted)
         if result.duplicates:
             metrics.readings_duplicate.inc(result.duplicates)

@@ -16,8 +16,9 @@ from typing import Any
 from edge.errors import PayloadError
 from edge.ingest.timestamps import parse_ts_us
 from edge.ingest.topics import TopicContext
-from edge.records import FLAG_TS_FROM_ARRIVAL, FLAG_UNIT_CONVERTED, Reading
+from edge.records import FLAG_CLOCK_SUSPECT, FLAG_TS_FROM_ARRIVAL, FLAG_UNIT_CONVERTED, Reading
 from edge.settings import IngestLimits, SensorSettings
+from edge.times import datetime_to_us
 from edge.units import conversion
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
@@ -31,6 +32,8 @@ class ReadingValidator:
         self._limits = limits
         self._sensors = sensors
         self._max_future_us = int(limits.max_future_skew_s * 1_000_000)
+        self._min_ts_us = datetime_to_us(limits.min_reading_time)
+        self._max_age_us = int(limits.max_reading_age_s * 1_000_000)
         self._conversions: dict[tuple[str, str], tuple[float, float] | None] = {}
         self._valid_ids: set[str] = set()
 
@@ -51,7 +54,10 @@ class ReadingValidator:
         if raw_ts is None:
             ts_us, flags = received_us, FLAG_TS_FROM_ARRIVAL
         else:
-            ts_us, flags = self._timestamp(raw_ts, received_us), 0
+            ts_us = self._timestamp(raw_ts, received_us)
+            # A PLC clock reset (1970) or a stale backlog: kept, flagged, not judged.
+            flags = FLAG_CLOCK_SUSPECT if ts_us < self._min_ts_us or \
+                received_us - ts_us > self._max_age_us else 0
         unit = item.get("unit")
         if unit is not None and (type(unit) is not str or len(unit) > _MAX_TEXT):
             unit = _short_text(unit, "unit")

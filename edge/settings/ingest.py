@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -164,6 +165,21 @@ class IngestLimits(Section):
     accept_unknown_sensors: bool = Field(
         default=True, description="false: only sensors listed under `sensors` are accepted."
     )
+    min_reading_time: datetime = Field(
+        default=datetime(2020, 1, 1, tzinfo=UTC),
+        description="Readings stamped before this (e.g. the install date) are stored but "
+                    "flagged clock_suspect and not fed to detection.")
+    max_reading_age_s: float = Field(
+        default=30 * 86_400.0, gt=0,
+        description="Readings stamped further behind the gateway's clock are stored but "
+                    "flagged clock_suspect and not fed to detection.")
+
+    @field_validator("min_reading_time")
+    @classmethod
+    def _aware(cls, moment: datetime) -> datetime:
+        if moment.tzinfo is None:
+            raise ValueError("give a UTC offset, e.g. 2024-06-01T00:00:00Z")
+        return moment
 
 
 class AssetSettings(Section):

@@ -52,6 +52,12 @@ class GatewayMetrics:
             "Readings stored but flagged clock_suspect (stamped before ingest.min_reading_time or "
             "older than ingest.max_reading_age_s); not fed to detection.", registry=r,
         )
+        self.messages_skipped = Counter(
+            "edge_messages_skipped",
+            "Messages acknowledged without storing anything, by reason: retained_seen (a "
+            "retained message already taken), own_notification (the gateway's own topics).",
+            ["reason"], registry=r,
+        )
         self.messages_dropped = Counter(
             "edge_messages_dropped",
             "QoS 0 messages dropped before the buffer, by reason.", ["reason"], registry=r,

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 FLAG_TS_FROM_ARRIVAL = 1  # the payload had no ts; the arrival time was used
 FLAG_UNIT_CONVERTED = 2  # the value was converted to the sensor's canonical unit
 FLAG_CLOCK_SUSPECT = 4  # stamped before ingest.min_reading_time or older than max_reading_age_s
+FLAG_RETAINED = 8  # from a retained MQTT message (taken once per topic and payload)
 
 
 class Reading(NamedTuple):
@@ -33,6 +34,14 @@ class Reading(NamedTuple):
     quality: str | None
     flags: int
     received_us: int
+
+
+class RetainedTaken(NamedTuple):
+    """A retained message the pipeline took, remembered so it is not taken again."""
+
+    topic: str
+    digest: bytes
+    taken_us: int
 
 
 class QuarantineRecord(NamedTuple):

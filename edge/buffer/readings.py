@@ -16,7 +16,7 @@ from typing import Any
 from edge.buffer.connection import BufferConnection
 from edge.buffer.eviction import CapGuard
 from edge.buffer.schema import transaction
-from edge.records import CommitResult, QuarantineRecord, Reading, ReadingRow
+from edge.records import CommitResult, QuarantineRecord, Reading, ReadingRow, RetainedTaken
 
 _INSERT_READING = (
     f"INSERT OR IGNORE INTO readings ({', '.join(Reading._fields)}) "
@@ -29,6 +29,9 @@ _INSERT_QUARANTINE = (
 # The sequence counter (ignored duplicates use numbers up too) and the newest row.
 _COUNTER = "SELECT seq FROM sqlite_sequence WHERE name = 'readings'"
 _LAST_SEQ = "SELECT max(seq) FROM readings"
+_UPSERT_RETAINED = ("INSERT INTO retained_taken (topic, digest, taken_us) VALUES (?, ?, ?) "
+                    "ON CONFLICT (topic) DO UPDATE SET digest = excluded.digest, "
+                    "taken_us = excluded.taken_us")
 _RECENT = (f"SELECT {', '.join(Reading._fields)} FROM readings WHERE received_us >= ? "
            "AND seq <= ? ORDER BY seq DESC LIMIT ?")
 _AFTER = f"SELECT {', '.join(ReadingRow._fields)} FROM readings WHERE seq > ? ORDER BY seq LIMIT ?"
@@ -42,9 +45,18 @@ class ReadingsStore:
         self._cap = CapGuard(connection.settings.max_bytes, connection.metrics)
 
     async def commit_batch(self, readings: Sequence[Reading],
-                           quarantine: Sequence[QuarantineRecord]) -> CommitResult:
-        """Commit readings and quarantine rows in one transaction; raise BufferWriteError if not."""
-        return await self._connection.write(self._commit, readings, quarantine)
+                           quarantine: Sequence[QuarantineRecord],
+                           retained: Sequence[RetainedTaken] = ()) -> CommitResult:
+        """Commit readings, quarantine rows and taken retained messages in one transaction.
+
+        Raises BufferWriteError if it cannot.
+        """
+        return await self._connection.write(self._commit, readings, quarantine, retained)
+
+    async def retained_taken(self) -> dict[str, bytes]:
+        """topic -> digest of the retained payload last taken from that topic."""
+        rows = await self._connection.read(_select, "SELECT topic, digest FROM retained_taken", ())
+        return {str(topic): bytes(digest) for topic, digest in rows}
 
     async def recent_readings(self, since_received_us: int, up_to_seq: int,
                               limit: int = 200_000) -> list[Reading]:
@@ -63,7 +75,8 @@ class ReadingsStore:
         return int(rows[0][0] or 0)
 
     def _commit(self, conn: sqlite3.Connection, readings: Sequence[Reading],
-                quarantine: Sequence[QuarantineRecord]) -> CommitResult:
+                quarantine: Sequence[QuarantineRecord],
+                retained: Sequence[RetainedTaken]) -> CommitResult:
         first_seq = last_seq = None
         with transaction(conn):
             inserted = 0
@@ -77,6 +90,8 @@ class ReadingsStore:
                     last_seq = int(conn.execute(_LAST_SEQ).fetchone()[0])
             if quarantine:
                 conn.executemany(_INSERT_QUARANTINE, quarantine)
+            if retained:
+                conn.executemany(_UPSERT_RETAINED, retained)
         self._cap.respect(conn)
         return CommitResult(inserted, len(readings) - inserted, len(quarantine), first_seq, last_seq)
 

@@ -66,6 +66,14 @@ MIGRATIONS: tuple[str, ...] = (
         value       TEXT NOT NULL
     );
     """,
+    # 2: retained MQTT messages already taken, per topic (field trial item 8)
+    """
+    CREATE TABLE retained_taken (
+        topic       TEXT PRIMARY KEY,
+        digest      BLOB    NOT NULL,
+        taken_us    INTEGER NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

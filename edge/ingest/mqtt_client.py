@@ -29,8 +29,8 @@ from gmqtt.mqtt.package import CommandWithMidPacket
 from edge.ingest.ports import AckToken, pack_ack_token
 from edge.settings import MqttSettings
 
-# (topic, payload, qos, ack_token); ack_token is None for QoS 0.
-OnMessage = Callable[[str, bytes, int, AckToken | None], None]
+# (topic, payload, qos, ack_token, retained); ack_token is None for QoS 0.
+OnMessage = Callable[[str, bytes, int, AckToken | None, bool], None]
 
 GMQTT_CHECKED_VERSION = "0.8.0"  # the version whose internals this module was checked against
 
@@ -76,7 +76,12 @@ class BatchAckClient(Client):  # type: ignore[misc]
             connecting.cancel()
             raise ConnectionError("the broker closed the connection before CONNACK")
         connecting.result()
-        self.subscribe([Subscription(sub.topic, qos=sub.qos) for sub in s.subscriptions])
+        # MQTT 5 retain handling 1: the broker resends retained messages only for a new
+        # subscription. Under 3.1.1 every re-subscribe resends them; the pipeline remembers
+        # what it took per topic (field trial item 8), which covers both.
+        retain_handling = 1 if s.protocol == "5" else 0
+        self.subscribe([Subscription(sub.topic, qos=sub.qos, retain_handling_options=retain_handling)
+                        for sub in s.subscriptions])
 
     async def reconnect(self, delay: bool = False) -> None:
         # gmqtt calls this when the link drops; reconnecting (with backoff) is the
@@ -115,17 +120,25 @@ class BatchAckClient(Client):  # type: ignore[misc]
             return
         mid = (packet[topic_end] << 8) | packet[topic_end + 1]
         payload = packet[body + 1:] if self._proto_ver == MQTTv50 else packet[body:]
-        self._deliver(topic, payload, qos, pack_ack_token(self.generation, qos, mid))
+        self._deliver(topic, payload, qos, pack_ack_token(self.generation, qos, mid),
+                      bool(cmd & 0x01))
 
     def _on_qos0(self, client: Any, topic: str, payload: bytes, qos: int,
                  properties: Any) -> None:
-        self._deliver(topic, payload, 0, None)
+        self._deliver(topic, payload, 0, None, _retained(properties))
 
     def _on_qos1(self, mid: int, payload: bytes, topic: str, properties: Any) -> None:
-        self._deliver(topic, payload, 1, pack_ack_token(self.generation, 1, mid))
+        self._deliver(topic, payload, 1, pack_ack_token(self.generation, 1, mid),
+                      _retained(properties))
 
     def _on_qos2(self, mid: int, payload: bytes, topic: str, properties: Any) -> None:
-        self._deliver(topic, payload, 2, pack_ack_token(self.generation, 2, mid))
+        self._deliver(topic, payload, 2, pack_ack_token(self.generation, 2, mid),
+                      _retained(properties))
+
+
+def _retained(properties: Any) -> bool:
+    """gmqtt's general parser puts the PUBLISH retain bit into the properties."""
+    return bool(properties.get("retain")) if isinstance(properties, dict) else False
 
 
 def _ssl_context(settings: MqttSettings) -> ssl.SSLContext | bool:

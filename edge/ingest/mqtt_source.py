@@ -101,11 +101,12 @@ class MqttSource:
             message = self._outbox.popleft()
             client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
 
-    def _on_message(self, topic: str, payload: bytes, qos: int, token: AckToken | None) -> None:
+    def _on_message(self, topic: str, payload: bytes, qos: int, token: AckToken | None,
+                    retained: bool) -> None:
         if token is None:
-            self._sink.submit(topic, payload, None, _NO_ACK)
+            self._sink.submit(topic, payload, None, _NO_ACK, retained)
         else:
-            self._sink.submit(topic, payload, self, token)
+            self._sink.submit(topic, payload, self, token, retained)
 
     async def _connect(self) -> BatchAckClient | None:
         self._generation += 1

@@ -18,6 +18,7 @@ acknowledged too.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import Counter
@@ -34,7 +35,14 @@ from edge.ingest.topics import TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.logs import RateLimitedLog
 from edge.metrics import GatewayMetrics
-from edge.records import FLAG_CLOCK_SUSPECT, CommitResult, QuarantineRecord, Reading
+from edge.records import (
+    FLAG_CLOCK_SUSPECT,
+    FLAG_RETAINED,
+    CommitResult,
+    QuarantineRecord,
+    Reading,
+    RetainedTaken,
+)
 from edge.settings import BufferSettings, IngestLimits
 
 log = logging.getLogger(__name__)
@@ -42,8 +50,15 @@ log = logging.getLogger(__name__)
 SOURCE_NAME = "ingest-pipeline"
 
 
+def _flag(readings: list[Reading], first: int, flag: int) -> None:
+    """Set `flag` on readings[first:] (rare paths only: it rebuilds the tuples)."""
+    for index in range(first, len(readings)):
+        readings[index] = readings[index]._replace(flags=readings[index].flags | flag)
+
+
 class _ValidatedBatch:
-    __slots__ = ("acks", "first_received_us", "quarantine", "readings", "rejected", "size")
+    __slots__ = ("acks", "first_received_us", "quarantine", "readings", "rejected", "retained",
+                 "size", "skipped")
 
     def __init__(self, size: int, first_received_us: int) -> None:
         self.size = size
@@ -52,6 +67,8 @@ class _ValidatedBatch:
         self.quarantine: list[QuarantineRecord] = []
         self.acks: dict[AckSink, list[AckToken]] = {}
         self.rejected: Counter[str] = Counter()
+        self.skipped: Counter[str] = Counter()
+        self.retained: list[RetainedTaken] = []
 
 
 class IngestPipeline:
@@ -78,6 +95,7 @@ class IngestPipeline:
         self._last_commit_monotonic: float | None = None
         self._last_attempt_monotonic = time.monotonic()
         self._commit_started: float | None = None
+        self._retained_seen: dict[str, bytes] = {}
         self.last_seq = 0
 
     @property
@@ -105,7 +123,7 @@ class IngestPipeline:
             announce_overflows=counts["announce_overflows"], last_seq=self.last_seq)
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
-               ack_token: AckToken) -> None:
+               ack_token: AckToken, retained: bool = False) -> None:
         """Take one message from a transport; never blocks, never raises."""
         pending = self._pending
         if ack_sink is None and len(pending) >= self._max_pending:
@@ -118,7 +136,7 @@ class IngestPipeline:
         # tuple.__new__ builds the NamedTuple without a Python-level call (measured: the
         # generated __new__ cost ~0.2 us a message).
         pending.append(tuple.__new__(PendingMessage, (time.time_ns() // 1000, source, payload,
-                                                      ack_sink, ack_token)))
+                                                      ack_sink, ack_token, retained)))
 
     async def run(self) -> None:
         """Commit batches as messages arrive, until `drain` is called and nothing is left.
@@ -127,6 +145,7 @@ class IngestPipeline:
         here. Only one batch is ever committing, so acknowledgements follow arrival order.
         """
         previous: asyncio.Task[None] | None = None
+        self._retained_seen = await self._writer.retained_taken()
         self._running = True
         try:
             while True:
@@ -176,28 +195,52 @@ class IngestPipeline:
         received_by_subscription: Counter[str] = Counter()
         last_sink: AckSink | None = None
         last_tokens: list[AckToken] = []
-        for received_us, source, payload, ack_sink, token in messages:
+        for received_us, source, payload, ack_sink, token, retained in messages:
             if ack_sink is not None:
                 if ack_sink is not last_sink:
                     last_sink, last_tokens = ack_sink, batch.acks.setdefault(ack_sink, [])
                 last_tokens.append(token)
             context = context_of(source)
             received_by_subscription[context.subscription] += 1
+            if (retained or source in self._retained_seen) and \
+                    self._retained_again(batch, source, payload, received_us, retained):
+                continue
             try:
                 items = decode_payload(payload, limits.max_payload_bytes,
                                        limits.max_readings_per_message)
             except PayloadError as exc:
                 self._reject(batch, received_us, source, payload[: limits.max_payload_bytes], exc)
                 continue
+            first = len(batch.readings)
             for element in items:
                 try:
                     batch.readings.append(validate(element, context, received_us))
                 except PayloadError as exc:
                     raw = payload if len(items) == 1 else orjson.dumps(element)
                     self._reject(batch, received_us, source, raw, exc)
+            if retained:
+                _flag(batch.readings, first, FLAG_RETAINED)
         for subscription, count in received_by_subscription.items():
             self._metrics.messages_received.labels(subscription).inc(count)
         return batch
+
+    def _retained_again(self, batch: _ValidatedBatch, topic: str, payload: bytes,
+                        received_us: int, retained: bool) -> bool:
+        """True for a retained message already taken (the broker resends them on subscribe).
+
+        What a topic that carries retained messages delivers is remembered per topic, in the
+        same transaction as its readings, so that no restart takes it again (field trial
+        item 8). That includes live messages on such a topic: a value published while the
+        gateway was away arrives once queued and once more as the retained copy. A new value
+        is always taken, and a live message never skipped.
+        """
+        digest = hashlib.blake2b(payload, digest_size=16).digest()
+        if retained and self._retained_seen.get(topic) == digest:
+            batch.skipped["retained_seen"] += 1
+            return True
+        self._retained_seen[topic] = digest
+        batch.retained.append(RetainedTaken(topic, digest, received_us))
+        return False
 
     def _reject(self, batch: _ValidatedBatch, received_us: int, source: str, payload: bytes,
                 error: PayloadError) -> None:
@@ -213,7 +256,8 @@ class IngestPipeline:
         while True:
             self._commit_started = time.monotonic()
             try:
-                return await self._writer.commit_batch(batch.readings, batch.quarantine)
+                return await self._writer.commit_batch(batch.readings, batch.quarantine,
+                                                       batch.retained)
             except BufferWriteError as exc:
                 self._metrics.buffer_commit_errors.inc()
                 self._counts["commit_errors"] += 1
@@ -237,6 +281,8 @@ class IngestPipeline:
             metrics.readings_duplicate.inc(result.duplicates)
         for reason, count in batch.rejected.items():
             metrics.readings_rejected.labels(reason).inc(count)
+        for reason, count in batch.skipped.items():
+            metrics.messages_skipped.labels(reason).inc(count)
         metrics.ingest_latency.observe(max(0.0, time.time() - batch.first_received_us / 1e6))
         counts = self._counts
         counts["messages"] += batch.size

@@ -13,7 +13,7 @@ from typing import Literal, NamedTuple, NewType, Protocol
 
 from pydantic import BaseModel, Field
 
-from edge.records import CommitResult, QuarantineRecord, Reading
+from edge.records import CommitResult, QuarantineRecord, Reading, RetainedTaken
 
 # Names one message for its transport's acknowledgement; opaque to the pipeline. For MQTT it
 # packs the connection generation, QoS and packet id (pack_ack_token below).
@@ -30,14 +30,18 @@ class MessageSink(Protocol):
     """Where transports put received messages (the ingest pipeline)."""
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
-               ack_token: AckToken) -> None: ...
+               ack_token: AckToken, retained: bool = False) -> None: ...
 
 
 class ReadingsWriter(Protocol):
     """The port through which readings become durable (the SQLite buffer)."""
 
     async def commit_batch(self, readings: Sequence[Reading],
-                           quarantine: Sequence[QuarantineRecord]) -> CommitResult: ...
+                           quarantine: Sequence[QuarantineRecord],
+                           retained: Sequence[RetainedTaken] = ()) -> CommitResult: ...
+
+    async def retained_taken(self) -> dict[str, bytes]:
+        """topic -> digest of the retained payload last taken from it (survives restarts)."""
 
 
 class PipelineHealth(BaseModel):
@@ -66,6 +70,7 @@ class PendingMessage(NamedTuple):
     payload: bytes
     ack_sink: AckSink | None  # None: QoS 0, nothing to acknowledge
     ack_token: AckToken
+    retained: bool  # the broker sent it from its retained store (on subscribe)
 
 
 # AckToken layout: | generation (rest) | qos (2 bits) | packet id (16 bits) |

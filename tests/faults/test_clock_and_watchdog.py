@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from edge.daemon import Gateway
-from edge.records import QuarantineRecord, Reading
+from edge.records import QuarantineRecord, Reading, RetainedTaken
 from edge.settings import Settings
 from tests.support.gateway import GatewayProcess, buffer_rows, wait_for_rows
 from tests.support.publish import publish_all
@@ -47,11 +47,14 @@ class _BlockingWriter:
         self._inner = inner
         self.block = threading.Event()
 
-    async def commit_batch(self, readings: Sequence[Reading],
-                           quarantine: Sequence[QuarantineRecord]) -> object:
+    async def commit_batch(self, readings: Sequence[Reading], quarantine: Sequence[QuarantineRecord],
+                           retained: Sequence[RetainedTaken] = ()) -> object:
         if self.block.is_set():
             await asyncio.Event().wait()  # never returns
-        return await self._inner.commit_batch(readings, quarantine)  # type: ignore[attr-defined]
+        return await self._inner.commit_batch(readings, quarantine, retained)  # type: ignore[attr-defined]
+
+    async def retained_taken(self) -> dict[str, bytes]:
+        return await self._inner.retained_taken()  # type: ignore[attr-defined, no-any-return]
 
 
 async def test_a_stalled_pipeline_stops_the_watchdog_pings(

@@ -24,8 +24,8 @@ from edge.settings import MqttSettings
 HINT = "gmqtt changed: re-check edge/ingest/mqtt_client.py against the new version"
 
 
-def _client(protocol: str = "3.1.1") -> tuple[BatchAckClient, list[tuple[str, bytes, int, int | None]]]:
-    got: list[tuple[str, bytes, int, int | None]] = []
+def _client(protocol: str = "3.1.1") -> tuple[BatchAckClient, list[tuple[str, bytes, int, int | None, bool]]]:
+    got: list[tuple[str, bytes, int, int | None, bool]] = []
     settings = MqttSettings(protocol=protocol, subscriptions=[{"topic": "#"}])  # type: ignore[arg-type, list-item]
     client = BatchAckClient(settings, "test", 7, lambda *args: got.append(args))
     return client, got
@@ -62,8 +62,8 @@ def test_a_qos1_publish_reaches_our_fast_path_without_an_ack() -> None:
     cmd, body = _publish(b"f/a/t", 513, b"41.5")
     client._package_handler._handle_packet(cmd, body)  # what gmqtt's protocol calls
     assert len(got) == 1, f"{HINT}: the PUBLISH hook in _handler_cache is not used"
-    topic, payload, qos, token = got[0]
-    assert (topic, payload, qos) == ("f/a/t", b"41.5", 1)
+    topic, payload, qos, token, retained = got[0]
+    assert (topic, payload, qos, retained) == ("f/a/t", b"41.5", 1, False)
     assert token is not None and unpack_ack_token(token) == (7, 1, 513)
 
 
@@ -75,6 +75,16 @@ def test_a_publish_with_mqtt5_properties_goes_through_gmqtts_parser_to_our_hook(
     assert got and got[0][:3] == ("f/a/t", b"7.0", 2), \
         f"{HINT}: _handle_qos_2_publish_packet override not reached"
     assert got[0][3] is not None and unpack_ack_token(got[0][3]) == (7, 2, 9)
+
+
+def test_the_retain_bit_survives_both_paths() -> None:
+    client, got = _client()
+    cmd, body = _publish(b"f/a/t", 1, b"7.5")
+    client._package_handler._handle_packet(cmd | 0x01, body)
+    client5, got5 = _client("5")
+    cmd, body = _publish(b"f/a/t", 2, b"7.5", properties=b"\x02\x01\x01")
+    client5._package_handler._handle_packet(cmd | 0x01, body)
+    assert got[0][4] is True and got5[0][4] is True, f"{HINT}: retain bit lost"
 
 
 def test_batch_acks_are_built_by_gmqtts_packet_factory() -> None:

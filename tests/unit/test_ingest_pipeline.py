@@ -16,7 +16,7 @@ from edge.ingest.pipeline import IngestPipeline
 from edge.ingest.topics import TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.metrics import GatewayMetrics
-from edge.records import CommitResult, QuarantineRecord, Reading
+from edge.records import CommitResult, QuarantineRecord, Reading, RetainedTaken
 from edge.settings import BufferSettings, IngestLimits, SubscriptionSettings
 
 
@@ -37,14 +37,17 @@ class GatedWriter:
         self.failures = failures
         self.commits = 0
 
-    async def commit_batch(self, readings: Sequence[Reading],
-                           quarantine: Sequence[QuarantineRecord]) -> CommitResult:
+    async def commit_batch(self, readings: Sequence[Reading], quarantine: Sequence[QuarantineRecord],
+                           retained: Sequence[RetainedTaken] = ()) -> CommitResult:
         await self.gate.wait()
         if self.failures:
             self.failures -= 1
             raise BufferWriteError("disk full (simulated)")
         self.commits += 1
-        return await self.buffer.readings.commit_batch(readings, quarantine)
+        return await self.buffer.readings.commit_batch(readings, quarantine, retained)
+
+    async def retained_taken(self) -> dict[str, bytes]:
+        return await self.buffer.readings.retained_taken()
 
 
 def _agent(writer: GatedWriter, metrics: GatewayMetrics, bus: EventBus,

@@ -1,0 +1,72 @@
+"""Field trial: retained messages and the gateway's own topics, with a real broker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import paho.mqtt.publish as mqtt_publish
+import pytest
+
+from tests.field.test_http import metric
+from tests.support.gateway import GatewayProcess, buffer_rows, wait_for_rows
+from tests.support.publish import publish_all
+from tests.support.services import Broker
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_retained_message_is_stored_once_flagged_and_never_again_after_restarts(
+    broker: Broker, make_gateway: Callable[..., GatewayProcess], protocol: str,
+) -> None:
+    """Item 8: a bare 7.5 retained on a topic became a new reading on every restart."""
+    mqtt_publish.single("factory/s1/pump/temp", "7.5", qos=1, retain=True,
+                        hostname="127.0.0.1", port=broker.port)
+    gateway = make_gateway(mqtt={
+        "port": broker.port, "protocol": protocol, "client_id": "gw-retained",
+        "reconnect": {"initial_delay_s": 0.1, "max_delay_s": 1.0},
+        "subscriptions": [{"topic": "factory/#", "qos": 1,
+                           "template": "factory/{site}/{asset}/{sensor}"}]})
+    for _ in range(3):
+        gateway.start()
+        publish_all(broker.port, [("factory/s1/pump/marker", b"1.0")])  # a live one, each time
+        assert wait_for_rows(gateway.buffer_path, "readings", gateway.starts + 1) == gateway.starts + 1
+        assert gateway.terminate() == 0
+    rows = buffer_rows(gateway.buffer_path,
+                       "SELECT value, flags FROM readings WHERE sensor_id = 'pump/temp'")
+    assert len(rows) == 1, f"the retained message was taken {len(rows)} times"
+    assert rows[0][0] == 7.5 and rows[0][1] & 8, "flagged as retained (flags & 8)"
+    live = buffer_rows(gateway.buffer_path,
+                       "SELECT count(*) FROM readings WHERE sensor_id = 'pump/marker'")[0][0]
+    assert live >= 1
+
+
+def test_a_new_retained_value_on_the_same_topic_is_taken(
+    broker: Broker, make_gateway: Callable[..., GatewayProcess],
+) -> None:
+    """Item 8: remembering what was taken per topic still takes a changed retained value.
+
+    MQTT 3.1.1 (the demo's embedded broker speaks only that): every re-subscribe resends the
+    retained message, so the third start sees "2" again and skips it.
+    """
+    gateway = make_gateway(mqtt={
+        "port": broker.port, "protocol": "3.1.1", "client_id": "gw-retained-311",
+        "reconnect": {"initial_delay_s": 0.1, "max_delay_s": 1.0},
+        "subscriptions": [{"topic": "factory/#", "qos": 1,
+                           "template": "factory/{site}/{asset}/{sensor}"}]})
+    mqtt_publish.single("factory/s1/pump/mode", "1", qos=1, retain=True,
+                        hostname="127.0.0.1", port=broker.port)
+    gateway.start()
+    assert wait_for_rows(gateway.buffer_path, "readings", 1) == 1
+    assert gateway.terminate() == 0
+    mqtt_publish.single("factory/s1/pump/mode", "2", qos=1, retain=True,
+                        hostname="127.0.0.1", port=broker.port)
+    gateway.start()
+    assert wait_for_rows(gateway.buffer_path, "readings", 2) == 2
+    assert gateway.terminate() == 0
+    gateway.start()  # "2" is retained again on this subscribe: seen, skipped, counted
+    publish_all(broker.port, [("factory/s1/pump/live", b"3")])
+    assert wait_for_rows(gateway.buffer_path, "readings", 3) == 3
+    assert metric(gateway, 'edge_messages_skipped_total{reason="retained_seen"}') == 1
+    assert gateway.terminate() == 0
+    values = [r[0] for r in buffer_rows(gateway.buffer_path,
+                                        "SELECT value FROM readings ORDER BY seq")]
+    assert values == [1.0, 2.0, 3.0]

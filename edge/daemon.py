@@ -54,7 +54,7 @@ class Gateway:
         self.buffer = SqliteBuffer(settings.buffer, settings.gateway.id, self.metrics)
         self.pipeline = IngestPipeline(
             self.bus, self.metrics, writer=self.buffer.readings,
-            mapper=TopicMapper(settings.mqtt.subscriptions),
+            mapper=TopicMapper(settings.mqtt.subscriptions, own_prefix=settings.notification_prefix),
             validator=ReadingValidator(settings.ingest, settings.sensors),
             limits=settings.ingest, batching=settings.buffer,
         )

@@ -202,6 +202,9 @@ class IngestPipeline:
                 last_tokens.append(token)
             context = context_of(source)
             received_by_subscription[context.subscription] += 1
+            if context.skip is not None:
+                batch.skipped[context.skip] += 1
+                continue
             if (retained or source in self._retained_seen) and \
                     self._retained_again(batch, source, payload, received_us, retained):
                 continue

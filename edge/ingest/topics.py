@@ -21,6 +21,7 @@ class TopicContext:
     subscription: str  # the topic filter that matched, a metric label
     asset_id: str | None
     sensor_id: str | None
+    skip: str | None = None  # why messages on this topic are not data (acked, counted)
 
 
 def filter_matches(topic_filter: str, topic: str) -> bool:
@@ -65,7 +66,11 @@ class _Template:
 class TopicMapper:
     """Finds the subscription a topic belongs to and what its template extracts (cached)."""
 
-    def __init__(self, subscriptions: list[SubscriptionSettings]) -> None:
+    def __init__(self, subscriptions: list[SubscriptionSettings],
+                 own_prefix: str | None = None) -> None:
+        # The gateway's own topics (notifications, later commands) are never data, even
+        # when a subscription such as `#` matches them (field trial item 9).
+        self._own_prefix = own_prefix.rstrip("/") + "/" if own_prefix else None
         self._subscriptions = [
             (sub.topic, _Template(sub.template, sub.sensor_id_format) if sub.template else None)
             for sub in subscriptions
@@ -83,6 +88,8 @@ class TopicMapper:
         return context
 
     def _resolve(self, topic: str) -> TopicContext:
+        if self._own_prefix is not None and topic.startswith(self._own_prefix):
+            return TopicContext("own", None, None, skip="own_notification")
         levels = topic.split("/")
         first_match: str | None = None
         for topic_filter, template in self._subscriptions:

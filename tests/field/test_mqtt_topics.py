@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import paho.mqtt.publish as mqtt_publish
@@ -70,3 +71,28 @@ def test_a_new_retained_value_on_the_same_topic_is_taken(
     values = [r[0] for r in buffer_rows(gateway.buffer_path,
                                         "SELECT value FROM readings ORDER BY seq")]
     assert values == [1.0, 2.0, 3.0]
+
+
+def test_a_catch_all_subscription_never_ingests_the_gateways_own_notifications(
+    broker: Broker, make_gateway: Callable[..., GatewayProcess],
+) -> None:
+    """Item 9: with `#`, retained edge/<gw>/alerts/... became readings and quarantine rows."""
+    gateway = make_gateway(
+        mqtt={"port": broker.port, "client_id": "gw-all",
+              "reconnect": {"initial_delay_s": 0.1, "max_delay_s": 1.0},
+              "subscriptions": [{"topic": "#", "qos": 1,
+                                 "template": "factory/{site}/{asset}/{sensor}"}]},
+        sensors={"pump/temp": {"limits": {"max": 90.0}}})
+    gateway.start()
+    publish_all(broker.port, [("factory/s1/pump/temp", b"95.0")])  # opens an alert: notified
+    gateway.wait_for_log("alert opened")
+    time.sleep(2)  # the alert and task notifications come back through `#`
+    assert metric(gateway, 'edge_messages_skipped_total{reason="own_notification"}') >= 1
+    assert gateway.terminate() == 0
+    gateway.start()  # and the retained alert state once more, on the re-subscribe
+    time.sleep(2)
+    own = buffer_rows(gateway.buffer_path,
+                      "SELECT count(*) FROM quarantine WHERE source LIKE 'edge/%'")[0][0]
+    assert own == 0, f"{own} quarantine rows from the gateway's own topics"
+    assert buffer_rows(gateway.buffer_path, "SELECT count(*) FROM readings")[0][0] == 1
+    assert gateway.terminate() == 0

@@ -46,7 +46,7 @@ class DetectorSuite:
     def update(self, ts: float, value: float, arrival_ts: float) -> tuple[Finding, ...]:
         """Findings for one reading (usually none). `arrival_ts` feeds silence detection."""
         if self.silence is not None:
-            self.silence.update(arrival_ts, value)
+            self.silence.update(ts, arrival_ts)
         if ts <= self._last_ts:
             return NO_FINDINGS  # a redelivered or out-of-order reading: judged already
         self._last_ts = ts

@@ -164,22 +164,22 @@ def test_flatline_stays_quiet_on_noise() -> None:
 def test_silence_fires_after_factor_times_the_period_and_clears_on_a_reading() -> None:
     detector = SilenceDetector(SilenceSettings(factor=5, min_gap_s=0))
     for i in range(20):
-        detector.update(i * 2.0, 1.0)
+        detector.update(i * 2.0, i * 2.0)  # (reading time, arrival): live
     assert detector.check(38.0 + 9.0) is None  # 9 s < 5 x 2 s
     finding = detector.check(38.0 + 11.0)
     assert finding is not None and finding.severity == "critical"
-    detector.update(50.0, 1.0)
+    detector.update(50.0, 50.0)
     assert detector.check(51.0) is None
 
 
 def test_silence_needs_a_learned_period_and_is_not_taught_by_the_gap() -> None:
     detector = SilenceDetector(SilenceSettings(factor=5, min_gap_s=0, min_intervals=5))
-    detector.update(0.0, 1.0)
+    detector.update(0.0, 0.0)
     detector.update(1.0, 1.0)
     assert detector.check(1000.0) is None, "two readings teach no period"
     for i in range(2, 10):
-        detector.update(float(i), 1.0)
-    detector.update(500.0, 1.0)  # back after a long gap
+        detector.update(float(i), float(i))
+    detector.update(500.0, 500.0)  # back after a long gap
     assert detector.check(507.0) is not None, "the period is still ~1 s, not 490 s"
 
 

@@ -30,6 +30,7 @@ from edge.http.server import HttpServer
 from edge.ingest.http_source import HttpSource
 from edge.ingest.mqtt_source import MqttSource
 from edge.ingest.pipeline import IngestPipeline
+from edge.ingest.sensors import SensorRegistry
 from edge.ingest.topics import TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.metrics import GatewayMetrics
@@ -55,7 +56,9 @@ class Gateway:
         self.pipeline = IngestPipeline(
             self.bus, self.metrics, writer=self.buffer.readings,
             mapper=TopicMapper(settings.mqtt.subscriptions, own_prefix=settings.notification_prefix),
-            validator=ReadingValidator(settings.ingest, settings.sensors),
+            validator=ReadingValidator(settings.ingest, settings.sensors, SensorRegistry(
+                settings.ingest.max_sensors, settings.ingest.sensor_idle_release_s,
+                settings.sensors)),
             limits=settings.ingest, batching=settings.buffer,
         )
         self.mqtt = MqttSource(settings.mqtt, settings.mqtt_client_id, self.pipeline,

@@ -52,6 +52,10 @@ class GatewayMetrics:
             "Readings stored but flagged clock_suspect (stamped before ingest.min_reading_time or "
             "older than ingest.max_reading_age_s); not fed to detection.", registry=r,
         )
+        self.sensors_tracked = Gauge(
+            "edge_sensors_tracked", "Distinct sensors the gateway tracks (ingest.max_sensors caps it).",
+            registry=r,
+        )
         self.messages_skipped = Counter(
             "edge_messages_skipped",
             "Messages acknowledged without storing anything, by reason: retained_seen (a "

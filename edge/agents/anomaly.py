@@ -51,6 +51,7 @@ from edge.settings import SensorSettings
 log = logging.getLogger(__name__)
 
 _CATCH_UP_CHUNK = 20_000
+_RELEASE_SWEEP_S = 60.0
 
 
 class AlertLog(Protocol):
@@ -111,6 +112,7 @@ class AnomalyDetectionAgent(BaseAgent):
         self.judged_seq = 0  # every reading up to this buffer seq has been judged
         self._saved_seq = 0
         self._seq_at_last_tick = -1
+        self._next_release = 0.0
 
     async def start(self) -> None:
         restored = await self._alerts.open_items()
@@ -139,6 +141,10 @@ class AnomalyDetectionAgent(BaseAgent):
         except Exception:  # the buffer may be failing; the next start re-judges what is left
             log.warning("anomaly detection stopped with unsaved alert changes", exc_info=True)
         await super().stop()
+
+    @property
+    def tracked_sensors(self) -> int:
+        return len(self._suites)
 
     def backlog(self, last_committed_seq: int) -> int | None:
         return max(0, last_committed_seq - self.judged_seq)
@@ -172,8 +178,20 @@ class AnomalyDetectionAgent(BaseAgent):
                 if oldest:
                     now = min(now, oldest[0].received_us / 1e6)
             self._check_silence(now)
+            self._release_idle(now)
             await self._flush(None)
             await self._save_position()
+
+    def _release_idle(self, now: float) -> None:
+        """Give back the detection state of sensors idle for long (none with an open alert)."""
+        if now < self._next_release:
+            return
+        self._next_release = now + _RELEASE_SWEEP_S
+        cutoff = now - self._settings.release_idle_s
+        for sensor_id in [s for s, suite in self._suites.items()
+                          if suite.last_arrival < cutoff and not self._tracker.has_open(s)]:
+            del self._suites[sensor_id]
+            self._assets.pop(sensor_id, None)
 
     def _check_silence(self, now: float) -> None:
         for sensor_id, suite in self._suites.items():

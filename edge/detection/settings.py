@@ -119,6 +119,10 @@ class DetectionSettings(_Model):
                                    description="After a restart, recent readings replayed from "
                                                "the buffer to warm the detectors up.")
     silence_check_interval_s: float = Field(default=1.0, gt=0)
+    release_idle_s: float = Field(
+        default=7 * 86_400.0, gt=0,
+        description="A sensor with no reading for this long gives its detection state back "
+                    "(never while it has an open alert).")
 
 
 def merged(defaults: DetectorSettings, override: DetectorSettings | None) -> DetectorSettings:

@@ -42,9 +42,11 @@ class DetectorSuite:
             {SilenceDetector.name} if settings.silence.enabled else set())
         self.silence = SilenceDetector(settings.silence) if settings.silence.enabled else None
         self._last_ts = float("-inf")
+        self.last_arrival = float("-inf")  # when a reading of this sensor last arrived
 
     def update(self, ts: float, value: float, arrival_ts: float) -> tuple[Finding, ...]:
         """Findings for one reading (usually none). `arrival_ts` feeds silence detection."""
+        self.last_arrival = arrival_ts
         if self.silence is not None:
             self.silence.update(ts, arrival_ts)
         if ts <= self._last_ts:

@@ -293,6 +293,7 @@ class IngestPipeline:
         counts["readings"] += result.inserted
         counts["duplicates"] += result.duplicates
         counts["quarantined"] += result.quarantined
+        metrics.sensors_tracked.set(self._validator.tracked_sensors)
         self._last_commit_monotonic = time.monotonic()
         if result.last_seq is not None:
             self.last_seq = result.last_seq

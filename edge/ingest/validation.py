@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from edge.errors import PayloadError
+from edge.ingest.sensors import SensorRegistry
 from edge.ingest.timestamps import parse_ts_us
 from edge.ingest.topics import TopicContext
 from edge.records import FLAG_CLOCK_SUSPECT, FLAG_TS_FROM_ARRIVAL, FLAG_UNIT_CONVERTED, Reading
@@ -28,8 +29,10 @@ _MAX_TEXT = 32
 class ReadingValidator:
     """Turns one decoded element plus its topic context into a `Reading`, or raises."""
 
-    def __init__(self, limits: IngestLimits, sensors: dict[str, SensorSettings]) -> None:
+    def __init__(self, limits: IngestLimits, sensors: dict[str, SensorSettings],
+                 registry: SensorRegistry | None = None) -> None:
         self._limits = limits
+        self._registry = registry
         self._sensors = sensors
         self._max_future_us = int(limits.max_future_skew_s * 1_000_000)
         self._min_ts_us = datetime_to_us(limits.min_reading_time)
@@ -50,6 +53,8 @@ class ReadingValidator:
         sensor = self._sensors.get(sensor_id)
         if sensor is None and not self._limits.accept_unknown_sensors:
             raise PayloadError("unknown_sensor", f"sensor {sensor_id!r} is not configured")
+        if self._registry is not None:
+            self._registry.admit(sensor_id, received_us)
         raw_ts = item.get("ts")
         if raw_ts is None:
             ts_us, flags = received_us, FLAG_TS_FROM_ARRIVAL
@@ -72,6 +77,10 @@ class ReadingValidator:
             quality = _quality(quality)
         asset_id = context.asset_id or (sensor.asset if sensor is not None else None)
         return Reading(sensor_id, asset_id, ts_us, value, unit, quality, flags, received_us)
+
+    @property
+    def tracked_sensors(self) -> int:
+        return len(self._registry) if self._registry is not None else 0
 
     def _timestamp(self, raw_ts: Any, received_us: int) -> int:
         if type(raw_ts) is float and 0.0 <= raw_ts < _EPOCH_SECONDS_LIMIT:

@@ -165,6 +165,13 @@ class IngestLimits(Section):
     accept_unknown_sensors: bool = Field(
         default=True, description="false: only sensors listed under `sensors` are accepted."
     )
+    max_sensors: int = Field(
+        default=20_000, ge=1,
+        description="Distinct sensors tracked at once; readings of further new sensors are "
+                    "quarantined as too_many_sensors (configured sensors always pass).")
+    sensor_idle_release_s: float = Field(
+        default=7 * 86_400.0, gt=0,
+        description="A sensor with no reading for this long is forgotten (its place is free).")
     min_reading_time: datetime = Field(
         default=datetime(2020, 1, 1, tzinfo=UTC),
         description="Readings stamped before this (e.g. the install date) are stored but "

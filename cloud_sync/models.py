@@ -64,6 +64,24 @@ class SensorReadingORM(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class SensorReadingConflictORM(Base):
+    """A reading that arrived with the key of a stored one but another value (kept visible)."""
+
+    __tablename__ = "sensor_reading_conflicts"
+    __table_args__ = (
+        PrimaryKeyConstraint("gateway_id", "sensor_id", "time", "received_value",
+                             name="sensor_reading_conflicts_pkey"),
+    )
+
+    gateway_id: Mapped[str] = mapped_column(Text)
+    sensor_id: Mapped[str] = mapped_column(Text)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stored_value: Mapped[float] = mapped_column(Double)
+    received_value: Mapped[float] = mapped_column(Double)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
 class AnomalyAlertORM(Base):
     """The latest state of an alert (opened once, updated, resolved)."""
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 from sqlalchemy import Column, Table
 from sqlalchemy.dialects import postgresql
 
-from cloud_sync.models import AnomalyAlertORM, MaintenanceTaskORM, SensorReadingORM
+from cloud_sync.models import (
+    AnomalyAlertORM,
+    MaintenanceTaskORM,
+    SensorReadingConflictORM,
+    SensorReadingORM,
+)
 from edge.records import AlertRecord, ReadingRow, TaskRecord
 
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
@@ -32,15 +37,18 @@ def _stage_type(field: str, readings: Table) -> str:
     return _pg_type(readings.c[field])
 
 
-def _reading_source(column: str) -> str:
-    """The SELECT expression that fills central column `column` from the staging table."""
+def _reading_source(column: str, stage: str = "") -> str:
+    """The SELECT expression that fills central column `column` from the staging table
+    (`stage`: the staging table's alias, if the query has one)."""
+    prefix = f"{stage}." if stage else ""
     if column == "gateway_id":
         return "$1"
     if column in _FROM_MICROSECONDS:
-        return f"timestamptz 'epoch' + {_FROM_MICROSECONDS[column]} * interval '1 microsecond'"
+        return (f"timestamptz 'epoch' + {prefix}{_FROM_MICROSECONDS[column]} "
+                "* interval '1 microsecond'")
     if column not in STAGE_COLUMNS:
         raise AssertionError(f"sensor_readings.{column} has no source in ReadingRow")
-    return column
+    return prefix + column
 
 
 def _readings_statements() -> tuple[str, str]:
@@ -55,6 +63,26 @@ def _readings_statements() -> tuple[str, str]:
               f"SELECT {', '.join(_reading_source(c) for c in columns)} FROM {STAGE_TABLE} "
               f"ON CONFLICT ({key}) DO NOTHING")
     return create, insert
+
+
+def _conflicts_statement() -> str:
+    """Staged readings whose key is stored centrally with another value, into the conflicts
+    table (run only when the INSERT skipped rows: a batch without duplicates costs nothing)."""
+    table = _table(SensorReadingConflictORM)
+    readings = _table(SensorReadingORM)
+    key = [c.name for c in readings.primary_key.columns]
+    sources = {"stored_value": "r.value", "received_value": "s.value",
+               **{name: _reading_source(name, "s")
+                  for name in ("gateway_id", "sensor_id", "time", "received_at")}}
+    columns = [c.name for c in table.columns if c.server_default is None]
+    missing = set(columns) - set(sources)
+    if missing:
+        raise AssertionError(f"sensor_reading_conflicts.{sorted(missing)} have no source")
+    match = " AND ".join(f"r.{name} = {_reading_source(name, 's')}" for name in key)
+    return (f"INSERT INTO {table.name} ({', '.join(columns)}) "
+            f"SELECT {', '.join(sources[c] for c in columns)} "
+            f"FROM {STAGE_TABLE} AS s JOIN {readings.name} AS r ON {match} "
+            f"WHERE r.value IS DISTINCT FROM s.value ON CONFLICT DO NOTHING")
 
 
 def _upsert(table: Table, body_fields: set[str]) -> str:
@@ -88,5 +116,6 @@ def _table(model: type[object]) -> Table:
 
 
 CREATE_STAGE, INSERT_READINGS = _readings_statements()
+RECORD_CONFLICTS = _conflicts_statement()
 UPSERT_ALERTS = _upsert(_table(AnomalyAlertORM), set(AlertRecord.model_fields))
 UPSERT_TASKS = _upsert(_table(MaintenanceTaskORM), set(TaskRecord.model_fields))

@@ -121,7 +121,11 @@ class CentralSyncer:
                 moved += await self._confirm(kind, versions[-1].seq, len(versions))
         rows = await self._next_readings()
         if rows:
-            await writer.write_readings(rows)
+            written = await writer.write_readings(rows)
+            if written.conflicts:
+                self._metrics.sync_conflicts.inc(written.conflicts)
+                log.warning("central already has readings with the same key and another value; "
+                            "kept in sensor_reading_conflicts", extra={"readings": written.conflicts})
             moved += await self._confirm("readings", rows[-1].seq, len(rows))
         return moved
 

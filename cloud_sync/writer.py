@@ -11,6 +11,7 @@ is derived from the central models (cloud_sync/statements.py).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -20,6 +21,7 @@ from cloud_sync.models import GatewayORM
 from cloud_sync.statements import (
     CREATE_STAGE,
     INSERT_READINGS,
+    RECORD_CONFLICTS,
     STAGE_COLUMNS,
     STAGE_TABLE,
     UPSERT_ALERTS,
@@ -46,6 +48,16 @@ def _heartbeat_sql(kind: str | None) -> str:
             "ON CONFLICT (gateway_id) DO UPDATE SET last_seen = now(), "
             f"software_version = EXCLUDED.software_version, "
             f"{column} = GREATEST(gateways.{column}, EXCLUDED.{column})")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingsWritten:
+    inserted: int
+    conflicts: int  # same key as a stored reading, another value: kept in the conflicts table
+
+
+def _row_count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])
 
 
 class CentralSchemaError(EdgeError):
@@ -109,14 +121,18 @@ class CentralWriter:
     async def heartbeat(self) -> None:
         await self._conn.execute(_heartbeat_sql(None), self._gateway_id, self._version)
 
-    async def write_readings(self, rows: Sequence[ReadingRow]) -> int:
-        """Rows as read from the buffer; returns how many were new."""
+    async def write_readings(self, rows: Sequence[ReadingRow]) -> ReadingsWritten:
+        """Rows as read from the buffer: how many were new, and how many were conflicts."""
+        conflicts = 0
         async with self._conn.transaction():
             await self._conn.copy_records_to_table(STAGE_TABLE, records=rows,
                                                    columns=STAGE_COLUMNS)
-            status = await self._conn.execute(INSERT_READINGS, self._gateway_id)
+            inserted = _row_count(await self._conn.execute(INSERT_READINGS, self._gateway_id))
+            if inserted < len(rows):  # replays or conflicts: tell them apart (rare path)
+                conflicts = _row_count(await self._conn.execute(RECORD_CONFLICTS,
+                                                                self._gateway_id))
             await self._advance("readings", rows[-1].seq)
-        return int(status.rsplit(" ", 1)[-1])
+        return ReadingsWritten(inserted, conflicts)
 
     async def write_alerts(self, rows: Sequence[VersionRow]) -> int:
         return await self._upsert("alerts", UPSERT_ALERTS, rows)
@@ -131,7 +147,7 @@ class CentralWriter:
         async with self._conn.transaction():
             status = await self._conn.execute(sql, self._gateway_id, document)
             await self._advance(kind, rows[-1].seq)
-        return int(status.rsplit(" ", 1)[-1])
+        return _row_count(status)
 
     async def _advance(self, kind: str, last_seq: int) -> None:
         await self._conn.execute(_heartbeat_sql(kind), self._gateway_id, self._version, last_seq)

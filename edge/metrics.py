@@ -124,6 +124,11 @@ class GatewayMetrics:
             "edge_sync_rows", "Buffer rows the central database confirmed, by kind.", ["kind"],
             registry=r,
         )
+        self.sync_conflicts = Counter(
+            "edge_sync_conflicts",
+            "Readings the central side already had with the same key and another value "
+            "(kept in sensor_reading_conflicts).", registry=r,
+        )
         self.sync_errors = Counter(
             "edge_sync_errors", "Failed attempts to reach or write the central database.",
             registry=r,

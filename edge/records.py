@@ -85,10 +85,11 @@ class CommitResult:
     """What one committed batch did; `first_seq..last_seq` are the new readings' rows."""
 
     inserted: int
-    duplicates: int
-    quarantined: int
+    duplicates: int  # exact repeats of a stored reading (e.g. broker redelivery)
+    quarantined: int  # including conflicts
     first_seq: int | None = None
     last_seq: int | None = None
+    conflicts: int = 0  # same sensor and ts, another value: quarantined as conflicting_duplicate
 
 
 class AlertRecord(BaseModel):

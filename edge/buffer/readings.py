@@ -3,8 +3,9 @@
 Guarantee, in two sentences: a message is not acknowledged to the broker until the
 transaction that holds its reading (or quarantine row) has committed with the configured
 `synchronous` level; a row is not removed from the buffer until the central side has it
-(retention.py). Readings are keyed by (ts_us, sensor_id): a redelivered copy is a counted
-duplicate, not a second row.
+(retention.py). Readings are keyed by (ts_us, sensor_id): an exact repeat (a redelivered
+copy) is a counted duplicate, not a second row; the same key with another value is a
+conflict, quarantined as `conflicting_duplicate` with both values, in the same transaction.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
+
+import orjson
 
 from edge.buffer.connection import BufferConnection
 from edge.buffer.eviction import CapGuard
@@ -29,6 +32,7 @@ _INSERT_QUARANTINE = (
 # The sequence counter (ignored duplicates use numbers up too) and the newest row.
 _COUNTER = "SELECT seq FROM sqlite_sequence WHERE name = 'readings'"
 _LAST_SEQ = "SELECT max(seq) FROM readings"
+_STORED_VALUE = "SELECT value FROM readings WHERE ts_us = ? AND sensor_id = ?"
 _UPSERT_RETAINED = ("INSERT INTO retained_taken (topic, digest, taken_us) VALUES (?, ?, ?) "
                     "ON CONFLICT (topic) DO UPDATE SET digest = excluded.digest, "
                     "taken_us = excluded.taken_us")
@@ -80,20 +84,39 @@ class ReadingsStore:
         first_seq = last_seq = None
         with transaction(conn):
             inserted = 0
+            conflicts: list[QuarantineRecord] = []
             if readings:
                 before = conn.execute(_COUNTER).fetchone()
                 inserted = conn.executemany(_INSERT_READING, readings).rowcount
+                if inserted < len(readings):
+                    conflicts = _conflicts(conn, readings)
                 if inserted:
                     # One writer, one transaction: the new rows lie in this range (ignored
                     # duplicates use numbers up too, so it may have holes; last_seq is a row).
                     first_seq = (before[0] if before else 0) + 1
                     last_seq = int(conn.execute(_LAST_SEQ).fetchone()[0])
-            if quarantine:
-                conn.executemany(_INSERT_QUARANTINE, quarantine)
+            if quarantine or conflicts:
+                conn.executemany(_INSERT_QUARANTINE, [*quarantine, *conflicts])
             if retained:
                 conn.executemany(_UPSERT_RETAINED, retained)
         self._cap.respect(conn)
-        return CommitResult(inserted, len(readings) - inserted, len(quarantine), first_seq, last_seq)
+        return CommitResult(inserted, len(readings) - inserted - len(conflicts),
+                            len(quarantine) + len(conflicts), first_seq, last_seq, len(conflicts))
+
+
+def _conflicts(conn: sqlite3.Connection, readings: Sequence[Reading]) -> list[QuarantineRecord]:
+    """Readings whose key is stored with another value (slow path: only for batches with
+    duplicates, one index probe per reading)."""
+    conflicts = []
+    for reading in readings:
+        stored = conn.execute(_STORED_VALUE, (reading.ts_us, reading.sensor_id)).fetchone()
+        if stored is not None and stored[0] != reading.value:
+            conflicts.append(QuarantineRecord(
+                reading.received_us, "buffer", orjson.dumps(reading._asdict()),
+                "conflicting_duplicate",
+                f"sensor {reading.sensor_id!r} at ts_us {reading.ts_us}: stored value "
+                f"{stored[0]!r}, received {reading.value!r}"))
+    return conflicts
 
 
 def _select(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:

@@ -284,6 +284,11 @@ class IngestPipeline:
             metrics.readings_duplicate.inc(result.duplicates)
         for reason, count in batch.rejected.items():
             metrics.readings_rejected.labels(reason).inc(count)
+        if result.conflicts:
+            metrics.readings_rejected.labels("conflicting_duplicate").inc(result.conflicts)
+            self._rejections.warning("conflicting_duplicate", "readings quarantined: same sensor "
+                                     "and ts as a stored reading, another value",
+                                     reason="conflicting_duplicate", readings=result.conflicts)
         for reason, count in batch.skipped.items():
             metrics.messages_skipped.labels(reason).inc(count)
         metrics.ingest_latency.observe(max(0.0, time.time() - batch.first_received_us / 1e6))

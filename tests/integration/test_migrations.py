@@ -15,7 +15,8 @@ from edge.settings import CentralSettings, TimescaleSettings
 from tests.support.central import central_rows, dsn_for, fresh_database
 from tests.support.services import REPO_ROOT, env_without_edge_vars
 
-TABLES = {"gateways", "sensor_readings", "anomaly_alerts", "maintenance_tasks"}
+TABLES = {"gateways", "sensor_readings", "anomaly_alerts", "maintenance_tasks",
+          "sensor_reading_conflicts"}
 
 
 async def _tables(database: str) -> set[str]:

@@ -92,6 +92,15 @@ class SubscriptionSettings(Section):
         return template
 
     @model_validator(mode="after")
+    def _template_fits_the_filter(self) -> SubscriptionSettings:
+        # A template that can never match a topic of its filter would quarantine every
+        # message (field trial item 13): say so at load time.
+        if self.template is not None and not _can_match(self.topic, self.template):
+            raise ValueError(f"template {self.template!r} can never match a topic of "
+                             f"{self.topic!r} (levels differ)")
+        return self
+
+    @model_validator(mode="after")
     def _sensor_id_uses_template_fields(self) -> SubscriptionSettings:
         if self.sensor_id is not None:
             available = _placeholders(self.template) if self.template else set()
@@ -109,6 +118,21 @@ class SubscriptionSettings(Section):
         if "sensor" not in fields:
             return None
         return "{asset}/{sensor}" if "asset" in fields else "{sensor}"
+
+
+def _can_match(topic_filter: str, template: str) -> bool:
+    """Whether some topic matches both the MQTT filter and the template's levels."""
+    filter_levels = topic_filter.split("/")
+    template_levels = template.split("/")
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return len(template_levels) >= index
+        if index >= len(template_levels):
+            return False
+        placeholder = template_levels[index].startswith("{")
+        if level != "+" and not placeholder and level != template_levels[index]:
+            return False
+    return len(filter_levels) == len(template_levels)
 
 
 def _placeholders(text: str) -> set[str]:

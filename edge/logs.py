@@ -9,6 +9,12 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
+# Attributes every LogRecord has; anything else on a record came in through `extra`.
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message", "asctime", "gateway_id", "taskName"}
+# Third-party duplicates of the message with terminal colours (uvicorn): never logged.
+_NOISE = ("color_message",)
+
 
 class _GatewayIdFilter(logging.Filter):
     def __init__(self, gateway_id: str) -> None:
@@ -17,7 +23,24 @@ class _GatewayIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.gateway_id = self._gateway_id
+        for name in _NOISE:
+            record.__dict__.pop(name, None)
         return True
+
+
+class _KeyValueFormatter(logging.Formatter):
+    """Text lines that keep the structured fields: `message key=value key=value`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = [f"{key}={_text(value)}" for key, value in record.__dict__.items()
+                  if key not in _STANDARD]
+        return f"{line} {' '.join(fields)}" if fields else line
+
+
+def _text(value: Any) -> str:
+    text = str(value)
+    return f'"{text}"' if not text or any(c.isspace() for c in text) else text
 
 
 def configure_logging(gateway_id: str, level: str = "INFO", fmt: str = "json") -> None:
@@ -30,7 +53,7 @@ def configure_logging(gateway_id: str, level: str = "INFO", fmt: str = "json") -
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         ))
     else:
-        handler.setFormatter(logging.Formatter(
+        handler.setFormatter(_KeyValueFormatter(
             "%(asctime)s %(levelname)s %(gateway_id)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]

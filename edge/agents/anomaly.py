@@ -44,6 +44,7 @@ from edge.detection.lifecycle import AlertChange, AlertTracker
 from edge.detection.settings import DetectionSettings, merged
 from edge.detection.suite import DetectorSuite
 from edge.events import AnomalyDetectedEvent, BaseEventModel, DataProcessedEvent, FeedGapEvent
+from edge.logs import RateLimitedLog
 from edge.metrics import GatewayMetrics
 from edge.records import FLAG_CLOCK_SUSPECT, AlertRecord, Reading, ReadingRow
 from edge.settings import SensorSettings
@@ -113,6 +114,7 @@ class AnomalyDetectionAgent(BaseAgent):
         self._saved_seq = 0
         self._seq_at_last_tick = -1
         self._next_release = 0.0
+        self._opened_log = RateLimitedLog(log, interval_s=10.0)
 
     async def start(self) -> None:
         restored = await self._alerts.open_items()
@@ -278,11 +280,11 @@ class AnomalyDetectionAgent(BaseAgent):
         alert = change.alert
         if change.change == "open":
             self._metrics.anomalies.labels(alert.detector, alert.severity).inc()
-            log.warning("alert opened", extra={"alert_id": alert.alert_id,
-                                               "sensor_id": alert.sensor_id,
-                                               "detector": alert.detector,
-                                               "severity": alert.severity,
-                                               "reason": alert.reason})
+            # One line per detector and interval, with a count: a fault across a whole
+            # plant must not flood the journal (edge_anomalies_total counts them all).
+            self._opened_log.warning(alert.detector, "alert opened", alert_id=alert.alert_id,
+                                     sensor_id=alert.sensor_id, detector=alert.detector,
+                                     severity=alert.severity, reason=alert.reason)
         elif change.change == "resolved":
             log.info("alert resolved", extra={"alert_id": alert.alert_id,
                                               "sensor_id": alert.sensor_id})

@@ -58,8 +58,9 @@ def configure_logging(gateway_id: str, level: str = "INFO", fmt: str = "json") -
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # gmqtt logs every broken socket write at WARNING; ours says it once per state change.
-    logging.getLogger("gmqtt").setLevel(logging.ERROR)
+    # gmqtt logs every broken socket write, and its own reconnect decisions (which we do not
+    # use: edge.ingest.mqtt_source reconnects); ours says it once per state change.
+    logging.getLogger("gmqtt").setLevel(logging.CRITICAL)
 
 
 class RateLimitedLog:

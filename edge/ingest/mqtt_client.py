@@ -12,7 +12,7 @@ pyproject.toml; tests/unit/test_gmqtt_internals.py fails loudly if an upgrade mo
 `Client._package_handler` with `_handler_cache[PUBLISH]`, `_handle_publish_packet`,
 `_handle_qos_1_publish_packet`, `_handle_qos_2_publish_packet` (all reached through
 `_handle_packet`); `Client._connection` with `send_package`;
-`CommandWithMidPacket.build_package(cmd, mid, dup, proto_ver=...)`.
+`CommandWithMidPacket.build_package(cmd, mid, dup, proto_ver=...)`; `MQTTConnectError._code`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from gmqtt import Client, Subscription
+from gmqtt import Client, MQTTConnectError, Subscription
 from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
 from gmqtt.mqtt.package import CommandWithMidPacket
 
@@ -134,6 +134,34 @@ class BatchAckClient(Client):  # type: ignore[misc]
     def _on_qos2(self, mid: int, payload: bytes, topic: str, properties: Any) -> None:
         self._deliver(topic, payload, 2, pack_ack_token(self.generation, 2, mid),
                       _retained(properties))
+
+
+# CONNACK refusals an operator must act on (MQTT 3.1.1 return codes and MQTT 5 reason codes).
+_REFUSALS = {
+    4: "bad user name or password", 134: "bad user name or password",
+    5: "not authorised", 135: "not authorised",
+    2: "client identifier rejected", 133: "client identifier not valid", 138: "banned",
+    140: "bad authentication method",
+}
+_CHECK = {
+    "bad user name or password": "check mqtt.username / password_file",
+    "not authorised": "check mqtt.username / password_file and the broker's ACL",
+    "client identifier rejected": "check mqtt.client_id",
+    "client identifier not valid": "check mqtt.client_id",
+    "banned": "ask the broker's administrator",
+    "bad authentication method": "check mqtt.username / password_file",
+}
+
+
+def describe_connect_error(error: BaseException) -> str:
+    """One line for a failed connection: the broker's reason and what to check."""
+    if isinstance(error, MQTTConnectError):
+        code = getattr(error, "_code", None)  # gmqtt keeps the CONNACK code here
+        if code in _REFUSALS:
+            reason = _REFUSALS[code]
+            return f"refused by the broker: {reason} (reason code {code}): {_CHECK[reason]}"
+        return f"refused by the broker: {error}"
+    return repr(error)
 
 
 def _retained(properties: Any) -> bool:

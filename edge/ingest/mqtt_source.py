@@ -16,7 +16,7 @@ from collections import deque
 from typing import NamedTuple
 
 from edge.backoff import Backoff
-from edge.ingest.mqtt_client import BatchAckClient
+from edge.ingest.mqtt_client import BatchAckClient, describe_connect_error
 from edge.ingest.ports import AckToken, MessageSink, acks_for_generation
 from edge.metrics import GatewayMetrics
 from edge.settings import MqttSettings
@@ -120,8 +120,7 @@ class MqttSource:
             await _close_quietly(client)
             raise
         except Exception as exc:  # any failure to connect is retried with backoff
-            self._set_connected(False, f"connect to {self._settings.host}:{self._settings.port} "
-                                       f"failed: {exc!r}")
+            self._set_connected(False, describe_connect_error(exc))
             await _close_quietly(client)
             return None
         self._set_connected(True, None)
@@ -133,9 +132,11 @@ class MqttSource:
         broker = f"{self._settings.host}:{self._settings.port}"
         if connected and not self.connected:
             log.info("mqtt connected", extra={"broker": broker, "client_id": self._client_id})
-        elif not connected and error and (self.connected or self.last_error is None):
+        elif not connected and error and (self.connected or self.last_error != error):
+            # One line per change of reason, never one per retry.
             log.warning("mqtt unavailable; reconnecting with backoff",
-                        extra={"broker": broker, "reason": error})
+                        extra={"broker": broker, "reason": error,
+                               "retry_at_most_every_s": self._settings.reconnect.max_delay_s})
         self.connected = connected
         if connected:
             self.connected_event.set()

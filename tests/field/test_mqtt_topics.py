@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import paho.mqtt.publish as mqtt_publish
 import pytest
 
 from tests.field.test_http import metric
-from tests.support.gateway import GatewayProcess, buffer_rows, wait_for_rows
+from tests.support.gateway import GatewayProcess, buffer_rows, gateway_config, wait_for_rows
 from tests.support.publish import publish_all
-from tests.support.services import Broker
+from tests.support.services import Broker, free_port
 
 
 @pytest.mark.parametrize("protocol", ["5", "3.1.1"])
@@ -96,3 +98,41 @@ def test_a_catch_all_subscription_never_ingests_the_gateways_own_notifications(
     assert own == 0, f"{own} quarantine rows from the gateway's own topics"
     assert buffer_rows(gateway.buffer_path, "SELECT count(*) FROM readings")[0][0] == 1
     assert gateway.terminate() == 0
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_a_wrong_mqtt_password_is_one_line_that_names_the_reason_and_the_fix(
+    tmp_path: Path, protocol: str,
+) -> None:
+    """Item 15: a wrong password logged only MQTTConnectError(135), while gmqtt said 'not
+    reconnecting' and the gateway said 'reconnecting with backoff'."""
+    passwords = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwords), "edge", "right-password"],
+                   check=True, capture_output=True)
+    port = free_port()
+    listener = (f"allow_anonymous false\npassword_file {passwords}\n"
+                f"listener {port} 127.0.0.1\n")
+    secret = tmp_path / "mqtt-password"
+    secret.write_text("wrong-password")
+    broker = Broker(workdir=tmp_path / "broker", port=port, listener_config=listener)
+    broker.start()
+    try:
+        config = gateway_config(broker.port, tmp_path / "gw" / "buffer.sqlite")
+        config["mqtt"].update({"protocol": protocol, "username": "edge",
+                               "password_file": str(secret),
+                               "reconnect": {"initial_delay_s": 0.2, "max_delay_s": 1.0}})
+        gateway = GatewayProcess(tmp_path / "gw", config)
+        gateway.start(wait_connected=False)
+        try:
+            time.sleep(4)
+            assert gateway.alive(), "it keeps retrying: a broker admin may fix the account"
+            lines = [r for r in gateway.log_records() if r.get("level") in ("WARNING", "ERROR")]
+            assert len(lines) == 1, [r.get("message") for r in lines]
+            text = f"{lines[0]['message']} {lines[0]['reason']}"
+            assert "not authorised" in text or "bad user name or password" in text, text
+            assert "mqtt.username" in text and "password_file" in text and "reconnecting" in text
+            assert "not reconnecting" not in gateway.log_text()
+        finally:
+            assert gateway.terminate() == 0
+    finally:
+        broker.stop()

@@ -16,12 +16,11 @@ from pydantic import BaseModel, Field
 
 from edge.errors import PayloadError
 from edge.ingest.codecs import decode_payload
-from edge.ingest.ports import AckToken, MessageSink
+from edge.ingest.ports import HTTP_SOURCE, AckToken, MessageSink
 from edge.ingest.topics import TopicContext
 from edge.ingest.validation import ReadingValidator
 from edge.settings import IngestLimits
 
-HTTP_SOURCE = "http"
 _HTTP_CONTEXT = TopicContext(HTTP_SOURCE, None, None)
 
 

@@ -20,6 +20,10 @@ from edge.records import CommitResult, QuarantineRecord, Reading, RetainedTaken
 AckToken = NewType("AckToken", int)
 
 
+# The source name of messages from HTTP ingestion (quarantine rows, metric labels).
+HTTP_SOURCE = "http"
+
+
 class AckSink(Protocol):
     """Who gets told, after the commit, that messages are durable."""
 

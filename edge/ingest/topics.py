@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge.ingest.ports import HTTP_SOURCE
 from edge.settings import SubscriptionSettings
 
 _CACHE_LIMIT = 100_000
@@ -88,6 +89,8 @@ class TopicMapper:
         return context
 
     def _resolve(self, topic: str) -> TopicContext:
+        if topic == HTTP_SOURCE:  # HTTP ingestion, not an MQTT topic (field trial item 16)
+            return TopicContext(HTTP_SOURCE, None, None)
         if self._own_prefix is not None and topic.startswith(self._own_prefix):
             return TopicContext("own", None, None, skip="own_notification")
         levels = topic.split("/")

@@ -54,3 +54,19 @@ def test_a_chunked_body_over_the_limit_gets_413_counted_and_logged(gateway: Gate
                if r.get("message") == "http request rejected: body too large"]
     assert records and records[0]["limit_bytes"] == 1_048_576
     assert gateway.alive()
+
+
+def test_http_ingestion_is_counted_as_http_and_the_pipeline_report_moves(
+    gateway: GatewayProcess,
+) -> None:
+    """Item 16: HTTP ingestion counted under subscription="unmatched"; the acquisition agent
+    showed events_processed 0 after 400,000 messages."""
+    body = b'[{"sensor_id": "m/t1", "value": 1.0}, {"sensor_id": "m/t2", "value": 2.0}]'
+    for _ in range(3):
+        assert httpx.post(gateway.http_url + INGEST, headers=AUTH, content=body,
+                          timeout=10).status_code == 200
+    assert metric(gateway, 'edge_messages_received_total{subscription="http"}') == 3
+    assert metric(gateway, 'edge_messages_received_total{subscription="unmatched"}') == 0
+    pipeline = httpx.get(gateway.http_url + "/api/v1/pipeline", headers=AUTH, timeout=10)
+    assert pipeline.status_code == 200, "the pipeline's health is in the API"
+    assert pipeline.json()["messages"] == 3 and pipeline.json()["readings"] == 6

@@ -28,7 +28,7 @@ from edge.logs import RateLimitedLog
 from edge.metrics import GatewayMetrics
 from edge.records import AlertRecord, TaskRecord
 from edge.settings import Settings
-from edge.status import StatusReport, build_status
+from edge.status import NOT_CONFIGURED, StatusReport, build_status
 
 log = logging.getLogger(__name__)
 
@@ -102,4 +102,4 @@ class DaemonApi:
     async def status(self) -> StatusReport:
         return await build_status(
             self._buffer, mqtt_connected=self._mqtt.connected,
-            central=None if self._central is None else self._central.state)
+            central=NOT_CONFIGURED if self._central is None else self._central.state)

@@ -189,10 +189,11 @@ def gather_status(settings: Settings) -> StatusReport:
 
 async def _status_from_buffer(settings: Settings) -> StatusReport:
     from edge.buffer import SqliteBuffer
-    from edge.status import build_status
+    from edge.status import NOT_CONFIGURED, build_status
 
     async with SqliteBuffer(settings.buffer, settings.gateway.id, read_only=True) as buffer:
-        return await build_status(buffer, mqtt_connected=None, central=None,
+        central = NOT_CONFIGURED if settings.central.dsn is None else "unknown"
+        return await build_status(buffer, mqtt_connected=None, central=central,
                                   source="buffer (daemon not reachable)")
 
 

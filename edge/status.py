@@ -56,23 +56,29 @@ class StatusReport(BaseModel):
 
     source: str = "daemon"
     buffer: dict[str, KindStatus]
-    sync_lag_s: float
-    central: str | None = Field(
-        description="up, down, refused, schema_missing, schema_outdated, connecting; "
-                    "null: not configured (or unknown: read from the buffer)")
+    sync_lag_s: float | None = Field(
+        description="Age of the oldest reading central lacks; null when central is not "
+                    "configured.")
+    central: str = Field(
+        description="up, down, refused, schema_missing, schema_outdated, connecting, "
+                    "'not configured', or 'unknown' (read from the buffer, daemon down)")
     mqtt_connected: bool | None
     open_alerts: int
     open_tasks: int
 
 
+NOT_CONFIGURED = "not configured"
+
+
 async def build_status(buffer: StatusSources, *, mqtt_connected: bool | None,
-                       central: str | None, source: str = "daemon") -> StatusReport:
+                       central: str, source: str = "daemon") -> StatusReport:
     depths = await buffer.status.depths()
     oldest = depths["readings"].oldest_unsynced_us
     return StatusReport(
         source=source,
         buffer={kind: KindStatus(rows=d.rows, unsynced=d.unsynced) for kind, d in depths.items()},
-        sync_lag_s=round((now_us() - oldest) / 1e6, 3) if oldest else 0.0,
+        sync_lag_s=None if central == NOT_CONFIGURED else (
+            round((now_us() - oldest) / 1e6, 3) if oldest else 0.0),
         central=central,
         mqtt_connected=mqtt_connected,
         open_alerts=await buffer.alerts.count_open(),
@@ -86,8 +92,9 @@ def render(status: StatusReport) -> str:
         synced = "" if kind == "quarantine" else f" ({depth.unsynced} not yet synced)"
         lines.append(f"buffer {kind:<11}: {depth.rows} rows{synced}")
     lines += [
-        f"sync lag      : {status.sync_lag_s} s",
-        f"central       : {status.central or 'not configured / unknown'}",
+        "sync lag      : " + ("central not configured" if status.sync_lag_s is None
+                               else f"{status.sync_lag_s} s"),
+        f"central       : {status.central}",
         f"mqtt          : {_yes_no(status.mqtt_connected)}",
         f"open alerts   : {status.open_alerts}",
         f"open tasks    : {status.open_tasks}",

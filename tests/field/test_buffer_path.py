@@ -92,3 +92,22 @@ def test_a_second_daemon_on_the_same_buffer_exits_before_touching_it(
     assert first.terminate() == 0
     assert buffer_rows(first.buffer_path, "SELECT count(*) FROM readings")[0][0] == 11
     assert not list(first.buffer_path.parent.glob("*.corrupt-*"))
+
+
+def test_status_says_central_is_not_configured_instead_of_showing_a_lag(
+    make_gateway: Callable[..., GatewayProcess], broker: Broker,
+) -> None:
+    """Item 17: status showed 'sync lag 7.83 s' when central was not configured."""
+    gateway = make_gateway("gw")
+    gateway.start()
+    publish_all(broker.port, [("factory/s/a/t", b"1.5")])
+    assert wait_for_rows(gateway.buffer_path, "readings", 1) == 1
+    time.sleep(1.5)
+    for phase in ("daemon", "buffer"):
+        result = run_cli("status", "--config", str(gateway.config_path))
+        assert result.returncode == 0, result.stderr
+        lines = dict(line.split(":", 1) for line in result.stdout.splitlines() if ":" in line)
+        assert lines["sync lag      "].strip() == "central not configured", result.stdout
+        assert lines["central       "].strip() == "not configured", result.stdout
+        if phase == "daemon":
+            assert gateway.terminate() == 0

@@ -29,6 +29,8 @@ from edge.settings import (
     masked_dump,
     resolve_config_path,
 )
+from edge.settings.environment import environment_overrides
+from edge.settings.yaml_file import read_yaml
 from edge.status import StatusReport
 
 EXIT_FAILURE = 1
@@ -93,22 +95,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _simulate(args)
         if args.command == "demo":
             return _demo(args)
-        settings = load_settings(resolve_config_path(args.config))
+        config_path = resolve_config_path(args.config)
+        settings = load_settings(config_path)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"config error: {problem}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     if args.command == "check-config":
-        return _check_config(settings)
+        return _check_config(settings, config_path)
     if args.command == "status":
         return _status(settings, args.json)
     if args.command == "buffer":
         return _salvage(settings, args.path)
-    return _run(settings)
+    return _run(settings, config_path)
 
 
-def _check_config(settings: Settings) -> int:
+def _check_config(settings: Settings, path: Path) -> int:
     sys.stdout.write(yaml.safe_dump(masked_dump(settings), sort_keys=False))
+    for override in environment_overrides(read_yaml(path)):
+        print(f"note: {override.describe()}", file=sys.stderr)
     return 0
 
 
@@ -263,10 +268,14 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(settings: Settings) -> int:
+def _run(settings: Settings, path: Path) -> int:
     from edge.daemon import run_until_signalled
 
     configure_logging(settings.gateway.id, settings.logging.level, settings.logging.format)
+    overrides = environment_overrides(read_yaml(path))
+    if overrides:  # so that nobody wonders why the file's value is not the one in use
+        logging.getLogger("edge").info("settings from the environment", extra={
+            "overrides": [override.describe() for override in overrides]})
     try:
         asyncio.run(run_until_signalled(settings))
     except EdgeError as exc:

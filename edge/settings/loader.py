@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import (
     Field,
     ValidationError,
@@ -17,6 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from edge.detection.settings import DetectionSettings
 from edge.errors import ConfigError
 from edge.settings.base import DEFAULT_CONFIG_PATHS, ENV_PREFIX, Identifier
+from edge.settings.environment import settings_variables
 from edge.settings.ingest import (
     AssetSettings,
     GatewaySettings,
@@ -32,6 +32,7 @@ from edge.settings.operations import (
     SystemdSettings,
 )
 from edge.settings.storage import BufferSettings, CentralSettings
+from edge.settings.yaml_file import read_yaml
 
 
 class Settings(BaseSettings):
@@ -91,42 +92,31 @@ def resolve_config_path(explicit: Path | None) -> Path:
 
 def load_settings(path: Path) -> Settings:
     """Read, merge and validate; raise ConfigError with one line per problem."""
-    raw = _read_yaml(path)
+    raw = read_yaml(path)
     _reject_unknown_env(path)
     try:
-        return Settings(**raw)
+        settings = Settings(**raw)
     except ValidationError as exc:
         raise ConfigError([_describe(error, path) for error in exc.errors()]) from None
+    problems = _undefined_references(settings, path)
+    if problems:
+        raise ConfigError(problems)
+    return settings
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: config file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read config file: {exc}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError([f"{path}: top level must be a mapping of sections, got {type(data).__name__}"])
-    return data
+def _undefined_references(settings: Settings, path: Path) -> list[str]:
+    """Names that must point at something defined elsewhere in the config."""
+    return [f"sensors.{sensor_id}.asset: asset {sensor.asset!r} is not defined under assets "
+            f"(in {_source(('sensors', sensor_id, 'asset'), path)})"
+            for sensor_id, sensor in settings.sensors.items()
+            if sensor.asset is not None and sensor.asset not in settings.assets]
 
 
 def _reject_unknown_env(path: Path) -> None:
     """EDGE_ variables naming no section are typos; say so instead of ignoring them."""
     sections = set(Settings.model_fields)
     problems = []
-    for name in os.environ:
-        if not name.startswith(ENV_PREFIX) or name == "EDGE_CONFIG":
-            continue
+    for name in settings_variables():
         section = name[len(ENV_PREFIX) :].split("__", 1)[0].lower()
         if section not in sections:
             problems.append(f"{name}: unknown setting (environment); sections are {sorted(sections)}")
@@ -134,10 +124,22 @@ def _reject_unknown_env(path: Path) -> None:
         raise ConfigError(problems)
 
 
+def _source(loc: tuple[Any, ...], path: Path) -> str:
+    """Where a value came from: the environment variable(s) that set it or below it, else
+    the file (an error of `central` caused by EDGE_CENTRAL__DSN names that variable)."""
+    env_name = ENV_PREFIX + "__".join(str(part) for part in loc).upper()
+    below = sorted(name for name, value in settings_variables().items()
+                   if name == env_name or name.startswith(env_name + "__"))
+    if not below:
+        return str(path)
+    empty = [name for name in below if not os.environ[name]]
+    described = ", ".join(f"{name} (set but empty)" if name in empty else name for name in below)
+    return f"environment {described}"
+
+
 def _describe(error: Any, path: Path) -> str:
     loc = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    env_name = ENV_PREFIX + "__".join(str(part) for part in error["loc"]).upper()
-    source = f"environment {env_name}" if env_name in os.environ else str(path)
+    source = _source(tuple(error["loc"]), path)
     message = error["msg"]
     if error["type"] == "extra_forbidden":
         message = "unknown key"

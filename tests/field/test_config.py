@@ -24,3 +24,42 @@ def test_a_template_that_can_never_match_its_topic_filter_is_a_config_error(tmp_
         {"topic": "tm/+/+", "template": "tm/{asset}/{sensor}"},
         {"topic": "plant/#", "template": "plant/{site}/{asset}/{sensor}"})})
     assert run_cli("check-config", "--config", str(fine)).returncode == 0
+
+
+def test_an_empty_environment_variable_is_blamed_on_the_variable(tmp_path: Path) -> None:
+    """Item 18: EDGE_CENTRAL__DSN= (empty) was blamed on the YAML file."""
+    config = write_config(tmp_path / "edge.yaml", {**BASE, **_mqtt({"topic": "#"})})
+    result = run_cli("check-config", "--config", str(config), env={"EDGE_CENTRAL__DSN": ""})
+    assert result.returncode == 2
+    assert "EDGE_CENTRAL__DSN" in result.stderr, result.stderr
+    assert f"(in {config})" not in result.stderr, result.stderr
+
+
+def test_duplicate_yaml_keys_are_an_error(tmp_path: Path) -> None:
+    """Item 18: duplicate YAML keys were accepted (the last one silently won)."""
+    config = tmp_path / "edge.yaml"
+    config.write_text("gateway: {id: gw}\nmqtt:\n  subscriptions: [{topic: '#'}]\n"
+                      "buffer:\n  path: /tmp/a.sqlite\n  path: /tmp/b.sqlite\n")
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 2, result.stdout
+    assert "duplicate key 'path'" in result.stderr and f"{config}:6" in result.stderr, result.stderr
+
+
+def test_a_sensor_naming_an_undefined_asset_is_an_error(tmp_path: Path) -> None:
+    """Item 18: sensors.x.asset: nosuch was accepted."""
+    config = write_config(tmp_path / "edge.yaml", {
+        **BASE, **_mqtt({"topic": "#"}), "assets": {"pump-1": {"criticality": "high"}},
+        "sensors": {"pump-1/temp": {"asset": "pump-1"}, "x": {"asset": "nosuch"}}})
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 2, result.stdout
+    assert "sensors.x.asset" in result.stderr and "nosuch" in result.stderr, result.stderr
+
+
+def test_check_config_shows_which_environment_variables_override_the_file(tmp_path: Path) -> None:
+    """Item 18: the systemd unit's Environment=EDGE_BUFFER__PATH silently overrode buffer.path."""
+    config = write_config(tmp_path / "edge.yaml", {**BASE, **_mqtt({"topic": "#"})})
+    result = run_cli("check-config", "--config", str(config),
+                     env={"EDGE_BUFFER__PATH": "/var/lib/edge-gateway/buffer.sqlite"})
+    assert result.returncode == 0, result.stderr
+    assert "EDGE_BUFFER__PATH overrides buffer.path" in result.stderr, result.stderr
+    assert "/tmp/edge-field-unused/buffer.sqlite" in result.stderr, "the file's value is named too"

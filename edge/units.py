@@ -29,8 +29,29 @@ UNIT_DIMENSION: dict[str, str] = {
 KNOWN_UNITS = frozenset(UNIT_DIMENSION)
 
 
+# Spellings devices send for the same unit: the degree signs, and any unit written in
+# another case where that is unambiguous among the known units (DEGC, KPA, RPM, ...).
+_SPELLINGS: dict[str, str] = {
+    "°c": "degC", "℃": "degC", "deg c": "degC", "celsius": "degC", "°f": "degF", "℉": "degF",
+    "deg f": "degF", "fahrenheit": "degF", "kelvin": "K", "m/s²": "m/s2", "m³/h": "m3/h",
+    "1/min": "rpm", "percent": "%",
+}
+_lowered: dict[str, list[str]] = {}
+for _unit in UNIT_DIMENSION:
+    _lowered.setdefault(_unit.lower(), []).append(_unit)
+_SPELLINGS.update({low: units[0] for low, units in _lowered.items() if len(units) == 1})
+
+
+def canonical_unit(unit: str) -> str | None:
+    """The catalogue's name for a unit as devices spell it (`°C`, `DEGC` -> `degC`), or None."""
+    if unit in UNIT_DIMENSION:
+        return unit
+    return _SPELLINGS.get(unit.strip().lower())
+
+
 def conversion(from_unit: str, to_unit: str) -> tuple[float, float] | None:
     """(scale, offset) turning a value in `from_unit` into `to_unit`; None if impossible."""
+    from_unit = canonical_unit(from_unit) or from_unit
     dimension = UNIT_DIMENSION.get(from_unit)
     if dimension is None or dimension != UNIT_DIMENSION.get(to_unit):
         return None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Request, Response, Security
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPBearer
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp
 
@@ -22,11 +24,18 @@ from edge.records import AlertRecord, TaskRecord
 from edge.settings import HttpSettings
 from edge.status import StatusReport
 
+# Documents the scheme; the check itself is BearerTokenMiddleware's (auto_error off).
+_BEARER = HTTPBearer(auto_error=False, description="http.token (or http.token_file)")
+
 
 def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
     """The ASGI app, wrapped in the token and body-size guards."""
-    app = FastAPI(title="edge-gateway", version=__version__,
-                  description="Smart Maintenance Edge Gateway: health, metrics and API.")
+    # The docs' scripts come from the gateway itself (fastapi-offline), not a CDN: shop
+    # floors are offline. Every /api route declares the bearer scheme, so the docs'
+    # Authorize button works.
+    app = FastAPIOffline(title="edge-gateway", version=__version__,
+                         description="Smart Maintenance Edge Gateway: health, metrics and API.",
+                         dependencies=[Security(_BEARER)])
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

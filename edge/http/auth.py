@@ -8,7 +8,11 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/redoc",
+                          "/openapi.json", "/docs/oauth2-redirect"})
+# The API docs' own scripts and styles, served by the gateway (a browser cannot send the
+# token with them; they hold no data, and every API call from the docs still needs it).
+PUBLIC_PREFIXES = ("/static-offline-docs/",)
 # Called with a reason ("unauthorized", "body_too_large") when a guard turns a request away.
 OnRejected = Callable[[str, str], None]
 
@@ -31,15 +35,18 @@ class BearerTokenMiddleware:
 
     def __init__(self, app: ASGIApp, token: str | None, on_rejected: OnRejected) -> None:
         self._app = app
-        self._expected = f"Bearer {token}".encode() if token else None
+        self._expected = token.encode() if token else None
         self._on_rejected = on_rejected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        path = scope["path"] if scope["type"] == "http" else ""
+        if scope["type"] != "http" or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             await self._app(scope, receive, send)
             return
-        presented = dict(scope["headers"]).get(b"authorization", b"")
-        if self._expected is None or not hmac.compare_digest(presented, self._expected):
+        scheme, _, credentials = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
+        # The scheme is case-insensitive (RFC 7235): "bearer" and "Bearer" alike.
+        if self._expected is None or scheme.lower() != b"bearer" or \
+                not hmac.compare_digest(credentials.strip(), self._expected):
             self._on_rejected("unauthorized", scope["path"])
             await _reply(send, 401, "unauthorized", ((b"www-authenticate", b"Bearer"),))
             return

@@ -41,7 +41,8 @@ def _parse_rfc3339(raw: str) -> int:
     if len(raw) > 64:
         raise PayloadError("invalid_ts", "ts string longer than 64 characters")
     try:
-        parsed = datetime.fromisoformat(raw)
+        # RFC 3339 allows a lowercase t and z (section 5.6 note); Python's parser does not.
+        parsed = datetime.fromisoformat(raw.upper())
     except ValueError:
         raise PayloadError("invalid_ts", f"ts {raw!r} is not RFC 3339") from None
     if parsed.tzinfo is None:

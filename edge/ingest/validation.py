@@ -20,7 +20,7 @@ from edge.ingest.topics import TopicContext
 from edge.records import FLAG_CLOCK_SUSPECT, FLAG_TS_FROM_ARRIVAL, FLAG_UNIT_CONVERTED, Reading
 from edge.settings import IngestLimits, SensorSettings
 from edge.times import datetime_to_us
-from edge.units import conversion
+from edge.units import KNOWN_UNITS, canonical_unit, conversion
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
 _MAX_TEXT = 32
@@ -66,6 +66,8 @@ class ReadingValidator:
         unit = item.get("unit")
         if unit is not None and (type(unit) is not str or len(unit) > _MAX_TEXT):
             unit = _short_text(unit, "unit")
+        if unit is not None and unit not in KNOWN_UNITS:
+            unit = canonical_unit(unit) or unit  # '°C' and 'DEGC' are degC
         if sensor is not None:
             if sensor.unit is not None and unit is not None and unit != sensor.unit:
                 value = self._convert(value, unit, sensor.unit)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 
 import httpx
+import orjson
 import pytest
 
-from tests.support.gateway import TEST_TOKEN, GatewayProcess
+from tests.support.gateway import TEST_TOKEN, GatewayProcess, buffer_rows
 
 AUTH = {"authorization": f"Bearer {TEST_TOKEN}"}
 INGEST = "/api/v1/ingestion/sensor-reading/"
@@ -70,3 +72,48 @@ def test_http_ingestion_is_counted_as_http_and_the_pipeline_report_moves(
     pipeline = httpx.get(gateway.http_url + "/api/v1/pipeline", headers=AUTH, timeout=10)
     assert pipeline.status_code == 200, "the pipeline's health is in the API"
     assert pipeline.json()["messages"] == 3 and pipeline.json()["readings"] == 6
+
+
+def test_the_bearer_scheme_is_case_insensitive(gateway: GatewayProcess) -> None:
+    """Item 19: `Authorization: bearer ...` (lowercase scheme) got 401 (RFC 7235)."""
+    for scheme in ("bearer", "BEARER", "Bearer"):
+        response = httpx.get(gateway.http_url + "/api/v1/status", timeout=10,
+                             headers={"authorization": f"{scheme} {TEST_TOKEN}"})
+        assert response.status_code == 200, scheme
+    assert httpx.get(gateway.http_url + "/api/v1/status", timeout=10,
+                     headers={"authorization": f"bearer {TEST_TOKEN}x"}).status_code == 401
+
+
+def test_lowercase_rfc3339_and_common_unit_spellings_are_accepted(
+    make_gateway: Callable[..., GatewayProcess],
+) -> None:
+    """Item 19: a lowercase `z` was rejected; `°C` and `DEGC` were quarantined as unit_mismatch."""
+    gateway = make_gateway(sensors={f"m/{name}": {"unit": "degC"} for name in "bcd"})
+    gateway.start()
+    readings = [{"sensor_id": "m/a", "ts": "2026-11-24t10:00:00z", "value": 1.0},
+                {"sensor_id": "m/b", "ts": "2026-11-24T10:00:00Z", "value": 20.0, "unit": "°C"},
+                {"sensor_id": "m/c", "ts": "2026-11-24T10:00:00Z", "value": 20.0, "unit": "DEGC"},
+                {"sensor_id": "m/d", "ts": "2026-11-24T10:00:00Z", "value": 68.0, "unit": "°F"}]
+    response = httpx.post(gateway.http_url + INGEST, headers=AUTH, timeout=10,
+                          content=orjson.dumps(readings))
+    assert response.status_code == 200 and response.json()["rejected"] == [], response.text
+    deadline = time.monotonic() + 5
+    rows: list[tuple[object, ...]] = []
+    while time.monotonic() < deadline and len(rows) < 4:
+        rows = buffer_rows(gateway.buffer_path,
+                           "SELECT sensor_id, value, unit FROM readings ORDER BY sensor_id")
+        time.sleep(0.1)
+    assert rows == [("m/a", 1.0, None), ("m/b", 20.0, "degC"), ("m/c", 20.0, "degC"),
+                    ("m/d", 20.0, "degC")]
+    assert gateway.terminate() == 0
+
+
+def test_the_api_docs_load_nothing_from_outside_the_gateway(gateway: GatewayProcess) -> None:
+    """Item 19: /docs loaded Swagger UI from a CDN: blank on an offline shop floor."""
+    page = httpx.get(gateway.http_url + "/docs", timeout=10)
+    assert page.status_code == 200
+    sources = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sources and all(s.startswith("/") for s in sources), sources
+    for source in sources:
+        assert httpx.get(gateway.http_url + source, timeout=10).status_code == 200, source
+    assert httpx.get(gateway.http_url + "/openapi.json", timeout=10).status_code == 200

@@ -59,15 +59,10 @@ class ReadingValidator:
         if raw_ts is None:
             ts_us, flags = received_us, FLAG_TS_FROM_ARRIVAL
         else:
-            ts_us = self._timestamp(raw_ts, received_us)
-            # A PLC clock reset (1970) or a stale backlog: kept, flagged, not judged.
-            flags = FLAG_CLOCK_SUSPECT if ts_us < self._min_ts_us or \
-                received_us - ts_us > self._max_age_us else 0
+            ts_us, flags = self._timestamp(raw_ts, received_us)
         unit = item.get("unit")
-        if unit is not None and (type(unit) is not str or len(unit) > _MAX_TEXT):
-            unit = _short_text(unit, "unit")
-        if unit is not None and unit not in KNOWN_UNITS:
-            unit = canonical_unit(unit) or unit  # '°C' and 'DEGC' are degC
+        if unit is not None and (type(unit) is not str or unit not in KNOWN_UNITS):
+            unit = _unit(unit)
         if sensor is not None:
             if sensor.unit is not None and unit is not None and unit != sensor.unit:
                 value = self._convert(value, unit, sensor.unit)
@@ -84,14 +79,16 @@ class ReadingValidator:
     def tracked_sensors(self) -> int:
         return len(self._registry) if self._registry is not None else 0
 
-    def _timestamp(self, raw_ts: Any, received_us: int) -> int:
+    def _timestamp(self, raw_ts: Any, received_us: int) -> tuple[int, int]:
+        """(ts_us, flags): a PLC clock reset (1970) or a stale backlog is kept but flagged."""
         if type(raw_ts) is float and 0.0 <= raw_ts < _EPOCH_SECONDS_LIMIT:
             ts_us = round(raw_ts * 1_000_000)
         else:
             ts_us = parse_ts_us(raw_ts)
         if ts_us - received_us > self._max_future_us:
             raise PayloadError("ts_in_future", f"ts is {(ts_us - received_us) / 1e6:.0f} s ahead")
-        return ts_us
+        suspect = ts_us < self._min_ts_us or received_us - ts_us > self._max_age_us
+        return ts_us, FLAG_CLOCK_SUSPECT if suspect else 0
 
     def _value(self, value: Any) -> float:
         if value is _MISSING or value is None:
@@ -130,6 +127,13 @@ class ReadingValidator:
 _MISSING = object()
 # Epoch floats below this are seconds (see edge.ingest.timestamps): the common case.
 _EPOCH_SECONDS_LIMIT = 1e11
+
+
+def _unit(unit: Any) -> str:
+    """A unit as the catalogue names it ('°C' and 'DEGC' are degC), else as sent."""
+    checked = _short_text(unit, "unit")
+    assert checked is not None
+    return canonical_unit(checked) or checked
 
 
 def _quality(quality: Any) -> str:

@@ -96,7 +96,8 @@ async def test_a_slow_agent_does_not_slow_commits_and_catches_up_with_its_alert(
         health = pipeline.health(1.0)
         assert health.state == "running" and health.announce_overflows > 0
         assert metrics.bus_overflow.labels("anomaly-detection")._value.get() == health.announce_overflows
-        assert pings.count("WATCHDOG=1") >= int(elapsed_s / 0.05) - 1, "pings went on"
+        # One ping per 0.05 s while healthy; half of them is plenty of margin for a busy box.
+        assert pings.count("WATCHDOG=1") >= int(elapsed_s / 0.05 / 2), "pings went on"
         assert await buffer.alerts.latest() == []
 
         agent.gate.set()  # the agent wakes up and catches up from the buffer

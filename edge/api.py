@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -17,6 +17,8 @@ from edge.bus import EventBus
 from edge.http.backend import (
     AgentReport,
     AlertState,
+    Page,
+    QuarantineItem,
     Readiness,
     TaskState,
 )
@@ -24,13 +26,34 @@ from edge.ingest.http_source import HttpSource, IngestOutcome
 from edge.ingest.mqtt_source import MqttSource
 from edge.ingest.pipeline import IngestPipeline
 from edge.ingest.ports import PipelineHealth
+from edge.ingest.replay import QuarantineReplay, ReplayOutcome
 from edge.logs import RateLimitedLog
 from edge.metrics import GatewayMetrics
-from edge.records import AlertRecord, TaskRecord
+from edge.records import AlertRecord, QuarantineEntry, TaskRecord
 from edge.settings import Settings
 from edge.status import NOT_CONFIGURED, StatusReport, build_status
+from edge.times import us_to_datetime
 
 log = logging.getLogger(__name__)
+
+
+T = TypeVar("T")
+_PREVIEW_BYTES = 1024
+
+
+def _page(rows: list[tuple[int, T]], limit: int) -> Page[T]:
+    """`rows` was asked for with limit + 1: a row beyond `limit` means there is a next page."""
+    items = rows[:limit]
+    more = len(rows) > limit
+    return Page([item for _, item in items], items[-1][0] if more and items else None)
+
+
+def _quarantine_item(row: QuarantineEntry) -> QuarantineItem:
+    return QuarantineItem(
+        seq=row.seq, received_at=us_to_datetime(row.received_us), source=row.source,
+        reason=row.reason, detail=row.detail, payload_bytes=len(row.payload),
+        payload_preview=row.payload[:_PREVIEW_BYTES].decode("utf-8", errors="replace"),
+        replayed_at=None if row.replayed_us is None else us_to_datetime(row.replayed_us))
 
 
 class CentralState(Protocol):
@@ -42,13 +65,15 @@ class CentralState(Protocol):
 
 class DaemonApi:
     def __init__(self, settings: Settings, metrics: GatewayMetrics, *, buffer: SqliteBuffer,
-                 pipeline: IngestPipeline, http_source: HttpSource, mqtt: MqttSource,
+                 pipeline: IngestPipeline, http_source: HttpSource, replay: QuarantineReplay,
+                 mqtt: MqttSource,
                  agents: AgentRegistry, bus: EventBus, central: CentralState | None) -> None:
         self._settings = settings
         self._metrics = metrics
         self._buffer = buffer
         self._pipeline = pipeline
         self._http_source = http_source
+        self._replay = replay
         self._mqtt = mqtt
         self._agents = agents
         self._bus = bus
@@ -78,11 +103,23 @@ class DaemonApi:
     async def ingest(self, body: bytes) -> IngestOutcome:
         return await self._http_source.ingest(body)
 
-    async def alerts(self, state: AlertState | None) -> list[AlertRecord]:
-        return await self._buffer.alerts.latest(state)
+    async def alerts(self, state: AlertState | None, limit: int,
+                     cursor: int | None) -> Page[AlertRecord]:
+        return _page(await self._buffer.alerts.page(state, limit + 1, cursor), limit)
 
-    async def tasks(self, state: TaskState | None) -> list[TaskRecord]:
-        return await self._buffer.tasks.latest(state)
+    async def tasks(self, state: TaskState | None, limit: int,
+                    cursor: int | None) -> Page[TaskRecord]:
+        return _page(await self._buffer.tasks.page(state, limit + 1, cursor), limit)
+
+    async def quarantine(self, reason: str | None, limit: int,
+                         cursor: int | None) -> Page[QuarantineItem]:
+        rows = await self._buffer.quarantine.page(reason, limit + 1, cursor)
+        return _page([(row.seq, _quarantine_item(row)) for row in rows], limit)
+
+    async def replay_quarantine(self, reason: str | None, limit: int) -> ReplayOutcome:
+        outcome = await self._replay.replay(reason, limit)
+        log.info("quarantine replayed", extra=outcome.model_dump())
+        return outcome
 
     def agents(self) -> list[AgentReport]:
         queues = {stats.name: stats for stats in self._bus.stats()}

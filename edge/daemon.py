@@ -30,6 +30,7 @@ from edge.http.server import HttpServer
 from edge.ingest.http_source import HttpSource
 from edge.ingest.mqtt_source import MqttSource
 from edge.ingest.pipeline import IngestPipeline
+from edge.ingest.replay import QuarantineReplay
 from edge.ingest.sensors import SensorRegistry
 from edge.ingest.topics import TopicMapper
 from edge.ingest.validation import ReadingValidator
@@ -53,14 +54,12 @@ class Gateway:
         self.bus = EventBus(self.metrics)
         self.agents = AgentRegistry()
         self.buffer = SqliteBuffer(settings.buffer, settings.gateway.id, self.metrics)
-        self.pipeline = IngestPipeline(
-            self.bus, self.metrics, writer=self.buffer.readings,
-            mapper=TopicMapper(settings.mqtt.subscriptions, own_prefix=settings.notification_prefix),
-            validator=ReadingValidator(settings.ingest, settings.sensors, SensorRegistry(
-                settings.ingest.max_sensors, settings.ingest.sensor_idle_release_s,
-                settings.sensors)),
-            limits=settings.ingest, batching=settings.buffer,
-        )
+        mapper = TopicMapper(settings.mqtt.subscriptions, own_prefix=settings.notification_prefix)
+        validator = ReadingValidator(settings.ingest, settings.sensors, SensorRegistry(
+            settings.ingest.max_sensors, settings.ingest.sensor_idle_release_s, settings.sensors))
+        self.pipeline = IngestPipeline(self.bus, self.metrics, writer=self.buffer.readings,
+                                       mapper=mapper, validator=validator,
+                                       limits=settings.ingest, batching=settings.buffer)
         self.mqtt = MqttSource(settings.mqtt, settings.mqtt_client_id, self.pipeline,
                                self.metrics)
         self.http_source = HttpSource(self.pipeline,
@@ -70,9 +69,12 @@ class Gateway:
                         if settings.notifications.webhook.url else None)
         self._register_agents()
         self.syncer = self._build_syncer()
+        self.replay = QuarantineReplay(self.pipeline, self.buffer.quarantine, mapper=mapper,
+                                       validator=validator, limits=settings.ingest,
+                                       commit_timeout_s=settings.http.commit_timeout_s)
         self.api = DaemonApi(settings, self.metrics, buffer=self.buffer, pipeline=self.pipeline,
-                             http_source=self.http_source, mqtt=self.mqtt, agents=self.agents,
-                             bus=self.bus, central=self.syncer)
+                             http_source=self.http_source, replay=self.replay, mqtt=self.mqtt,
+                             agents=self.agents, bus=self.bus, central=self.syncer)
         self.http: HttpServer | None = None
         self.notifier = SystemdNotifier(
             lambda: self.pipeline.progressing(settings.systemd.watchdog_stall_s))

@@ -36,6 +36,18 @@ class Reading(NamedTuple):
     received_us: int
 
 
+class QuarantineEntry(NamedTuple):
+    """A quarantine row as read back: for the API and for replays."""
+
+    seq: int
+    received_us: int
+    source: str
+    payload: bytes
+    reason: str
+    detail: str
+    replayed_us: int | None
+
+
 class RetainedTaken(NamedTuple):
     """A retained message the pipeline took, remembered so it is not taken again."""
 

@@ -74,6 +74,10 @@ MIGRATIONS: tuple[str, ...] = (
         taken_us    INTEGER NOT NULL
     );
     """,
+    # 3: quarantine rows replayed after a config fix (field trial item 19)
+    """
+    ALTER TABLE quarantine ADD COLUMN replayed_us INTEGER;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -5,6 +5,7 @@
 - `alerts`, `tasks`: the versioned logs the agents append to and the API lists;
 - `sync`: what the central syncer drains;
 - `status`: depths per kind;
+- `quarantine`: rejected messages, listed and replayed;
 - `meta`: small named positions that survive restarts (e.g. detection's judged seq).
 All of them go through one `BufferConnection` (one writer thread, one reader thread).
 `read_only=True` (the `status` command) opens an existing buffer without touching it.
@@ -17,6 +18,7 @@ from types import TracebackType
 
 from edge.buffer.connection import BufferConnection
 from edge.buffer.meta import MetaStore
+from edge.buffer.quarantine import QuarantineLog
 from edge.buffer.readings import ReadingsStore
 from edge.buffer.salvage import SalvageReport, salvage
 from edge.buffer.status import StatusReader
@@ -39,6 +41,7 @@ class SqliteBuffer:
         self.sync = SyncStore(self.connection)
         self.status = StatusReader(self.connection)
         self.meta = MetaStore(self.connection)
+        self.quarantine = QuarantineLog(self.connection)
         self.path = settings.path
 
     async def __aenter__(self) -> SqliteBuffer:

@@ -33,8 +33,8 @@ class VersionLog(Generic[ItemT]):
         self._insert = f"INSERT INTO {kind} ({id_column}, state, updated_us, body) VALUES (?, ?, ?, ?)"
         self._open = f"SELECT body FROM {kind} WHERE {latest} AND {open_states_sql(kind)} ORDER BY seq"
         self._count_open = f"SELECT count(*) FROM {kind} WHERE {latest} AND {open_states_sql(kind)}"
-        self._latest = (f"SELECT body FROM {kind} WHERE {latest} AND (? IS NULL OR state = ?) "
-                        "ORDER BY seq DESC LIMIT ?")
+        self._latest = (f"SELECT seq, body FROM {kind} WHERE {latest} AND (? IS NULL OR state = ?) "
+                        "AND (? IS NULL OR seq < ?) ORDER BY seq DESC LIMIT ?")
 
     async def append(self, items: Sequence[ItemT]) -> None:
         """Log new versions (each state change is a row; the central side keeps the latest)."""
@@ -53,7 +53,15 @@ class VersionLog(Generic[ItemT]):
 
     async def latest(self, state: str | None = None, limit: int = 1000) -> list[ItemT]:
         """The latest version of each item, newest first; optionally only in `state`."""
-        return self._parse(await self._connection.read(_select, self._latest, (state, state, limit)))
+        return [item for _, item in await self.page(state, limit, None)]
+
+    async def page(self, state: str | None, limit: int,
+                   before_seq: int | None) -> list[tuple[int, ItemT]]:
+        """(seq, item) of the latest versions, newest first, continuing before `before_seq`."""
+        rows = await self._connection.read(
+            _select, self._latest, (state, state, before_seq, before_seq, limit))
+        return [(int(seq), item) for (seq, _), item in zip(rows, self._parse([(b,) for _, b in rows]),
+                                                           strict=True)]
 
     def _parse(self, rows: list[tuple[Any, ...]]) -> list[ItemT]:
         return [self._model.model_validate_json(str(body)) for (body,) in rows]  # type: ignore[misc]

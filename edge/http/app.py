@@ -11,16 +11,10 @@ from starlette.types import ASGIApp
 
 from edge import __version__
 from edge.http.auth import BearerTokenMiddleware, BodySizeLimitMiddleware
-from edge.http.backend import (
-    AgentReport,
-    AlertState,
-    GatewayApi,
-    Readiness,
-    TaskState,
-)
+from edge.http.backend import AgentReport, GatewayApi, Readiness
+from edge.http.lists import list_routes
 from edge.ingest.http_source import IngestOutcome
 from edge.ingest.ports import PipelineHealth
-from edge.records import AlertRecord, TaskRecord
 from edge.settings import HttpSettings
 from edge.status import StatusReport
 
@@ -65,13 +59,7 @@ def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
         status = 503 if not outcome.committed else (200 if outcome.accepted else 422)
         return JSONResponse(outcome.model_dump(), status_code=status)
 
-    @app.get("/api/v1/alerts", tags=["maintenance"])
-    async def alerts(state: AlertState | None = None) -> list[AlertRecord]:
-        return await api.alerts(state)
-
-    @app.get("/api/v1/tasks", tags=["maintenance"])
-    async def tasks(state: TaskState | None = None) -> list[TaskRecord]:
-        return await api.tasks(state)
+    app.include_router(list_routes(api))
 
     @app.get("/api/v1/agents", tags=["operations"])
     async def agents() -> list[AgentReport]:

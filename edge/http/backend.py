@@ -7,13 +7,16 @@ so `/openapi.json` documents it.
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, Literal, Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 
 from edge.ingest.http_source import IngestOutcome
 from edge.ingest.ports import PipelineHealth
+from edge.ingest.replay import ReplayOutcome
 from edge.records import AlertRecord, TaskRecord
 from edge.status import StatusReport
 
@@ -45,6 +48,30 @@ class AgentReport(BaseModel):
         default=None, description="Committed readings it has not judged yet (detection).")
 
 
+ItemT = TypeVar("ItemT")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[ItemT]):
+    """One page of a list, newest first; `next_cursor` continues it (None: the end)."""
+
+    items: list[ItemT]
+    next_cursor: int | None
+
+
+class QuarantineItem(BaseModel):
+    """A quarantined message: what came, from where, why it was refused."""
+
+    seq: int = Field(description="Its place in the quarantine (the paging cursor).")
+    received_at: datetime
+    source: str = Field(description="The MQTT topic, 'http', or 'buffer' (a conflict).")
+    reason: str
+    detail: str
+    payload_bytes: int
+    payload_preview: str = Field(description="The first 1 KiB, as UTF-8 (invalid bytes replaced).")
+    replayed_at: datetime | None = Field(description="When it was replayed after a config fix.")
+
+
 class GatewayApi(Protocol):
     @property
     def metrics_registry(self) -> CollectorRegistry: ...
@@ -56,9 +83,16 @@ class GatewayApi(Protocol):
 
     async def ingest(self, body: bytes) -> IngestOutcome: ...
 
-    async def alerts(self, state: AlertState | None) -> list[AlertRecord]: ...
+    async def alerts(self, state: AlertState | None, limit: int,
+                     cursor: int | None) -> Page[AlertRecord]: ...
 
-    async def tasks(self, state: TaskState | None) -> list[TaskRecord]: ...
+    async def tasks(self, state: TaskState | None, limit: int,
+                    cursor: int | None) -> Page[TaskRecord]: ...
+
+    async def quarantine(self, reason: str | None, limit: int,
+                         cursor: int | None) -> Page[QuarantineItem]: ...
+
+    async def replay_quarantine(self, reason: str | None, limit: int) -> ReplayOutcome: ...
 
     def agents(self) -> list[AgentReport]: ...
 

@@ -9,14 +9,14 @@ commit (guarantee 1), or with `committed: false` when the commit takes longer th
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 
 from pydantic import BaseModel, Field
 
 from edge.errors import PayloadError
+from edge.ingest.acks import AwaitedAcks
 from edge.ingest.codecs import decode_payload
-from edge.ingest.ports import HTTP_SOURCE, AckToken, MessageSink
+from edge.ingest.ports import HTTP_SOURCE, MessageSink
 from edge.ingest.topics import TopicContext
 from edge.ingest.validation import ReadingValidator
 from edge.settings import IngestLimits
@@ -38,29 +38,6 @@ class IngestOutcome(BaseModel):
     rejected: list[Rejection] = Field(default_factory=list)
 
 
-class HttpAcks:
-    """Ack sink for HTTP requests: each waits on a future that the commit resolves."""
-
-    def __init__(self) -> None:
-        self._waiting: dict[AckToken, asyncio.Future[None]] = {}
-        self._ids = itertools.count(1)
-
-    def register(self) -> tuple[AckToken, asyncio.Future[None]]:
-        token = AckToken(next(self._ids))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting[token] = future
-        return token, future
-
-    def forget(self, token: AckToken) -> None:
-        self._waiting.pop(token, None)
-
-    def acknowledge(self, tokens: list[AckToken]) -> None:
-        for token in tokens:
-            future = self._waiting.pop(token, None)
-            if future is not None and not future.done():
-                future.set_result(None)
-
-
 class HttpSource:
     """Submits request bodies to the pipeline and answers after their commit."""
 
@@ -70,7 +47,7 @@ class HttpSource:
         self._validator = validator
         self._limits = limits
         self._commit_timeout_s = commit_timeout_s
-        self._acks = HttpAcks()
+        self._acks = AwaitedAcks()
 
     async def ingest(self, body: bytes) -> IngestOutcome:
         """Same path as MQTT (validation, quarantine, durable commit); answers after the commit."""

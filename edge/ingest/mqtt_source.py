@@ -104,9 +104,9 @@ class MqttSource:
     def _on_message(self, topic: str, payload: bytes, qos: int, token: AckToken | None,
                     retained: bool) -> None:
         if token is None:
-            self._sink.submit(topic, payload, None, _NO_ACK, retained)
+            self._sink.submit(topic, payload, None, _NO_ACK, retained=retained)
         else:
-            self._sink.submit(topic, payload, self, token, retained)
+            self._sink.submit(topic, payload, self, token, retained=retained)
 
     async def _connect(self) -> BatchAckClient | None:
         self._generation += 1

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import orjson
 import pytest
+import yaml
 
 from tests.support.gateway import TEST_TOKEN, GatewayProcess, buffer_rows
 
@@ -117,3 +118,61 @@ def test_the_api_docs_load_nothing_from_outside_the_gateway(gateway: GatewayProc
     for source in sources:
         assert httpx.get(gateway.http_url + source, timeout=10).status_code == 200, source
     assert httpx.get(gateway.http_url + "/openapi.json", timeout=10).status_code == 200
+
+
+def test_alerts_are_paged_with_limit_and_cursor(make_gateway: Callable[..., GatewayProcess]) -> None:
+    """Item 19: /api/v1/alerts had no paging (?limit ignored; 705 alerts = 322 KB)."""
+    gateway = make_gateway(sensors={f"m/s{n}": {"limits": {"max": 90.0}} for n in range(5)})
+    gateway.start()
+    now = int(time.time())
+    body = [{"sensor_id": f"m/s{n}", "ts": now - 10 + n, "value": 99.0} for n in range(5)]
+    assert httpx.post(gateway.http_url + INGEST, headers=AUTH, content=orjson.dumps(body),
+                      timeout=10).status_code == 200
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(httpx.get(
+            gateway.http_url + "/api/v1/alerts?limit=1000", headers=AUTH, timeout=10).json()) < 5:
+        time.sleep(0.1)
+    seen: list[str] = []
+    url = gateway.http_url + "/api/v1/alerts?limit=2"
+    pages = 0
+    while url:
+        response = httpx.get(url, headers=AUTH, timeout=10)
+        assert response.status_code == 200
+        page = response.json()
+        assert len(page) <= 2
+        seen += [alert["alert_id"] for alert in page]
+        pages += 1
+        link = response.headers.get("link")
+        url = gateway.http_url + link[1:link.index(">")] if link else ""
+    assert pages == 3 and len(seen) == len(set(seen)) == 5
+    assert gateway.terminate() == 0
+
+
+def test_quarantine_is_listed_by_reason_and_replayed_once_after_a_config_fix(
+    make_gateway: Callable[..., GatewayProcess],
+) -> None:
+    """Item 19: no endpoint listed the quarantine; nothing replayed rows that pass now."""
+    strict = {"accept_unknown_sensors": False}
+    gateway = make_gateway(ingest=strict, sensors={"m/known": {"unit": "degC"}})
+    gateway.start()
+    body = [{"sensor_id": "m/known", "value": 1.0},
+            {"sensor_id": "m/new", "ts": int(time.time()) - 5, "value": 2.0}, {"value": "x"}]
+    httpx.post(gateway.http_url + INGEST, headers=AUTH, content=orjson.dumps(body), timeout=10)
+    listed = httpx.get(gateway.http_url + "/api/v1/quarantine?reason=unknown_sensor",
+                       headers=AUTH, timeout=10)
+    assert listed.status_code == 200
+    rows = listed.json()
+    assert [(r["reason"], r["source"]) for r in rows] == [("unknown_sensor", "http")]
+    assert '"m/new"' in rows[0]["payload_preview"] and rows[0]["replayed_at"] is None
+    assert gateway.terminate() == 0
+    gateway.config["sensors"] = {"m/known": {"unit": "degC"}, "m/new": {"unit": "degC"}}
+    gateway.config_path.write_text(yaml.safe_dump(gateway.config))  # the config fix
+    gateway.start()
+    replay = gateway.http_url + "/api/v1/quarantine/replay"
+    first = httpx.post(replay, headers=AUTH, timeout=30).json()
+    assert first["replayed"] == 1 and first["still_rejected"] == {"invalid_value": 1}, first
+    again = httpx.post(replay, headers=AUTH, timeout=30).json()
+    assert again["replayed"] == 0 and again["examined"] == 1, "idempotent"
+    readings = buffer_rows(gateway.buffer_path, "SELECT sensor_id FROM readings ORDER BY sensor_id")
+    assert readings == [("m/known",), ("m/new",)]
+    assert gateway.terminate() == 0

@@ -1,0 +1,100 @@
+"""QuarantineReplay: after a config fix, send the quarantined messages that now pass again.
+
+A message quarantined as `unknown_sensor` or `unit_mismatch` becomes good data once the
+sensor or the unit is configured. Replay re-validates each row with today's settings and
+resubmits those that pass through the pipeline (same path, same durability, the original
+arrival time); a row is marked replayed only after its commit, so a replay that dies half
+way loses nothing, and a second replay skips what the first did (idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+from edge.errors import PayloadError
+from edge.ingest.acks import AwaitedAcks
+from edge.ingest.codecs import decode_payload
+from edge.ingest.ports import MessageSink
+from edge.ingest.topics import TopicMapper
+from edge.ingest.validation import ReadingValidator
+from edge.records import QuarantineEntry
+from edge.settings import IngestLimits
+
+
+class QuarantineSource(Protocol):
+    async def unreplayed(self, reason: str | None, limit: int) -> list[QuarantineEntry]: ...
+
+    async def mark_replayed(self, seqs: Sequence[int], at_us: int) -> None: ...
+
+
+class ReplayOutcome(BaseModel):
+    examined: int = Field(description="Quarantine rows looked at (not yet replayed).")
+    replayed: int = Field(description="Rows that pass now: committed again and marked replayed.")
+    still_rejected: dict[str, int] = Field(
+        default_factory=dict, description="Rows that still fail, by today's reason.")
+    committed: bool = Field(default=True, description="Every replayed row was committed.")
+
+
+class QuarantineReplay:
+    def __init__(self, sink: MessageSink, quarantine: QuarantineSource, *, mapper: TopicMapper,
+                 validator: ReadingValidator, limits: IngestLimits,
+                 commit_timeout_s: float) -> None:
+        self._sink = sink
+        self._quarantine = quarantine
+        self._mapper = mapper
+        self._validator = validator
+        self._limits = limits
+        self._commit_timeout_s = commit_timeout_s
+        self._acks = AwaitedAcks()
+        self._lock = asyncio.Lock()  # one replay at a time: no row is resubmitted twice
+
+    async def replay(self, reason: str | None, limit: int) -> ReplayOutcome:
+        async with self._lock:
+            rows = await self._quarantine.unreplayed(reason, limit)
+            passing, still = [], Counter[str]()
+            for row in rows:
+                problem = self._problem(row)
+                if problem is None:
+                    passing.append(row)
+                else:
+                    still[problem] += 1
+            committed = await self._resubmit(passing)
+            done = [row.seq for row, ok in zip(passing, committed, strict=True) if ok]
+            await self._quarantine.mark_replayed(done, time.time_ns() // 1000)
+            return ReplayOutcome(examined=len(rows), replayed=len(done),
+                                 still_rejected=dict(still), committed=all(committed))
+
+    def _problem(self, row: QuarantineEntry) -> str | None:
+        """Why the row would be rejected today, or None if it passes."""
+        context = self._mapper.context(row.source)
+        try:
+            items = decode_payload(row.payload, self._limits.max_payload_bytes,
+                                   self._limits.max_readings_per_message)
+            for item in items:
+                self._validator.validate(item, context, row.received_us)
+        except PayloadError as exc:
+            return exc.reason
+        return None if context.skip is None else context.skip
+
+    async def _resubmit(self, rows: list[QuarantineEntry]) -> list[bool]:
+        waits = []
+        for row in rows:
+            token, committed = self._acks.register()
+            self._sink.submit(row.source, row.payload, self._acks, token,
+                              received_us=row.received_us)
+            waits.append((token, committed))
+        results = []
+        for token, committed in waits:
+            try:
+                await asyncio.wait_for(asyncio.shield(committed), self._commit_timeout_s)
+                results.append(True)
+            except TimeoutError:
+                self._acks.forget(token)
+                results.append(False)
+        return results

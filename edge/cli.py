@@ -147,7 +147,9 @@ def _salvage(settings: Settings, old: Path) -> int:
         return EXIT_FAILURE
 
     async def run() -> int:
-        async with SqliteBuffer(settings.buffer, settings.gateway.id) as buffer:
+        # Not a daemon: it may write beside the running one (SQLite locks each write), so it
+        # does not take the daemon's lock.
+        async with SqliteBuffer(settings.buffer, settings.gateway.id, exclusive=False) as buffer:
             report = await buffer.salvage_from(old)
         for problem in report.errors:
             print(f"buffer salvage: {problem}", file=sys.stderr)

@@ -39,9 +39,11 @@ class BufferConnection:
     """The buffer file, opened and checked, with a writer and a reader thread."""
 
     def __init__(self, settings: BufferSettings, gateway_id: str,
-                 metrics: GatewayMetrics | None = None, read_only: bool = False) -> None:
+                 metrics: GatewayMetrics | None = None, read_only: bool = False,
+                 exclusive: bool = True) -> None:
         self.settings = settings
         self.read_only = read_only
+        self._exclusive = exclusive
         self._lock = BufferLock(settings.path)
         self.path = settings.path
         self.metrics = metrics
@@ -114,7 +116,8 @@ class BufferConnection:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock.acquire()  # before anything touches the file
+        if self._exclusive:
+            self._lock.acquire()  # before anything touches the file
         problem = self._inspect() if self.path.exists() and self.path.stat().st_size else None
         if problem is not None:
             moved = move_aside(self.path)

@@ -8,7 +8,8 @@
 - `quarantine`: rejected messages, listed and replayed;
 - `meta`: small named positions that survive restarts (e.g. detection's judged seq).
 All of them go through one `BufferConnection` (one writer thread, one reader thread).
-`read_only=True` (the `status` command) opens an existing buffer without touching it.
+`read_only=True` (the `status` command) opens an existing buffer without touching it;
+`exclusive=False` (the `buffer salvage` command) writes without the daemon's lock.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ class SqliteBuffer:
     """The open buffer file and its stores; an async context manager."""
 
     def __init__(self, settings: BufferSettings, gateway_id: str,
-                 metrics: GatewayMetrics | None = None, read_only: bool = False) -> None:
-        self.connection = BufferConnection(settings, gateway_id, metrics, read_only)
+                 metrics: GatewayMetrics | None = None, read_only: bool = False,
+                 exclusive: bool = True) -> None:
+        self.connection = BufferConnection(settings, gateway_id, metrics, read_only, exclusive)
         self.readings = ReadingsStore(self.connection)
         self.alerts: VersionLog[AlertRecord] = VersionLog(self.connection, "alerts", AlertRecord)
         self.tasks: VersionLog[TaskRecord] = VersionLog(self.connection, "tasks", TaskRecord)

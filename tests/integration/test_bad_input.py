@@ -57,7 +57,7 @@ def test_malformed_inputs_are_quarantined_and_good_neighbours_land(
 ) -> None:
     gateway = make_gateway(
         ingest={"accept_unknown_sensors": False},
-        sensors={SENSOR: {"asset": "press-1"}},
+        sensors={SENSOR: {"asset": "press-1"}}, assets={"press-1": {}},
     )
     gateway.start()
     pid = gateway.process.pid if gateway.process else None

@@ -42,6 +42,8 @@ class GatewayORM(Base):
     last_readings_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     last_alerts_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     last_tasks_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    last_decisions_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    last_labels_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class SensorReadingORM(Base):
@@ -123,8 +125,65 @@ class MaintenanceTaskORM(Base):
     priority: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(Text)
     description: Mapped[str] = mapped_column(Text)
+    assignee: Mapped[str | None] = mapped_column(Text)
+    resolution: Mapped[str | None] = mapped_column(Text)
     alert_ids: Mapped[list[str]] = mapped_column(JSONB, server_default="[]")
     details: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=_IMMUTABLE)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class MaintenanceDecisionORM(Base):
+    """An operator decision: made at a gateway (synced with its outcome), or inserted here by
+    an engineer for a gateway (outcome NULL until that gateway has applied it).
+
+    To decide centrally, insert decision_id, gateway_id, target_kind ('alert' or 'task'),
+    target_id, action, actor, note and decided_at (params as JSON where the action needs
+    them); the gateway pulls it, applies it through its own state machine, and fills
+    outcome ('applied' or 'rejected'), outcome_detail, allowed_actions and applied_at.
+    """
+
+    __tablename__ = "maintenance_decisions"
+    __table_args__ = (
+        Index("maintenance_decisions_pending", "gateway_id", "decided_at",
+              postgresql_where=text("outcome IS NULL")),
+    )
+
+    decision_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
+    target_kind: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
+    target_id: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
+    action: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
+    actor: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
+    note: Mapped[str] = mapped_column(Text, server_default="", info=_IMMUTABLE)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", info=_IMMUTABLE)
+    origin: Mapped[str] = mapped_column(Text, server_default="central", info=_IMMUTABLE)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                 info=_IMMUTABLE)
+    received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    outcome_detail: Mapped[str | None] = mapped_column(Text)
+    allowed_actions: Mapped[list[str] | None] = mapped_column(JSONB)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(),
+                                                  info=_IMMUTABLE)
+
+
+class FaultLabelORM(Base):
+    """A confirmed fault (a task completed with fault_found): the fleet's labelled history."""
+
+    __tablename__ = "fault_labels"
+
+    label_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    gateway_id: Mapped[str] = mapped_column(Text)
+    asset_id: Mapped[str | None] = mapped_column(Text)
+    sensor_ids: Mapped[list[str]] = mapped_column(JSONB)
+    cause: Mapped[str] = mapped_column(Text)
+    alert_ids: Mapped[list[str]] = mapped_column(JSONB)
+    task_id: Mapped[str] = mapped_column(Text)
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    note: Mapped[str] = mapped_column(Text)
+    decision_id: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -13,11 +13,14 @@ from sqlalchemy.dialects import postgresql
 
 from cloud_sync.models import (
     AnomalyAlertORM,
+    FaultLabelORM,
+    MaintenanceDecisionORM,
     MaintenanceTaskORM,
     SensorReadingConflictORM,
     SensorReadingORM,
 )
-from edge.records import AlertRecord, ReadingRow, TaskRecord
+from edge.maintenance.decisions import DecisionRecord
+from edge.records import AlertRecord, LabelRecord, ReadingRow, TaskRecord
 
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 STAGE_TABLE = "edge_stage_readings"
@@ -85,28 +88,47 @@ def _conflicts_statement() -> str:
             f"WHERE r.value IS DISTINCT FROM s.value ON CONFLICT DO NOTHING")
 
 
-def _upsert(table: Table, body_fields: set[str]) -> str:
-    """Upsert of JSON bodies ($2, an array) keeping the newest version ($1 is the gateway id)."""
-    columns = [c for c in table.columns if c.name != "gateway_id"]
-    missing = {c.name for c in columns} ^ body_fields
-    if missing:
-        raise AssertionError(f"{table.name} and its record disagree on {sorted(missing)}")
-    key = ", ".join(c.name for c in table.primary_key.columns)
+def _insert_from_json(table: Table, body_fields: set[str],
+                      filled_here: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """INSERT ... SELECT from a JSON array of records ($2; $1 is the gateway id).
+
+    Every record field must be a column; a column that is not a field must be filled here
+    (`filled_here`: column -> SQL expression), have a server default, or be nullable.
+    Returns the statement (without its conflict clause) and the columns it sets.
+    """
+    filled_here = filled_here or {}
+    names = {c.name for c in table.columns}
+    if body_fields - names:
+        raise AssertionError(f"{table.name} lacks {sorted(body_fields - names)}")
+    for column in table.columns:
+        if column.name not in body_fields | set(filled_here) | {"gateway_id"} \
+                and column.server_default is None and not column.nullable:
+            raise AssertionError(f"{table.name}.{column.name} has no source")
+    columns = [c for c in table.columns if c.name in body_fields]
 
     def value(column: Column[object]) -> str:
-        default = column.server_default
-        if default is not None and not column.nullable:
-            return f"coalesce(r.{column.name}, '{default.arg}')"  # type: ignore[attr-defined]
+        default = getattr(column.server_default, "arg", None)
+        if isinstance(default, str) and not column.nullable:  # a literal default, e.g. '{}'
+            return f"coalesce(r.{column.name}, '{default}')"
         return f"r.{column.name}"
 
     record = ", ".join(f"{c.name} {_pg_type(c)}" for c in columns)
-    mutable = [c.name for c in columns if not c.info.get("immutable") and not c.primary_key]
-    return (f"INSERT INTO {table.name} AS t (gateway_id, {', '.join(c.name for c in columns)}) "
-            f"SELECT $1, {', '.join(value(c) for c in columns)} "
-            f"FROM jsonb_to_recordset($2::jsonb) AS r({record}) "
-            f"ON CONFLICT ({key}) DO UPDATE SET "
+    targets = ["gateway_id", *(c.name for c in columns), *filled_here]
+    sources = ["$1", *(value(c) for c in columns), *filled_here.values()]
+    return (f"INSERT INTO {table.name} AS t ({', '.join(targets)}) SELECT {', '.join(sources)} "
+            f"FROM jsonb_to_recordset($2::jsonb) AS r({record})"), targets
+
+
+def _upsert(table: Table, body_fields: set[str], keep_when: str,
+            filled_here: dict[str, str] | None = None) -> str:
+    """Insert, or update the mutable columns of an existing row where `keep_when` holds."""
+    insert, targets = _insert_from_json(table, body_fields, filled_here)
+    key = ", ".join(c.name for c in table.primary_key.columns)
+    mutable = [c.name for c in table.columns if c.name in targets
+               and not c.info.get("immutable") and not c.primary_key]
+    return (f"{insert} ON CONFLICT ({key}) DO UPDATE SET "
             + ", ".join(f"{name} = EXCLUDED.{name}" for name in mutable)
-            + " WHERE t.updated_at <= EXCLUDED.updated_at")
+            + f" WHERE {keep_when}")
 
 
 def _table(model: type[object]) -> Table:
@@ -117,5 +139,13 @@ def _table(model: type[object]) -> Table:
 
 CREATE_STAGE, INSERT_READINGS = _readings_statements()
 RECORD_CONFLICTS = _conflicts_statement()
-UPSERT_ALERTS = _upsert(_table(AnomalyAlertORM), set(AlertRecord.model_fields))
-UPSERT_TASKS = _upsert(_table(MaintenanceTaskORM), set(TaskRecord.model_fields))
+# Alerts and tasks keep the newest version; a decision keeps its first outcome (a central
+# row gets its outcome from the gateway that applied it); labels are written once.
+UPSERT_ALERTS = _upsert(_table(AnomalyAlertORM), set(AlertRecord.model_fields),
+                        "t.updated_at <= EXCLUDED.updated_at")
+UPSERT_TASKS = _upsert(_table(MaintenanceTaskORM), set(TaskRecord.model_fields),
+                       "t.updated_at <= EXCLUDED.updated_at")
+UPSERT_DECISIONS = _upsert(_table(MaintenanceDecisionORM), set(DecisionRecord.model_fields),
+                           "t.outcome IS NULL", {"applied_at": "r.received_at"})
+INSERT_LABELS = _insert_from_json(_table(FaultLabelORM), set(LabelRecord.model_fields))[0] + \
+    " ON CONFLICT DO NOTHING"

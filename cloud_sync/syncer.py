@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cloud_sync.retry import is_retriable
-from cloud_sync.writer import CentralSchemaError, CentralWriter
+from cloud_sync.decisions_pull import DecisionPuller
+from cloud_sync.writer import LOG_KINDS, CentralSchemaError, CentralWriter
 from edge.backoff import Backoff
 from edge.metrics import GatewayMetrics
 from edge.records import ReadingRow, VersionRow
@@ -65,6 +66,7 @@ class CentralSyncer:
 
     def __init__(self, settings: CentralSettings, gateway_id: str, version: str, *,
                  source: SyncSource, metrics: GatewayMetrics,
+                 decisions: DecisionPuller | None = None,
                  writer_factory: WriterFactory | None = None) -> None:
         self._settings = settings
         self._source = source
@@ -77,6 +79,8 @@ class CentralSyncer:
         self._prefetch: _ReadAhead | None = None
         self._last_heartbeat = 0.0
         self._last_purge = 0.0
+        self._last_pull = 0.0
+        self._puller = decisions
         self.state = "connecting"
         self.last_error: str | None = None
         self._metrics.central_state.labels("connecting").set(1)
@@ -90,7 +94,7 @@ class CentralSyncer:
         """Sync until `close`; reconnect with backoff while the central side is down."""
         backoff = Backoff(self._settings.reconnect.initial_delay_s,
                           self._settings.reconnect.max_delay_s)
-        for kind in ("readings", "alerts", "tasks"):
+        for kind in ("readings", *LOG_KINDS):
             self._positions[kind] = await self._source.sync_cursor(kind)
         while not self._stopping.is_set():
             try:
@@ -112,12 +116,12 @@ class CentralSyncer:
         self._stopping.set()
 
     async def sync_round(self, writer: CentralWriter) -> int:
-        """Alerts and tasks (all waiting), then one batch of readings; rows moved."""
+        """Alerts, tasks, decisions and labels (all waiting), then one batch of readings."""
         moved = 0
-        for kind, write in (("alerts", writer.write_alerts), ("tasks", writer.write_tasks)):
+        for kind in LOG_KINDS:
             while versions := await self._source.read_versions(kind, self._positions[kind],
                                                                self._settings.batch_rows):
-                await write(versions)
+                await writer.write_log(kind, versions)
                 moved += await self._confirm(kind, versions[-1].seq, len(versions))
         rows = await self._next_readings()
         if rows:
@@ -182,6 +186,9 @@ class CentralSyncer:
         if now - self._last_heartbeat >= self._settings.heartbeat_interval_s:
             await writer.heartbeat()
             self._last_heartbeat = now
+        if self._puller is not None and now - self._last_pull >= self._settings.decision_poll_s:
+            self._last_pull = now
+            await self._puller.pull(writer)
         if now - self._last_purge >= _PURGE_INTERVAL_S:
             self._last_purge = now
             cutoff_us = int((time.time() - self._settings.keep_synced_s) * 1_000_000)

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import asyncpg
+import orjson
 
 from cloud_sync.connect import asyncpg_dsn, ssl_argument
 from cloud_sync.migrate import known_revisions
@@ -24,15 +27,41 @@ from cloud_sync.statements import (
     RECORD_CONFLICTS,
     STAGE_COLUMNS,
     STAGE_TABLE,
+    INSERT_LABELS,
     UPSERT_ALERTS,
+    UPSERT_DECISIONS,
     UPSERT_TASKS,
 )
 from edge.errors import EdgeError
+from edge.maintenance.decisions import DecisionRecord
 from edge.records import ReadingRow, VersionRow
 from edge.settings import CentralSettings
 
+_LOG_STATEMENTS = {"alerts": UPSERT_ALERTS, "tasks": UPSERT_TASKS,
+                   "decisions": UPSERT_DECISIONS, "labels": INSERT_LABELS}
+LOG_KINDS = tuple(_LOG_STATEMENTS)
 # How far the sync got, per kind: gateways.last_<kind>_seq (checked against the model).
-_SEQ_COLUMN = {kind: f"last_{kind}_seq" for kind in ("readings", "alerts", "tasks")}
+_SEQ_COLUMN = {kind: f"last_{kind}_seq" for kind in ("readings", *LOG_KINDS)}
+_PENDING = ("SELECT decision_id, target_kind, target_id, action, actor, note, params, decided_at "
+            "FROM maintenance_decisions WHERE gateway_id = $1 AND outcome IS NULL "
+            "ORDER BY decided_at, decision_id LIMIT $2")
+_SETTLE = ("UPDATE maintenance_decisions SET outcome = $2, outcome_detail = $3, "
+           "allowed_actions = $4::jsonb, received_at = $5, applied_at = now() "
+           "WHERE decision_id = $1 AND outcome IS NULL")
+
+
+@dataclass(frozen=True, slots=True)
+class CentralDecision:
+    """A row an engineer (or a central app) inserted into maintenance_decisions."""
+
+    decision_id: str
+    target_kind: str
+    target_id: str
+    action: str
+    actor: str
+    note: str
+    params: Any
+    decided_at: datetime
 _GATEWAYS = GatewayORM.__table__
 if not set(_SEQ_COLUMN.values()) <= set(_GATEWAYS.columns.keys()):
     raise TypeError("gateways lacks a last_<kind>_seq column of cloud_sync/models.py")
@@ -134,11 +163,24 @@ class CentralWriter:
             await self._advance("readings", rows[-1].seq)
         return ReadingsWritten(inserted, conflicts)
 
-    async def write_alerts(self, rows: Sequence[VersionRow]) -> int:
-        return await self._upsert("alerts", UPSERT_ALERTS, rows)
+    async def write_log(self, kind: str, rows: Sequence[VersionRow]) -> int:
+        """Alert or task versions, decisions or labels, as read from the buffer."""
+        return await self._upsert(kind, _LOG_STATEMENTS[kind], rows)
 
-    async def write_tasks(self, rows: Sequence[VersionRow]) -> int:
-        return await self._upsert("tasks", UPSERT_TASKS, rows)
+    async def pending_decisions(self, limit: int) -> list[CentralDecision]:
+        """Decisions made centrally for this gateway that no gateway has applied yet.
+
+        Selected by `outcome IS NULL`, not by a sequence cursor: a row that commits late
+        (after a later-numbered one) is still found (tests/integration/test_decisions.py).
+        """
+        rows = await self._conn.fetch(_PENDING, self._gateway_id, limit)
+        return [CentralDecision(**dict(row)) for row in rows]
+
+    async def settle_decision(self, record: DecisionRecord) -> None:
+        """Fill a central decision's outcome (first outcome wins)."""
+        await self._conn.execute(_SETTLE, record.decision_id, record.outcome,
+                                 record.outcome_detail, orjson.dumps(record.allowed_actions).decode(),
+                                 record.received_at)
 
     async def _upsert(self, kind: str, sql: str, rows: Sequence[VersionRow]) -> int:
         # One statement cannot update a row twice: keep the newest version of each id.

@@ -109,6 +109,10 @@ class GatewayMetrics:
             "edge_http_requests_rejected", "HTTP requests refused by a guard, by reason.",
             ["reason"], registry=r,
         )
+        self.decisions = Counter(
+            "edge_decisions", "Operator decisions, by where they came from and their outcome "
+            "(applied, rejected, duplicate, invalid).", ["origin", "outcome"], registry=r,
+        )
         self.agent_up = Gauge("edge_agent_up", "1 while the agent runs.", ["agent"], registry=r)
         self.anomalies = Counter(
             "edge_anomalies", "Alerts opened, by detector and severity.", ["detector", "severity"],

@@ -114,7 +114,7 @@ class AlertRecord(BaseModel):
     sensor_id: str
     detector: str
     severity: Literal["info", "warning", "critical"]
-    state: Literal["open", "resolved"]
+    state: Literal["open", "resolved", "closed"]  # closed: by an operator
     score: float | None = None
     value: float | None = None
     reason: str
@@ -122,6 +122,28 @@ class AlertRecord(BaseModel):
     opened_at: datetime
     updated_at: datetime
     resolved_at: datetime | None = None
+
+
+class LabelRecord(BaseModel):
+    """A confirmed fault: a task completed with fault_found, kept as a labelled example.
+
+    The fleet's own labelled history: which sensors of which asset, over which span, showed
+    which cause, as the technician confirmed it (synced to fault_labels).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label_id: str
+    asset_id: str | None
+    sensor_ids: list[str]
+    cause: str
+    alert_ids: list[str]
+    task_id: str
+    window_start: datetime
+    window_end: datetime
+    note: str
+    decision_id: str
+    created_at: datetime
 
 
 class TaskRecord(BaseModel):
@@ -133,8 +155,12 @@ class TaskRecord(BaseModel):
     asset_id: str | None
     cause: str
     priority: Literal["low", "medium", "high", "urgent"]
-    state: Literal["open", "done", "cancelled"]
+    state: Literal["open", "acknowledged", "in_progress", "done", "cancelled"]
     description: str
+    assignee: str | None = None
+    resolution: str | None = Field(
+        default=None, description="done/cancelled: completed, fault_found, no_fault_found, "
+                                  "resolved_by_recovery, cancelled")
     alert_ids: list[str] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
     due_at: datetime | None = None

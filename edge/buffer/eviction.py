@@ -2,11 +2,11 @@
 
 Policy, in this order, oldest rows first, until the used size is below 95 % of the cap:
   1. readings the central database already has (they are only kept for local queries);
-  2. alerts and tasks versions the central database already has (never the latest version
-     of an item that is still open);
+  2. alerts and tasks versions, decisions and labels the central database already has
+     (never the latest version of an item that is still open);
   3. quarantine rows (raw rejected payloads, kept for inspection);
   4. readings not yet synced (data loss: counted, logged);
-  5. alert and task versions not yet synced (last, because they are maintenance work).
+  5. alert and task versions, decisions and labels not yet synced (last: maintenance work).
 Every evicted row is counted by kind and reason. Runs on the writer thread, between commits.
 """
 
@@ -47,10 +47,14 @@ _STEPS: tuple[tuple[str, str, str], ...] = (
     ("readings", "synced", removable_synced("readings")),
     ("alerts", "synced", removable_synced("alerts")),
     ("tasks", "synced", removable_synced("tasks")),
+    ("decisions", "synced", removable_synced("decisions")),
+    ("labels", "synced", removable_synced("labels")),
     ("quarantine", "cap_reached", "1"),
     ("readings", "cap_reached_unsynced", "seq > :cursor"),
     ("alerts", "cap_reached_unsynced", "seq > :cursor"),
     ("tasks", "cap_reached_unsynced", "seq > :cursor"),
+    ("decisions", "cap_reached_unsynced", "seq > :cursor"),
+    ("labels", "cap_reached_unsynced", "seq > :cursor"),
 )
 
 

@@ -11,12 +11,16 @@ from __future__ import annotations
 # The log tables of versioned items, with their id column and the states that mean "open".
 VERSIONED: dict[str, tuple[str, tuple[str, ...]]] = {
     "alerts": ("alert_id", ("open",)),
-    "tasks": ("task_id", ("open",)),
+    "tasks": ("task_id", ("open", "acknowledged", "in_progress")),
 }
-SYNCED_KINDS = ("readings", "alerts", "tasks")
+# Append-only records synced like alert and task versions (one row per id).
+RECORDS: dict[str, str] = {"decisions": "decision_id", "labels": "label_id"}
+# Every log the syncer drains with its (seq, id, JSON body) rows, in that order.
+LOGS: dict[str, str] = {**{kind: id_ for kind, (id_, _) in VERSIONED.items()}, **RECORDS}
+SYNCED_KINDS = ("readings", *LOGS)
 KINDS = (*SYNCED_KINDS, "quarantine")
 TIME_COLUMN = {"readings": "received_us", "alerts": "updated_us", "tasks": "updated_us",
-               "quarantine": "received_us"}
+               "decisions": "received_us", "labels": "created_us", "quarantine": "received_us"}
 
 
 def open_states_sql(kind: str) -> str:

@@ -78,6 +78,25 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE quarantine ADD COLUMN replayed_us INTEGER;
     """,
+    # 4: operator decisions and confirmed-fault labels (the maintenance loop)
+    """
+    CREATE TABLE decisions (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        decision_id  TEXT    NOT NULL UNIQUE,
+        target_kind  TEXT    NOT NULL,
+        target_id    TEXT    NOT NULL,
+        outcome      TEXT    NOT NULL,
+        received_us  INTEGER NOT NULL,
+        body         TEXT    NOT NULL
+    );
+    CREATE INDEX decisions_by_target ON decisions (target_id, seq);
+    CREATE TABLE labels (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        label_id     TEXT    NOT NULL UNIQUE,
+        created_us   INTEGER NOT NULL,
+        body         TEXT    NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,6 +6,7 @@
 - `sync`: what the central syncer drains;
 - `status`: depths per kind;
 - `quarantine`: rejected messages, listed and replayed;
+- `decisions`: operator decisions (written with their effect by `alerts`/`tasks`);
 - `meta`: small named positions that survive restarts (e.g. detection's judged seq).
 All of them go through one `BufferConnection` (one writer thread, one reader thread).
 `read_only=True` (the `status` command) opens an existing buffer without touching it;
@@ -18,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 
 from edge.buffer.connection import BufferConnection
+from edge.buffer.decisions import DecisionLog
 from edge.buffer.meta import MetaStore
 from edge.buffer.quarantine import QuarantineLog
 from edge.buffer.readings import ReadingsStore
@@ -44,6 +46,7 @@ class SqliteBuffer:
         self.status = StatusReader(self.connection)
         self.meta = MetaStore(self.connection)
         self.quarantine = QuarantineLog(self.connection)
+        self.decisions = DecisionLog(self.connection)
         self.path = settings.path
 
     async def __aenter__(self) -> SqliteBuffer:

@@ -12,12 +12,12 @@ import sqlite3
 from typing import Any
 
 from edge.buffer.connection import BufferConnection
-from edge.buffer.retention import SYNCED_KINDS, TIME_COLUMN, VERSIONED, removable_synced
+from edge.buffer.retention import LOGS, SYNCED_KINDS, TIME_COLUMN, removable_synced
 from edge.records import ReadingRow, VersionRow
 
 _READINGS = f"SELECT {', '.join(ReadingRow._fields)} FROM readings WHERE seq > ? ORDER BY seq LIMIT ?"
 _VERSIONS = {kind: f"SELECT seq, {id_column}, body FROM {kind} WHERE seq > ? ORDER BY seq LIMIT ?"
-             for kind, (id_column, _) in VERSIONED.items()}
+             for kind, id_column in LOGS.items()}
 _PURGE = {kind: f"DELETE FROM {kind} WHERE seq IN (SELECT seq FROM {kind} WHERE "
                 f"{removable_synced(kind)} AND {TIME_COLUMN[kind]} < :older_than "
                 "ORDER BY seq LIMIT :limit)"
@@ -38,7 +38,7 @@ class SyncStore:
         return list(map(ReadingRow._make, rows))
 
     async def read_versions(self, kind: str, after_seq: int, limit: int) -> list[VersionRow]:
-        """Up to `limit` alert or task versions after `after_seq`, oldest first."""
+        """Up to `limit` rows of a log (alert/task versions, decisions, labels), oldest first."""
         rows = await self._connection.read(_select, _VERSIONS[kind], (after_seq, limit))
         return list(map(VersionRow._make, rows))
 

@@ -14,8 +14,10 @@ from pydantic import BaseModel
 
 from edge.buffer.connection import BufferConnection
 from edge.buffer.retention import VERSIONED, open_states_sql
+from edge.buffer.decisions import insert_decision
 from edge.buffer.schema import transaction
-from edge.records import AlertRecord, TaskRecord
+from edge.maintenance.decisions import DecisionRecord
+from edge.records import AlertRecord, LabelRecord, TaskRecord
 from edge.times import datetime_to_us
 
 ItemT = TypeVar("ItemT", AlertRecord, TaskRecord)
@@ -31,17 +33,28 @@ class VersionLog(Generic[ItemT]):
         self._id_column = id_column
         latest = f"seq IN (SELECT max(seq) FROM {kind} GROUP BY {id_column})"
         self._insert = f"INSERT INTO {kind} ({id_column}, state, updated_us, body) VALUES (?, ?, ?, ?)"
+        self._one = f"SELECT body FROM {kind} WHERE {id_column} = ? ORDER BY seq DESC LIMIT 1"
         self._open = f"SELECT body FROM {kind} WHERE {latest} AND {open_states_sql(kind)} ORDER BY seq"
         self._count_open = f"SELECT count(*) FROM {kind} WHERE {latest} AND {open_states_sql(kind)}"
         self._latest = (f"SELECT seq, body FROM {kind} WHERE {latest} AND (? IS NULL OR state = ?) "
                         "AND (? IS NULL OR seq < ?) ORDER BY seq DESC LIMIT ?")
 
-    async def append(self, items: Sequence[ItemT]) -> None:
-        """Log new versions (each state change is a row; the central side keeps the latest)."""
+    async def append(self, items: Sequence[ItemT], decision: DecisionRecord | None = None,
+                     labels: Sequence[LabelRecord] = ()) -> None:
+        """Log new versions (each state change is a row; the central side keeps the latest).
+
+        With the decision that made them (and the labels it confirmed), in one transaction:
+        a decision is never stored without its effect, nor the effect without it.
+        """
         rows = [(getattr(item, self._id_column), item.state, datetime_to_us(item.updated_at),
                  item.model_dump_json()) for item in items]
-        if rows:
-            await self._connection.write(_insert_many, self._insert, rows)
+        if rows or decision is not None:
+            await self._connection.write(_insert_all, self._insert, rows, decision, labels)
+
+    async def get(self, item_id: str) -> ItemT | None:
+        """The latest version of one item."""
+        rows = await self._connection.read(_select, self._one, (item_id,))
+        return self._parse(rows)[0] if rows else None
 
     async def open_items(self) -> list[ItemT]:
         """The latest version of every item whose latest version is open."""
@@ -67,9 +80,16 @@ class VersionLog(Generic[ItemT]):
         return [self._model.model_validate_json(str(body)) for (body,) in rows]  # type: ignore[misc]
 
 
-def _insert_many(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]]) -> None:
+def _insert_all(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]],
+                decision: DecisionRecord | None, labels: Sequence[LabelRecord]) -> None:
     with transaction(conn):
-        conn.executemany(sql, rows)
+        if rows:
+            conn.executemany(sql, rows)
+        if decision is not None:
+            insert_decision(conn, decision)
+        for label in labels:
+            conn.execute("INSERT OR IGNORE INTO labels (label_id, created_us, body) VALUES (?, ?, ?)",
+                         (label.label_id, datetime_to_us(label.created_at), label.model_dump_json()))
 
 
 def _select(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:

@@ -89,6 +89,9 @@ class CentralSettings(Section):
     connect_timeout_s: float = Field(default=10.0, gt=0, le=300)
     keep_synced_s: float = Field(default=86_400.0, ge=0,
                                  description="Synced rows stay in the local buffer this long.")
+    decision_poll_s: float = Field(
+        default=2.0, gt=0, le=3600,
+        description="How often decisions made centrally for this gateway are pulled.")
     final_sync_timeout_s: float = Field(
         default=5.0, ge=0, description="On shutdown, time for a last sync of what is left.")
     reconnect: ReconnectSettings = ReconnectSettings(initial_delay_s=1.0, max_delay_s=60.0)

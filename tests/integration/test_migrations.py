@@ -16,7 +16,7 @@ from tests.support.central import central_rows, dsn_for, fresh_database
 from tests.support.services import REPO_ROOT, env_without_edge_vars
 
 TABLES = {"gateways", "sensor_readings", "anomaly_alerts", "maintenance_tasks",
-          "sensor_reading_conflicts"}
+          "sensor_reading_conflicts", "maintenance_decisions", "fault_labels"}
 
 
 async def _tables(database: str) -> set[str]:

@@ -1,0 +1,80 @@
+"""The task life cycle: open -> acknowledged -> in_progress -> done, or cancelled.
+
+| from \\ action | acknowledge  | assign     | start       | complete | cancel    |
+| open          | acknowledged | (same)     | in_progress | done     | cancelled |
+| acknowledged  | -            | (same)     | in_progress | done     | cancelled |
+| in_progress   | -            | (same)     | -           | done     | cancelled |
+| done          | -            | -          | -           | -        | -         |
+| cancelled     | -            | -          | -           | -        | -         |
+
+Every transition is a new version, stamped on the gateway's clock, with who and why in
+`details.history`. `recover` (not an operator action) closes an open or acknowledged task
+whose alerts all resolved and stayed quiet: done, `resolution` resolved_by_recovery.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from edge.maintenance.decisions import DecisionRequest, Rejection
+from edge.records import TaskRecord
+
+OPEN_STATES = ("open", "acknowledged", "in_progress")
+TERMINAL_STATES = ("done", "cancelled")
+_NEXT: dict[str, dict[str, str]] = {
+    "open": {"acknowledge": "acknowledged", "assign": "open", "start": "in_progress",
+             "complete": "done", "cancel": "cancelled"},
+    "acknowledged": {"assign": "acknowledged", "start": "in_progress", "complete": "done",
+                     "cancel": "cancelled"},
+    "in_progress": {"assign": "in_progress", "complete": "done", "cancel": "cancelled"},
+    "done": {},
+    "cancelled": {},
+}
+
+
+def allowed_actions(state: str) -> tuple[str, ...]:
+    return tuple(_NEXT.get(state, {}))
+
+
+def decide(task: TaskRecord, request: DecisionRequest, now: datetime) -> TaskRecord:
+    """The task's next version after `request`, or Rejection with what is allowed."""
+    next_state = _NEXT.get(task.state, {}).get(request.action)
+    if next_state is None:
+        raise Rejection(f"a task that is {task.state} does not allow {request.action!r}",
+                        allowed_actions(task.state))
+    changes: dict[str, Any] = {"state": next_state}
+    params = request.params
+    if request.action == "assign":
+        changes["assignee"] = params.assignee
+    if request.action == "complete":
+        changes["resolution"] = "fault_found" if params.fault_found else (
+            "no_fault_found" if params.fault_found is False else "completed")
+    if request.action == "cancel":
+        changes["resolution"] = "cancelled"
+    work = {key: value for key, value in (("parts", params.parts), ("labour_h", params.labour_h),
+                                           ("fault_found", params.fault_found)) if value}
+    entry = {"at": _iso(now), "action": request.action, "from": task.state, "to": next_state,
+             "actor": request.actor, "origin": request.origin, "note": request.note,
+             "decision_id": request.decision_id, **({"work": work} if work else {})}
+    return _next_version(task, now, changes, entry)
+
+
+def recover(task: TaskRecord, now: datetime, quiet_s: float) -> TaskRecord:
+    """Done by recovery: every alert of the task resolved and stayed quiet for `quiet_s`."""
+    entry = {"at": _iso(now), "action": "recover", "from": task.state, "to": "done",
+             "actor": "gateway", "origin": "gateway",
+             "note": f"all alerts resolved and quiet for {quiet_s:g} s"}
+    return _next_version(task, now, {"state": "done", "resolution": "resolved_by_recovery"}, entry)
+
+
+def _next_version(task: TaskRecord, now: datetime, changes: dict[str, Any],
+                  entry: dict[str, Any]) -> TaskRecord:
+    history = [*task.details.get("history", []), entry]
+    stamp = max(now, task.updated_at)
+    return task.model_copy(update={**changes, "updated_at": stamp,
+                                   "details": {**task.details, "history": history}})
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

@@ -19,8 +19,9 @@ import orjson
 from pydantic import ValidationError
 
 from cloud_sync.writer import CentralDecision, CentralWriter
-from edge.maintenance.decisions import DecisionRecord, DecisionRequest
+from edge.maintenance.decisions import DecisionRequest
 from edge.metrics import GatewayMetrics
+from edge.records import DecisionRecord
 
 log = logging.getLogger(__name__)
 _BATCH = 100

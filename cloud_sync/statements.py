@@ -19,8 +19,7 @@ from cloud_sync.models import (
     SensorReadingConflictORM,
     SensorReadingORM,
 )
-from edge.maintenance.decisions import DecisionRecord
-from edge.records import AlertRecord, LabelRecord, ReadingRow, TaskRecord
+from edge.records import AlertRecord, DecisionRecord, LabelRecord, ReadingRow, TaskRecord
 
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 STAGE_TABLE = "edge_stage_readings"

@@ -22,8 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from cloud_sync.retry import is_retriable
 from cloud_sync.decisions_pull import DecisionPuller
+from cloud_sync.retry import is_retriable
 from cloud_sync.writer import LOG_KINDS, CentralSchemaError, CentralWriter
 from edge.backoff import Backoff
 from edge.metrics import GatewayMetrics

@@ -23,18 +23,17 @@ from cloud_sync.migrate import known_revisions
 from cloud_sync.models import GatewayORM
 from cloud_sync.statements import (
     CREATE_STAGE,
+    INSERT_LABELS,
     INSERT_READINGS,
     RECORD_CONFLICTS,
     STAGE_COLUMNS,
     STAGE_TABLE,
-    INSERT_LABELS,
     UPSERT_ALERTS,
     UPSERT_DECISIONS,
     UPSERT_TASKS,
 )
 from edge.errors import EdgeError
-from edge.maintenance.decisions import DecisionRecord
-from edge.records import ReadingRow, VersionRow
+from edge.records import DecisionRecord, ReadingRow, VersionRow
 from edge.settings import CentralSettings
 
 _LOG_STATEMENTS = {"alerts": UPSERT_ALERTS, "tasks": UPSERT_TASKS,

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
-from edge.records import Reading
+from edge.records import DecisionRecord, Reading
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -80,8 +80,18 @@ class AnomalyDetectedEvent(BaseEventModel):
     reading_ts: datetime
     window: dict[str, Any] = Field(default_factory=dict)
     reason: str
-    state: Literal["open", "updated", "resolved"] = "open"
+    state: Literal["open", "updated", "resolved", "closed"] = "open"  # closed: by an operator
     opened_at: datetime
+    snoozed_until: datetime | None = Field(
+        default=None, description="An operator snoozed it: no escalation or repeat notification "
+                                  "until then.")
+
+
+class HumanDecisionEvent(BaseEventModel):
+    """An operator decided about an alert or a task, and what came of it."""
+
+    event_type: ClassVar[str] = "human_decision"
+    decision: SkipValidation[DecisionRecord]
 
 
 class MaintenanceTaskCreatedEvent(BaseEventModel):
@@ -95,4 +105,5 @@ class MaintenanceTaskCreatedEvent(BaseEventModel):
     due_at: datetime
     alert_ids: tuple[str, ...] = ()
     description: str
-    change: Literal["created", "updated", "escalated"] = "created"
+    change: Literal["created", "updated", "escalated", "decided", "recovered"] = "created"
+    state: str = "open"

@@ -118,6 +118,10 @@ class GatewayMetrics:
             "edge_anomalies", "Alerts opened, by detector and severity.", ["detector", "severity"],
             registry=r,
         )
+        self.anomaly_candidates = Counter(
+            "edge_anomaly_candidates", "Candidate anomalies, by outcome: accepted, or the "
+            "reason they were not (e.g. false_alarm_feedback).", ["outcome"], registry=r,
+        )
         self.alerts_open = Gauge("edge_alerts_open", "Alerts open now.", registry=r)
         self.tasks_open = Gauge("edge_tasks_open", "Maintenance tasks open now.", registry=r)
         self.notifications = Counter(

@@ -124,6 +124,33 @@ class AlertRecord(BaseModel):
     resolved_at: datetime | None = None
 
 
+TargetKind = Literal["alert", "task"]
+Origin = Literal["gateway", "http", "mqtt", "central", "cli"]
+Outcome = Literal["applied", "rejected"]
+
+
+class DecisionRecord(BaseModel):
+    """A decision and what came of it: buffered, synced to maintenance_decisions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decision_id: str
+    target_kind: TargetKind
+    target_id: str
+    action: str
+    actor: str
+    note: str
+    params: dict[str, Any]
+    origin: Origin
+    decided_at: datetime
+    received_at: datetime
+    outcome: Outcome
+    outcome_detail: str
+    allowed_actions: list[str] = Field(default_factory=list,
+                                       description="What the target allowed (when rejected).")
+
+
+
 class LabelRecord(BaseModel):
     """A confirmed fault: a task completed with fault_found, kept as a labelled example.
 

@@ -36,17 +36,29 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from edge.agents.base import BaseAgent
 from edge.bus import EventBus
+from edge.detection.feedback import FeedbackBook, FeedbackView
+from edge.detection.finding import Finding
 from edge.detection.lifecycle import AlertChange, AlertTracker
 from edge.detection.settings import DetectionSettings, merged
 from edge.detection.suite import DetectorSuite
 from edge.events import AnomalyDetectedEvent, BaseEventModel, DataProcessedEvent, FeedGapEvent
 from edge.logs import RateLimitedLog
+from edge.maintenance import alerts as alert_rules
+from edge.maintenance.decisions import DecisionRequest, UnknownTarget, decision_record
 from edge.metrics import GatewayMetrics
-from edge.records import FLAG_CLOCK_SUSPECT, AlertRecord, Reading, ReadingRow
+from edge.records import (
+    FLAG_CLOCK_SUSPECT,
+    AlertRecord,
+    DecisionRecord,
+    LabelRecord,
+    Reading,
+    ReadingRow,
+)
 from edge.settings import SensorSettings
 
 log = logging.getLogger(__name__)
@@ -58,9 +70,12 @@ _RELEASE_SWEEP_S = 60.0
 class AlertLog(Protocol):
     """The buffer's alert log, as this agent sees it."""
 
-    async def append(self, items: Sequence[AlertRecord]) -> None: ...
+    async def append(self, items: Sequence[AlertRecord], decision: DecisionRecord | None = None,
+                     labels: Sequence[LabelRecord] = ()) -> None: ...
 
     async def open_items(self) -> list[AlertRecord]: ...
+
+    async def get(self, item_id: str) -> AlertRecord | None: ...
 
 
 class ReadingsSource(Protocol):
@@ -81,8 +96,13 @@ class PositionStore(Protocol):
 
     async def set_int(self, key: str, value: int) -> None: ...
 
+    async def get_json(self, key: str) -> Any: ...
+
+    async def set_json(self, key: str, value: Any) -> None: ...
+
 
 JUDGED_SEQ_KEY = "anomaly_detection.judged_seq"
+FEEDBACK_KEY = "anomaly_detection.feedback"
 
 
 class AnomalyDetectionAgent(BaseAgent):
@@ -115,10 +135,12 @@ class AnomalyDetectionAgent(BaseAgent):
         self._seq_at_last_tick = -1
         self._next_release = 0.0
         self._opened_log = RateLimitedLog(log, interval_s=10.0)
+        self.feedback = FeedbackBook(settings.false_alarm_suppress_s)
 
     async def start(self) -> None:
         restored = await self._alerts.open_items()
         self._tracker.restore(restored)
+        self.feedback.load(await self._positions.get_json(FEEDBACK_KEY) or [])
         saved = await self._positions.get_int(JUDGED_SEQ_KEY)
         # A buffer from before this position was kept: start at its end, as before.
         self.judged_seq = self._saved_seq = saved if saved is not None else \
@@ -217,9 +239,61 @@ class AnomalyDetectionAgent(BaseAgent):
                 continue  # its time cannot be trusted: stored, not judged
             suite = self._suites.get(reading.sensor_id) or self._suite_for(reading)
             findings = suite.update(reading.ts_us / 1e6, reading.value, reading.received_us / 1e6)
+            if findings and self.feedback.active:
+                findings = self._not_suppressed(reading.sensor_id, findings)
             if findings or self._tracker.has_open(reading.sensor_id):
                 changes += observe(reading.sensor_id, reading.asset_id, reading.ts_us / 1e6,
                                    findings, suite.names)
+
+    def _not_suppressed(self, sensor_id: str, findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
+        """Findings an operator's recent false-alarm decision does not silence."""
+        now = self._clock()
+        kept = tuple(f for f in findings if not self.feedback.suppressed(sensor_id, f.detector, now))
+        if len(kept) < len(findings):
+            self._metrics.anomaly_candidates.labels("false_alarm_feedback").inc(
+                len(findings) - len(kept))
+        return kept
+
+    async def decide(self, request: DecisionRequest, received_at: datetime) -> DecisionRecord:
+        """Apply an operator's decision about an alert (acknowledge, snooze, close, false
+        alarm, undo); stored with the alert's new version. Raises UnknownTarget/Rejection."""
+        async with self._lock:
+            alert = await self._alerts.get(request.target_id)
+            if alert is None:
+                raise UnknownTarget(f"no alert {request.target_id!r}")
+            updated = alert_rules.decide(alert, request, received_at)  # may raise Rejection
+            if request.action in ("close", "false_alarm"):
+                self._tracker.close(alert.sensor_id, alert.detector)
+            detail = self._feedback_for(alert, request, received_at)
+            if detail:
+                updated = updated.model_copy(update={"details": {**updated.details,
+                                                                 "feedback": detail}})
+            record = decision_record(request, received_at, "applied",
+                                     f"alert {updated.state}" + (f"; {detail}" if detail else ""))
+            await self._alerts.append([updated], decision=record)
+            if detail:
+                await self._positions.set_json(FEEDBACK_KEY, self.feedback.to_json())
+            self._metrics.alerts_open.set(self._tracker.open_count)
+            change = AlertChange("closed" if updated.state == "closed" else "updated", updated)
+            await self._publish(_event(self.agent_id, change, None))
+            return record
+
+    def _feedback_for(self, alert: AlertRecord, request: DecisionRequest, now: datetime) -> str:
+        view: FeedbackView | None
+        if request.action == "false_alarm":
+            view = self.feedback.false_alarm(alert.sensor_id, alert.detector, now.timestamp(),
+                                             request.decision_id)
+        elif request.action == "undo_false_alarm":
+            original = alert.details.get("false_alarm", {}).get("decision_id", "")
+            view = self.feedback.undo(alert.sensor_id, alert.detector, str(original))
+            if view is None:
+                return ""
+        else:
+            return ""
+        return (f"{alert.detector} on {alert.sensor_id}: {view.false_alarms} false alarm(s), "
+                f"sensitivity x{view.sensitivity_factor}, suppressed until "
+                f"{datetime.fromtimestamp(view.suppressed_until, UTC).isoformat()}"
+                if view.false_alarms else f"{alert.detector} on {alert.sensor_id}: feedback undone")
 
     async def _catch_up(self, up_to_seq: int | None) -> None:
         """Judge the readings after `judged_seq` up to `up_to_seq` (None: the newest now).
@@ -298,4 +372,5 @@ def _event(source: str, change: AlertChange, correlation_id: str | None) -> Anom
         severity=alert.severity, score=alert.score or 0.0,
         value=alert.value if alert.value is not None else float("nan"),
         reading_ts=alert.updated_at, window=alert.details.get("window", {}), reason=alert.reason,
-        state=change.change, opened_at=alert.opened_at)
+        state=change.change, opened_at=alert.opened_at,
+        snoozed_until=alert.details.get("snoozed_until"))

@@ -1,17 +1,22 @@
-"""MaintenanceSchedulerAgent: turns alerts into maintenance tasks.
+"""MaintenanceSchedulerAgent: turns alerts into maintenance tasks and runs their life cycle.
 
-Consumes: `AnomalyDetectedEvent`.
-Publishes: `MaintenanceTaskCreatedEvent` when a task is created, updated or escalated; the
-task version is written to the buffer first (and synced from there).
-Config: `maintenance.*` (priority matrix, due dates, escalation, causes), `assets.<id>.criticality`.
+Consumes: `AnomalyDetectedEvent`; operator decisions through `decide` (the decision service).
+Publishes: `MaintenanceTaskCreatedEvent` when a task is created, updated, escalated, decided
+or recovered; the task version is written to the buffer first (and synced from there).
+Config: `maintenance.*` (priority matrix, due dates, escalation, causes, recovery),
+`assets.<id>.criticality`.
 
 Rules: the priority comes from alert severity x asset criticality; there is one open task
-per asset and cause (a further alert updates it, never duplicates it); a task whose alert
-stays open beyond `escalate_after_s` is raised one priority step (again after each further
-span). Creation, due dates and escalation follow the gateway's clock; the alert keeps the
-reading time as evidence (`details.first_alert_at`). Task ids derive from (gateway, asset,
-cause, opening time of the first alert), so a replay finds the same task. Open tasks are
-restored from the buffer after a restart.
+per asset and cause (a further alert updates it, never duplicates it; a done or cancelled
+task never takes a new alert); a task whose alert stays open beyond `escalate_after_s` is
+raised one priority step (again after each further span), unless its open alerts are all
+snoozed. States follow edge/maintenance/tasks.py: operators acknowledge, assign, start,
+complete and cancel; a task whose alerts all resolved and stayed quiet for
+`recovery_quiet_s` is done by recovery (`close_on_recovery`). Creation, due dates, escalation
+and every transition follow the gateway's clock; the alert keeps the reading time as
+evidence (`details.first_alert_at`). Task ids derive from (gateway, asset, cause, opening
+time of the first alert), so a replay finds the same task. Open tasks are restored from the
+buffer after a restart. A task completed with `fault_found` is kept as a labelled example.
 
 Retry policy: retried (3 attempts), because `process` is idempotent under retry: the agent's
 view of open tasks changes only after the task version is in the buffer, so a retry after a
@@ -33,21 +38,26 @@ from edge.agents.base import BaseAgent
 from edge.bus import EventBus
 from edge.detection.finding import SEVERITY_RANK
 from edge.events import AnomalyDetectedEvent, BaseEventModel, MaintenanceTaskCreatedEvent
+from edge.maintenance import tasks as task_rules
+from edge.maintenance.decisions import DecisionRequest, UnknownTarget, decision_record
 from edge.metrics import GatewayMetrics
-from edge.records import TaskRecord
+from edge.records import DecisionRecord, LabelRecord, TaskRecord
 from edge.settings import PRIORITIES, AssetSettings, MaintenanceSettings, Priority
 
 log = logging.getLogger(__name__)
 
-TaskChange = Literal["created", "updated", "escalated"]
+TaskChange = Literal["created", "updated", "escalated", "decided", "recovered"]
 
 
 class TaskLog(Protocol):
     """The buffer's task log, as this agent sees it."""
 
-    async def append(self, items: Sequence[TaskRecord]) -> None: ...
+    async def append(self, items: Sequence[TaskRecord], decision: DecisionRecord | None = None,
+                     labels: Sequence[LabelRecord] = ()) -> None: ...
 
     async def open_items(self) -> list[TaskRecord]: ...
+
+    async def get(self, item_id: str) -> TaskRecord | None: ...
 
 
 def task_id(gateway_id: str, asset_key: str, cause: str, first_alert_opened_at: datetime) -> str:
@@ -59,11 +69,15 @@ def _raised(priority: Priority) -> Priority:
     return PRIORITIES[min(PRIORITIES.index(priority) + 1, len(PRIORITIES) - 1)]
 
 
+def _key(task: TaskRecord) -> tuple[str, str]:
+    return task.details.get("asset_key", task.asset_id or ""), task.cause
+
+
 class MaintenanceSchedulerAgent(BaseAgent):
     subscriptions = (AnomalyDetectedEvent,)
     max_attempts = 3
     capabilities = ("task_from_alert", "priority_matrix", "deduplicate_by_asset_and_cause",
-                    "escalation")
+                    "escalation", "task_life_cycle", "recovery", "fault_labels")
 
     def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics, *,
                  gateway_id: str, settings: MaintenanceSettings,
@@ -75,22 +89,23 @@ class MaintenanceSchedulerAgent(BaseAgent):
         self._assets = assets
         self._store = store
         self._clock = clock
-        self._open: dict[tuple[str, str], TaskRecord] = {}
-        self._lock = asyncio.Lock()  # the bus worker and the escalation clock take turns
-        self._escalation_task: asyncio.Task[None] | None = None
+        self._open: dict[tuple[str, str], TaskRecord] = {}  # tasks not done or cancelled
+        self._snoozed: dict[str, datetime] = {}  # alert id -> snoozed until
+        self._lock = asyncio.Lock()  # the bus worker, decisions and the clock take turns
+        self._tick_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         for task in await self._store.open_items():
-            self._open[(task.details.get("asset_key", task.asset_id or ""), task.cause)] = task
+            self._open[_key(task)] = task
         self._metrics.tasks_open.set(len(self._open))
         await super().start()
-        self._escalation_task = asyncio.create_task(self._watch_escalations(), name="escalations")
+        self._tick_task = asyncio.create_task(self._tick_forever(), name="maintenance-tick")
 
     async def stop(self) -> None:
-        if self._escalation_task is not None:
-            self._escalation_task.cancel()
+        if self._tick_task is not None:
+            self._tick_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._escalation_task
+                await self._tick_task
         await super().stop()
 
     async def process(self, event: BaseEventModel) -> None:
@@ -98,21 +113,46 @@ class MaintenanceSchedulerAgent(BaseAgent):
             async with self._lock:
                 await self._on_alert(event)
 
+    async def decide(self, request: DecisionRequest, received_at: datetime) -> DecisionRecord:
+        """Apply an operator's decision about a task; stored with the task's new version.
+
+        Raises UnknownTarget, or Rejection (with the allowed actions) for an illegal
+        transition: the task's state machine decides, whoever asked.
+        """
+        async with self._lock:
+            current = next((t for t in self._open.values() if t.task_id == request.target_id),
+                           None) or await self._store.get(request.target_id)
+            if current is None:
+                raise UnknownTarget(f"no task {request.target_id!r}")
+            updated = task_rules.decide(current, request, received_at)  # may raise Rejection
+            record = decision_record(request, received_at, "applied",
+                                     f"task {current.state} -> {updated.state}")
+            labels = [self._label(updated, request, received_at)] \
+                if request.params.fault_found and updated.state == "done" else []
+            await self._save(updated, "decided", decision=record, labels=labels)
+            return record
+
+    async def check_escalations(self) -> None:
+        async with self._lock:
+            await self._escalate_due()
+            await self._recover_quiet()
+
     async def _on_alert(self, item: AnomalyDetectedEvent) -> None:
         cause = self._settings.causes.get(item.detector, item.detector)
         asset_key = item.asset_id or f"sensor:{item.sensor_id}"
         current = self._open.get((asset_key, cause))
-        if item.state == "resolved":
+        if item.snoozed_until is not None:
+            self._snoozed[item.alert_id] = item.snoozed_until
+        if item.state in ("resolved", "closed"):
+            self._snoozed.pop(item.alert_id, None)
             if current is not None and item.alert_id in current.details.get("open_alert_ids", []):
-                open_ids = [a for a in current.details["open_alert_ids"] if a != item.alert_id]
-                await self._save(current, "updated", {"details": {**current.details,
-                                                                 "open_alert_ids": open_ids}})
+                await self._save(current, "updated", self._without_alert(current, item.alert_id))
             return
         if SEVERITY_RANK[item.severity] < SEVERITY_RANK[self._settings.min_severity]:
             return
         priority = self._priority(item)
         if current is None:
-            await self._save(self._new_task(item, asset_key, cause, priority), "created", {})
+            await self._save(self._new_task(item, asset_key, cause, priority), "created")
             return
         changes: dict[str, Any] = {}
         if PRIORITIES.index(priority) > PRIORITIES.index(current.priority):
@@ -121,20 +161,26 @@ class MaintenanceSchedulerAgent(BaseAgent):
             changes["alert_ids"] = [*current.alert_ids, item.alert_id]
         open_ids = current.details.get("open_alert_ids", [])
         if item.alert_id not in open_ids:
-            changes["details"] = {**current.details, "open_alert_ids": [*open_ids, item.alert_id]}
+            details = {**current.details, "open_alert_ids": [*open_ids, item.alert_id]}
+            details.pop("quiet_since", None)
+            changes["details"] = details
         if changes:
             await self._save(current, "updated", changes)
 
-    async def check_escalations(self) -> None:
-        async with self._lock:
-            await self._escalate_due()
+    def _without_alert(self, task: TaskRecord, alert_id: str) -> dict[str, Any]:
+        open_ids = [a for a in task.details.get("open_alert_ids", []) if a != alert_id]
+        details: dict[str, Any] = {**task.details, "open_alert_ids": open_ids}
+        if not open_ids:  # quiet from now on: recovery counts from here
+            details["quiet_since"] = self._now().isoformat()
+        return {"details": details}
 
     async def _escalate_due(self) -> None:
         now = self._clock()
         span_s = self._settings.escalate_after_s
         for task in list(self._open.values()):
             escalations = int(task.details.get("escalations", 0))
-            if not task.details.get("open_alert_ids") or task.priority == "urgent":
+            open_ids = task.details.get("open_alert_ids", [])
+            if not open_ids or task.priority == "urgent" or self._all_snoozed(open_ids, now):
                 continue
             if now - task.created_at.timestamp() < span_s * (escalations + 1):
                 continue
@@ -145,6 +191,24 @@ class MaintenanceSchedulerAgent(BaseAgent):
                 "details": {**task.details, "escalations": escalations + 1}})
             log.warning("task escalated", extra={"task_id": task.task_id, "priority": priority})
 
+    def _all_snoozed(self, alert_ids: list[str], now: float) -> bool:
+        return all(a in self._snoozed and self._snoozed[a].timestamp() > now for a in alert_ids)
+
+    async def _recover_quiet(self) -> None:
+        """Done by recovery: open or acknowledged tasks whose alerts all resolved long enough."""
+        if not self._settings.close_on_recovery:
+            return
+        now = self._now()
+        quiet_s = self._settings.recovery_quiet_s
+        for task in list(self._open.values()):
+            quiet_since = task.details.get("quiet_since")
+            if task.state not in ("open", "acknowledged") or task.details.get("open_alert_ids") \
+                    or quiet_since is None:
+                continue
+            if (now - datetime.fromisoformat(quiet_since)).total_seconds() >= quiet_s:
+                await self._save(task_rules.recover(task, now, quiet_s), "recovered")
+                log.info("task done by recovery", extra={"task_id": task.task_id})
+
     def _priority(self, alert: AnomalyDetectedEvent) -> Priority:
         asset = self._assets.get(alert.asset_id or "")
         criticality = asset.criticality if asset is not None else "medium"
@@ -154,7 +218,7 @@ class MaintenanceSchedulerAgent(BaseAgent):
                   priority: Priority) -> TaskRecord:
         # Task times are the gateway's (a PLC clock that is off must not make a task due in
         # 1970); the id still derives from the alert, so a replay finds the same task.
-        created = datetime.fromtimestamp(self._clock(), UTC)
+        created = self._now()
         return TaskRecord(
             task_id=task_id(self._gateway_id, asset_key, cause, alert.opened_at),
             asset_id=alert.asset_id,
@@ -163,16 +227,32 @@ class MaintenanceSchedulerAgent(BaseAgent):
                         f"on {alert.sensor_id} ({alert.reason})",
             alert_ids=[alert.alert_id],
             details={"asset_key": asset_key, "open_alert_ids": [alert.alert_id], "escalations": 0,
-                     "first_alert_at": alert.opened_at.isoformat().replace("+00:00", "Z")},
+                     "first_alert_at": alert.opened_at.isoformat().replace("+00:00", "Z"),
+                     "sensor_ids": [alert.sensor_id]},
             due_at=created + timedelta(seconds=self._settings.due_after_s[priority]),
             created_at=created, updated_at=created)
 
-    async def _save(self, task: TaskRecord, change: TaskChange, updates: dict[str, Any]) -> None:
+    def _label(self, task: TaskRecord, request: DecisionRequest, now: datetime) -> LabelRecord:
+        first = task.details.get("first_alert_at")
+        return LabelRecord(
+            label_id=f"label-{task.task_id}", asset_id=task.asset_id,
+            sensor_ids=list(task.details.get("sensor_ids", [])), cause=task.cause,
+            alert_ids=list(task.alert_ids), task_id=task.task_id,
+            window_start=datetime.fromisoformat(first) if first else task.created_at,
+            window_end=now, note=request.note, decision_id=request.decision_id, created_at=now)
+
+    async def _save(self, task: TaskRecord, change: TaskChange,
+                    updates: dict[str, Any] | None = None, *,
+                    decision: DecisionRecord | None = None,
+                    labels: Sequence[LabelRecord] = ()) -> None:
         if updates:
-            stamp = max(datetime.fromtimestamp(self._clock(), UTC), task.updated_at)
+            stamp = max(self._now(), task.updated_at)
             task = task.model_copy(update={**updates, "updated_at": stamp})
-        await self._store.append([task])
-        self._open[(task.details.get("asset_key", task.asset_id or ""), task.cause)] = task
+        await self._store.append([task], decision=decision, labels=labels)
+        if task.state in task_rules.TERMINAL_STATES:
+            self._open.pop(_key(task), None)
+        else:
+            self._open[_key(task)] = task
         self._metrics.tasks_open.set(len(self._open))
         if change == "created":
             log.warning("maintenance task created", extra={"task_id": task.task_id,
@@ -182,12 +262,15 @@ class MaintenanceSchedulerAgent(BaseAgent):
             source=self.agent_id, task_id=task.task_id, asset_id=task.asset_id, cause=task.cause,
             priority=task.priority, due_at=task.due_at or task.created_at,
             alert_ids=tuple(task.alert_ids), description=task.description,
-            change=change))
+            change=change, state=task.state))
 
-    async def _watch_escalations(self) -> None:
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    async def _tick_forever(self) -> None:
         while True:
             await asyncio.sleep(self._settings.check_interval_s)
             try:
                 await self.check_escalations()
             except Exception:  # retried next tick
-                log.exception("escalation check failed")
+                log.exception("maintenance check failed")

@@ -12,7 +12,7 @@ from typing import Any
 
 from edge.buffer.connection import BufferConnection
 from edge.buffer.schema import transaction
-from edge.maintenance.decisions import DecisionRecord
+from edge.records import DecisionRecord
 from edge.times import datetime_to_us
 
 _INSERT = ("INSERT INTO decisions (decision_id, target_kind, target_id, outcome, received_us, body) "

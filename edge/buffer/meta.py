@@ -7,6 +7,9 @@ the readings, so a restart judges what was committed but not yet judged.
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
+
+import orjson
 
 from edge.buffer.connection import BufferConnection
 
@@ -25,10 +28,21 @@ class MetaStore:
     async def set_int(self, key: str, value: int) -> None:
         await self._connection.write(_set, key, str(value))
 
+    async def get_json(self, key: str) -> Any:
+        return await self._connection.read(_get_json, key)
+
+    async def set_json(self, key: str, value: Any) -> None:
+        await self._connection.write(_set, key, orjson.dumps(value).decode())
+
 
 def _get_int(conn: sqlite3.Connection, key: str) -> int | None:
     row = conn.execute(_GET, (key,)).fetchone()
     return int(row[0]) if row is not None else None
+
+
+def _get_json(conn: sqlite3.Connection, key: str) -> Any:
+    row = conn.execute(_GET, (key,)).fetchone()
+    return orjson.loads(row[0]) if row is not None else None
 
 
 def _set(conn: sqlite3.Connection, key: str, value: str) -> None:

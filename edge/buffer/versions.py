@@ -13,11 +13,10 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from edge.buffer.connection import BufferConnection
-from edge.buffer.retention import VERSIONED, open_states_sql
 from edge.buffer.decisions import insert_decision
+from edge.buffer.retention import VERSIONED, open_states_sql
 from edge.buffer.schema import transaction
-from edge.maintenance.decisions import DecisionRecord
-from edge.records import AlertRecord, LabelRecord, TaskRecord
+from edge.records import AlertRecord, DecisionRecord, LabelRecord, TaskRecord
 from edge.times import datetime_to_us
 
 ItemT = TypeVar("ItemT", AlertRecord, TaskRecord)

@@ -20,7 +20,7 @@ from edge.detection.finding import SEVERITY_RANK, Finding
 from edge.detection.settings import DetectionSettings
 from edge.records import AlertRecord
 
-Change = Literal["open", "updated", "resolved"]
+Change = Literal["open", "updated", "resolved", "closed"]  # closed: by an operator
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,8 @@ class AlertTracker:
         self._resolve_after_readings = settings.resolve_after_readings
         self._update_interval_s = settings.update_interval_s
         self._open: dict[str, dict[str, _OpenAlert]] = {}
+        # Closed by an operator while the condition lasted: quiet until the sensor is normal.
+        self._muted: dict[str, dict[str, _OpenAlert]] = {}
 
     @property
     def open_count(self) -> int:
@@ -70,7 +72,20 @@ class AlertTracker:
                     alert, last_abnormal_ts=ts, last_emitted_ts=ts)
 
     def has_open(self, sensor_id: str) -> bool:
-        return sensor_id in self._open
+        return sensor_id in self._open or sensor_id in self._muted
+
+    def close(self, sensor_id: str, detector: str) -> bool:
+        """An operator closed the alert: drop it, and open none for the same condition until
+        the sensor has been normal by the resolve rule (so a close does not flap)."""
+        open_here = self._open.get(sensor_id)
+        if open_here is None or detector not in open_here:
+            return False
+        state = open_here.pop(detector)
+        if not open_here:
+            del self._open[sensor_id]
+        state.normal_readings = 0
+        self._muted.setdefault(sensor_id, {})[detector] = state
+        return True
 
     def observe(self, sensor_id: str, asset_id: str | None, ts: float,
                 findings: tuple[Finding, ...],
@@ -80,12 +95,17 @@ class AlertTracker:
         Open alerts of judged detectors that did not fire move towards resolution.
         """
         open_here = self._open.get(sensor_id)
-        if not findings and not open_here:
+        muted = self._muted.get(sensor_id)
+        if not findings and not open_here and not muted:
             return []
         changes: list[AlertChange] = []
         fired = set()
         for finding in findings:
             fired.add(finding.detector)
+            if muted is not None and finding.detector in muted:
+                muted[finding.detector].last_abnormal_ts = finding.ts
+                muted[finding.detector].normal_readings = 0
+                continue
             change = self._abnormal(sensor_id, asset_id, finding)
             if change is not None:
                 changes.append(change)
@@ -95,7 +115,21 @@ class AlertTracker:
                     change = self._normal(sensor_id, detector, state, ts)
                     if change is not None:
                         changes.append(change)
+        if muted:
+            self._unmute_normal(sensor_id, muted, fired, judged, ts)
         return changes
+
+    def _unmute_normal(self, sensor_id: str, muted: dict[str, _OpenAlert], fired: set[str],
+                       judged: frozenset[str] | None, ts: float) -> None:
+        for detector, state in list(muted.items()):
+            if detector in fired or (judged is not None and detector not in judged):
+                continue
+            state.normal_readings += 1
+            if state.normal_readings >= self._resolve_after_readings and \
+                    ts - state.last_abnormal_ts >= self._resolve_after_s:
+                del muted[detector]
+        if not muted:
+            del self._muted[sensor_id]
 
     def _abnormal(self, sensor_id: str, asset_id: str | None, finding: Finding) -> AlertChange | None:
         by_detector = self._open.setdefault(sensor_id, {})

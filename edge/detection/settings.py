@@ -119,6 +119,10 @@ class DetectionSettings(_Model):
                                    description="After a restart, recent readings replayed from "
                                                "the buffer to warm the detectors up.")
     silence_check_interval_s: float = Field(default=1.0, gt=0)
+    false_alarm_suppress_s: float = Field(
+        default=86_400.0, ge=0,
+        description="A false-alarm decision silences that detector on that sensor this long "
+                    "(and lowers its sensitivity one step, at most three).")
     release_idle_s: float = Field(
         default=7 * 86_400.0, gt=0,
         description="A sensor with no reading for this long gives its detection state back "

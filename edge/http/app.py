@@ -76,7 +76,8 @@ def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
         """Buffer depth per kind, sync lag, central up/down, open alerts and tasks."""
         return await api.status()
 
-    token = settings.token
-    guarded = BearerTokenMiddleware(app, token.get_secret_value() if token else None,
-                                    api.request_rejected)
+    tokens = {role: secret.get_secret_value() for role, secret in (
+        ("ingest", settings.token), ("operator", settings.operator_token),
+        ("read", settings.read_token)) if secret is not None}
+    guarded = BearerTokenMiddleware(app, tokens, api.request_rejected)
     return BodySizeLimitMiddleware(guarded, settings.max_body_bytes, api.request_rejected)

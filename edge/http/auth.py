@@ -27,15 +27,17 @@ async def _reply(send: Send, status: int, detail: str,
 
 
 class BearerTokenMiddleware:
-    """Everything but the public paths needs `Authorization: Bearer <token>`.
+    """Everything but the public paths needs `Authorization: Bearer <token>` of a role that
+    may do what the request does (`required_roles`).
 
-    The comparison is constant-time; a wrong or missing token gets a bare 401 that says
-    nothing about why. Without a configured token, protected paths always answer 401.
+    Roles: `ingest` (http.token), `operator` (http.operator_token), `read` (http.read_token).
+    A missing or unknown token gets a bare 401; a known token whose role may not do this
+    (a sensor's ingest token deciding about a task) gets 403. Comparisons are constant-time.
     """
 
-    def __init__(self, app: ASGIApp, token: str | None, on_rejected: OnRejected) -> None:
+    def __init__(self, app: ASGIApp, tokens: dict[str, str], on_rejected: OnRejected) -> None:
         self._app = app
-        self._expected = token.encode() if token else None
+        self._tokens = [(secret.encode(), role) for role, secret in tokens.items()]
         self._on_rejected = on_rejected
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -43,14 +45,44 @@ class BearerTokenMiddleware:
         if scope["type"] != "http" or path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             await self._app(scope, receive, send)
             return
-        scheme, _, credentials = dict(scope["headers"]).get(b"authorization", b"").partition(b" ")
-        # The scheme is case-insensitive (RFC 7235): "bearer" and "Bearer" alike.
-        if self._expected is None or scheme.lower() != b"bearer" or \
-                not hmac.compare_digest(credentials.strip(), self._expected):
-            self._on_rejected("unauthorized", scope["path"])
+        role = self._role(dict(scope["headers"]).get(b"authorization", b""))
+        if role is None:
+            self._on_rejected("unauthorized", path)
             await _reply(send, 401, "unauthorized", ((b"www-authenticate", b"Bearer"),))
             return
+        if role not in required_roles(scope["method"], path):
+            self._on_rejected("forbidden", path)
+            await _reply(send, 403, f"the {role} token may not {scope['method']} {path}")
+            return
         await self._app(scope, receive, send)
+
+    def _role(self, header: bytes) -> str | None:
+        scheme, _, credentials = header.partition(b" ")
+        # The scheme is case-insensitive (RFC 7235): "bearer" and "Bearer" alike.
+        if scheme.lower() != b"bearer":
+            return None
+        presented = credentials.strip()
+        found = None
+        for secret, role in self._tokens:  # compare with every token: no early exit
+            if hmac.compare_digest(presented, secret):
+                found = role
+        return found
+
+
+def required_roles(method: str, path: str) -> frozenset[str]:
+    """Which roles may make this request."""
+    if method in ("GET", "HEAD"):
+        return _ANYONE
+    if path.startswith("/api/v1/ingestion/"):
+        return _INGEST
+    if path == "/api/v1/quarantine/replay":
+        return _INGEST | _OPERATOR
+    return _OPERATOR
+
+
+_INGEST = frozenset({"ingest"})
+_OPERATOR = frozenset({"operator"})
+_ANYONE = frozenset({"ingest", "operator", "read"})
 
 
 class BodySizeLimitMiddleware:

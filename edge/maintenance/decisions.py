@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-TargetKind = Literal["alert", "task"]
-Origin = Literal["gateway", "http", "mqtt", "central", "cli"]
-Outcome = Literal["applied", "rejected"]
+from edge.records import DecisionRecord, Origin, Outcome, TargetKind
 
 ALERT_ACTIONS = ("acknowledge", "snooze", "close", "false_alarm", "undo_false_alarm")
 TASK_ACTIONS = ("acknowledge", "assign", "start", "complete", "cancel")
@@ -73,25 +70,16 @@ class DecisionRequest(BaseModel):
         return self
 
 
-class DecisionRecord(BaseModel):
-    """A decision and what came of it: buffered, synced to maintenance_decisions."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    decision_id: str
-    target_kind: TargetKind
-    target_id: str
-    action: str
-    actor: str
-    note: str
-    params: dict[str, Any]
-    origin: Origin
-    decided_at: datetime
-    received_at: datetime
-    outcome: Outcome
-    outcome_detail: str
-    allowed_actions: list[str] = Field(default_factory=list,
-                                       description="What the target allowed (when rejected).")
+def decision_record(request: DecisionRequest, received_at: datetime, outcome: Outcome,
+                    detail: str, allowed: tuple[str, ...] = ()) -> DecisionRecord:
+    """What is stored (and synced) for `request`: applied, or rejected with what is allowed."""
+    return DecisionRecord(
+        decision_id=request.decision_id, target_kind=request.target_kind,
+        target_id=request.target_id, action=request.action, actor=request.actor,
+        note=request.note, params=request.params.model_dump(mode="json", exclude_defaults=True),
+        origin=request.origin, decided_at=request.decided_at or received_at,
+        received_at=received_at, outcome=outcome, outcome_detail=detail,
+        allowed_actions=list(allowed))
 
 
 class Rejection(Exception):

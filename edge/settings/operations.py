@@ -47,6 +47,11 @@ class MaintenanceSettings(Section):
                                  "flatline": "sensor_stuck", "silence": "no_data"},
         description="detector -> cause; one open task per asset and cause.")
     check_interval_s: float = Field(default=30.0, gt=0)
+    close_on_recovery: bool = Field(
+        default=True, description="Close a task as resolved_by_recovery when its alerts all "
+                                  "resolved and stayed quiet; false: a human closes every task.")
+    recovery_quiet_s: float = Field(
+        default=1800.0, ge=0, description="How long a task's alerts must stay resolved first.")
 
     @model_validator(mode="after")
     def _complete(self) -> MaintenanceSettings:
@@ -102,17 +107,32 @@ class HttpSettings(Section):
     enabled: bool = True
     host: str = Field(default="127.0.0.1", description="0.0.0.0 to listen on every interface.")
     port: int = Field(default=8080, ge=1, le=65535)
-    token: SecretStr | None = Field(default=None, description="Bearer token for /api/* and /docs.")
+    token: SecretStr | None = Field(
+        default=None, description="The ingest token: HTTP ingestion, quarantine replay, reads.")
     token_file: Path | None = None
+    operator_token: SecretStr | None = Field(
+        default=None, description="The operator token: decisions on alerts and tasks (and "
+                                  "reads); the operator page asks for it.")
+    operator_token_file: Path | None = None
+    read_token: SecretStr | None = Field(
+        default=None, description="A read-only token (dashboards): GET /api/* only.")
+    read_token_file: Path | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1024 * 1024)
     commit_timeout_s: float = Field(
         default=10.0, gt=0, description="Ingestion answers 503 if the commit takes longer.")
 
     @model_validator(mode="after")
     def _token_from_file(self) -> HttpSettings:
-        secret_from_file(self, "token", "token_file")
-        if self.token is not None and len(self.token.get_secret_value()) < 16:
-            raise ValueError("token must have at least 16 characters")
+        secrets = []
+        for name in ("token", "operator_token", "read_token"):
+            secret_from_file(self, name, f"{name}_file")
+            value: SecretStr | None = getattr(self, name)
+            if value is not None:
+                if len(value.get_secret_value()) < 16:
+                    raise ValueError(f"{name} must have at least 16 characters")
+                secrets.append(value.get_secret_value())
+        if len(set(secrets)) < len(secrets):
+            raise ValueError("token, operator_token and read_token must differ (one role each)")
         return self
 
 

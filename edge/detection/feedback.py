@@ -1,0 +1,92 @@
+"""Operators' false-alarm decisions, fed back into detection (pure, serialisable).
+
+A false alarm on (sensor, detector) does two bounded, reversible things:
+- it suppresses that condition for `detection.false_alarm_suppress_s` (default a day): the
+  same detector on the same sensor opens no alert meanwhile (the rejected candidates are
+  counted as `false_alarm_feedback`);
+- it lowers that sensor's sensitivity for that detector by one step (x0.7), at most three
+  steps (x0.34): a detector an operator keeps calling wrong gets quieter, never silent.
+`undo` (the `undo_false_alarm` decision) takes one false alarm back. The book is saved in
+the buffer, shown by `status` and in the details of the alert it closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+STEP = 0.7
+MAX_STEPS = 3
+
+
+@dataclass(slots=True)
+class _Entry:
+    false_alarms: int = 0
+    suppressed_until: float = 0.0
+    decisions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackView:
+    sensor_id: str
+    detector: str
+    false_alarms: int
+    sensitivity_factor: float
+    suppressed_until: float
+
+
+class FeedbackBook:
+    def __init__(self, suppress_s: float) -> None:
+        self._suppress_s = suppress_s
+        self._entries: dict[tuple[str, str], _Entry] = {}
+
+    def false_alarm(self, sensor_id: str, detector: str, now: float, decision_id: str) -> FeedbackView:
+        entry = self._entries.setdefault((sensor_id, detector), _Entry())
+        entry.false_alarms += 1
+        entry.suppressed_until = now + self._suppress_s
+        entry.decisions.append(decision_id)
+        return self._view(sensor_id, detector, entry)
+
+    def undo(self, sensor_id: str, detector: str, decision_id: str) -> FeedbackView | None:
+        entry = self._entries.get((sensor_id, detector))
+        if entry is None or decision_id not in entry.decisions:
+            return None
+        entry.decisions.remove(decision_id)
+        entry.false_alarms -= 1
+        entry.suppressed_until = 0.0
+        if entry.false_alarms <= 0:
+            del self._entries[(sensor_id, detector)]
+            return FeedbackView(sensor_id, detector, 0, 1.0, 0.0)
+        return self._view(sensor_id, detector, entry)
+
+    @property
+    def active(self) -> bool:
+        """Whether any feedback is held (the hot path skips the lookups when not)."""
+        return bool(self._entries)
+
+    def suppressed(self, sensor_id: str, detector: str, now: float) -> bool:
+        entry = self._entries.get((sensor_id, detector))
+        return entry is not None and now < entry.suppressed_until
+
+    def sensitivity_factor(self, sensor_id: str, detector: str) -> float:
+        entry = self._entries.get((sensor_id, detector))
+        return 1.0 if entry is None else STEP ** min(entry.false_alarms, MAX_STEPS)
+
+    def views(self) -> list[FeedbackView]:
+        return [self._view(s, d, e) for (s, d), e in sorted(self._entries.items())]
+
+    def to_json(self) -> list[dict[str, object]]:
+        return [{"sensor_id": s, "detector": d, **asdict(e)} for (s, d), e in self._entries.items()]
+
+    def load(self, rows: list[dict[str, object]]) -> None:
+        for row in rows:
+            key = (str(row["sensor_id"]), str(row["detector"]))
+            decisions = row.get("decisions")
+            self._entries[key] = _Entry(
+                int(row["false_alarms"]),  # type: ignore[call-overload]
+                float(row["suppressed_until"]),  # type: ignore[arg-type]
+                [str(d) for d in decisions] if isinstance(decisions, list) else [])
+
+    def _view(self, sensor_id: str, detector: str, entry: _Entry) -> FeedbackView:
+        return FeedbackView(sensor_id, detector, entry.false_alarms,
+                            round(STEP ** min(entry.false_alarms, MAX_STEPS), 3),
+                            entry.suppressed_until)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from datetime import datetime
 from typing import Protocol, TypeVar
 
 from prometheus_client import CollectorRegistry
@@ -16,10 +17,13 @@ from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
 from edge.http.backend import (
     AgentReport,
+    AlertDetail,
     AlertState,
     Page,
     QuarantineItem,
     Readiness,
+    ReadingPoint,
+    TaskDetail,
     TaskState,
 )
 from edge.ingest.http_source import HttpSource, IngestOutcome
@@ -28,11 +32,15 @@ from edge.ingest.pipeline import IngestPipeline
 from edge.ingest.ports import PipelineHealth
 from edge.ingest.replay import QuarantineReplay, ReplayOutcome
 from edge.logs import RateLimitedLog
+from edge.maintenance import alerts as alert_rules
+from edge.maintenance import tasks as task_rules
+from edge.maintenance.decisions import DecisionRequest, DecisionResult
 from edge.metrics import GatewayMetrics
+from edge.operator.service import DecisionService
 from edge.records import AlertRecord, QuarantineEntry, TaskRecord
 from edge.settings import Settings
 from edge.status import NOT_CONFIGURED, StatusReport, build_status
-from edge.times import us_to_datetime
+from edge.times import datetime_to_us, now_us, us_to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +74,7 @@ class CentralState(Protocol):
 class DaemonApi:
     def __init__(self, settings: Settings, metrics: GatewayMetrics, *, buffer: SqliteBuffer,
                  pipeline: IngestPipeline, http_source: HttpSource, replay: QuarantineReplay,
-                 mqtt: MqttSource,
+                 decisions: DecisionService, mqtt: MqttSource,
                  agents: AgentRegistry, bus: EventBus, central: CentralState | None) -> None:
         self._settings = settings
         self._metrics = metrics
@@ -74,6 +82,7 @@ class DaemonApi:
         self._pipeline = pipeline
         self._http_source = http_source
         self._replay = replay
+        self._decisions = decisions
         self._mqtt = mqtt
         self._agents = agents
         self._bus = bus
@@ -115,6 +124,30 @@ class DaemonApi:
                          cursor: int | None) -> Page[QuarantineItem]:
         rows = await self._buffer.quarantine.page(reason, limit + 1, cursor)
         return _page([(row.seq, _quarantine_item(row)) for row in rows], limit)
+
+    async def decide(self, request: DecisionRequest) -> DecisionResult:
+        return await self._decisions.submit(request)
+
+    async def alert_detail(self, alert_id: str) -> AlertDetail | None:
+        alert = await self._buffer.alerts.get(alert_id)
+        if alert is None:
+            return None
+        return AlertDetail(alert=alert, decisions=await self._buffer.decisions.for_target(alert_id),
+                           allowed_actions=list(alert_rules.allowed_actions(alert)))
+
+    async def task_detail(self, task_id: str) -> TaskDetail | None:
+        task = await self._buffer.tasks.get(task_id)
+        if task is None:
+            return None
+        return TaskDetail(task=task, decisions=await self._buffer.decisions.for_target(task_id),
+                          allowed_actions=list(task_rules.allowed_actions(task.state)))
+
+    async def sensor_readings(self, sensor_id: str, minutes: float, until: datetime | None,
+                              limit: int) -> list[ReadingPoint]:
+        until_us = datetime_to_us(until) if until is not None else now_us()
+        rows = await self._buffer.readings.sensor_window(
+            sensor_id, until_us - int(minutes * 60e6), until_us, limit)
+        return [ReadingPoint(ts=us_to_datetime(ts), value=value) for ts, value in rows]
 
     async def replay_quarantine(self, reason: str | None, limit: int) -> ReplayOutcome:
         outcome = await self._replay.replay(reason, limit)

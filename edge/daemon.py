@@ -36,6 +36,9 @@ from edge.ingest.topics import TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.metrics import GatewayMetrics
 from edge.notify.webhook import WebhookSender
+from edge.operator.commands import CommandHandler
+from edge.operator.service import Decider, DecisionService
+from edge.records import TargetKind
 from edge.settings import Settings
 from edge.systemd import SystemdNotifier
 
@@ -68,12 +71,18 @@ class Gateway:
         self.webhook = (WebhookSender(settings.notifications.webhook, self.metrics)
                         if settings.notifications.webhook.url else None)
         self._register_agents()
+        self.decisions = DecisionService(self._deciders(), self.buffer.decisions, self.bus,
+                                         self.metrics)
+        self.commands = CommandHandler(self.decisions, self.mqtt, settings.notification_prefix,
+                                       self.metrics)
+        self.mqtt.route_commands(f"{settings.notification_prefix}/commands", self.commands)
         self.syncer = self._build_syncer()
         self.replay = QuarantineReplay(self.pipeline, self.buffer.quarantine, mapper=mapper,
                                        validator=validator, limits=settings.ingest,
                                        commit_timeout_s=settings.http.commit_timeout_s)
         self.api = DaemonApi(settings, self.metrics, buffer=self.buffer, pipeline=self.pipeline,
-                             http_source=self.http_source, replay=self.replay, mqtt=self.mqtt,
+                             http_source=self.http_source, replay=self.replay,
+                             decisions=self.decisions, mqtt=self.mqtt,
                              agents=self.agents, bus=self.bus, central=self.syncer)
         self.http: HttpServer | None = None
         self.notifier = SystemdNotifier(
@@ -100,10 +109,22 @@ class Gateway:
         if self.settings.central.dsn is None:
             return None
         # The composition root is the only place where edge reaches cloud_sync.
+        from cloud_sync.decisions_pull import DecisionPuller
         from cloud_sync.syncer import CentralSyncer
 
         return CentralSyncer(self.settings.central, self.settings.gateway.id, __version__,
-                             source=self.buffer.sync, metrics=self.metrics)
+                             source=self.buffer.sync, metrics=self.metrics,
+                             decisions=DecisionPuller(self.decisions, self.metrics))
+
+    def _deciders(self) -> dict[TargetKind, Decider]:
+        """Who applies decisions about alerts (detection) and tasks (the scheduler)."""
+        deciders: dict[TargetKind, Decider] = {}
+        for agent in self.agents:
+            if isinstance(agent, AnomalyDetectionAgent):
+                deciders["alert"] = agent
+            elif isinstance(agent, MaintenanceSchedulerAgent):
+                deciders["task"] = agent
+        return deciders
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then shut down in order."""
@@ -127,6 +148,7 @@ class Gateway:
             mqtt = tasks.create_task(self.mqtt.run(), name="mqtt")
             sync = tasks.create_task(self.syncer.run(), name="central-sync") if self.syncer else None
             housekeeping = [tasks.create_task(self._announce_ready(), name="ready"),
+                            tasks.create_task(self.commands.run(), name="mqtt-commands"),
                             tasks.create_task(self.notifier.feed_watchdog(), name="watchdog"),
                             tasks.create_task(self._track_buffer(), name="buffer-stats")]
             if self.syncer is not None:

@@ -113,6 +113,11 @@ class GatewayMetrics:
             "edge_decisions", "Operator decisions, by where they came from and their outcome "
             "(applied, rejected, duplicate, invalid).", ["origin", "outcome"], registry=r,
         )
+        self.commands = Counter(
+            "edge_commands", "MQTT commands, by outcome (applied, duplicate, rejected, "
+            "unknown_target, invalid, retained_ignored, overloaded, error).", ["outcome"],
+            registry=r,
+        )
         self.agent_up = Gauge("edge_agent_up", "1 while the agent runs.", ["agent"], registry=r)
         self.anomalies = Counter(
             "edge_anomalies", "Alerts opened, by detector and severity.", ["detector", "severity"],

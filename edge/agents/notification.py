@@ -1,10 +1,12 @@
 """NotificationAgent: tells HMIs and PLCs about alerts and tasks over MQTT (and a webhook).
 
-Consumes: `AnomalyDetectedEvent`, `MaintenanceTaskCreatedEvent`.
-Publishes (MQTT, not the bus): `{prefix}/alerts/{asset_id}/{sensor_id}` and
-`{prefix}/tasks/{asset_id}` as JSON, QoS `notifications.qos`. The alert topic holds the
-current state retained: a new subscriber sees what is wrong now; when the last open alert
-of a sensor resolves, the resolved alert is published and the retained message cleared.
+Consumes: `AnomalyDetectedEvent`, `MaintenanceTaskCreatedEvent`, `HumanDecisionEvent`.
+Publishes (MQTT, not the bus): `{prefix}/alerts/{asset_id}/{sensor_id}`,
+`{prefix}/tasks/{asset_id}` and `{prefix}/decisions/{alert|task}/{id}` as JSON, QoS
+`notifications.qos`. The alert topic holds the current state retained: a new subscriber
+sees what is wrong now; when the last open alert of a sensor resolves (or an operator
+closes it), that version is published and the retained message cleared. Updates of a
+snoozed alert are not repeated until the snooze ends.
 Config: `notifications.*`.
 
 Retry policy: not retried (1 attempt): publishing is not idempotent (a retry after the MQTT
@@ -19,7 +21,12 @@ from typing import Protocol
 
 from edge.agents.base import BaseAgent
 from edge.bus import EventBus
-from edge.events import AnomalyDetectedEvent, BaseEventModel, MaintenanceTaskCreatedEvent
+from edge.events import (
+    AnomalyDetectedEvent,
+    BaseEventModel,
+    HumanDecisionEvent,
+    MaintenanceTaskCreatedEvent,
+)
 from edge.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -40,7 +47,7 @@ class WebhookPort(Protocol):
 
 
 class NotificationAgent(BaseAgent):
-    subscriptions = (AnomalyDetectedEvent, MaintenanceTaskCreatedEvent)
+    subscriptions = (AnomalyDetectedEvent, MaintenanceTaskCreatedEvent, HumanDecisionEvent)
     max_attempts = 1
 
     def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics, *,
@@ -64,17 +71,31 @@ class NotificationAgent(BaseAgent):
     async def process(self, event: BaseEventModel) -> None:
         body = event.model_dump_json().encode()
         if isinstance(event, AnomalyDetectedEvent):
+            if self._snoozed_update(event):
+                return
             self._alert(event, body)
+        elif isinstance(event, HumanDecisionEvent):
+            decision = event.decision
+            topic = f"{self._prefix}/decisions/{decision.target_kind}/{decision.target_id}"
+            self._publisher.publish(topic, decision.model_dump_json().encode(), self._qos, False)
+            self._metrics.notifications.labels("mqtt", "sent").inc()
+            return  # decisions go to MQTT only: the webhook carries alerts and tasks
         elif isinstance(event, MaintenanceTaskCreatedEvent):
             self._publisher.publish(self.task_topic(event.asset_id), body, self._qos, False)
             self._metrics.notifications.labels("mqtt", "sent").inc()
         if self._webhook is not None:
             self._webhook.send(body)
 
+    @staticmethod
+    def _snoozed_update(alert: AnomalyDetectedEvent) -> bool:
+        """An update of an alert an operator snoozed: not repeated until the snooze ends."""
+        return alert.state == "updated" and alert.snoozed_until is not None and \
+            alert.snoozed_until > alert.timestamp
+
     def _alert(self, alert: AnomalyDetectedEvent, body: bytes) -> None:
         topic = self.alert_topic(alert.asset_id, alert.sensor_id)
         open_here = self._open_by_topic.setdefault(topic, {})
-        if alert.state != "resolved":
+        if alert.state not in ("resolved", "closed"):
             open_here[alert.alert_id] = body
             self._publisher.publish(topic, body, self._qos, True)
         else:

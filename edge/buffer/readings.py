@@ -32,6 +32,8 @@ _INSERT_QUARANTINE = (
 # The sequence counter (ignored duplicates use numbers up too) and the newest row.
 _COUNTER = "SELECT seq FROM sqlite_sequence WHERE name = 'readings'"
 _LAST_SEQ = "SELECT max(seq) FROM readings"
+_WINDOW = ("SELECT ts_us, value FROM readings WHERE ts_us BETWEEN ? AND ? AND sensor_id = ? "
+           "ORDER BY ts_us LIMIT ?")
 _STORED_VALUE = "SELECT value FROM readings WHERE ts_us = ? AND sensor_id = ?"
 _UPSERT_RETAINED = ("INSERT INTO retained_taken (topic, digest, taken_us) VALUES (?, ?, ?) "
                     "ON CONFLICT (topic) DO UPDATE SET digest = excluded.digest, "
@@ -72,6 +74,16 @@ class ReadingsStore:
         """The next `limit` readings after `after_seq`, with their seq (an agent's catch-up)."""
         rows = await self._connection.read(_select, _AFTER, (after_seq, limit))
         return list(map(ReadingRow._make, rows))
+
+    async def sensor_window(self, sensor_id: str, since_us: int, until_us: int,
+                            limit: int) -> list[tuple[int, float]]:
+        """(ts_us, value) of one sensor between two times, oldest first (charts).
+
+        Walks the (ts_us, sensor_id) index over the window: keep windows short (minutes to an
+        hour); a second index by sensor would cost every insert (schema.py's measurement).
+        """
+        rows = await self._connection.read(_select, _WINDOW, (since_us, until_us, sensor_id, limit))
+        return [(int(ts), float(value)) for ts, value in rows]
 
     async def last_seq(self) -> int:
         """The newest reading's sequence number (0 for an empty buffer)."""

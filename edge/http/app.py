@@ -12,6 +12,7 @@ from starlette.types import ASGIApp
 from edge import __version__
 from edge.http.auth import BearerTokenMiddleware, BodySizeLimitMiddleware
 from edge.http.backend import AgentReport, GatewayApi, Readiness
+from edge.http.decisions import decision_routes
 from edge.http.lists import list_routes
 from edge.ingest.http_source import IngestOutcome
 from edge.ingest.ports import PipelineHealth
@@ -60,6 +61,7 @@ def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
         return JSONResponse(outcome.model_dump(), status_code=status)
 
     app.include_router(list_routes(api))
+    app.include_router(decision_routes(api))
 
     @app.get("/api/v1/agents", tags=["operations"])
     async def agents() -> list[AgentReport]:

@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field
 from edge.ingest.http_source import IngestOutcome
 from edge.ingest.ports import PipelineHealth
 from edge.ingest.replay import ReplayOutcome
-from edge.records import AlertRecord, TaskRecord
+from edge.maintenance.decisions import DecisionRequest, DecisionResult
+from edge.records import AlertRecord, DecisionRecord, TaskRecord
 from edge.status import StatusReport
 
 AlertState = Literal["open", "resolved"]
@@ -72,6 +73,23 @@ class QuarantineItem(BaseModel):
     replayed_at: datetime | None = Field(description="When it was replayed after a config fix.")
 
 
+class AlertDetail(BaseModel):
+    alert: AlertRecord
+    decisions: list[DecisionRecord]
+    allowed_actions: list[str]
+
+
+class TaskDetail(BaseModel):
+    task: TaskRecord
+    decisions: list[DecisionRecord]
+    allowed_actions: list[str]
+
+
+class ReadingPoint(BaseModel):
+    ts: datetime
+    value: float
+
+
 class GatewayApi(Protocol):
     @property
     def metrics_registry(self) -> CollectorRegistry: ...
@@ -93,6 +111,15 @@ class GatewayApi(Protocol):
                          cursor: int | None) -> Page[QuarantineItem]: ...
 
     async def replay_quarantine(self, reason: str | None, limit: int) -> ReplayOutcome: ...
+
+    async def decide(self, request: DecisionRequest) -> DecisionResult: ...
+
+    async def alert_detail(self, alert_id: str) -> AlertDetail | None: ...
+
+    async def task_detail(self, task_id: str) -> TaskDetail | None: ...
+
+    async def sensor_readings(self, sensor_id: str, minutes: float, until: datetime | None,
+                              limit: int) -> list[ReadingPoint]: ...
 
     def agents(self) -> list[AgentReport]: ...
 

@@ -39,7 +39,7 @@ class BatchAckClient(Client):  # type: ignore[misc]
     """A gmqtt client for one connection whose QoS>=1 messages wait for `acknowledge`."""
 
     def __init__(self, settings: MqttSettings, client_id: str, generation: int,
-                 on_message: OnMessage) -> None:
+                 on_message: OnMessage, extra_filters: tuple[str, ...] = ()) -> None:
         properties: dict[str, Any] = {}
         if settings.protocol == "5":
             properties = {"receive_maximum": settings.receive_maximum,
@@ -47,6 +47,7 @@ class BatchAckClient(Client):  # type: ignore[misc]
         super().__init__(client_id, clean_session=False, optimistic_acknowledgement=False,
                          **properties)
         self.generation = generation
+        self._extra_filters = extra_filters  # e.g. the command topics (QoS 1)
         self.lost = asyncio.Event()
         self._settings = settings
         self._deliver = on_message
@@ -81,7 +82,9 @@ class BatchAckClient(Client):  # type: ignore[misc]
         # what it took per topic (field trial item 8), which covers both.
         retain_handling = 1 if s.protocol == "5" else 0
         self.subscribe([Subscription(sub.topic, qos=sub.qos, retain_handling_options=retain_handling)
-                        for sub in s.subscriptions])
+                        for sub in s.subscriptions]
+                       + [Subscription(topic, qos=1, retain_handling_options=retain_handling)
+                          for topic in self._extra_filters])
 
     async def reconnect(self, delay: bool = False) -> None:
         # gmqtt calls this when the link drops; reconnecting (with backoff) is the

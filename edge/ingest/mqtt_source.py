@@ -44,6 +44,8 @@ class MqttSource:
         self._settings = settings
         self._client_id = client_id
         self._sink = sink
+        self._commands: MessageSink | None = None
+        self._command_prefix: str | None = None
         self._metrics = metrics
         self._client: BatchAckClient | None = None
         self._generation = 0
@@ -101,17 +103,27 @@ class MqttSource:
             message = self._outbox.popleft()
             client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
 
+    def route_commands(self, prefix: str, commands: MessageSink) -> None:
+        """Subscribe to `prefix/#` too and hand those messages to `commands`, not the pipeline."""
+        self._command_prefix = prefix.rstrip("/") + "/"
+        self._commands = commands
+
     def _on_message(self, topic: str, payload: bytes, qos: int, token: AckToken | None,
                     retained: bool) -> None:
+        sink = self._sink
+        if self._command_prefix is not None and self._commands is not None \
+                and topic.startswith(self._command_prefix):
+            sink = self._commands
         if token is None:
-            self._sink.submit(topic, payload, None, _NO_ACK, retained=retained)
+            sink.submit(topic, payload, None, _NO_ACK, retained=retained)
         else:
-            self._sink.submit(topic, payload, self, token, retained=retained)
+            sink.submit(topic, payload, self, token, retained=retained)
 
     async def _connect(self) -> BatchAckClient | None:
         self._generation += 1
+        extra = (self._command_prefix + "#",) if self._command_prefix and self._commands else ()
         client = BatchAckClient(self._settings, self._client_id, self._generation,
-                                self._on_message)
+                                self._on_message, extra)
         self._client = client
         try:
             async with asyncio.timeout(self._settings.connect_timeout_s):

@@ -9,7 +9,9 @@ central database all arrive as a `DecisionRequest` and go through one code path.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -80,6 +82,17 @@ def decision_record(request: DecisionRequest, received_at: datetime, outcome: Ou
         origin=request.origin, decided_at=request.decided_at or received_at,
         received_at=received_at, outcome=outcome, outcome_detail=detail,
         allowed_actions=list(allowed))
+
+
+Status = Literal["applied", "rejected", "unknown_target", "duplicate"]
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionResult:
+    """What came of a submitted decision (duplicate: that id was applied before)."""
+
+    status: Status
+    record: DecisionRecord
 
 
 class Rejection(Exception):

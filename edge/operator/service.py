@@ -14,19 +14,24 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Protocol
 
 from edge.bus import EventBus
 from edge.events import HumanDecisionEvent
-from edge.maintenance.decisions import DecisionRequest, Rejection, UnknownTarget, decision_record
+from edge.maintenance.decisions import (
+    DecisionRequest,
+    DecisionResult,
+    Rejection,
+    Status,
+    UnknownTarget,
+    decision_record,
+)
 from edge.metrics import GatewayMetrics
 from edge.records import DecisionRecord, TargetKind
 
 log = logging.getLogger(__name__)
 
-Status = Literal["applied", "rejected", "unknown_target", "duplicate"]
 
 
 class Decider(Protocol):
@@ -39,12 +44,6 @@ class DecisionStore(Protocol):
     async def get(self, decision_id: str) -> DecisionRecord | None: ...
 
     async def append(self, decision: DecisionRecord) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionResult:
-    status: Status
-    record: DecisionRecord
 
 
 class DecisionService:

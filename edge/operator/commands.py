@@ -1,0 +1,133 @@
+"""MQTT commands: operators (an HMI, a SCADA script) decide over MQTT.
+
+Topic: `{notifications.topic_prefix}/commands/decisions` (default `edge/<gateway>/commands/
+decisions`), QoS 1, a JSON object:
+
+    {"request_id": "r-42", "target_kind": "task", "target_id": "<task id>",
+     "action": "complete", "actor": "jane", "note": "bearing replaced",
+     "decision_id": "optional idempotency key", "params": {"fault_found": true}}
+
+The answer goes to `{prefix}/responses/{request_id}` (QoS 1, not retained):
+
+    {"request_id": "r-42", "status": "applied" | "duplicate" | "rejected" |
+     "unknown_target" | "invalid", "detail": "...", "allowed_actions": [...], "decision": {...}}
+
+Who may command is the broker's business (ACLs on the command topic, README). The message
+is acknowledged once its decision is stored (or refused); a retained command is ignored
+(it would be replayed on every subscribe). Malformed commands are answered `invalid` when
+they carry a usable request_id, counted in `edge_commands_total{outcome}`, and logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any, Protocol
+
+import orjson
+from pydantic import ValidationError
+
+from edge.logs import RateLimitedLog
+from edge.maintenance.decisions import DecisionRequest, DecisionResult
+from edge.metrics import GatewayMetrics
+
+log = logging.getLogger(__name__)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+_QUEUE = 1000
+
+
+_Command = tuple[str, bytes, "Acks | None", Any, bool]  # topic, payload, acks, token, retained
+
+
+class Acks(Protocol):
+    def acknowledge(self, tokens: list[Any]) -> None: ...
+
+
+class DecisionPort(Protocol):
+    async def submit(self, request: DecisionRequest) -> DecisionResult: ...
+
+
+class Publisher(Protocol):
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None: ...
+
+
+class CommandHandler:
+    """Takes command messages from the MQTT source, decides, answers, acknowledges."""
+
+    def __init__(self, decisions: DecisionPort, publisher: Publisher, prefix: str,
+                 metrics: GatewayMetrics) -> None:
+        self._decisions = decisions
+        self._publisher = publisher
+        self._responses = prefix.rstrip("/") + "/responses/"
+        self._metrics = metrics
+        self._queue: asyncio.Queue[_Command] = asyncio.Queue(maxsize=_QUEUE)
+        self._log = RateLimitedLog(log)
+
+    def submit(self, source: str, payload: bytes, ack_sink: Any, ack_token: Any, *,
+               retained: bool = False, received_us: int | None = None) -> None:
+        """Queue one command (the MQTT source's callback: never blocks)."""
+        try:
+            self._queue.put_nowait((source, payload, ack_sink, ack_token, retained))
+        except asyncio.QueueFull:  # not acknowledged: the broker redelivers it
+            self._count("overloaded")
+
+    async def run(self) -> None:
+        """Handle commands one at a time, in arrival order, until cancelled."""
+        while True:
+            topic, payload, acks, token, retained = await self._queue.get()
+            try:
+                await self._handle(topic, payload, retained)
+            except Exception:  # one bad command stops nothing; it is acknowledged below
+                log.exception("command failed", extra={"topic": topic})
+                self._count("error")
+            if acks is not None:
+                acks.acknowledge([token])
+
+    async def _handle(self, topic: str, payload: bytes, retained: bool) -> None:
+        if retained:
+            self._count("retained_ignored")
+            return
+        try:
+            body = orjson.loads(payload)
+            if not isinstance(body, dict):
+                raise ValueError("a command is a JSON object")
+        except ValueError as exc:
+            self._invalid(None, f"not JSON: {exc}"[:200], topic)
+            return
+        request_id = body.pop("request_id", None)
+        if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+            self._invalid(None, "request_id: 1-64 of A-Z a-z 0-9 _ . : -", topic)
+            return
+        try:
+            request = DecisionRequest(**body, origin="mqtt")
+        except (ValidationError, TypeError) as exc:
+            self._invalid(request_id, _first_error(exc), topic)
+            return
+        result = await self._decisions.submit(request)
+        self._count(result.status)
+        self._answer(request_id, {"status": result.status, "detail": result.record.outcome_detail,
+                                  "allowed_actions": result.record.allowed_actions,
+                                  "decision": result.record.model_dump(mode="json")})
+
+    def _invalid(self, request_id: str | None, detail: str, topic: str) -> None:
+        self._count("invalid")
+        self._log.warning("invalid", "command refused", topic=topic, detail=detail,
+                          request_id=request_id)
+        if request_id is not None:
+            self._answer(request_id, {"status": "invalid", "detail": detail, "allowed_actions": []})
+
+    def _answer(self, request_id: str, body: dict[str, Any]) -> None:
+        self._publisher.publish(self._responses + request_id,
+                                orjson.dumps({"request_id": request_id, **body}), 1, False)
+
+    def _count(self, outcome: str) -> None:
+        self._metrics.commands.labels(outcome).inc()
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        return f"{where}: {error['msg']}" if where else str(error["msg"])
+    return str(exc)

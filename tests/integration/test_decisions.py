@@ -145,6 +145,13 @@ def test_http_mqtt_and_central_decisions_move_one_task_through_its_life_cycle(
     assert gateway.terminate() == 0
 
 
+def _settled(database: str, count: int) -> list[Any] | None:
+    """The central decisions, once there are `count` of them and all have an outcome."""
+    rows = asyncio.run(central_rows(database, "SELECT decision_id, outcome FROM "
+                                              "maintenance_decisions ORDER BY decision_id"))
+    return rows if len(rows) == count and all(row[1] for row in rows) else None
+
+
 def _http(make_gateway: Callable[..., GatewayProcess]) -> dict[str, Any]:
     from tests.support.services import free_port
 
@@ -174,10 +181,7 @@ def test_a_central_decision_that_commits_late_is_not_skipped(
     _open_task(gateway, broker)
     alert_id = _wait(lambda: next(iter(_get(gateway, "/api/v1/alerts?state=open")), None))["alert_id"]
     asyncio.run(_two_writers(central, alert_id))
-    outcomes = _wait(lambda: (lambda rows: rows if len(rows) == 2 and all(r[1] for r in rows)
-                              else None)(asyncio.run(central_rows(
-                                  central, "SELECT decision_id, outcome FROM maintenance_decisions "
-                                           "ORDER BY decision_id"))))
+    outcomes = _wait(lambda: _settled(central, 2))
     assert [tuple(r) for r in outcomes] == [("d-early", "applied"), ("d-late", "applied")]
     detail = _get(gateway, f"/api/v1/alerts/{alert_id}")
     assert detail["alert"]["details"]["acknowledged"]["decision_id"] == "d-early"
@@ -231,9 +235,7 @@ def test_decisions_survive_sigkill_and_a_central_outage_and_arrive_once(
                                                       "actor": "night", "note": "bearing replaced"})
         assert response.status_code == 200
         proxy.restore()
-        rows = _wait(lambda: (lambda r: r if len(r) == 4 and all(x[1] for x in r) else None)(
-            asyncio.run(central_rows(central, "SELECT decision_id, outcome FROM maintenance_decisions "
-                                              "ORDER BY decision_id"))), timeout_s=40)
+        rows = _wait(lambda: _settled(central, 4), timeout_s=40)
         # The central assign came after 'complete' was applied locally: the state machine
         # decides, and the rejection is visible centrally.
         assert [tuple(r) for r in rows] == [("k-1", "applied"), ("k-2", "applied"),

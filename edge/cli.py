@@ -1,8 +1,8 @@
 """The `edge-gateway` command line.
 
-Commands: run (the daemon), check-config, status, demo, simulate, buffer salvage,
-db upgrade|downgrade|current. Exit codes: 0 success, 1 runtime failure, 2 bad
-configuration (one line per problem).
+Commands: run (the daemon), check-config, status, alerts and tasks (list, show, decide:
+through the running daemon), demo, simulate, buffer salvage, db upgrade|downgrade|current.
+Exit codes: 0 success, 1 runtime failure, 2 bad configuration (one line per problem).
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from pydantic import ValidationError
 from edge import __version__
 from edge.errors import ConfigError, EdgeError
 from edge.logs import configure_logging
+from edge.operator.cli import add_commands as add_operator_commands
+from edge.operator.cli import run as run_operator_command
 from edge.settings import (
     CentralSettings,
     MqttSettings,
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--topic-prefix", default="factory/plant1")
     sim.add_argument("--print-sensor-config", action="store_true",
                      help="print the assets/sensors config of the simulated factory and exit")
+    add_operator_commands(commands, common)
     buffer = commands.add_parser("buffer", help="the local SQLite buffer")
     buffer_commands = buffer.add_subparsers(dest="buffer_command", required=True)
     salvage = buffer_commands.add_parser(
@@ -107,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _status(settings, args.json)
     if args.command == "buffer":
         return _salvage(settings, args.path)
+    if args.command in ("alerts", "tasks"):
+        return run_operator_command(settings, args.command[:-1], args)
     return _run(settings, config_path)
 
 

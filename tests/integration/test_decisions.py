@@ -244,3 +244,28 @@ def test_decisions_survive_sigkill_and_a_central_outage_and_arrive_once(
             central, "SELECT state, resolution FROM maintenance_tasks WHERE task_id = $1",
             task_id))[0]) == ("done", "completed"))
         assert gateway.terminate() == 0
+
+
+def test_the_cli_lists_shows_and_decides_through_the_running_daemon(
+    broker: Broker, make_gateway: Callable[..., GatewayProcess],
+) -> None:
+    from tests.field.support import run_cli
+
+    gateway = make_gateway(sensors={SENSOR: {"asset": "pump-1", "limits": {"max": 90.0}}},
+                           assets={"pump-1": {"criticality": "high"}},
+                           http={**_http(make_gateway), "operator_token": OPERATOR_TOKEN})
+    gateway.start()
+    task_id = _open_task(gateway, broker)["task_id"]
+    config = str(gateway.config_path)
+    listed = run_cli("tasks", "list", "--state", "open", "--config", config)
+    assert listed.returncode == 0 and task_id in listed.stdout, listed.stderr
+    decided = run_cli("tasks", "decide", task_id, "start", "--actor", "ssh-user",
+                      "--note", "on site", "--config", config)
+    assert decided.returncode == 0 and decided.stdout.startswith("applied"), decided.stderr
+    refused = run_cli("tasks", "decide", task_id, "acknowledge", "--config", config)
+    assert refused.returncode == 1 and "allowed now: assign, complete, cancel" in refused.stderr
+    shown = run_cli("tasks", "show", task_id, "--config", config)
+    assert "in_progress" in shown.stdout and "ssh-user" in shown.stdout
+    assert gateway.terminate() == 0
+    stopped = run_cli("tasks", "decide", task_id, "complete", "--config", config)
+    assert stopped.returncode == 1 and "not reachable" in stopped.stderr

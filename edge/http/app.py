@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import Request, Response, Security
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp
@@ -19,6 +22,7 @@ from edge.ingest.ports import PipelineHealth
 from edge.settings import HttpSettings
 from edge.status import StatusReport
 
+STATIC_DIR = Path(__file__).parent / "static"
 # Documents the scheme; the check itself is BearerTokenMiddleware's (auto_error off).
 _BEARER = HTTPBearer(auto_error=False, description="http.token (or http.token_file)")
 
@@ -59,6 +63,13 @@ def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
         outcome = await api.ingest(await request.body())
         status = 503 if not outcome.committed else (200 if outcome.accepted else 422)
         return JSONResponse(outcome.model_dump(), status_code=status)
+
+    app.mount("/ui", StaticFiles(directory=STATIC_DIR), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    async def operator_page() -> FileResponse:
+        """The operator page (it asks for the operator token; nothing in it is secret)."""
+        return FileResponse(STATIC_DIR / "operator.html")
 
     app.include_router(list_routes(api))
     app.include_router(decision_routes(api))

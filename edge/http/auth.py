@@ -8,11 +8,12 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/redoc",
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/docs", "/redoc",
                           "/openapi.json", "/docs/oauth2-redirect"})
 # The API docs' own scripts and styles, served by the gateway (a browser cannot send the
 # token with them; they hold no data, and every API call from the docs still needs it).
-PUBLIC_PREFIXES = ("/static-offline-docs/",)
+PUBLIC_PREFIXES = ("/static-offline-docs/", "/ui/")  # and the operator page's (it asks for
+# the token itself and keeps it in the browser tab)
 # Called with a reason ("unauthorized", "body_too_large") when a guard turns a request away.
 OnRejected = Callable[[str, str], None]
 

@@ -22,6 +22,7 @@ from edge.agents import AgentRegistry
 from edge.agents.anomaly import AnomalyDetectionAgent
 from edge.agents.maintenance import MaintenanceSchedulerAgent
 from edge.agents.notification import NotificationAgent
+from edge.agents.prediction import PredictionAgent
 from edge.api import DaemonApi
 from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
@@ -37,7 +38,8 @@ from edge.ingest.validation import ReadingValidator
 from edge.metrics import GatewayMetrics
 from edge.notify.webhook import WebhookSender
 from edge.operator.commands import CommandHandler
-from edge.operator.service import Decider, DecisionService
+from edge.operator.service import AlertRouter, Decider, DecisionService
+from edge.prediction.predictor import DETECTOR as FORECAST
 from edge.records import TargetKind
 from edge.settings import Settings
 from edge.systemd import SystemdNotifier
@@ -96,6 +98,11 @@ class Gateway:
                 "anomaly-detection", self.bus, self.metrics, gateway_id=gateway_id,
                 settings=s.detection, sensors=s.sensors, alerts=self.buffer.alerts,
                 readings=self.buffer.readings, positions=self.buffer.meta))
+        if s.prediction.enabled:
+            self.agents.register(PredictionAgent(
+                "prediction", self.bus, self.metrics, gateway_id=gateway_id,
+                settings=s.prediction, sensors=s.sensors, alerts=self.buffer.alerts,
+                readings=self.buffer.readings, state=self.buffer.meta))
         if s.maintenance.enabled:
             self.agents.register(MaintenanceSchedulerAgent(
                 "maintenance-scheduler", self.bus, self.metrics, gateway_id=gateway_id,
@@ -117,13 +124,19 @@ class Gateway:
                              decisions=DecisionPuller(self.decisions, self.metrics))
 
     def _deciders(self) -> dict[TargetKind, Decider]:
-        """Who applies decisions about alerts (detection) and tasks (the scheduler)."""
+        """Who applies decisions about alerts (detection; forecasts: prediction) and tasks
+        (the scheduler)."""
         deciders: dict[TargetKind, Decider] = {}
+        by_detector: dict[str, Decider] = {}
         for agent in self.agents:
             if isinstance(agent, AnomalyDetectionAgent):
                 deciders["alert"] = agent
+            elif isinstance(agent, PredictionAgent):
+                by_detector[FORECAST] = agent
             elif isinstance(agent, MaintenanceSchedulerAgent):
                 deciders["task"] = agent
+        if by_detector:
+            deciders["alert"] = AlertRouter(self.buffer.alerts, deciders.get("alert"), by_detector)
         return deciders
 
     async def run(self, stop: asyncio.Event) -> None:

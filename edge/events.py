@@ -85,6 +85,9 @@ class AnomalyDetectedEvent(BaseEventModel):
     snoozed_until: datetime | None = Field(
         default=None, description="An operator snoozed it: no escalation or repeat notification "
                                   "until then.")
+    due_within_s: float | None = Field(
+        default=None, description="Forecasts: the crossing may come this soon (the early end of "
+                                  "the prediction interval); the task is due before it.")
 
 
 class HumanDecisionEvent(BaseEventModel):

@@ -51,6 +51,7 @@ from edge.logs import RateLimitedLog
 from edge.maintenance import alerts as alert_rules
 from edge.maintenance.decisions import DecisionRequest, UnknownTarget, decision_record
 from edge.metrics import GatewayMetrics
+from edge.prediction.predictor import DETECTOR as FORECAST
 from edge.records import (
     FLAG_CLOCK_SUSPECT,
     AlertRecord,
@@ -138,7 +139,7 @@ class AnomalyDetectionAgent(BaseAgent):
         self.feedback = FeedbackBook(settings.false_alarm_suppress_s)
 
     async def start(self) -> None:
-        restored = await self._alerts.open_items()
+        restored = [a for a in await self._alerts.open_items() if a.detector != FORECAST]
         self._tracker.restore(restored)
         self.feedback.load(await self._positions.get_json(FEEDBACK_KEY) or [])
         saved = await self._positions.get_int(JUDGED_SEQ_KEY)

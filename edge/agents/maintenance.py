@@ -10,7 +10,8 @@ Rules: the priority comes from alert severity x asset criticality; there is one 
 per asset and cause (a further alert updates it, never duplicates it; a done or cancelled
 task never takes a new alert); a task whose alert stays open beyond `escalate_after_s` is
 raised one priority step (again after each further span), unless its open alerts are all
-snoozed. States follow edge/maintenance/tasks.py: operators acknowledge, assign, start,
+snoozed. A forecast makes its task due before the earliest predicted crossing.
+States follow edge/maintenance/tasks.py: operators acknowledge, assign, start,
 complete and cancel; a task whose alerts all resolved and stayed quiet for
 `recovery_quiet_s` is done by recovery (`close_on_recovery`). Creation, due dates, escalation
 and every transition follow the gateway's clock; the alert keeps the reading time as
@@ -157,6 +158,9 @@ class MaintenanceSchedulerAgent(BaseAgent):
         changes: dict[str, Any] = {}
         if PRIORITIES.index(priority) > PRIORITIES.index(current.priority):
             changes["priority"] = priority
+        due = self._forecast_due(item)
+        if due is not None and (current.due_at is None or due < current.due_at):
+            changes["due_at"] = due
         if item.alert_id not in current.alert_ids:
             changes["alert_ids"] = [*current.alert_ids, item.alert_id]
         open_ids = current.details.get("open_alert_ids", [])
@@ -229,8 +233,15 @@ class MaintenanceSchedulerAgent(BaseAgent):
             details={"asset_key": asset_key, "open_alert_ids": [alert.alert_id], "escalations": 0,
                      "first_alert_at": alert.opened_at.isoformat().replace("+00:00", "Z"),
                      "sensor_ids": [alert.sensor_id]},
-            due_at=created + timedelta(seconds=self._settings.due_after_s[priority]),
+            due_at=min(created + timedelta(seconds=self._settings.due_after_s[priority]),
+                       self._forecast_due(alert) or datetime.max.replace(tzinfo=UTC)),
             created_at=created, updated_at=created)
+
+    def _forecast_due(self, alert: AnomalyDetectedEvent) -> datetime | None:
+        """A forecast's task is due before the predicted crossing can come (gateway clock)."""
+        if alert.due_within_s is None:
+            return None
+        return self._now() + timedelta(seconds=alert.due_within_s)
 
     def _label(self, task: TaskRecord, request: DecisionRequest, now: datetime) -> LabelRecord:
         first = task.details.get("first_alert_at")

@@ -28,7 +28,7 @@ from edge.maintenance.decisions import (
     decision_record,
 )
 from edge.metrics import GatewayMetrics
-from edge.records import DecisionRecord, TargetKind
+from edge.records import AlertRecord, DecisionRecord, TargetKind
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,27 @@ class Decider(Protocol):
     """The agent that owns a kind of target (alerts: detection; tasks: the scheduler)."""
 
     async def decide(self, request: DecisionRequest, received_at: datetime) -> DecisionRecord: ...
+
+
+class AlertLookup(Protocol):
+    async def get(self, item_id: str) -> AlertRecord | None: ...
+
+
+class AlertRouter:
+    """Alert decisions go to the agent that raised the alert (forecasts: prediction)."""
+
+    def __init__(self, alerts: AlertLookup, default: Decider | None,
+                 by_detector: dict[str, Decider]) -> None:
+        self._alerts = alerts
+        self._default = default
+        self._by_detector = by_detector
+
+    async def decide(self, request: DecisionRequest, received_at: datetime) -> DecisionRecord:
+        alert = await self._alerts.get(request.target_id)
+        decider = self._by_detector.get(alert.detector, self._default) if alert else self._default
+        if decider is None:
+            raise UnknownTarget(f"alert {request.target_id!r}: its agent is disabled")
+        return await decider.decide(request, received_at)
 
 
 class DecisionStore(Protocol):

@@ -8,6 +8,7 @@ readings for a closed bucket are ignored (they would not move a trend over hours
 
 from __future__ import annotations
 
+import base64
 import math
 from collections import deque
 from typing import Any
@@ -91,14 +92,30 @@ class BucketSeries:
         return recent[matched] - starts[-1], means[first:][matched] - means[earlier[matched]]
 
     def to_json(self) -> dict[str, Any]:
-        return {"starts": list(self._starts), "means": list(self._means), "current": self.current,
-                "sum": self._sum, "n": self._n, "last": self.last_value, "unit": self.unit}
+        """Compact (float32 means, bucket offsets), so a restart keeps a day of history."""
+        starts = np.fromiter(self._starts, float, len(self._starts))
+        first = float(starts[0]) if len(starts) else 0.0
+        offsets = np.rint((starts - first) / self._bucket_s).astype("<i4")
+        return {"first": first, "offsets": _b64(offsets.tobytes()),
+                "means": _b64(np.fromiter(self._means, "<f4", len(self._means)).tobytes()),
+                "current": _finite_or_none(self.current), "sum": self._sum, "n": self._n,
+                "last": _finite_or_none(self.last_value), "unit": self.unit}
 
     def load(self, state: dict[str, Any]) -> None:
-        self._starts = deque(float(s) for s in state["starts"])
-        self._means = deque(float(m) for m in state["means"])
-        self.current = float(state["current"])
+        offsets = np.frombuffer(base64.b64decode(state["offsets"]), "<i4")
+        means = np.frombuffer(base64.b64decode(state["means"]), "<f4")
+        self._starts = deque((state["first"] + offsets * self._bucket_s).tolist())
+        self._means = deque(means.astype(float).tolist())
+        self.current = -math.inf if state["current"] is None else float(state["current"])
         self._sum = float(state["sum"])
         self._n = int(state["n"])
-        self.last_value = float(state["last"])
+        self.last_value = math.nan if state["last"] is None else float(state["last"])
         self.unit = state.get("unit")
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None

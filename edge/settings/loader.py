@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from edge.detection.settings import DetectionSettings
 from edge.errors import ConfigError
+from edge.prediction.settings import PredictionSettings
 from edge.settings.base import DEFAULT_CONFIG_PATHS, ENV_PREFIX, Identifier
 from edge.settings.environment import settings_variables
 from edge.settings.ingest import (
@@ -51,6 +52,7 @@ class Settings(BaseSettings):
     ingest: IngestLimits = IngestLimits()
     central: CentralSettings = CentralSettings()
     detection: DetectionSettings = DetectionSettings()
+    prediction: PredictionSettings = PredictionSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     notifications: NotificationSettings = NotificationSettings()
     http: HttpSettings = HttpSettings()

@@ -44,8 +44,10 @@ class MaintenanceSettings(Section):
     causes: dict[str, str] = Field(
         default_factory=lambda: {"limits": "out_of_range", "zscore": "abnormal_readings",
                                  "drift": "drift", "rate": "rapid_change",
-                                 "flatline": "sensor_stuck", "silence": "no_data"},
-        description="detector -> cause; one open task per asset and cause.")
+                                 "flatline": "sensor_stuck", "silence": "no_data",
+                                 "forecast": "out_of_range"},
+        description="detector -> cause; one open task per asset and cause (a forecast and "
+                    "the limit alert that proves it right share one task).")
     check_interval_s: float = Field(default=30.0, gt=0)
     close_on_recovery: bool = Field(
         default=True, description="Close a task as resolved_by_recovery when its alerts all "

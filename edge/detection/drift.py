@@ -1,72 +1,79 @@
-"""Slow drift of the mean: a fast EWMA against a slow baseline, in units of the noise.
+"""Drift: a sustained shift of the level, judged against the sensor's own history of shifts.
 
-The noise sigma is estimated from successive differences (|x_t - x_t-1| / 1.128 for
-Gaussian noise), which slow changes of the mean do not inflate. While the fast average
-is away from the baseline, the baseline is frozen, so a slow ramp cannot drag it along
-and hide itself; after `slow_span` frozen readings the new level is accepted.
+A fast EWMA (the recent level) is compared with a slow baseline; their gap is scored by a
+`TailModel` of past gaps, so a sensor whose level wanders (a daily cycle, a load cycle) has
+learned how far it wanders and only a shift beyond that counts. While the gap is a candidate
+the baseline and the tail stop learning, so a slow ramp cannot drag the baseline along and hide
+itself; after `accept_after` candidate readings the new level is learned as normal.
+
+The gap is an average of about `fast_span` readings, so it has light tails (the tail shape is
+held at exponential) and about one independent judgement per `fast_span` readings.
 """
 
 from __future__ import annotations
 
-from edge.detection.finding import Finding
-from edge.detection.settings import DriftSettings
+from typing import Any
 
-_DIFF_TO_SIGMA = 1.128
+from edge.detection.settings import DriftSettings
+from edge.detection.tails import TailModel
 
 
 class DriftDetector:
     name = "drift"
+    kind = "shift"
 
-    def __init__(self, settings: DriftSettings) -> None:
+    __slots__ = ("_accept_after", "_fast", "_fast_alpha", "_gated", "_learned", "_slow",
+                 "_slow_alpha", "_tail", "trials_factor")
+
+    def __init__(self, settings: DriftSettings, accept_after: int, seed: int) -> None:
         self._fast_alpha = 2.0 / (settings.fast_span + 1)
         self._slow_alpha = 2.0 / (settings.slow_span + 1)
-        self._noise_alpha = 2.0 / (min(settings.slow_span, 200) + 1)
-        self._max_frozen = settings.slow_span
-        self._min_readings = settings.min_readings
-        self._threshold = settings.threshold
-        self._critical = settings.critical
-        self._persist = settings.persist
-        self._fast = self._slow = self._previous = 0.0
-        self._abs_diff = 0.0
-        self._count = 0
-        self._streak = 0
-        self._frozen = 0
+        self.trials_factor = 1.0 / settings.fast_span
+        self._accept_after = accept_after
+        self._tail = TailModel(xi_max=0.0, seed=seed)
+        self._fast: float | None = None
+        self._slow = 0.0
+        self._learned = 0
+        self._gated = 0
 
-    def update(self, ts: float, value: float) -> Finding | None:
-        if self._count == 0:
-            self._fast = self._slow = self._previous = value
-            self._count = 1
-            return None
-        step = abs(value - self._previous)
-        self._previous = value
-        if step > 0:  # exact repeats (a stuck sensor) must not shrink the noise estimate
-            self._abs_diff += self._noise_alpha * (step - self._abs_diff)
-        self._fast += self._fast_alpha * (value - self._fast)
-        self._count += 1
-        sigma = max(self._abs_diff / _DIFF_TO_SIGMA, 1e-9 * (abs(self._slow) + 1.0))
-        score = (self._fast - self._slow) / sigma
-        if self._count < self._min_readings:
-            self._slow += self._slow_alpha * (value - self._slow)
-            return None
-        self._follow_baseline(value, abs(score))
-        if abs(score) < self._threshold:
-            self._streak = 0
-            return None
-        self._streak += 1
-        if self._streak < self._persist:
-            return None
-        direction = "up" if score > 0 else "down"
-        return Finding(self.name, "critical" if abs(score) >= self._critical else "warning",
-                       abs(score), value, ts,
-                       f"mean drifted {direction} by {abs(score):.1f} noise sigmas "
-                       f"(recent {self._fast:g}, baseline {self._slow:g})",
-                       {"recent_mean": self._fast, "baseline": self._slow, "sigma": sigma})
+    def pause(self) -> None:
+        """Idle readings are not levels: resume from the first running reading."""
+        self._fast = None
 
-    def _follow_baseline(self, value: float, abs_score: float) -> None:
-        if abs_score >= self._threshold / 2:
-            self._frozen += 1
-            if self._frozen < self._max_frozen:
-                return
-            self._slow = self._fast  # a lasting new level: accept it
-        self._frozen = 0
-        self._slow += self._slow_alpha * (value - self._slow)
+    def update(self, x: float, p_gate: float) -> float:
+        fast = self._fast
+        if fast is None:
+            self._fast = x
+            if self._learned == 0:
+                self._slow = x
+                self._learned = 1
+            return 1.0
+        fast += self._fast_alpha * (x - fast)
+        self._fast = fast
+        gap = fast - self._slow
+        p = self._tail.two_sided(gap)
+        if p > p_gate:
+            self._gated = 0
+        else:
+            self._gated += 1
+            if self._gated < self._accept_after:
+                return p
+        self._tail.add(gap)
+        self._learned += 1
+        self._slow += max(self._slow_alpha, 1.0 / self._learned) * (x - self._slow)
+        return p
+
+    def window(self) -> dict[str, Any]:
+        return {"recent_level": self._fast, "baseline": self._slow}
+
+    def state(self) -> dict[str, Any]:
+        return {"tail": self._tail.state(), "fast": self._fast, "slow": self._slow,
+                "learned": self._learned, "gated": self._gated}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self._tail.load(state["tail"])
+        fast = state["fast"]
+        self._fast = None if fast is None else float(fast)
+        self._slow = float(state["slow"])
+        self._learned = int(state["learned"])
+        self._gated = int(state["gated"])

@@ -75,6 +75,10 @@ class AlertTracker:
     def has_open(self, sensor_id: str) -> bool:
         return sensor_id in self._open
 
+    def is_open(self, sensor_id: str, detector: str) -> bool:
+        open_here = self._open.get(sensor_id)
+        return open_here is not None and detector in open_here
+
     def observe(self, sensor_id: str, asset_id: str | None, ts: float,
                 findings: tuple[Finding, ...],
                 judged: frozenset[str] | None = None) -> list[AlertChange]:
@@ -109,7 +113,7 @@ class AlertTracker:
                 asset_id=asset_id, sensor_id=sensor_id, detector=finding.detector,
                 severity=finding.severity, state="open", score=finding.score,
                 value=_finite(finding.value), reason=finding.reason,
-                details={"window": finding.window, "abnormal_readings": 1},
+                details={**finding.details, "window": finding.window, "abnormal_readings": 1},
                 opened_at=_at(finding.ts), updated_at=_at(finding.ts))
             by_detector[finding.detector] = _OpenAlert(alert, finding.ts, finding.ts)
             return AlertChange("open", alert)
@@ -122,7 +126,8 @@ class AlertTracker:
         state.alert = state.alert.model_copy(update={
             "severity": finding.severity if worse else state.alert.severity,
             "score": finding.score, "value": _finite(finding.value), "reason": finding.reason,
-            "details": {"window": finding.window, "abnormal_readings": state.abnormal_readings},
+            "details": {**state.alert.details, **finding.details, "window": finding.window,
+                        "abnormal_readings": state.abnormal_readings},
             "updated_at": _at(max(finding.ts, state.alert.updated_at.timestamp())),
         })
         state.last_emitted_ts = finding.ts

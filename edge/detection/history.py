@@ -1,0 +1,64 @@
+"""The sensor's recent history, for the validation's last check: "was this level routine?".
+
+Hourly ranges (min, max) of the readings that were normal, over the last week (168 hours,
+reading time). A level is routine now when it lay within the range of the same hour of day,
+give or take an hour, on at least `min_days` of the previous six days: a value seen routinely
+last week at this time of day is not an anomaly now, while a night-time reading at the daytime
+level still is. Sensors younger than two days have no history to judge by.
+"""
+
+from __future__ import annotations
+
+from array import array
+from typing import Any
+
+HOURS = 168
+_SECONDS_PER_HOUR = 3600.0
+_EMPTY = -1
+
+
+class LevelHistory:
+    __slots__ = ("_highs", "_hours", "_lows")
+
+    def __init__(self) -> None:
+        self._lows = array("d", [0.0]) * HOURS
+        self._highs = array("d", [0.0]) * HOURS
+        self._hours = array("q", [_EMPTY]) * HOURS  # the absolute hour each slot holds
+
+    def add(self, ts: float, value: float) -> None:
+        hour = int(ts // _SECONDS_PER_HOUR)
+        slot = hour % HOURS
+        if self._hours[slot] != hour:
+            if self._hours[slot] > hour:
+                return  # an old reading for a slot already reused
+            self._hours[slot] = hour
+            self._lows[slot] = self._highs[slot] = value
+        elif value < self._lows[slot]:
+            self._lows[slot] = value
+        elif value > self._highs[slot]:
+            self._highs[slot] = value
+
+    def routine(self, ts: float, value: float, min_days: int = 2) -> bool:
+        now = int(ts // _SECONDS_PER_HOUR)
+        days = 0
+        for day in range(1, 7):
+            for offset in (-1, 0, 1):
+                hour = now - 24 * day + offset
+                slot = hour % HOURS
+                if self._hours[slot] == hour and self._lows[slot] <= value <= self._highs[slot]:
+                    days += 1
+                    break
+            if days >= min_days:
+                return True
+        return False
+
+    def state(self) -> dict[str, Any]:
+        return {"lows": self._lows.tobytes().hex(), "highs": self._highs.tobytes().hex(),
+                "hours": self._hours.tobytes().hex()}
+
+    def load(self, state: dict[str, Any]) -> None:
+        lows, highs = array("d", bytes.fromhex(state["lows"])), array("d", bytes.fromhex(state["highs"]))
+        hours = array("q", bytes.fromhex(state["hours"]))
+        if not len(lows) == len(highs) == len(hours) == HOURS:
+            raise ValueError("level history has the wrong size")
+        self._lows, self._highs, self._hours = lows, highs, hours

@@ -1,0 +1,170 @@
+"""Streaming tail probabilities: how rare a value is for *this* sensor, without assuming a shape.
+
+A `TailModel` answers "what fraction of this feature's normal values lie at least this far out,
+on this side?". The body of the distribution comes from a sorted reservoir sample (`size` values,
+a slowly refreshed uniform sample of the last ~`horizon` values); beyond the reservoir's outer
+`zeta` quantiles each tail is a generalised Pareto distribution fitted to the exceedances
+(peaks over threshold, Pickands-Balkema-de Haan; the approach of SPOT, Siffer et al., KDD 2017),
+with the shape by the method of moments and clamped to [`xi_min`, `xi_max`]. That is what makes
+it hold on heavy-tailed and skewed signals (CPU-like load, vibration RMS): each side learns its
+own tail, in the feature's own units, and nothing is measured in Gaussian sigmas.
+
+The fit adapts slowly by design: each exceedance moves the tail moments by at most a capped step
+(winsorised at `clip` times the current mean excess), so a developing fault cannot teach the
+model that it is normal within a few readings. Ties count toward the tail (`P(X >= x)`), so
+quantised sensors and exact repeats get honest probabilities.
+
+Cost: two bisections and a few float operations a reading; memory: one `array('d')` of `size`.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_left, bisect_right, insort
+from typing import Any
+
+_LCG_MUL = 1103515245
+_LCG_ADD = 12345
+_LCG_MASK = 0x7FFFFFFF
+_MIN_SAMPLE = 20  # values before any probability is given
+_MIN_EXCEEDANCES = 5  # exceedances before a tail is fitted (the reservoir answers until then)
+
+
+class TailModel:
+    """Two-sided tail probabilities of one scalar feature, learned from its own history."""
+
+    __slots__ = ("_alpha", "_clip", "_count", "_high", "_horizon", "_low", "_rng", "_sample",
+                 "_size", "_xi_max", "_xi_min", "_zeta")
+
+    def __init__(self, *, size: int = 128, horizon: int = 4000, zeta: float = 0.05,
+                 xi_min: float = 0.0, xi_max: float = 0.5, clip: float = 4.0, seed: int = 1) -> None:
+        self._size = size
+        self._horizon = max(horizon, size)
+        self._zeta = zeta
+        self._xi_min = xi_min
+        self._xi_max = xi_max
+        self._clip = clip
+        self._alpha = 1.0 / max(horizon * zeta, 20.0)
+        self._sample = array("d")
+        self._count = 0
+        self._rng = (seed & _LCG_MASK) or 1
+        # per tail: [mean excess, mean squared excess, exceedances seen]
+        self._high = [0.0, 0.0, 0.0]
+        self._low = [0.0, 0.0, 0.0]
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @property
+    def ready(self) -> bool:
+        return len(self._sample) >= _MIN_SAMPLE
+
+    def tail_fitted(self, *, high: bool) -> bool:
+        return (self._high if high else self._low)[2] >= _MIN_EXCEEDANCES
+
+    def median(self) -> float:
+        sample = self._sample
+        return sample[len(sample) // 2] if sample else 0.0
+
+    def quantile(self, level: float) -> float:
+        """An order statistic of the reservoir (no tail extrapolation)."""
+        sample = self._sample
+        if not sample:
+            return 0.0
+        return sample[min(len(sample) - 1, max(0, int(level * len(sample))))]
+
+    def add(self, x: float) -> None:
+        sample = self._sample
+        n = len(sample)
+        self._count += 1
+        if n >= _MIN_SAMPLE:
+            k = max(1, int(self._zeta * n))
+            low, high = sample[k - 1], sample[n - k]
+            if x > high:
+                self._excess(self._high, x - high)
+            elif x < low:
+                self._excess(self._low, low - x)
+        if n < self._size:
+            insort(sample, x)
+            return
+        # Reservoir over a sliding horizon: replace a random element with probability size/seen.
+        self._rng = (self._rng * _LCG_MUL + _LCG_ADD) & _LCG_MASK
+        if self._rng * min(self._count, self._horizon) < self._size * _LCG_MASK:
+            self._rng = (self._rng * _LCG_MUL + _LCG_ADD) & _LCG_MASK
+            del sample[self._rng % n]
+            insort(sample, x)
+
+    def _excess(self, tail: list[float], excess: float) -> None:
+        seen = tail[2]
+        if seen == 0:
+            tail[0], tail[1], tail[2] = excess, excess * excess, 1.0
+            return
+        cap = self._clip * tail[0]
+        if excess > cap > 0:
+            excess = cap
+        alpha = max(self._alpha, 1.0 / (seen + 1.0))
+        tail[0] += alpha * (excess - tail[0])
+        tail[1] += alpha * (excess * excess - tail[1])
+        tail[2] = seen + 1.0
+
+    def upper(self, x: float) -> float:
+        """P(X >= x) for a normal value X; 1.0 while too little is known."""
+        sample = self._sample
+        n = len(sample)
+        if n < _MIN_SAMPLE:
+            return 1.0
+        k = max(1, int(self._zeta * n))
+        threshold = sample[n - k]
+        if x > threshold and self._high[2] >= _MIN_EXCEEDANCES:
+            return (k / n) * self._survival(x - threshold, self._high)
+        return (n - bisect_left(sample, x) + 1) / (n + 1)
+
+    def lower(self, x: float) -> float:
+        """P(X <= x) for a normal value X; 1.0 while too little is known."""
+        sample = self._sample
+        n = len(sample)
+        if n < _MIN_SAMPLE:
+            return 1.0
+        k = max(1, int(self._zeta * n))
+        threshold = sample[k - 1]
+        if x < threshold and self._low[2] >= _MIN_EXCEEDANCES:
+            return (k / n) * self._survival(threshold - x, self._low)
+        return (bisect_right(sample, x) + 1) / (n + 1)
+
+    def two_sided(self, x: float) -> float:
+        """Twice the smaller one-sided tail probability, at most 1."""
+        up = self.upper(x)
+        if up < 0.5:
+            return 2.0 * up
+        down = self.lower(x)
+        return min(1.0, 2.0 * down)
+
+    def _survival(self, excess: float, tail: list[float]) -> float:
+        mean, mean_sq = tail[0], tail[1]
+        if mean <= 0.0:
+            return 0.0
+        var = mean_sq - mean * mean
+        xi = 0.5 * (1.0 - mean * mean / var) if var > 0.0 else self._xi_min
+        xi = min(max(xi, self._xi_min), self._xi_max)
+        scale = mean * (1.0 - xi)  # GPD mean = scale / (1 - xi)
+        if xi == 0.0:
+            return math.exp(-excess / scale)
+        base = 1.0 + xi * excess / scale
+        return 0.0 if base <= 0.0 else base ** (-1.0 / xi)
+
+    # -- snapshots ------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {"s": self._sample.tobytes().hex(), "n": self._count, "r": self._rng,
+                "h": list(self._high), "l": list(self._low)}
+
+    def load(self, state: dict[str, Any]) -> None:
+        sample = array("d", bytes.fromhex(state["s"]))
+        if len(sample) > self._size or any(b < a for a, b in zip(sample, sample[1:], strict=False)):
+            raise ValueError("tail sample is not a sorted reservoir of this size")
+        high, low = [float(v) for v in state["h"]], [float(v) for v in state["l"]]
+        if len(high) != 3 or len(low) != 3:
+            raise ValueError("tail moments malformed")
+        self._sample, self._count, self._rng = sample, int(state["n"]), int(state["r"]) & _LCG_MASK
+        self._high, self._low = high, low

@@ -1,79 +1,119 @@
 """Drift: a sustained shift of the level, judged against the sensor's own history of shifts.
 
 A fast EWMA (the recent level) is compared with a slow baseline; their gap is scored by a
-`TailModel` of past gaps, so a sensor whose level wanders (a daily cycle, a load cycle) has
-learned how far it wanders and only a shift beyond that counts. While the gap is a candidate
-the baseline and the tail stop learning, so a slow ramp cannot drag the baseline along and hide
-itself; after `accept_after` candidate readings the new level is learned as normal.
+`TailModel` of past gaps, so a sensor whose level wanders (load changes, slow thermal swings)
+has learned how far it wanders and only a shift beyond that counts. When the sensor has a daily
+or weekly cycle (`SeasonalProfile` decides), both averages follow the seasonal residual, so the
+cycle is the expected level and not a drift.
 
-The gap is an average of about `fast_span` readings, so it has light tails (the tail shape is
-held at exponential) and about one independent judgement per `fast_span` readings.
+While a drift alert is open the baseline, the tail and the profiles stop learning (an alerting
+period never becomes normal by itself), so a slow ramp cannot drag the baseline along and hide
+itself; after `accept_after` alerting readings the new level is learned as normal. The gap is
+an average of about `fast_span` readings: about one independent judgement per `fast_span`
+readings (`trials_factor`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from edge.detection.seasonal import DAY_S, WEEK_S, SeasonalProfile
 from edge.detection.settings import DriftSettings
 from edge.detection.tails import TailModel
+
+XI_MAX = 0.5
+GATE_TAIL_ONLY = True
 
 
 class DriftDetector:
     name = "drift"
     kind = "shift"
 
-    __slots__ = ("_accept_after", "_fast", "_fast_alpha", "_gated", "_learned", "_slow",
-                 "_slow_alpha", "_tail", "trials_factor")
+    __slots__ = ("_accept_after", "_daily", "_fast", "_fast_alpha", "_gated", "_learned",
+                 "_season", "_slow", "_slow_alpha", "_tail", "_weekly", "trials_factor")
 
     def __init__(self, settings: DriftSettings, accept_after: int, seed: int) -> None:
         self._fast_alpha = 2.0 / (settings.fast_span + 1)
         self._slow_alpha = 2.0 / (settings.slow_span + 1)
         self.trials_factor = 1.0 / settings.fast_span
         self._accept_after = accept_after
-        self._tail = TailModel(xi_max=0.0, seed=seed)
+        self._tail = TailModel(xi_max=XI_MAX, seed=seed)
+        self._daily = SeasonalProfile(DAY_S, 48)
+        self._weekly = SeasonalProfile(WEEK_S, 168)
+        self._season: SeasonalProfile | None = None  # the profile the averages follow
         self._fast: float | None = None
         self._slow = 0.0
         self._learned = 0
         self._gated = 0
 
+    @property
+    def seasonal(self) -> str | None:
+        season = self._season
+        return None if season is None else ("weekly" if season is self._weekly else "daily")
+
     def pause(self) -> None:
         """Idle readings are not levels: resume from the first running reading."""
         self._fast = None
 
-    def update(self, x: float, p_gate: float) -> float:
+    def update(self, ts: float, x: float, p_gate: float, alerting: bool) -> float:
+        season = self._season
+        level = x - season.expected(ts) if season is not None else x
         fast = self._fast
         if fast is None:
-            self._fast = x
+            self._fast = level
             if self._learned == 0:
-                self._slow = x
+                self._slow = level
                 self._learned = 1
             return 1.0
-        fast += self._fast_alpha * (x - fast)
+        fast += self._fast_alpha * (level - fast)
         self._fast = fast
         gap = fast - self._slow
         p = self._tail.two_sided(gap)
-        if p > p_gate:
-            self._gated = 0
-        else:
+        # The profiles learn every reading: a recurring pattern must not stay unlearned (and
+        # alerting every day) just because it alerted the first time.
+        flat = self._slow + (season.expected(ts) if season is not None else 0.0)
+        self._daily.add(ts, x, flat)
+        self._weekly.add(ts, x, flat)
+        if alerting:
             self._gated += 1
             if self._gated < self._accept_after:
                 return p
-        self._tail.add(gap)
+        else:
+            self._gated = 0
+        if p > p_gate:
+            self._tail.add(gap)
+        elif not GATE_TAIL_ONLY:
+            return p
         self._learned += 1
-        self._slow += max(self._slow_alpha, 1.0 / self._learned) * (x - self._slow)
+        self._slow += max(self._slow_alpha, 1.0 / self._learned) * (level - self._slow)
+        self._choose_season(ts, x)
         return p
 
+    def _choose_season(self, ts: float, x: float) -> None:
+        season = self._weekly if self._weekly.active else self._daily if self._daily.active else None
+        if season is self._season:
+            return
+        self._season = season
+        level = x - season.expected(ts) if season is not None else x
+        self._fast = self._slow = level  # a new frame of reference: start it at the present
+
     def window(self) -> dict[str, Any]:
-        return {"recent_level": self._fast, "baseline": self._slow}
+        return {"recent_level": self._fast, "baseline": self._slow, "seasonal": self.seasonal}
 
     def state(self) -> dict[str, Any]:
         return {"tail": self._tail.state(), "fast": self._fast, "slow": self._slow,
-                "learned": self._learned, "gated": self._gated}
+                "learned": self._learned, "gated": self._gated, "daily": self._daily.state(),
+                "weekly": self._weekly.state(), "season": self.seasonal}
 
     def load(self, state: dict[str, Any]) -> None:
         self._tail.load(state["tail"])
+        self._daily.load(state["daily"])
+        self._weekly.load(state["weekly"])
         fast = state["fast"]
         self._fast = None if fast is None else float(fast)
         self._slow = float(state["slow"])
         self._learned = int(state["learned"])
         self._gated = int(state["gated"])
+        season = state["season"]
+        self._season = self._weekly if season == "weekly" else \
+            self._daily if season == "daily" else None

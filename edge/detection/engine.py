@@ -52,6 +52,7 @@ NO_CHANGES: list[AlertChange] = []
 ASSET_DETECTOR = "asset_model"
 _ASSET_SOURCE = "@asset_model"  # the asset model's name among an asset's candidate sources
 _PERIOD_ALPHA = 0.05
+DRIFT_EXTREME = False
 
 
 class SensorInAlertError(Exception):
@@ -101,7 +102,7 @@ class DetectionEngine:
         model = self._models.get(sensor_id) or self._new_model(sensor_id, asset_id)
         if ts <= model.last_ts or not math.isfinite(value):
             return NO_CHANGES  # redelivered, out of order, or not a number: nothing to judge
-        hot = self.last_judgements = model.update(ts, value)
+        hot = self.last_judgements = model.update(ts, value, self._tracker.open_detectors(sensor_id))
         asset_id = model.profile.asset_id or asset_id
         changes = NO_CHANGES
         if hot is not None or self._tracker.has_open(sensor_id) or self._validator.pending(sensor_id):
@@ -135,7 +136,7 @@ class DetectionEngine:
         model = self._models.get(sensor_id) or self._new_model(sensor_id, asset_id)
         if ts <= model.last_ts or not math.isfinite(value):
             return
-        model.update(ts, value)
+        model.update(ts, value, self._tracker.open_detectors(sensor_id))
         asset_id = model.profile.asset_id or asset_id
         if asset_id is not None and self.settings.asset_model.enabled:
             self._feed_asset(model, asset_id, ts, value, judge=False)
@@ -172,8 +173,10 @@ class DetectionEngine:
             if not self._tracker.is_open(sensor_id, judgement.detector):
                 reason = self._validator.consider(
                     sensor_id, asset_id, judgement.detector, judgement.kind,
-                    judgement.rate_per_day <= thresholds.extreme, datasheet, ts, judgement.value,
-                    model.history, model.period_s)
+                    judgement.rate_per_day <= thresholds.extreme and
+                    (DRIFT_EXTREME or judgement.detector != "drift"), datasheet, ts, judgement.value,
+                    model.history, model.period_s,
+                    model.drift_persist if judgement.detector == "drift" else 1)
                 if reason is None:
                     undecided.add(judgement.detector)
                     continue

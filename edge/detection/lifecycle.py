@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -21,6 +21,7 @@ from edge.detection.settings import DetectionSettings
 from edge.records import AlertRecord
 
 Change = Literal["open", "updated", "resolved"]
+_NONE_OPEN: dict[str, object] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,10 @@ class AlertTracker:
 
     def has_open(self, sensor_id: str) -> bool:
         return sensor_id in self._open
+
+    def open_detectors(self, sensor_id: str) -> Container[str]:
+        """The detectors with an open alert on `sensor_id` (a live view; empty: none)."""
+        return self._open.get(sensor_id, _NONE_OPEN)
 
     def is_open(self, sensor_id: str, detector: str) -> bool:
         open_here = self._open.get(sensor_id)

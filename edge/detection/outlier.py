@@ -20,14 +20,15 @@ from edge.detection.settings import OutlierSettings
 from edge.detection.tails import TailModel
 
 FEATURES = ("level", "change", "jump")
+GATED = False
 
 
 class OutlierDetector:
     name = "outlier"
     trials_factor = 1.0  # one judgement per reading
 
-    __slots__ = ("_accept_after", "_alpha", "_baseline", "_change", "_gated", "_jump", "_level",
-                 "_previous", "kind")
+    __slots__ = ("_accept_after", "_alpha", "_baseline", "_change", "_gate", "_gated", "_jump",
+                 "_level", "_previous", "kind")
 
     def __init__(self, settings: OutlierSettings, accept_after: int, seed: int) -> None:
         self._alpha = 2.0 / (settings.baseline_span + 1)
@@ -38,6 +39,7 @@ class OutlierDetector:
         self._baseline = 0.0
         self._previous: float | None = None
         self._gated = 0
+        self._gate = GATED
         self.kind = "level"
 
     @property
@@ -69,12 +71,12 @@ class OutlierDetector:
         p = 3.0 * p if p < 0.333 else 1.0
         self.kind = kind
         self._baseline += self._alpha * change
-        if p > p_gate:
-            self._gated = 0
-        else:
+        if p <= p_gate and self._gate:
             self._gated += 1
             if self._gated < self._accept_after:
                 return p
+        else:
+            self._gated = 0
         self._level.add(x)
         self._change.add(change)
         self._jump.add(jump)

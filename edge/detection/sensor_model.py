@@ -13,6 +13,7 @@ the common case allocates nothing; detectors that judged and are not hot are nor
 from __future__ import annotations
 
 import zlib
+from collections.abc import Container
 from typing import Any, NamedTuple
 
 from edge.detection.drift import DriftDetector
@@ -28,6 +29,8 @@ from edge.detection.settings import LearningSettings
 from edge.detection.silence import SilenceDetector
 
 _PERIOD_ALPHA = 0.05
+DRIFT_GATE = 10.0
+DRIFT_PERSIST = 0.5
 _MIN_DISTINCT = 3  # different values a sensor must show before its learning can end
 NOT_JUDGED: frozenset[str] = frozenset()
 
@@ -86,6 +89,11 @@ class SensorModel:
             d.name for d in (self._outlier, self._drift, self._flatline) if d is not None)
 
     @property
+    def drift_persist(self) -> int:
+        """Candidate readings a drift needs (a shift averaged over readings must last)."""
+        return int(DRIFT_PERSIST * self.profile.detectors.drift.fast_span)
+
+    @property
     def period_s(self) -> float:
         return self._period_s
 
@@ -93,8 +101,10 @@ class SensorModel:
     def trials_per_day(self) -> float:
         return SECONDS_PER_DAY / self._period_s if self._period_s > 0 else SECONDS_PER_DAY
 
-    def update(self, ts: float, x: float) -> list[Judgement] | None:
-        """Judge and learn one reading (in time order). None: nothing hot."""
+    def update(self, ts: float, x: float, alerting: Container[str] = ()) -> list[Judgement] | None:
+        """Judge and learn one reading (in time order). None: nothing hot.
+
+        `alerting`: the detectors with an open alert on this sensor (they do not learn)."""
         if self.count:
             step = ts - self.last_ts
             if step > 0:
@@ -108,7 +118,7 @@ class SensorModel:
             self.silence.update(ts)
         hot = self._datasheet(ts, x) if self._limits is not None or self._rate is not None else None
         learned = self.learned or self._learning_done(ts, x)
-        return self._learned_detectors(ts, x, learned, hot)
+        return self._learned_detectors(ts, x, learned, hot, alerting)
 
     def _datasheet(self, ts: float, x: float) -> list[Judgement] | None:
         hot = None
@@ -122,8 +132,8 @@ class SensorModel:
                                      finding.severity, finding.reason, finding.window))
         return hot
 
-    def _learned_detectors(self, ts: float, x: float, learned: bool,
-                           hot: list[Judgement] | None) -> list[Judgement] | None:
+    def _learned_detectors(self, ts: float, x: float, learned: bool, hot: list[Judgement] | None,
+                           alerting: Container[str]) -> list[Judgement] | None:
         per_day = self.trials_per_day
         # While learning nothing is gated: p_gate below any probability.
         gate = self.thresholds.candidate / per_day if learned else -1.0
@@ -144,17 +154,23 @@ class SensorModel:
                 if self._drift is not None:
                     self._drift.pause()
                 return hot
-        for detector in (self._outlier, self._drift):
-            if detector is None:
-                continue
-            factor = detector.trials_factor
-            p = detector.update(x, gate / factor)
+        candidate = self.thresholds.candidate
+        outlier, drift = self._outlier, self._drift
+        if outlier is not None:
+            p = outlier.update(x, gate)
+            rate = p * per_day
+            if learned and rate <= normal:
+                hot = hot or []
+                hot.append(Judgement("outlier", rate, x, ts, outlier.kind, window=outlier.window()))
+                candidate_seen = candidate_seen or rate <= candidate
+        if drift is not None:
+            factor = drift.trials_factor
+            p = drift.update(ts, x, DRIFT_GATE * gate / factor, "drift" in alerting)
             rate = p * per_day * factor
             if learned and rate <= normal:
                 hot = hot or []
-                hot.append(Judgement(detector.name, rate, x, ts, detector.kind,
-                                     window=detector.window()))
-                candidate_seen = candidate_seen or rate <= self.thresholds.candidate
+                hot.append(Judgement("drift", rate, x, ts, "shift", window=drift.window()))
+                candidate_seen = candidate_seen or rate <= candidate
         if not candidate_seen:
             self.history.add(ts, x)
         return hot

@@ -1,7 +1,7 @@
 """Detection settings: one set of defaults for every sensor, overridable per sensor and asset.
 
     detection:
-      sensitivity: 0.5          # 0 (quiet) .. 1 (eager); see below
+      sensitivity: 0.6          # 0 (quiet) .. 1 (eager); see below
       learning: {readings: 200, duration_s: 300}
       defaults:
         drift: {slow_span: 300}
@@ -76,8 +76,8 @@ class DriftSettings(_Model):
     while the shift lasts, scored by the tail probability of their gap."""
 
     enabled: bool = True
-    fast_span: int = Field(default=10, ge=2, le=10_000)
-    slow_span: int = Field(default=300, ge=10, le=1_000_000)
+    fast_span: int = Field(default=30, ge=2, le=10_000)
+    slow_span: int = Field(default=1000, ge=10, le=1_000_000)
 
 
 class FlatlineSettings(_Model):
@@ -136,7 +136,7 @@ class ValidationSettings(_Model):
                                   description="Candidate readings before it counts as persistent.")
     persist_gap_readings: int = Field(default=2, ge=1,
                                       description="Normal readings that end a candidate episode.")
-    extreme_factor: float = Field(default=100.0, ge=1,
+    extreme_factor: float = Field(default=3.0, ge=1,
                                   description="Candidates this many times rarer than the "
                                               "sensitivity's budget skip the persistence check.")
     corroboration_s: float = Field(default=60.0, ge=0,
@@ -173,16 +173,16 @@ class DetectionSettings(_Model):
     """Detection and the alert life cycle, for every sensor."""
 
     enabled: bool = True
-    sensitivity: float = Field(default=0.5, ge=0, le=1,
+    sensitivity: float = Field(default=0.6, ge=0, le=1,
                                description="False alerts allowed per sensor-day on normal "
                                            "behaviour: 10 ** (4 * sensitivity - 3).")
     learning: LearningSettings = LearningSettings()
     defaults: DetectorSettings = DetectorSettings()
     validation: ValidationSettings = ValidationSettings()
     asset_model: AssetModelSettings = AssetModelSettings()
-    resolve_after_s: float = Field(default=60.0, ge=0,
+    resolve_after_s: float = Field(default=0.0, ge=0,
                                    description="Normal this long (reading time) resolves an alert.")
-    resolve_after_readings: int = Field(default=5, ge=1,
+    resolve_after_readings: int = Field(default=10, ge=1,
                                         description="... and for at least this many readings.")
     update_interval_s: float = Field(default=60.0, ge=0,
                                      description="Least time between two updates of one alert.")

@@ -9,6 +9,10 @@ with the shape by the method of moments and clamped to [`xi_min`, `xi_max`]. Tha
 it hold on heavy-tailed and skewed signals (CPU-like load, vibration RMS): each side learns its
 own tail, in the feature's own units, and nothing is measured in Gaussian sigmas.
 
+Quantised sensors: values closer than a relative 1e-9 are ties (float noise between quantised
+levels is not an exceedance), and the tail scale is never below the sample's quantum (the
+smallest gap between its distinct values), so the next level up is not "impossible".
+
 The fit adapts slowly by design: each exceedance moves the tail moments by at most a capped step
 (winsorised at `clip` times the current mean excess), so a developing fault cannot teach the
 model that it is normal within a few readings. Ties count toward the tail (`P(X >= x)`), so
@@ -29,13 +33,14 @@ _LCG_ADD = 12345
 _LCG_MASK = 0x7FFFFFFF
 _MIN_SAMPLE = 20  # values before any probability is given
 _MIN_EXCEEDANCES = 5  # exceedances before a tail is fitted (the reservoir answers until then)
+CAUTION = 0.5  # standard errors added to a fitted tail's scale
 
 
 class TailModel:
     """Two-sided tail probabilities of one scalar feature, learned from its own history."""
 
-    __slots__ = ("_alpha", "_clip", "_count", "_high", "_horizon", "_low", "_rng", "_sample",
-                 "_size", "_xi_max", "_xi_min", "_zeta")
+    __slots__ = ("_alpha", "_clip", "_count", "_fit_window", "_high", "_horizon", "_low", "_quantum", "_rng",
+                 "_sample", "_size", "_xi_max", "_xi_min", "_zeta")
 
     def __init__(self, *, size: int = 128, horizon: int = 4000, zeta: float = 0.05,
                  xi_min: float = 0.0, xi_max: float = 0.5, clip: float = 4.0, seed: int = 1) -> None:
@@ -46,7 +51,9 @@ class TailModel:
         self._xi_max = xi_max
         self._clip = clip
         self._alpha = 1.0 / max(horizon * zeta, 20.0)
+        self._fit_window = 1.0 / self._alpha  # exceedances the moments effectively average
         self._sample = array("d")
+        self._quantum = 0.0
         self._count = 0
         self._rng = (seed & _LCG_MASK) or 1
         # per tail: [mean excess, mean squared excess, exceedances seen]
@@ -82,12 +89,13 @@ class TailModel:
         if n >= _MIN_SAMPLE:
             k = max(1, int(self._zeta * n))
             low, high = sample[k - 1], sample[n - k]
-            if x > high:
+            if x > high + _tie(high):
                 self._excess(self._high, x - high)
-            elif x < low:
+            elif x < low - _tie(low):
                 self._excess(self._low, low - x)
         if n < self._size:
             insort(sample, x)
+            self._quantum = _quantum(sample)
             return
         # Reservoir over a sliding horizon: replace a random element with probability size/seen.
         self._rng = (self._rng * _LCG_MUL + _LCG_ADD) & _LCG_MASK
@@ -95,6 +103,7 @@ class TailModel:
             self._rng = (self._rng * _LCG_MUL + _LCG_ADD) & _LCG_MASK
             del sample[self._rng % n]
             insort(sample, x)
+            self._quantum = _quantum(sample)
 
     def _excess(self, tail: list[float], excess: float) -> None:
         seen = tail[2]
@@ -117,7 +126,7 @@ class TailModel:
             return 1.0
         k = max(1, int(self._zeta * n))
         threshold = sample[n - k]
-        if x > threshold and self._high[2] >= _MIN_EXCEEDANCES:
+        if x > threshold + _tie(threshold) and self._high[2] >= _MIN_EXCEEDANCES:
             return (k / n) * self._survival(x - threshold, self._high)
         return (n - bisect_left(sample, x) + 1) / (n + 1)
 
@@ -129,7 +138,7 @@ class TailModel:
             return 1.0
         k = max(1, int(self._zeta * n))
         threshold = sample[k - 1]
-        if x < threshold and self._low[2] >= _MIN_EXCEEDANCES:
+        if x < threshold - _tie(threshold) and self._low[2] >= _MIN_EXCEEDANCES:
             return (k / n) * self._survival(threshold - x, self._low)
         return (bisect_right(sample, x) + 1) / (n + 1)
 
@@ -143,12 +152,16 @@ class TailModel:
 
     def _survival(self, excess: float, tail: list[float]) -> float:
         mean, mean_sq = tail[0], tail[1]
+        if mean < self._quantum:
+            mean, mean_sq = self._quantum, self._quantum * self._quantum
         if mean <= 0.0:
             return 0.0
         var = mean_sq - mean * mean
         xi = 0.5 * (1.0 - mean * mean / var) if var > 0.0 else self._xi_min
         xi = min(max(xi, self._xi_min), self._xi_max)
-        scale = mean * (1.0 - xi)  # GPD mean = scale / (1 - xi)
+        # GPD mean = scale / (1 - xi); the scale is inflated by its standard error, so a tail
+        # fitted to few exceedances extrapolates cautiously (it narrows as they accumulate).
+        scale = mean * (1.0 - xi) * (1.0 + CAUTION / math.sqrt(min(tail[2], self._fit_window)))
         if xi == 0.0:
             return math.exp(-excess / scale)
         base = 1.0 + xi * excess / scale
@@ -168,3 +181,22 @@ class TailModel:
             raise ValueError("tail moments malformed")
         self._sample, self._count, self._rng = sample, int(state["n"]), int(state["r"]) & _LCG_MASK
         self._high, self._low = high, low
+        self._quantum = _quantum(sample)
+
+
+def _tie(value: float) -> float:
+    """Values closer than this to `value` are the same quantised level (float noise)."""
+    return 1e-9 * (abs(value) + 1e-9)
+
+
+def _quantum(sample: array) -> float:  # type: ignore[type-arg]
+    """The smallest gap between distinct values of a sorted sample (0 for a continuous one)."""
+    smallest = 0.0
+    previous = None
+    for value in sample:
+        if previous is not None:
+            gap = value - previous
+            if gap > _tie(value) and (smallest == 0.0 or gap < smallest):
+                smallest = gap
+        previous = value
+    return smallest

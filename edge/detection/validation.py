@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from edge.detection.history import LevelHistory
 from edge.detection.settings import ValidationSettings
 
-LEVEL_KINDS = frozenset({"level", "shift"})
+LEVEL_KINDS = frozenset({"level", "shift", "change", "jump"})
 ACCEPT_REASONS = ("datasheet", "extreme", "corroborated", "persistent")
 REJECT_REASONS = ("transient", "routine")
 
@@ -59,7 +59,7 @@ class Validator:
 
     def consider(self, sensor_id: str, asset_id: str | None, detector: str, kind: str,
                  extreme: bool, datasheet: bool, ts: float, level: float,
-                 history: LevelHistory | None, period_s: float) -> str | None:
+                 history: LevelHistory | None, period_s: float, persist: int = 1) -> str | None:
         """The accept reason if this candidate reading opens an alert now, else None."""
         if datasheet:
             return self._accepted(sensor_id, detector, "datasheet")
@@ -74,7 +74,7 @@ class Validator:
         if self._corroborated(sensor_id, asset_id, ts, period_s):
             return self._accepted(sensor_id, detector, "corroborated")
         episode.candidates += 1
-        if episode.candidates >= self._persist:
+        if episode.candidates >= max(self._persist, persist):
             return self._accepted(sensor_id, detector, "persistent")
         return None
 

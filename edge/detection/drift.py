@@ -22,7 +22,6 @@ from edge.detection.settings import DriftSettings
 from edge.detection.tails import TailModel
 
 XI_MAX = 0.5
-GATE_TAIL_ONLY = True
 
 
 class DriftDetector:
@@ -55,7 +54,7 @@ class DriftDetector:
         """Idle readings are not levels: resume from the first running reading."""
         self._fast = None
 
-    def update(self, ts: float, x: float, p_gate: float, alerting: bool) -> float:
+    def update(self, ts: float, x: float, alerting: bool) -> float:
         season = self._season
         level = x - season.expected(ts) if season is not None else x
         fast = self._fast
@@ -80,10 +79,7 @@ class DriftDetector:
                 return p
         else:
             self._gated = 0
-        if p > p_gate:
-            self._tail.add(gap)
-        elif not GATE_TAIL_ONLY:
-            return p
+        self._tail.add(gap)
         self._learned += 1
         self._slow += max(self._slow_alpha, 1.0 / self._learned) * (level - self._slow)
         self._choose_season(ts, x)

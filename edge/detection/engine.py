@@ -43,14 +43,14 @@ from edge.detection.profiles import AssetProfile, SensorProfile
 from edge.detection.sensor_model import Judgement, SensorModel
 from edge.detection.settings import DetectionSettings
 from edge.detection.snapshot import SnapshotError, decode, encode, settings_key
-from edge.detection.validation import Validator
+from edge.detection.validation import ASSET_SOURCE as _ASSET_SOURCE
+from edge.detection.validation import Relations, Validator
 from edge.records import AlertRecord, Reading
 
 ProfileSource = Callable[[str], SensorProfile | None] | Mapping[str, SensorProfile]
 AssetSource = Callable[[str], AssetProfile | None] | Mapping[str, AssetProfile]
 NO_CHANGES: list[AlertChange] = []
 ASSET_DETECTOR = "asset_model"
-_ASSET_SOURCE = "@asset_model"  # the asset model's name among an asset's candidate sources
 _PERIOD_ALPHA = 0.05
 DRIFT_EXTREME = False
 
@@ -176,7 +176,8 @@ class DetectionEngine:
                     judgement.rate_per_day <= thresholds.extreme and
                     (DRIFT_EXTREME or judgement.detector != "drift"), datasheet, ts, judgement.value,
                     model.history, model.period_s,
-                    model.drift_persist if judgement.detector == "drift" else 1)
+                    model.drift_persist if judgement.detector == "drift" else 1,
+                    self._relations(asset_id))
                 if reason is None:
                     undecided.add(judgement.detector)
                     continue
@@ -184,6 +185,12 @@ class DetectionEngine:
         self._validator.quiet(sensor_id, model.judged - candidates)
         judged = model.judged - undecided if undecided else model.judged
         return self._tracker.observe(sensor_id, asset_id, ts, tuple(findings), judged)
+
+    def _relations(self, asset_id: str | None) -> Relations:
+        asset = self._assets.get(asset_id) if asset_id is not None else None
+        if asset is None or asset.model is None or not asset.model.learned:
+            return "unknown"
+        return "related" if asset.model.related else "independent"
 
     def _feed_asset(self, model: SensorModel, asset_id: str, ts: float, value: float,
                     judge: bool) -> list[AlertChange]:
@@ -212,9 +219,9 @@ class DetectionEngine:
         if asset.model is None:
             asset.model = AssetModel(len(members), self.settings.asset_model, zlib.crc32(asset_id.encode()))
         per_day = SECONDS_PER_DAY / asset.period_s if asset.period_s > 0 else SECONDS_PER_DAY
-        quiet = asset.alert_sensor is None and not any(
-            self._tracker.has_open(m) or self._validator.pending(m) for m in members)
-        p = asset.model.update(row, asset.thresholds.candidate / per_day, may_learn=quiet)
+        # Never learn from alerting periods: the asset's or any of its sensors' alert is open.
+        quiet = asset.alert_sensor is None and not any(self._tracker.has_open(m) for m in members)
+        p = asset.model.update(row, may_learn=quiet)
         if not judge or not asset.model.learned:
             return NO_CHANGES
         return self._judge_asset(asset, asset_id, row_ts, p * per_day)
@@ -240,7 +247,7 @@ class DetectionEngine:
             if asset.alert_sensor is None:
                 reason = self._validator.consider(episode_key, asset_id, ASSET_DETECTOR, model.kind,
                                                   rate <= thresholds.extreme, False, ts, 0.0, None,
-                                                  asset.period_s)
+                                                  asset.period_s, relations="related")
             if asset.alert_sensor is not None or reason is not None:
                 findings = (_finding(judgement, thresholds, reason, contributors),)
                 asset.alert_sensor = sensor_id
@@ -286,6 +293,96 @@ class DetectionEngine:
         counts = dict(self._validator.counts)
         self._validator.counts.clear()
         return counts
+
+    # -- snapshots and release ------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """Everything learned (sensor and asset models), as versioned bytes; no alerts."""
+        return encode({"sensors": {sid: self._sensor_state(sid, m) for sid, m in self._models.items()},
+                       "assets": {aid: self._asset_state(a) for aid, a in self._assets.items()}})
+
+    def load_snapshot(self, data: bytes) -> SnapshotReport:
+        """Take over a snapshot (before any reading). Raises `SnapshotError` if it is unusable
+        as a whole; single models that do not fit are skipped and relearn (see the report)."""
+        body = decode(data)
+        sensors, assets = body.get("sensors"), body.get("assets")
+        if not isinstance(sensors, dict) or not isinstance(assets, dict):
+            raise SnapshotError("snapshot has no sensors or assets")
+        skipped: dict[str, str] = {}
+        restored = sum(self._load_sensor(sid, state, skipped) for sid, state in sensors.items())
+        restored_assets = sum(self._load_asset(aid, state, skipped) for aid, state in assets.items())
+        return SnapshotReport(restored, restored_assets, skipped)
+
+    def release(self, sensor_id: str) -> bytes | None:
+        """Forget a sensor to free memory, returning its snapshot (None: not known).
+
+        Refused with `SensorInAlertError` while the sensor has an open alert."""
+        if self._tracker.has_open(sensor_id):
+            raise SensorInAlertError(f"sensor {sensor_id!r} has an open alert")
+        model = self._models.pop(sensor_id, None)
+        if model is None:
+            return None
+        self._validator.forget(sensor_id)
+        return encode({"sensors": {sensor_id: self._sensor_state(sensor_id, model)}, "assets": {}})
+
+    def adopt(self, sensor_id: str, data: bytes) -> bool:
+        """Take back a released sensor's snapshot; False if it does not fit (it relearns)."""
+        body = decode(data)
+        sensors = body.get("sensors")
+        if not isinstance(sensors, dict) or sensor_id not in sensors:
+            raise SnapshotError(f"snapshot does not hold sensor {sensor_id!r}")
+        return self._load_sensor(sensor_id, sensors[sensor_id], {})
+
+    def _sensor_state(self, sensor_id: str, model: SensorModel) -> dict[str, Any]:
+        return {"key": self._sensor_key(model.profile), "asset": self._asset_of.get(sensor_id),
+                "model": model.state()}
+
+    def _sensor_key(self, profile: SensorProfile) -> str:
+        # Sensitivity is not part of it: changing the knob keeps what was learned.
+        return settings_key([profile.detectors.model_dump(exclude={"sensitivity"}),
+                             self.settings.learning.model_dump(), self.settings.accept_after_readings])
+
+    def _load_sensor(self, sensor_id: str, state: Any, skipped: dict[str, str]) -> bool:
+        try:
+            asset_id = state["asset"]
+            model = self._new_model(sensor_id, asset_id)
+            if state["key"] != self._sensor_key(model.profile):
+                del self._models[sensor_id]
+                skipped[sensor_id] = "settings changed since the snapshot"
+                return False
+            model.load(state["model"])
+        except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+            self._models.pop(sensor_id, None)
+            skipped[sensor_id] = f"malformed: {type(e).__name__}: {e}"
+            return False
+        return True
+
+    def _asset_state(self, asset: _Asset) -> dict[str, Any]:
+        return {"key": settings_key(self.settings.asset_model.model_dump()),
+                "members": list(asset.rows.members), "period_s": asset.period_s,
+                "last_row_ts": asset.last_row_ts,
+                "model": asset.model.state() if asset.model is not None else None}
+
+    def _load_asset(self, asset_id: str, state: Any, skipped: dict[str, str]) -> bool:
+        key = "asset " + asset_id
+        try:
+            if state["key"] != settings_key(self.settings.asset_model.model_dump()):
+                skipped[key] = "settings changed since the snapshot"
+                return False
+            asset = self._new_asset(asset_id)
+            for member in state["members"]:
+                asset.rows.join(str(member))
+            asset.period_s = float(state["period_s"])
+            asset.last_row_ts = float(state["last_row_ts"])
+            if state["model"] is not None:
+                model = AssetModel(len(asset.rows.members), self.settings.asset_model,
+                                   zlib.crc32(asset_id.encode()))
+                model.load(state["model"])
+                asset.model = model
+        except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+            self._assets.pop(asset_id, None)
+            skipped[key] = f"malformed: {type(e).__name__}: {e}"
+            return False
+        return True
 
     # -- models ---------------------------------------------------------------------------
     def _new_model(self, sensor_id: str, asset_id: str | None) -> SensorModel:

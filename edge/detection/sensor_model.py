@@ -29,7 +29,6 @@ from edge.detection.settings import LearningSettings
 from edge.detection.silence import SilenceDetector
 
 _PERIOD_ALPHA = 0.05
-DRIFT_GATE = 10.0
 DRIFT_PERSIST = 0.5
 _MIN_DISTINCT = 3  # different values a sensor must show before its learning can end
 NOT_JUDGED: frozenset[str] = frozenset()
@@ -165,7 +164,7 @@ class SensorModel:
                 candidate_seen = candidate_seen or rate <= candidate
         if drift is not None:
             factor = drift.trials_factor
-            p = drift.update(ts, x, DRIFT_GATE * gate / factor, "drift" in alerting)
+            p = drift.update(ts, x, "drift" in alerting)
             rate = p * per_day * factor
             if learned and rate <= normal:
                 hot = hot or []

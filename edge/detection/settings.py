@@ -1,7 +1,7 @@
 """Detection settings: one set of defaults for every sensor, overridable per sensor and asset.
 
     detection:
-      sensitivity: 0.6          # 0 (quiet) .. 1 (eager); see below
+      sensitivity: 0.55         # 0 (quiet) .. 1 (eager); see below
       learning: {readings: 200, duration_s: 300}
       defaults:
         drift: {slow_span: 300}
@@ -136,7 +136,7 @@ class ValidationSettings(_Model):
                                   description="Candidate readings before it counts as persistent.")
     persist_gap_readings: int = Field(default=2, ge=1,
                                       description="Normal readings that end a candidate episode.")
-    extreme_factor: float = Field(default=3.0, ge=1,
+    extreme_factor: float = Field(default=2.0, ge=1,
                                   description="Candidates this many times rarer than the "
                                               "sensitivity's budget skip the persistence check.")
     corroboration_s: float = Field(default=60.0, ge=0,
@@ -173,7 +173,7 @@ class DetectionSettings(_Model):
     """Detection and the alert life cycle, for every sensor."""
 
     enabled: bool = True
-    sensitivity: float = Field(default=0.6, ge=0, le=1,
+    sensitivity: float = Field(default=0.55, ge=0, le=1,
                                description="False alerts allowed per sensor-day on normal "
                                            "behaviour: 10 ** (4 * sensitivity - 3).")
     learning: LearningSettings = LearningSettings()

@@ -34,6 +34,7 @@ _LCG_MASK = 0x7FFFFFFF
 _MIN_SAMPLE = 20  # values before any probability is given
 _MIN_EXCEEDANCES = 5  # exceedances before a tail is fitted (the reservoir answers until then)
 CAUTION = 0.5  # standard errors added to a fitted tail's scale
+YOUNG_EXCEEDANCES = 20
 
 
 class TailModel:
@@ -113,7 +114,9 @@ class TailModel:
         cap = self._clip * tail[0]
         if excess > cap > 0:
             excess = cap
-        alpha = max(self._alpha, 1.0 / (seen + 1.0))
+        # A plain running mean for the first exceedances, then the slow horizon: a tail that has
+        # settled is moved only a little by each new exceedance.
+        alpha = 1.0 / (seen + 1.0) if seen < YOUNG_EXCEEDANCES else self._alpha
         tail[0] += alpha * (excess - tail[0])
         tail[1] += alpha * (excess * excess - tail[1])
         tail[2] = seen + 1.0

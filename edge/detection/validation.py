@@ -8,8 +8,11 @@ In order, for a candidate of one (sensor, detector) that has no open alert:
    never gets further);
 3. an extreme candidate (rarer than the budget divided by `extreme_factor`) is accepted at once,
    so one- and two-reading spikes are caught: `extreme`;
-4. corroboration: another sensor of the same asset, or the asset model, was a candidate within
-   `corroboration_s` (at least two reading periods): `corroborated`;
+4. corroboration, within `corroboration_s` (at least two reading periods), for an asset whose
+   sensors share a mode: a sensor's candidate by the asset model's (their relation broke), the
+   asset model's by any of its sensors': `corroborated`. Sensors that merely move together
+   while their relation holds are the asset's operating point changing (load, duty), not
+   evidence of a fault, and independent sensors corroborate nothing;
 5. persistence: `persist_readings` candidate readings in one episode: `persistent`.
 
 An episode ends, rejected as `transient` (or `routine`), after `persist_gap_readings` readings
@@ -21,10 +24,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Literal
 
 from edge.detection.history import LevelHistory
 from edge.detection.settings import ValidationSettings
 
+Relations = Literal["unknown", "related", "independent"]  # what the asset model knows
+ASSET_SOURCE = "@asset_model"  # the asset model's name among an asset's candidate sources
 LEVEL_KINDS = frozenset({"level", "shift", "change", "jump"})
 ACCEPT_REASONS = ("datasheet", "extreme", "corroborated", "persistent")
 REJECT_REASONS = ("transient", "routine")
@@ -59,7 +65,8 @@ class Validator:
 
     def consider(self, sensor_id: str, asset_id: str | None, detector: str, kind: str,
                  extreme: bool, datasheet: bool, ts: float, level: float,
-                 history: LevelHistory | None, period_s: float, persist: int = 1) -> str | None:
+                 history: LevelHistory | None, period_s: float, persist: int = 1,
+                 relations: Relations = "unknown") -> str | None:
         """The accept reason if this candidate reading opens an alert now, else None."""
         if datasheet:
             return self._accepted(sensor_id, detector, "datasheet")
@@ -71,7 +78,7 @@ class Validator:
             return None
         if extreme:
             return self._accepted(sensor_id, detector, "extreme")
-        if self._corroborated(sensor_id, asset_id, ts, period_s):
+        if self._corroborated(sensor_id, asset_id, ts, period_s, relations):
             return self._accepted(sensor_id, detector, "corroborated")
         episode.candidates += 1
         if episode.candidates >= max(self._persist, persist):
@@ -107,12 +114,16 @@ class Validator:
         self.counts["accepted_" + reason] += 1
         return reason
 
-    def _corroborated(self, sensor_id: str, asset_id: str | None, ts: float, period_s: float) -> bool:
-        if asset_id is None:
-            return False
-        recent = self._recent.get(asset_id)
-        if not recent:
+    def _corroborated(self, sensor_id: str, asset_id: str | None, ts: float, period_s: float,
+                      relations: Relations) -> bool:
+        recent = self._recent.get(asset_id) if asset_id is not None else None
+        if not recent or relations != "related":
             return False
         window_s = max(self._corroboration_s, 2.0 * period_s)
-        return any(source != sensor_id and 0.0 <= ts - seen <= window_s
-                   for source, seen in recent.items())
+        if sensor_id == ASSET_SOURCE:
+            return any(source != ASSET_SOURCE and 0.0 <= ts - seen <= window_s
+                       for source, seen in recent.items())
+        # Sensors moving together while their relation holds is the asset's operating point
+        # changing (load, duty), not a fault: only the asset model corroborates a sensor.
+        seen = recent.get(ASSET_SOURCE)
+        return seen is not None and 0.0 <= ts - seen <= window_s

@@ -12,6 +12,7 @@ for the scorer's optimised-threshold figure.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -45,11 +46,17 @@ def nab_flags(timestamps: Sequence[datetime], values: Sequence[float],
 
 def nab_likelihood(timestamps: Sequence[datetime], values: Sequence[float],
                    settings: DetectionSettings | None = None) -> np.ndarray:
-    """One score in [0, 1] per row: the highest anomaly likelihood any detector gave it."""
+    """One score in [0, 1) per row, ordered as the highest anomaly likelihood any detector gave
+    it: `r / (1 + r)` with `r = -log10(1 - likelihood)`, so that likelihoods too close to 1.0
+    to tell apart in floating point keep their order (a threshold sweep needs only the order)."""
     engine = DetectionEngine(GATEWAY_ID, settings)
     scores = np.zeros(len(values))
     for row, (timestamp, value) in enumerate(zip(timestamps, values, strict=True)):
-        scores[row] = engine.reading_likelihood(NAB_SENSOR, None, _epoch(timestamp), float(value))
+        rate = engine.reading_rate(NAB_SENSOR, None, _epoch(timestamp), float(value))
+        if rate < math.inf:
+            # 1 - likelihood = -expm1(-rate), computed without cancellation
+            rarity = -math.log10(max(-math.expm1(-rate), 1e-300))
+            scores[row] = max(rarity, 0.0) / (1.0 + max(rarity, 0.0))
     return scores
 
 

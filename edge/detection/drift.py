@@ -22,6 +22,8 @@ from edge.detection.settings import DriftSettings
 from edge.detection.tails import TailModel
 
 XI_MAX = 0.5
+HUBER = 5.0
+CLIP = 3.0
 
 
 class DriftDetector:
@@ -29,19 +31,22 @@ class DriftDetector:
     kind = "shift"
 
     __slots__ = ("_accept_after", "_daily", "_fast", "_fast_alpha", "_gated", "_learned",
-                 "_season", "_slow", "_slow_alpha", "_tail", "_weekly", "trials_factor")
+                 "_season", "_slow", "_slow_alpha", "_spread", "_spread_alpha", "_tail",
+                 "_weekly", "trials_factor")
 
     def __init__(self, settings: DriftSettings, accept_after: int, seed: int) -> None:
         self._fast_alpha = 2.0 / (settings.fast_span + 1)
         self._slow_alpha = 2.0 / (settings.slow_span + 1)
         self.trials_factor = 1.0 / settings.fast_span
         self._accept_after = accept_after
-        self._tail = TailModel(xi_max=XI_MAX, seed=seed)
+        self._tail = TailModel(xi_max=XI_MAX, clip=CLIP, seed=seed)
         self._daily = SeasonalProfile(DAY_S, 48)
         self._weekly = SeasonalProfile(WEEK_S, 168)
         self._season: SeasonalProfile | None = None  # the profile the averages follow
         self._fast: float | None = None
         self._slow = 0.0
+        self._spread = 0.0  # mean absolute departure of readings from the fast level
+        self._spread_alpha = 2.0 / (settings.slow_span + 1)
         self._learned = 0
         self._gated = 0
 
@@ -56,7 +61,8 @@ class DriftDetector:
 
     def update(self, ts: float, x: float, alerting: bool) -> float:
         season = self._season
-        level = x - season.expected(ts) if season is not None else x
+        expected = season.expected(ts) if season is not None else 0.0
+        level = x - expected
         fast = self._fast
         if fast is None:
             self._fast = level
@@ -64,22 +70,29 @@ class DriftDetector:
                 self._slow = level
                 self._learned = 1
             return 1.0
-        fast += self._fast_alpha * (level - fast)
+        # Huber-weighted EWMA: one reading moves the level by at most HUBER spreads, so a spike
+        # (the outlier detector's) barely moves it while a lasting shift still carries it along.
+        departure = level - fast
+        spread = self._spread
+        bound = HUBER * spread
+        if bound > 0.0 and (departure > bound or departure < -bound):
+            departure = bound if departure > 0.0 else -bound
+        self._spread = spread + max(self._spread_alpha, 1.0 / self._learned) * (abs(departure) - spread)
+        fast += self._fast_alpha * departure
         self._fast = fast
         gap = fast - self._slow
-        p = self._tail.two_sided(gap)
         # The profiles learn every reading: a recurring pattern must not stay unlearned (and
         # alerting every day) just because it alerted the first time.
-        flat = self._slow + (season.expected(ts) if season is not None else 0.0)
+        flat = self._slow + expected
         self._daily.add(ts, x, flat)
         self._weekly.add(ts, x, flat)
         if alerting:
             self._gated += 1
             if self._gated < self._accept_after:
-                return p
+                return self._tail.two_sided(gap)
         else:
             self._gated = 0
-        self._tail.add(gap)
+        p = self._tail.observe(gap)
         self._learned += 1
         self._slow += max(self._slow_alpha, 1.0 / self._learned) * (level - self._slow)
         self._choose_season(ts, x)
@@ -98,7 +111,7 @@ class DriftDetector:
 
     def state(self) -> dict[str, Any]:
         return {"tail": self._tail.state(), "fast": self._fast, "slow": self._slow,
-                "learned": self._learned, "gated": self._gated, "daily": self._daily.state(),
+                "learned": self._learned, "gated": self._gated, "spread": self._spread, "daily": self._daily.state(),
                 "weekly": self._weekly.state(), "season": self.seasonal}
 
     def load(self, state: dict[str, Any]) -> None:
@@ -110,6 +123,7 @@ class DriftDetector:
         self._slow = float(state["slow"])
         self._learned = int(state["learned"])
         self._gated = int(state["gated"])
+        self._spread = float(state["spread"])
         season = state["season"]
         self._season = self._weekly if season == "weekly" else \
             self._daily if season == "daily" else None

@@ -123,13 +123,13 @@ class DetectionEngine:
                 changes += found
         return changes
 
-    def reading_likelihood(self, sensor_id: str, asset_id: str | None, ts: float,
-                           value: float) -> float:
-        """`observe`, returning the highest likelihood a sensor detector gave the reading."""
+    def reading_rate(self, sensor_id: str, asset_id: str | None, ts: float, value: float) -> float:
+        """`observe`, returning the lowest rate per day a sensor detector gave the reading
+        (inf: nothing hot); its likelihood is `likelihood(rate)`."""
         self.last_judgements = None
         self.observe(sensor_id, asset_id, ts, value)
         hot = self.last_judgements
-        return max((likelihood(j.rate_per_day) for j in hot), default=0.0) if hot else 0.0
+        return min((j.rate_per_day for j in hot), default=math.inf) if hot else math.inf
 
     def learn(self, sensor_id: str, asset_id: str | None, ts: float, value: float) -> None:
         """Feed the models without judging (replaying readings judged before a restart)."""

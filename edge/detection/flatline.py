@@ -6,9 +6,12 @@ this long comes from the larger of two models of the sensor's completed runs: a 
 model of the run lengths themselves (step signals and slow sensors have long runs). A run is
 never stuck before `min_readings` and `min_duration_s`.
 
-Operating states: a value at which the sensor rests for long runs at the bottom of its range (an
-idle pump at 0, a valve closed) is learned as a resting value; a run there is the machine being
-off, not a stuck sensor, and the other detectors pause while it lasts.
+Operating states: a value at which the sensor rests for a run of `min_readings`, far below its
+running levels (below the 5 % level by three times its distance to the median, or rarer than
+1e-3 among them: an idle pump at 0, a valve closed), is learned as a resting value; a run there
+is the machine being off, not a stuck sensor, and the other detectors pause while it lasts (so
+running levels are learned from running readings only). A run stuck at a running level is not
+a rest. Rest runs teach neither the run lengths nor the repeat fraction.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from edge.detection.tails import TailModel
 
 _REPEAT_HORIZON = 2000.0  # readings over which the repeat fraction is averaged
 _MAX_RESTS = 2
-_REST_LEVEL = 0.02  # a resting value lies at or below this quantile of the sensor's levels
+_REST_RARITY = 1e-3  # a resting value lies below all but this fraction of the running levels
 
 
 class FlatlineDetector:
@@ -28,7 +31,7 @@ class FlatlineDetector:
     kind = "stuck"
 
     __slots__ = ("_epsilon", "_level", "_min_duration_s", "_min_readings", "_repeat", "_rests",
-                 "_runs", "_seen", "_since", "_value", "length", "resting")
+                 "_runs", "_seen", "_since", "_value", "_far_below", "length", "resting")
 
     def __init__(self, settings: FlatlineSettings, level: TailModel | None, seed: int) -> None:
         self._min_readings = settings.min_readings
@@ -43,6 +46,7 @@ class FlatlineDetector:
         self._since = 0.0
         self.length = 0
         self.resting = False
+        self._far_below = False
 
     @property
     def trials_factor(self) -> float:
@@ -58,12 +62,16 @@ class FlatlineDetector:
             self._repeat -= self._repeat / seen
             self._value, self._since, self.length = x, ts, 1
             self.resting = self._is_rest(x)
+            # Judged at the run's start, before its own readings weigh on the running levels.
+            self._far_below = not self.resting and self._below_running(x)
             return 1.0
-        self._repeat += (1.0 - self._repeat) / seen
+        if not self.resting:  # an idle machine's repeats say nothing about its sensor's runs
+            self._repeat += (1.0 - self._repeat) / seen
         self.length += 1
         length = self.length
-        if length == self._min_readings and not self.resting:
-            self.resting = self._learn_rest(x)
+        if length == self._min_readings and self._far_below:
+            self._rests = [*self._rests[-(_MAX_RESTS - 1):], x]
+            self.resting = True
         if self.resting or length < self._min_readings or ts - self._since < self._min_duration_s:
             return 1.0
         return self.probability(length)
@@ -77,20 +85,22 @@ class FlatlineDetector:
         return max(geometric, runs.upper(float(length)))
 
     def _complete(self, p_gate: float) -> None:
-        # A run that was a candidate (stuck) is not learned as normal.
-        if self.resting or self.length < self._min_readings or self.probability(self.length) > p_gate:
+        # Idle runs and runs that were candidates (stuck) are not learned as normal runs.
+        if not self.resting and (self.length < self._min_readings or
+                                 self.probability(self.length) > p_gate):
             self._runs.add(float(self.length))
 
     def _is_rest(self, x: float) -> bool:
         epsilon = self._epsilon + 1e-12 * abs(x)
         return any(abs(x - rest) <= epsilon for rest in self._rests)
 
-    def _learn_rest(self, x: float) -> bool:
+    def _below_running(self, x: float) -> bool:
         level = self._level
-        if level is None or not level.ready or x > level.quantile(_REST_LEVEL):
+        if level is None or not level.ready:
             return False
-        self._rests = [*self._rests[-(_MAX_RESTS - 1):], x]
-        return True
+        low, middle = level.quantile(0.05), level.quantile(0.5)
+        # Within reach of the running levels, a long run is a stuck sensor, not a rest.
+        return x < low - 3.0 * (middle - low) or level.lower(x) <= _REST_RARITY
 
     def window(self) -> dict[str, Any]:
         return {"since": self._since, "readings": self.length, "stuck_value": self._value}
@@ -98,7 +108,7 @@ class FlatlineDetector:
     def state(self) -> dict[str, Any]:
         return {"runs": self._runs.state(), "repeat": self._repeat, "seen": self._seen, "rests": list(self._rests),
                 "value": self._value, "since": self._since, "length": self.length,
-                "resting": self.resting}
+                "resting": self.resting, "far_below": self._far_below}
 
     def load(self, state: dict[str, Any]) -> None:
         self._runs.load(state["runs"])
@@ -110,3 +120,4 @@ class FlatlineDetector:
         self._since = float(state["since"])
         self.length = int(state["length"])
         self.resting = bool(state["resting"])
+        self._far_below = bool(state["far_below"])

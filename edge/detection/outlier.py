@@ -7,9 +7,10 @@
 
 Each feature has a `TailModel`, so heavy tails, skew and quantisation are learned, not assumed.
 The detector's probability is the smallest of the three, times three (Bonferroni: the sensor
-gets one budget, not three). While a reading is a candidate its features are not learned (a
-fault does not teach the model that it is normal) until `accept_after` candidate readings in
-a row have made it the new normal.
+gets one budget, not three). Every reading is learned, the unusual ones too (a spike that
+recurs is this sensor's normal: its tail widens, slowly, see `TailModel`), except while an
+outlier alert is open: an alerting period never becomes normal by itself (a noise burst would
+otherwise teach the tails to accept the next spike).
 """
 
 from __future__ import annotations
@@ -20,26 +21,21 @@ from edge.detection.settings import OutlierSettings
 from edge.detection.tails import TailModel
 
 FEATURES = ("level", "change", "jump")
-GATED = False
 
 
 class OutlierDetector:
     name = "outlier"
     trials_factor = 1.0  # one judgement per reading
 
-    __slots__ = ("_accept_after", "_alpha", "_baseline", "_change", "_gate", "_gated", "_jump",
-                 "_level", "_previous", "kind")
+    __slots__ = ("_alpha", "_baseline", "_change", "_jump", "_level", "_previous", "kind")
 
-    def __init__(self, settings: OutlierSettings, accept_after: int, seed: int) -> None:
+    def __init__(self, settings: OutlierSettings, seed: int) -> None:
         self._alpha = 2.0 / (settings.baseline_span + 1)
-        self._accept_after = accept_after
         self._level = TailModel(seed=seed)
         self._change = TailModel(seed=seed + 1)
         self._jump = TailModel(seed=seed + 2)
         self._baseline = 0.0
         self._previous: float | None = None
-        self._gated = 0
-        self._gate = GATED
         self.kind = "level"
 
     @property
@@ -50,37 +46,32 @@ class OutlierDetector:
         """The sensor went idle: the next reading starts afresh (no jump across the pause)."""
         self._previous = None
 
-    def update(self, x: float, p_gate: float) -> float:
-        """Tail probability of this reading (1.0: nothing unusual); learns it unless gated."""
+    def update(self, x: float, alerting: bool = False) -> float:
+        """Tail probability of this reading (1.0: nothing unusual); learned unless `alerting`."""
         previous = self._previous
         self._previous = x
         if previous is None:
             if self._level.count == 0:
                 self._baseline = x
+            self._level.add(x)
             return 1.0
         change = x - self._baseline
-        jump = x - previous
-        p = self._level.two_sided(x)
+        self._baseline += self._alpha * change
+        if alerting:
+            p = self._level.two_sided(x)
+            p_change = self._change.two_sided(change)
+            p_jump = self._jump.two_sided(x - previous)
+        else:
+            p = self._level.observe(x)
+            p_change = self._change.observe(change)
+            p_jump = self._jump.observe(x - previous)
         kind = "level"
-        p_change = self._change.two_sided(change)
         if p_change < p:
             p, kind = p_change, "change"
-        p_jump = self._jump.two_sided(jump)
         if p_jump < p:
             p, kind = p_jump, "jump"
-        p = 3.0 * p if p < 0.333 else 1.0
         self.kind = kind
-        self._baseline += self._alpha * change
-        if p <= p_gate and self._gate:
-            self._gated += 1
-            if self._gated < self._accept_after:
-                return p
-        else:
-            self._gated = 0
-        self._level.add(x)
-        self._change.add(change)
-        self._jump.add(jump)
-        return p
+        return 3.0 * p if p < 0.333 else 1.0
 
     def window(self) -> dict[str, Any]:
         return {"feature": self.kind, "baseline": self._baseline,
@@ -89,7 +80,7 @@ class OutlierDetector:
     def state(self) -> dict[str, Any]:
         return {"level": self._level.state(), "change": self._change.state(),
                 "jump": self._jump.state(), "baseline": self._baseline,
-                "previous": self._previous, "gated": self._gated}
+                "previous": self._previous}
 
     def load(self, state: dict[str, Any]) -> None:
         self._level.load(state["level"])
@@ -98,4 +89,3 @@ class OutlierDetector:
         self._baseline = float(state["baseline"])
         previous = state["previous"]
         self._previous = None if previous is None else float(previous)
-        self._gated = int(state["gated"])

@@ -2,9 +2,10 @@
 
 A period is split into bins (a day: 48 half-hours; a week: 168 hours); each bin's mean level is
 averaged over cycles (EWMA, `cycle_alpha`). A profile *explains* the sensor when predicting a
-bin's mean level from the previous cycles' profile (plus a slowly tracked offset) errs at most
-half as much, in mean square, as predicting it by the flat baseline; it is switched off again
-above 80 %. Until nine bins in ten have been seen twice (two days, two weeks) a profile says nothing.
+bin's mean level from the previous cycles' profile (plus a slowly tracked offset), out of
+sample, errs at most half as much in mean square as predicting it by the flat baseline, over at
+least a quarter of a cycle of such predictions; it is switched off again above 80 %. So a daily
+cycle is recognised some six hours into the second day, a weekly one in the second week.
 
 While a profile is active the drift detector judges the seasonal residual, so daily and weekly
 cycles (shifts, traffic, day and night load) are the expected level rather than a drift.
@@ -19,12 +20,12 @@ DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
 _ON_RATIO = 0.5
 _OFF_RATIO = 0.8
-_MIN_CYCLES = 2
 
 
 class SeasonalProfile:
-    __slots__ = ("_bin_s", "_bins", "_current", "_cycle_alpha", "_err_flat", "_err_seasonal",
-                 "_offset", "_profile", "_seen", "_sum", "_count", "active", "period_s")
+    __slots__ = ("_bin_s", "_bins", "_compared", "_count", "_coverage_done", "_current",
+                 "_cycle_alpha", "_err_flat", "_err_seasonal", "_offset", "_profile", "_seen",
+                 "_sum", "active", "period_s")
 
     def __init__(self, period_s: float, bins: int, cycle_alpha: float = 0.3) -> None:
         self.period_s = period_s
@@ -39,6 +40,8 @@ class SeasonalProfile:
         self._offset = 0.0
         self._err_flat = 0.0
         self._err_seasonal = 0.0
+        self._compared = 0  # bins predicted out of sample so far
+        self._coverage_done = False
         self.active = False
 
     def expected(self, ts: float) -> float:
@@ -63,16 +66,19 @@ class SeasonalProfile:
     def _close(self, absolute_bin: int, mean: float, flat_level: float) -> None:
         slot = absolute_bin % self._bins
         seen = self._seen[slot]
-        if seen >= _MIN_CYCLES and self._covered():
+        if seen >= 1 and self._covered():
+            # Out of sample: the previous cycles' profile predicts this bin before it learns it.
             predicted = self._profile[slot] + self._offset
             error = mean - predicted
             self._offset += 0.05 * error
-            alpha = 2.0 / (self._bins + 1)
+            self._compared += 1
+            alpha = max(2.0 / (self._bins + 1), 1.0 / self._compared)
             self._err_seasonal += alpha * (error * error - self._err_seasonal)
             flat_error = mean - flat_level
             self._err_flat += alpha * (flat_error * flat_error - self._err_flat)
             ratio = self._err_seasonal / self._err_flat if self._err_flat > 0 else 1.0
-            self.active = ratio < (_OFF_RATIO if self.active else _ON_RATIO)
+            self.active = self._compared >= self._bins // 4 and \
+                ratio < (_OFF_RATIO if self.active else _ON_RATIO)
         if seen == 0:
             self._profile[slot] = mean - self._offset
         else:
@@ -81,13 +87,16 @@ class SeasonalProfile:
             self._seen[slot] = seen + 1
 
     def _covered(self) -> bool:
-        """Nine bins in ten have seen two cycles (gaps in the data leave a few bins short)."""
-        return sum(1 for seen in self._seen if seen >= _MIN_CYCLES) >= 0.9 * self._bins
+        """Nine bins in ten have seen a cycle (gaps in the data leave a few bins short)."""
+        if self._coverage_done:
+            return True
+        self._coverage_done = sum(1 for seen in self._seen if seen >= 1) >= 0.9 * self._bins
+        return self._coverage_done
 
     def state(self) -> dict[str, Any]:
         return {"profile": self._profile.tobytes().hex(), "seen": self._seen.tobytes().hex(),
                 "current": self._current, "sum": self._sum, "count": self._count,
-                "offset": self._offset, "err_flat": self._err_flat,
+                "offset": self._offset, "err_flat": self._err_flat, "compared": self._compared,
                 "err_seasonal": self._err_seasonal, "active": self.active}
 
     def load(self, state: dict[str, Any]) -> None:
@@ -100,4 +109,6 @@ class SeasonalProfile:
             int(state["count"])
         self._offset = float(state["offset"])
         self._err_flat, self._err_seasonal = float(state["err_flat"]), float(state["err_seasonal"])
+        self._compared = int(state["compared"])
+        self._coverage_done = False
         self.active = bool(state["active"])

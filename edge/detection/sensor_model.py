@@ -66,7 +66,7 @@ class SensorModel:
             if profile.limits is not None and profile.limits.configured else None
         self._rate = RateOfChangeDetector(detectors.rate.max_per_s) \
             if detectors.rate.max_per_s is not None else None
-        self._outlier = OutlierDetector(detectors.outlier, accept_after, seed) \
+        self._outlier = OutlierDetector(detectors.outlier, seed) \
             if detectors.outlier.enabled else None
         self._drift = DriftDetector(detectors.drift, accept_after, seed + 7) \
             if detectors.drift.enabled else None
@@ -156,7 +156,7 @@ class SensorModel:
         candidate = self.thresholds.candidate
         outlier, drift = self._outlier, self._drift
         if outlier is not None:
-            p = outlier.update(x, gate)
+            p = outlier.update(x, "outlier" in alerting)
             rate = p * per_day
             if learned and rate <= normal:
                 hot = hot or []

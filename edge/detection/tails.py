@@ -28,23 +28,27 @@ from array import array
 from bisect import bisect_left, bisect_right, insort
 from typing import Any
 
+import numpy as np
+
 _LCG_MUL = 1103515245
 _LCG_ADD = 12345
 _LCG_MASK = 0x7FFFFFFF
 _MIN_SAMPLE = 20  # values before any probability is given
+_QUANTUM_EVERY = 16  # sample changes between two measurements of the quantum
 _MIN_EXCEEDANCES = 5  # exceedances before a tail is fitted (the reservoir answers until then)
 CAUTION = 0.5  # standard errors added to a fitted tail's scale
 YOUNG_EXCEEDANCES = 20
+SHAPE_CAUTION = 1.0
 
 
 class TailModel:
     """Two-sided tail probabilities of one scalar feature, learned from its own history."""
 
-    __slots__ = ("_alpha", "_clip", "_count", "_fit_window", "_high", "_horizon", "_low", "_quantum", "_rng",
+    __slots__ = ("_alpha", "_clip", "_count", "_fit_window", "_high", "_horizon", "_k", "_low", "_quantum", "_rng", "_stale",
                  "_sample", "_size", "_xi_max", "_xi_min", "_zeta")
 
     def __init__(self, *, size: int = 128, horizon: int = 4000, zeta: float = 0.05,
-                 xi_min: float = 0.0, xi_max: float = 0.5, clip: float = 4.0, seed: int = 1) -> None:
+                 xi_min: float = 0.0, xi_max: float = 0.5, clip: float = 10.0, seed: int = 1) -> None:
         self._size = size
         self._horizon = max(horizon, size)
         self._zeta = zeta
@@ -55,11 +59,15 @@ class TailModel:
         self._fit_window = 1.0 / self._alpha  # exceedances the moments effectively average
         self._sample = array("d")
         self._quantum = 0.0
+        self._k = 1  # order statistic of the tail thresholds: max(1, zeta * sample size)
+        self._stale = _QUANTUM_EVERY - 1  # changes of the sample since the quantum was measured
         self._count = 0
         self._rng = (seed & _LCG_MASK) or 1
         # per tail: [mean excess, mean squared excess, exceedances seen]
-        self._high = [0.0, 0.0, 0.0]
-        self._low = [0.0, 0.0, 0.0]
+        # per tail: mean excess, mean squared excess, exceedances, clusters of them, and the
+        # reading count at the last exceedance (a new cluster starts after a gap)
+        self._high = [0.0, 0.0, 0.0, 0.0, -2.0]
+        self._low = [0.0, 0.0, 0.0, 0.0, -2.0]
 
     @property
     def count(self) -> int:
@@ -84,29 +92,77 @@ class TailModel:
         return sample[min(len(sample) - 1, max(0, int(level * len(sample))))]
 
     def add(self, x: float) -> None:
+        """Learn one value."""
         sample = self._sample
         n = len(sample)
-        self._count += 1
         if n >= _MIN_SAMPLE:
-            k = max(1, int(self._zeta * n))
-            low, high = sample[k - 1], sample[n - k]
-            if x > high + _tie(high):
+            k = self._k
+            high = sample[n - k]
+            if x > high + 1e-9 * (abs(high) + 1e-9):
                 self._excess(self._high, x - high)
-            elif x < low - _tie(low):
-                self._excess(self._low, low - x)
+            else:
+                low = sample[k - 1]
+                if x < low - 1e-9 * (abs(low) + 1e-9):
+                    self._excess(self._low, low - x)
+        self._insert(x, n)
+
+    def observe(self, x: float) -> float:
+        """`two_sided(x)`, then `add(x)`: one pass for a feature that learns every value."""
+        sample = self._sample
+        n = len(sample)
+        p = 1.0
+        if n >= _MIN_SAMPLE:
+            k = self._k
+            high = sample[n - k]
+            if x > high + 1e-9 * (abs(high) + 1e-9):
+                tail = self._high
+                p = 2.0 * (k / n) * self._survival(x - high, tail) if tail[2] >= _MIN_EXCEEDANCES \
+                    else 2.0 * (n - bisect_left(sample, x) + 1) / (n + 1)
+                self._excess(tail, x - high)
+            else:
+                low = sample[k - 1]
+                if x < low - 1e-9 * (abs(low) + 1e-9):
+                    tail = self._low
+                    p = 2.0 * (k / n) * self._survival(low - x, tail) \
+                        if tail[2] >= _MIN_EXCEEDANCES else 2.0 * (bisect_right(sample, x) + 1) / (n + 1)
+                    self._excess(tail, low - x)
+                else:
+                    p = 2.0 * (n - bisect_left(sample, x) + 1) / (n + 1)
+                    if p >= 1.0:
+                        p = 2.0 * (bisect_right(sample, x) + 1) / (n + 1)
+            if p > 1.0:
+                p = 1.0
+        self._insert(x, n)
+        return p
+
+    def _insert(self, x: float, n: int) -> None:
+        sample = self._sample
+        self._count += 1
         if n < self._size:
             insort(sample, x)
-            self._quantum = _quantum(sample)
+            self._k = max(1, int(self._zeta * (n + 1)))
+            self._changed()
             return
         # Reservoir over a sliding horizon: replace a random element with probability size/seen.
-        self._rng = (self._rng * _LCG_MUL + _LCG_ADD) & _LCG_MASK
-        if self._rng * min(self._count, self._horizon) < self._size * _LCG_MASK:
-            self._rng = (self._rng * _LCG_MUL + _LCG_ADD) & _LCG_MASK
-            del sample[self._rng % n]
+        rng = (self._rng * _LCG_MUL + _LCG_ADD) & _LCG_MASK
+        if rng * min(self._count, self._horizon) < self._size * _LCG_MASK:
+            rng = (rng * _LCG_MUL + _LCG_ADD) & _LCG_MASK
+            del sample[rng % n]
             insort(sample, x)
-            self._quantum = _quantum(sample)
+            self._changed()
+        self._rng = rng
+
+    def _changed(self) -> None:
+        # The quantum moves slowly: re-measured every few changes of the sample, not each one.
+        self._stale += 1
+        if self._stale >= _QUANTUM_EVERY:
+            self._quantum = _quantum(self._sample)
+            self._stale = 0
 
     def _excess(self, tail: list[float], excess: float) -> None:
+        if self._count - tail[4] > 1:
+            tail[3] += 1.0
+        tail[4] = self._count
         seen = tail[2]
         if seen == 0:
             tail[0], tail[1], tail[2] = excess, excess * excess, 1.0
@@ -127,7 +183,7 @@ class TailModel:
         n = len(sample)
         if n < _MIN_SAMPLE:
             return 1.0
-        k = max(1, int(self._zeta * n))
+        k = self._k
         threshold = sample[n - k]
         if x > threshold + _tie(threshold) and self._high[2] >= _MIN_EXCEEDANCES:
             return (k / n) * self._survival(x - threshold, self._high)
@@ -139,7 +195,7 @@ class TailModel:
         n = len(sample)
         if n < _MIN_SAMPLE:
             return 1.0
-        k = max(1, int(self._zeta * n))
+        k = self._k
         threshold = sample[k - 1]
         if x < threshold - _tie(threshold) and self._low[2] >= _MIN_EXCEEDANCES:
             return (k / n) * self._survival(threshold - x, self._low)
@@ -161,10 +217,14 @@ class TailModel:
             return 0.0
         var = mean_sq - mean * mean
         xi = 0.5 * (1.0 - mean * mean / var) if var > 0.0 else self._xi_min
-        xi = min(max(xi, self._xi_min), self._xi_max)
-        # GPD mean = scale / (1 - xi); the scale is inflated by its standard error, so a tail
-        # fitted to few exceedances extrapolates cautiously (it narrows as they accumulate).
-        scale = mean * (1.0 - xi) * (1.0 + CAUTION / math.sqrt(min(tail[2], self._fit_window)))
+        # A tail fitted to few exceedances extrapolates cautiously: its shape and its scale are
+        # raised by a fraction of their standard errors, which shrink as exceedances accumulate.
+        # Clustered exceedances (a smooth signal lingering in its tail) carry less information
+        # than independent ones: the caution counts clusters (runs declustering).
+        effective = min(tail[2], self._fit_window) * tail[3] / tail[2]
+        caution = CAUTION / math.sqrt(max(effective, 1.0))
+        xi = min(max(xi + SHAPE_CAUTION * caution, self._xi_min), self._xi_max)
+        scale = mean * (1.0 - xi) * (1.0 + caution)  # GPD mean = scale / (1 - xi)
         if xi == 0.0:
             return math.exp(-excess / scale)
         base = 1.0 + xi * excess / scale
@@ -180,10 +240,11 @@ class TailModel:
         if len(sample) > self._size or any(b < a for a, b in zip(sample, sample[1:], strict=False)):
             raise ValueError("tail sample is not a sorted reservoir of this size")
         high, low = [float(v) for v in state["h"]], [float(v) for v in state["l"]]
-        if len(high) != 3 or len(low) != 3:
+        if len(high) != 5 or len(low) != 5:
             raise ValueError("tail moments malformed")
         self._sample, self._count, self._rng = sample, int(state["n"]), int(state["r"]) & _LCG_MASK
         self._high, self._low = high, low
+        self._k = max(1, int(self._zeta * len(sample)))
         self._quantum = _quantum(sample)
 
 
@@ -193,13 +254,10 @@ def _tie(value: float) -> float:
 
 
 def _quantum(sample: array) -> float:  # type: ignore[type-arg]
-    """The smallest gap between distinct values of a sorted sample (0 for a continuous one)."""
-    smallest = 0.0
-    previous = None
-    for value in sample:
-        if previous is not None:
-            gap = value - previous
-            if gap > _tie(value) and (smallest == 0.0 or gap < smallest):
-                smallest = gap
-        previous = value
-    return smallest
+    """The smallest gap between distinct values of a sorted sample (tiny for a continuous one)."""
+    if len(sample) < 2:
+        return 0.0
+    values = np.array(sample)  # a copy: a view would pin the array's buffer
+    gaps = np.diff(values)
+    gaps = gaps[gaps > 1e-9 * (abs(values[0]) + abs(values[-1]) + 1e-9)]
+    return float(gaps.min()) if gaps.size else 0.0

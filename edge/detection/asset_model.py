@@ -2,14 +2,18 @@
 
 Catches faults where each sensor alone looks normal but their relation breaks (a pump drawing
 more current for the same flow and pressure). Rows (see `asset_rows`) are standardised by each
-sensor's mean and deviation; the principal components explaining `explained_variance` of their
-correlation carry the asset's shared modes (load, duty). A row is judged by its squared
+sensor's mean and deviation; the principal components of their correlation with an eigenvalue of
+at least one (Kaiser's rule: more than one sensor's worth of variance) carry the asset's shared
+modes (load, duty). A row is judged by its squared
 residual off those modes, SPE (Q): large when the sensors no longer move together as they did.
-The SPE is scored by a `TailModel` of its own history and becomes a rate per day by the asset's
-row rate, like a sensor's judgement. Unusual levels of single sensors (Hotelling's T² along the
+A broken relation lasts, so the SPE is averaged over about `SPE_SPAN` rows (EWMA), taken as a
+multiple of the SPE the model expects (the variance its kept modes leave out, so refits of the
+model do not disturb its history), scored by a `TailModel` of its own history and turned into a rate per day by the asset's row rate (one
+independent judgement per `SPE_SPAN` rows), like a sensor's judgement. Unusual levels of single sensors (Hotelling's T² along the
 modes) are left to the sensor models, which judge levels against each sensor's own history.
 
-Contributions split the SPE by sensor (squared residuals), so an alert names where to look.
+Contributions split the averaged SPE by sensor (squared residuals), so an alert names where to
+look.
 An asset whose sensors share no mode (the largest eigenvalue of their correlation below
 `MIN_SHARED_MODE`) has no relation to break, and its model judges nothing.
 
@@ -33,22 +37,25 @@ _REFRESH_ROWS = 50
 _MIN_STD_FRACTION = 1e-6  # a deviation floor relative to the level, for constant columns
 _TOP_CONTRIBUTORS = 3
 MIN_SHARED_MODE = 1.5
+SPE_SPAN = 10
+_SPE_ALPHA = 2.0 / (SPE_SPAN + 1)
 
 
 class AssetModel:
     """The PCA model of one asset; `update` judges one row and learns it unless told not to."""
 
     kind = "spe"
+    trials_factor = 1.0 / SPE_SPAN
 
-    __slots__ = ("_adapted", "_alpha", "_components", "_corr", "_explained", "_leading",
-                 "_learning", "_learning_rows", "_mean", "_since_refresh", "_spe", "_std", "_var",
+    __slots__ = ("_adapted", "_alpha", "_components", "_corr", "_leading",
+                 "_learning", "_learning_rows", "_expected_spe", "_mean", "_since_refresh", "_spe", "_std",
+                 "_var",
                  "columns", "last_contributions")
 
     def __init__(self, columns: int, settings: AssetModelSettings, seed: int) -> None:
         self.columns = columns
         self._learning_rows = settings.learning_rows
         self._alpha = 1.0 / settings.horizon_rows
-        self._explained = settings.explained_variance
         self._learning: list[np.ndarray] | None = []
         self._mean = np.zeros(columns)
         self._var = np.ones(columns)
@@ -57,6 +64,7 @@ class AssetModel:
         self._components = np.eye(columns)[:, :1]
         self._leading = 0.0
         self._spe = TailModel(size=128, horizon=4000, seed=seed)
+        self._expected_spe = 1.0
         self._adapted = 0
         self._since_refresh = 0
         self.last_contributions: np.ndarray = np.zeros(columns)
@@ -70,18 +78,22 @@ class AssetModel:
         """The sensors share a mode: there is a relation that can break."""
         return self._leading >= MIN_SHARED_MODE
 
-    def update(self, row: np.ndarray, may_learn: bool) -> float:
-        """Tail probability of `row`'s SPE (1.0 while learning or unrelated); learns if allowed."""
+    def update(self, row: np.ndarray, may_learn: bool, p_learn: float = 0.0) -> float:
+        """Tail probability of `row`'s SPE (1.0 while learning or unrelated); learns the row if
+        allowed and its probability is above `p_learn` (a suspect row does not teach)."""
         if self._learning is not None:
             if may_learn:
                 self._learn_initial(row)
             return 1.0
         z = (row - self._mean) / self._std
         residual = z - self._components @ (self._components.T @ z)
-        spe = float(residual @ residual)
+        # A broken relation lasts: the SPE and its split by sensor are averaged over about
+        # SPE_SPAN rows (one independent judgement per SPE_SPAN rows, `trials_factor`).
+        squares = residual * residual
+        self.last_contributions += _SPE_ALPHA * (squares - self.last_contributions)
+        spe = float(self.last_contributions.sum()) / self._expected_spe
         p = self._spe.upper(spe) if self._leading >= MIN_SHARED_MODE else 1.0
-        self.last_contributions = residual * residual
-        if may_learn:
+        if may_learn and p > p_learn:
             self._spe.add(spe)
             self._adapt(row)
         return p
@@ -105,7 +117,8 @@ class AssetModel:
         elif len(learning) > half:
             z = (row - self._mean) / self._std
             residual = z - self._components @ (self._components.T @ z)
-            self._spe.add(float(residual @ residual))
+            self.last_contributions += _SPE_ALPHA * (residual * residual - self.last_contributions)
+            self._spe.add(float(self.last_contributions.sum()) / self._expected_spe)
         if len(learning) >= self._learning_rows:
             self._fit(np.array(learning))
             self._learning = None
@@ -142,10 +155,12 @@ class AssetModel:
         values, vectors = np.linalg.eigh(corr)
         values, vectors = values[::-1], vectors[:, ::-1]
         values = np.maximum(values, 1e-9 * max(float(values[0]), 1e-12))
-        share = np.cumsum(values) / values.sum()
-        kept = int(np.searchsorted(share, self._explained) + 1)
-        kept = min(kept, self.columns - 1) if self.columns > 1 else 1
+        # Kaiser's rule: a mode is shared when it carries more than one sensor's variance.
+        kept = max(1, min(int(np.sum(values >= 1.0)), self.columns - 1))
         self._components = vectors[:, :kept]
+        # The SPE expected of a normal row: the variance left off the kept modes. Scoring the
+        # SPE as a multiple of it keeps its tail valid across refits of the model.
+        self._expected_spe = max(float(values[kept:].sum()), 1e-9)
         self._leading = float(values[0])
         self._since_refresh = 0
 
@@ -154,7 +169,7 @@ class AssetModel:
         return {"columns": self.columns, "adapted": self._adapted,
                 "learning": None if self._learning is None else np.array(self._learning).tolist(),
                 "mean": self._mean.tolist(), "var": self._var.tolist(), "corr": self._corr.tolist(),
-                "spe": self._spe.state()}
+                "recent": self.last_contributions.tolist(), "spe": self._spe.state()}
 
     def load(self, state: dict[str, Any]) -> None:
         if int(state["columns"]) != self.columns:
@@ -167,7 +182,10 @@ class AssetModel:
         if mean.shape != (self.columns,) or var.shape != mean.shape or \
                 corr.shape != (self.columns, self.columns) or not np.all(np.isfinite(corr)):
             raise ValueError("asset model arrays malformed")
-        self._mean, self._var, self._corr = mean, var, corr
-        self._spe.load(state["spe"])
+        recent = np.array(state["recent"], dtype=float)
+        if recent.shape != mean.shape:
+            raise ValueError("asset model arrays malformed")
+        self._mean, self._var, self._corr, self.last_contributions = mean, var, corr, recent
         self._floor_std()
         self._eigen()
+        self._spe.load(state["spe"])

@@ -30,7 +30,7 @@ class DriftDetector:
     name = "drift"
     kind = "shift"
 
-    __slots__ = ("_accept_after", "_daily", "_fast", "_fast_alpha", "_gated", "_learned",
+    __slots__ = ("_accept_after", "_daily", "_fast", "_fast_alpha", "_flat", "_gated", "_learned",
                  "_season", "_slow", "_slow_alpha", "_spread", "_spread_alpha", "_tail",
                  "_weekly", "trials_factor")
 
@@ -45,6 +45,7 @@ class DriftDetector:
         self._season: SeasonalProfile | None = None  # the profile the averages follow
         self._fast: float | None = None
         self._slow = 0.0
+        self._flat = 0.0  # a slow EWMA of the readings, the flat competitor of the profiles
         self._spread = 0.0  # mean absolute departure of readings from the fast level
         self._spread_alpha = 2.0 / (settings.slow_span + 1)
         self._learned = 0
@@ -67,7 +68,7 @@ class DriftDetector:
         if fast is None:
             self._fast = level
             if self._learned == 0:
-                self._slow = level
+                self._slow = self._flat = level
                 self._learned = 1
             return 1.0
         # Huber-weighted EWMA: one reading moves the level by at most HUBER spreads, so a spike
@@ -83,9 +84,10 @@ class DriftDetector:
         gap = fast - self._slow
         # The profiles learn every reading: a recurring pattern must not stay unlearned (and
         # alerting every day) just because it alerted the first time.
-        flat = self._slow + expected
-        self._daily.add(ts, x, flat)
-        self._weekly.add(ts, x, flat)
+        # The competitor of a profile is a flat baseline of the readings themselves.
+        self._flat += max(self._slow_alpha, 1.0 / self._learned) * (x - self._flat)
+        self._daily.add(ts, x, self._flat)
+        self._weekly.add(ts, x, self._flat)
         if alerting:
             self._gated += 1
             if self._gated < self._accept_after:
@@ -95,7 +97,8 @@ class DriftDetector:
         p = self._tail.observe(gap)
         self._learned += 1
         self._slow += max(self._slow_alpha, 1.0 / self._learned) * (level - self._slow)
-        self._choose_season(ts, x)
+        if p > 0.01:  # never change the frame of reference under a developing shift
+            self._choose_season(ts, x)
         return p
 
     def _choose_season(self, ts: float, x: float) -> None:
@@ -111,7 +114,8 @@ class DriftDetector:
 
     def state(self) -> dict[str, Any]:
         return {"tail": self._tail.state(), "fast": self._fast, "slow": self._slow,
-                "learned": self._learned, "gated": self._gated, "spread": self._spread, "daily": self._daily.state(),
+                "learned": self._learned, "gated": self._gated, "spread": self._spread,
+                "flat": self._flat, "daily": self._daily.state(),
                 "weekly": self._weekly.state(), "season": self.seasonal}
 
     def load(self, state: dict[str, Any]) -> None:
@@ -124,6 +128,7 @@ class DriftDetector:
         self._learned = int(state["learned"])
         self._gated = int(state["gated"])
         self._spread = float(state["spread"])
+        self._flat = float(state["flat"])
         season = state["season"]
         self._season = self._weekly if season == "weekly" else \
             self._daily if season == "daily" else None

@@ -53,6 +53,7 @@ NO_CHANGES: list[AlertChange] = []
 ASSET_DETECTOR = "asset_model"
 _PERIOD_ALPHA = 0.05
 DRIFT_EXTREME = False
+ASSET_GATE = 1.0
 
 
 class SensorInAlertError(Exception):
@@ -221,10 +222,11 @@ class DetectionEngine:
         per_day = SECONDS_PER_DAY / asset.period_s if asset.period_s > 0 else SECONDS_PER_DAY
         # Never learn from alerting periods: the asset's or any of its sensors' alert is open.
         quiet = asset.alert_sensor is None and not any(self._tracker.has_open(m) for m in members)
-        p = asset.model.update(row, may_learn=quiet)
+        p_learn = ASSET_GATE * asset.thresholds.normal / (per_day * asset.model.trials_factor)
+        p = asset.model.update(row, may_learn=quiet, p_learn=p_learn)
         if not judge or not asset.model.learned:
             return NO_CHANGES
-        return self._judge_asset(asset, asset_id, row_ts, p * per_day)
+        return self._judge_asset(asset, asset_id, row_ts, p * per_day * asset.model.trials_factor)
 
     def _judge_asset(self, asset: _Asset, asset_id: str, ts: float, rate: float) -> list[AlertChange]:
         thresholds = asset.thresholds

@@ -158,8 +158,6 @@ class AssetModelSettings(_Model):
     learning_rows: int = Field(default=200, ge=20)
     horizon_rows: int = Field(default=5000, ge=100,
                               description="Rows the slow adaptation of the model averages over.")
-    explained_variance: float = Field(default=0.9, gt=0, lt=1,
-                                      description="Principal components kept.")
 
 
 class AssetDetectionSettings(_Model):

@@ -37,7 +37,7 @@ _MIN_SAMPLE = 20  # values before any probability is given
 _QUANTUM_EVERY = 16  # sample changes between two measurements of the quantum
 _MIN_EXCEEDANCES = 5  # exceedances before a tail is fitted (the reservoir answers until then)
 CAUTION = 0.5  # standard errors added to a fitted tail's scale
-YOUNG_EXCEEDANCES = 20
+YOUNG_EXCEEDANCES = 100
 SHAPE_CAUTION = 1.0
 
 

@@ -247,9 +247,10 @@ class DetectionEngine:
             self._validator.note_candidate(asset_id, _ASSET_SOURCE, ts)
             reason = None
             if asset.alert_sensor is None:
+                # Like a drift, an averaged SPE must last: no extreme shortcut.
                 reason = self._validator.consider(episode_key, asset_id, ASSET_DETECTOR, model.kind,
-                                                  rate <= thresholds.extreme, False, ts, 0.0, None,
-                                                  asset.period_s, relations="related")
+                                                  False, False, ts, 0.0, None, asset.period_s,
+                                                  persist=model.persist_rows, relations="independent")
             if asset.alert_sensor is not None or reason is not None:
                 findings = (_finding(judgement, thresholds, reason, contributors),)
                 asset.alert_sensor = sensor_id

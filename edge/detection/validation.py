@@ -9,10 +9,11 @@ In order, for a candidate of one (sensor, detector) that has no open alert:
 3. an extreme candidate (rarer than the budget divided by `extreme_factor`) is accepted at once,
    so one- and two-reading spikes are caught: `extreme`;
 4. corroboration, within `corroboration_s` (at least two reading periods), for an asset whose
-   sensors share a mode: a sensor's candidate by the asset model's (their relation broke), the
-   asset model's by any of its sensors': `corroborated`. Sensors that merely move together
-   while their relation holds are the asset's operating point changing (load, duty), not
-   evidence of a fault, and independent sensors corroborate nothing;
+   sensors share a mode: a sensor's candidate by the asset model's (their relation broke):
+   `corroborated`. Sensors that merely move together while their relation holds are the
+   asset's operating point changing (load, duty), not evidence of a fault; independent sensors
+   corroborate nothing, and the asset model's own candidates must persist or be extreme (the
+   sensors' candidates are the very deviation it sees, not independent evidence);
 5. persistence: `persist_readings` candidate readings in one episode: `persistent`.
 
 An episode ends, rejected as `transient` (or `routine`), after `persist_gap_readings` readings
@@ -120,9 +121,6 @@ class Validator:
         if not recent or relations != "related":
             return False
         window_s = max(self._corroboration_s, 2.0 * period_s)
-        if sensor_id == ASSET_SOURCE:
-            return any(source != ASSET_SOURCE and 0.0 <= ts - seen <= window_s
-                       for source, seen in recent.items())
         # Sensors moving together while their relation holds is the asset's operating point
         # changing (load, duty), not a fault: only the asset model corroborates a sensor.
         seen = recent.get(ASSET_SOURCE)

@@ -34,7 +34,6 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import numpy as np
 

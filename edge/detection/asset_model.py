@@ -8,9 +8,10 @@ modes (load, duty). A row is judged by its squared
 residual off those modes, SPE (Q): large when the sensors no longer move together as they did.
 A broken relation lasts, so the SPE is averaged over about `SPE_SPAN` rows (EWMA), taken as a
 multiple of the SPE the model expects (the variance its kept modes leave out, so refits of the
-model do not disturb its history), scored by a `TailModel` of its own history and turned into a rate per day by the asset's row rate (one
-independent judgement per `SPE_SPAN` rows), like a sensor's judgement. Unusual levels of single sensors (Hotelling's T² along the
-modes) are left to the sensor models, which judge levels against each sensor's own history.
+model do not disturb its history), scored by a `TailModel` of its own history and turned into
+a rate per day by the asset's row rate (one independent judgement per `SPE_SPAN` rows), like a
+sensor's judgement. Unusual levels of single sensors (Hotelling's T² along the modes) are left
+to the sensor models, which judge levels against each sensor's own history.
 
 Contributions name where to look: for each sensor, how far it is from what the other sensors
 predict of it (a leave-one-out regression through the precision matrix, the similarity-based
@@ -61,13 +62,13 @@ class AssetModel:
         self._learning_rows = settings.learning_rows
         self._alpha = 1.0 / settings.horizon_rows
         self._learning: list[np.ndarray] | None = []
-        self._mean = np.zeros(columns)
-        self._cov = np.eye(columns)
-        self._std = np.ones(columns)
-        self._precision = np.eye(columns)
-        self._precision_diag = np.ones(columns)
+        self._mean: np.ndarray = np.zeros(columns)
+        self._cov: np.ndarray = np.eye(columns)
+        self._std: np.ndarray = np.ones(columns)
+        self._precision: np.ndarray = np.eye(columns)
+        self._precision_diag: np.ndarray = np.ones(columns)
         self._recent_spe = 0.0
-        self._components = np.eye(columns)[:, :1]
+        self._components: np.ndarray = np.eye(columns)[:, :1]
         self._leading = 0.0
         self._spe = TailModel(size=128, horizon=4000, seed=seed)
         self._expected_spe = 1.0

@@ -32,7 +32,10 @@ def _epoch(timestamp: datetime) -> float:
     return timestamp.timestamp()
 
 
-def nab_flags(timestamps: Sequence[datetime], values: Sequence[float],
+Values = Sequence[float] | np.ndarray
+
+
+def nab_flags(timestamps: Sequence[datetime], values: Values,
               settings: DetectionSettings | None = None) -> np.ndarray:
     """One bool per row: an alert opened at this row (one univariate sensor, no asset)."""
     engine = DetectionEngine(GATEWAY_ID, settings)
@@ -44,7 +47,7 @@ def nab_flags(timestamps: Sequence[datetime], values: Sequence[float],
     return flags
 
 
-def nab_likelihood(timestamps: Sequence[datetime], values: Sequence[float],
+def nab_likelihood(timestamps: Sequence[datetime], values: Values,
                    settings: DetectionSettings | None = None) -> np.ndarray:
     """One score in [0, 1) per row, ordered as the highest anomaly likelihood any detector gave
     it: `r / (1 + r)` with `r = -log10(1 - likelihood)`, so that likelihoods too close to 1.0
@@ -60,7 +63,7 @@ def nab_likelihood(timestamps: Sequence[datetime], values: Sequence[float],
     return scores
 
 
-def skab_in_alarm(timestamps: Sequence[datetime], columns: Mapping[str, Sequence[float]],
+def skab_in_alarm(timestamps: Sequence[datetime], columns: Mapping[str, Values],
                   settings: DetectionSettings | None = None) -> np.ndarray:
     """One bool per row: the asset (all columns are its sensors) has an open alert."""
     engine = DetectionEngine(GATEWAY_ID, settings)

@@ -36,7 +36,7 @@ from typing import Any
 
 from edge.detection.asset_model import AssetModel
 from edge.detection.asset_rows import AssetRows
-from edge.detection.finding import Finding
+from edge.detection.finding import Finding, Severity
 from edge.detection.lifecycle import AlertChange, AlertTracker
 from edge.detection.likelihood import SECONDS_PER_DAY, Thresholds, likelihood
 from edge.detection.profiles import AssetProfile, SensorProfile
@@ -44,7 +44,7 @@ from edge.detection.sensor_model import Judgement, SensorModel
 from edge.detection.settings import DetectionSettings
 from edge.detection.snapshot import SnapshotError, decode, encode, settings_key
 from edge.detection.validation import ASSET_SOURCE as _ASSET_SOURCE
-from edge.detection.validation import Relations, Validator
+from edge.detection.validation import Candidate, Relations, Validator
 from edge.records import AlertRecord, Reading
 
 ProfileSource = Callable[[str], SensorProfile | None] | Mapping[str, SensorProfile]
@@ -52,7 +52,6 @@ AssetSource = Callable[[str], AssetProfile | None] | Mapping[str, AssetProfile]
 NO_CHANGES: list[AlertChange] = []
 ASSET_DETECTOR = "asset_model"
 _PERIOD_ALPHA = 0.05
-DRIFT_EXTREME = False
 ASSET_GATE = 1.0
 
 
@@ -172,13 +171,14 @@ class DetectionEngine:
                 self._validator.note_candidate(asset_id, sensor_id, ts)
             reason = None
             if not self._tracker.is_open(sensor_id, judgement.detector):
-                reason = self._validator.consider(
-                    sensor_id, asset_id, judgement.detector, judgement.kind,
-                    judgement.rate_per_day <= thresholds.extreme and
-                    (DRIFT_EXTREME or judgement.detector != "drift"), datasheet, ts, judgement.value,
-                    model.history, model.period_s,
-                    model.drift_persist if judgement.detector == "drift" else 1,
-                    self._relations(asset_id))
+                drift = judgement.detector == "drift"
+                candidate = Candidate(
+                    sensor_id, asset_id, judgement.detector, judgement.kind, ts, judgement.value,
+                    # a drift is an average that must last: no extreme shortcut
+                    extreme=judgement.rate_per_day <= thresholds.extreme and not drift,
+                    datasheet=datasheet, persist=model.drift_persist if drift else 1,
+                    period_s=model.period_s)
+                reason = self._validator.consider(candidate, model.history, self._relations(asset_id))
                 if reason is None:
                     undecided.add(judgement.detector)
                     continue
@@ -247,10 +247,10 @@ class DetectionEngine:
             self._validator.note_candidate(asset_id, _ASSET_SOURCE, ts)
             reason = None
             if asset.alert_sensor is None:
-                # Like a drift, an averaged SPE must last: no extreme shortcut.
-                reason = self._validator.consider(episode_key, asset_id, ASSET_DETECTOR, model.kind,
-                                                  False, False, ts, 0.0, None, asset.period_s,
-                                                  persist=model.persist_rows, relations="independent")
+                # Like a drift, an averaged SPE must last: no extreme shortcut, no corroboration.
+                reason = self._validator.consider(Candidate(
+                    episode_key, asset_id, ASSET_DETECTOR, model.kind, ts, rate,
+                    persist=model.persist_rows, period_s=asset.period_s))
             if asset.alert_sensor is not None or reason is not None:
                 findings = (_finding(judgement, thresholds, reason, contributors),)
                 asset.alert_sensor = sensor_id
@@ -435,7 +435,7 @@ def _finding(judgement: Judgement, thresholds: Thresholds, accepted_because: str
     details.update(likelihood=score, rate_per_day=rate)
     if contributors is not None:
         details["contributors"] = contributors
-    severity = "critical" if rate <= thresholds.extreme else "warning"
+    severity: Severity = "critical" if rate <= thresholds.extreme else "warning"
     once_in = "never seen" if rate <= 0 else f"about once in {1.0 / rate:,.0f} days"
     where = f" (mostly {contributors[0]['sensor_id']})" if contributors else ""
     reason = (f"{judgement.detector} ({judgement.kind}){where}: as rare as {once_in} of normal "

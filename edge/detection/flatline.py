@@ -30,8 +30,21 @@ class FlatlineDetector:
     name = "flatline"
     kind = "stuck"
 
-    __slots__ = ("_epsilon", "_level", "_min_duration_s", "_min_readings", "_repeat", "_rests",
-                 "_runs", "_seen", "_since", "_value", "_far_below", "length", "resting")
+    __slots__ = (
+        "_epsilon",
+        "_far_below",
+        "_level",
+        "_min_duration_s",
+        "_min_readings",
+        "_repeat",
+        "_rests",
+        "_runs",
+        "_seen",
+        "_since",
+        "_value",
+        "length",
+        "resting",
+    )
 
     def __init__(self, settings: FlatlineSettings, level: TailModel | None, seed: int) -> None:
         self._min_readings = settings.min_readings
@@ -106,7 +119,8 @@ class FlatlineDetector:
         return {"since": self._since, "readings": self.length, "stuck_value": self._value}
 
     def state(self) -> dict[str, Any]:
-        return {"runs": self._runs.state(), "repeat": self._repeat, "seen": self._seen, "rests": list(self._rests),
+        return {"runs": self._runs.state(), "repeat": self._repeat, "seen": self._seen,
+                "rests": list(self._rests),
                 "value": self._value, "since": self._since, "length": self.length,
                 "resting": self.resting, "far_below": self._far_below}
 

@@ -24,7 +24,7 @@ NORMAL_FACTOR = 10.0  # a reading is normal again above ten times the candidate 
 
 def budget_per_day(sensitivity: float) -> float:
     """False candidates allowed per day on normal behaviour: 0.001 (0.0) .. 10 (1.0)."""
-    return 10.0 ** (4.0 * sensitivity - 3.0)
+    return math.pow(10.0, 4.0 * sensitivity - 3.0)
 
 
 def likelihood(rate_per_day: float) -> float:

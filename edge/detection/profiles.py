@@ -6,7 +6,7 @@ import it: the settings import `edge.detection.settings`, not the other way roun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge.detection.settings import (
     AssetDetectionSettings,
@@ -21,9 +21,9 @@ from edge.detection.settings import (
 class SensorProfile:
     """One sensor's effective detector settings, datasheet limits, sensitivity and asset."""
 
-    detectors: DetectorSettings = DetectorSettings()
+    detectors: DetectorSettings = field(default_factory=DetectorSettings)
     limits: LimitSettings | None = None
-    sensitivity: float = 0.5
+    sensitivity: float = DetectionSettings.model_fields["sensitivity"].default
     asset_id: str | None = None  # None: the asset named by the reading (topic) is used
 
     @classmethod
@@ -41,7 +41,7 @@ class AssetProfile:
     """One asset's model settings (`assets.<id>.detection`)."""
 
     enabled: bool = True
-    sensitivity: float = 0.5
+    sensitivity: float = DetectionSettings.model_fields["sensitivity"].default
 
     @classmethod
     def build(cls, detection: DetectionSettings,

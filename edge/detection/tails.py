@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from array import array
 from bisect import bisect_left, bisect_right, insort
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -38,14 +39,30 @@ _QUANTUM_EVERY = 16  # sample changes between two measurements of the quantum
 _MIN_EXCEEDANCES = 5  # exceedances before a tail is fitted (the reservoir answers until then)
 CAUTION = 0.5  # standard errors added to a fitted tail's scale
 YOUNG_EXCEEDANCES = 100
-SHAPE_CAUTION = 1.0
+SHAPE_CAUTION = 0.5
 
 
 class TailModel:
     """Two-sided tail probabilities of one scalar feature, learned from its own history."""
 
-    __slots__ = ("_alpha", "_clip", "_count", "_fit_window", "_high", "_horizon", "_k", "_low", "_quantum", "_rng", "_stale",
-                 "_sample", "_size", "_xi_max", "_xi_min", "_zeta")
+    __slots__ = (
+        "_alpha",
+        "_clip",
+        "_count",
+        "_fit_window",
+        "_high",
+        "_horizon",
+        "_k",
+        "_low",
+        "_quantum",
+        "_rng",
+        "_sample",
+        "_size",
+        "_stale",
+        "_xi_max",
+        "_xi_min",
+        "_zeta",
+    )
 
     def __init__(self, *, size: int = 128, horizon: int = 4000, zeta: float = 0.05,
                  xi_min: float = 0.0, xi_max: float = 0.5, clip: float = 10.0, seed: int = 1) -> None:
@@ -130,8 +147,7 @@ class TailModel:
                     p = 2.0 * (n - bisect_left(sample, x) + 1) / (n + 1)
                     if p >= 1.0:
                         p = 2.0 * (bisect_right(sample, x) + 1) / (n + 1)
-            if p > 1.0:
-                p = 1.0
+            p = min(p, 1.0)
         self._insert(x, n)
         return p
 
@@ -162,7 +178,7 @@ class TailModel:
     def _excess(self, tail: list[float], excess: float) -> None:
         if self._count - tail[4] > 1:
             tail[3] += 1.0
-        tail[4] = self._count
+        tail[4] = float(self._count)
         seen = tail[2]
         if seen == 0:
             tail[0], tail[1], tail[2] = excess, excess * excess, 1.0
@@ -237,7 +253,7 @@ class TailModel:
 
     def load(self, state: dict[str, Any]) -> None:
         sample = array("d", bytes.fromhex(state["s"]))
-        if len(sample) > self._size or any(b < a for a, b in zip(sample, sample[1:], strict=False)):
+        if len(sample) > self._size or any(b < a for a, b in pairwise(sample)):
             raise ValueError("tail sample is not a sorted reservoir of this size")
         high, low = [float(v) for v in state["h"]], [float(v) for v in state["l"]]
         if len(high) != 5 or len(low) != 5:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from edge.detection.history import LevelHistory
 from edge.detection.settings import ValidationSettings
@@ -35,6 +35,21 @@ ASSET_SOURCE = "@asset_model"  # the asset model's name among an asset's candida
 LEVEL_KINDS = frozenset({"level", "shift", "change", "jump"})
 ACCEPT_REASONS = ("datasheet", "extreme", "corroborated", "persistent")
 REJECT_REASONS = ("transient", "routine")
+
+
+class Candidate(NamedTuple):
+    """One candidate reading of one detector, as validation needs to see it."""
+
+    source: str  # the sensor id (or the asset model's episode key)
+    asset_id: str | None
+    detector: str
+    kind: str  # the feature that decided (level, shift, change, jump, stuck, spe, ...)
+    ts: float
+    value: float
+    extreme: bool = False
+    datasheet: bool = False
+    persist: int = 1  # candidate readings this detector needs (a drift: half its span)
+    period_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -64,26 +79,26 @@ class Validator:
         if asset_id is not None:
             self._recent.setdefault(asset_id, {})[source] = ts
 
-    def consider(self, sensor_id: str, asset_id: str | None, detector: str, kind: str,
-                 extreme: bool, datasheet: bool, ts: float, level: float,
-                 history: LevelHistory | None, period_s: float, persist: int = 1,
+    def consider(self, candidate: Candidate, history: LevelHistory | None = None,
                  relations: Relations = "unknown") -> str | None:
         """The accept reason if this candidate reading opens an alert now, else None."""
-        if datasheet:
-            return self._accepted(sensor_id, detector, "datasheet")
-        episode = self._episodes.setdefault(sensor_id, {}).setdefault(detector, _Episode())
+        source, detector = candidate.source, candidate.detector
+        if candidate.datasheet:
+            return self._accepted(source, detector, "datasheet")
+        episode = self._episodes.setdefault(source, {}).setdefault(detector, _Episode())
         episode.quiet = 0
-        if self._history_check and history is not None and kind in LEVEL_KINDS \
-                and history.routine(ts, level):
+        if self._history_check and history is not None and candidate.kind in LEVEL_KINDS \
+                and history.routine(candidate.ts, candidate.value):
             episode.routine = True
             return None
-        if extreme:
-            return self._accepted(sensor_id, detector, "extreme")
-        if self._corroborated(sensor_id, asset_id, ts, period_s, relations):
-            return self._accepted(sensor_id, detector, "corroborated")
+        if candidate.extreme:
+            return self._accepted(source, detector, "extreme")
+        if self._corroborated(source, candidate.asset_id, candidate.ts, candidate.period_s,
+                              relations):
+            return self._accepted(source, detector, "corroborated")
         episode.candidates += 1
-        if episode.candidates >= max(self._persist, persist):
-            return self._accepted(sensor_id, detector, "persistent")
+        if episode.candidates >= max(self._persist, candidate.persist):
+            return self._accepted(source, detector, "persistent")
         return None
 
     def quiet(self, sensor_id: str, detectors: frozenset[str] | set[str]) -> None:

@@ -31,7 +31,7 @@ class DriftDetector:
     kind = "shift"
 
     __slots__ = ("_accept_after", "_daily", "_fast", "_fast_alpha", "_flat", "_gated", "_learned",
-                 "_season", "_slow", "_slow_alpha", "_spread", "_spread_alpha", "_tail",
+                 "_season", "_slow", "_slow_alpha", "_spread", "_tail",
                  "_weekly", "trials_factor")
 
     def __init__(self, settings: DriftSettings, accept_after: int, seed: int) -> None:
@@ -47,7 +47,6 @@ class DriftDetector:
         self._slow = 0.0
         self._flat = 0.0  # a slow EWMA of the readings, the flat competitor of the profiles
         self._spread = 0.0  # mean absolute departure of readings from the fast level
-        self._spread_alpha = 2.0 / (settings.slow_span + 1)
         self._learned = 0
         self._gated = 0
 
@@ -78,14 +77,16 @@ class DriftDetector:
         bound = HUBER * spread
         if bound > 0.0 and (departure > bound or departure < -bound):
             departure = bound if departure > 0.0 else -bound
-        self._spread = spread + max(self._spread_alpha, 1.0 / self._learned) * (abs(departure) - spread)
+        learned = self._learned
+        slow_alpha = 1.0 / learned if learned * self._slow_alpha < 1.0 else self._slow_alpha
+        self._spread = spread + slow_alpha * (abs(departure) - spread)
         fast += self._fast_alpha * departure
         self._fast = fast
         gap = fast - self._slow
         # The profiles learn every reading: a recurring pattern must not stay unlearned (and
         # alerting every day) just because it alerted the first time.
         # The competitor of a profile is a flat baseline of the readings themselves.
-        self._flat += max(self._slow_alpha, 1.0 / self._learned) * (x - self._flat)
+        self._flat += slow_alpha * (x - self._flat)
         self._daily.add(ts, x, self._flat)
         self._weekly.add(ts, x, self._flat)
         if alerting:
@@ -96,7 +97,7 @@ class DriftDetector:
             self._gated = 0
         p = self._tail.observe(gap)
         self._learned += 1
-        self._slow += max(self._slow_alpha, 1.0 / self._learned) * (level - self._slow)
+        self._slow += slow_alpha * (level - self._slow)
         if p > 0.01:  # never change the frame of reference under a developing shift
             self._choose_season(ts, x)
         return p

@@ -68,21 +68,26 @@ class FlatlineDetector:
 
     def update(self, ts: float, x: float, p_gate: float) -> float:
         value = self._value
-        seen = self._seen = min(self._seen + 1.0, _REPEAT_HORIZON)
+        seen = self._seen
+        if seen < _REPEAT_HORIZON:
+            seen = self._seen = seen + 1.0
         if value is None or abs(x - value) > self._epsilon + 1e-12 * abs(value):
             if value is not None:
                 self._complete(p_gate)
             self._repeat -= self._repeat / seen
             self._value, self._since, self.length = x, ts, 1
-            self.resting = self._is_rest(x)
-            # Judged at the run's start, before its own readings weigh on the running levels.
-            self._far_below = not self.resting and self._below_running(x)
+            self.resting = bool(self._rests) and self._is_rest(x)
+            self._far_below = False
             return 1.0
         if not self.resting:  # an idle machine's repeats say nothing about its sensor's runs
             self._repeat += (1.0 - self._repeat) / seen
         self.length += 1
         length = self.length
-        if length == self._min_readings and self._far_below:
+        if length == 2 and not self.resting:
+            # Judged as the run begins, before its own readings weigh on the running levels
+            # (and only for runs at all: continuous signals seldom repeat a value).
+            self._far_below = self._below_running(x)
+        if length == self._min_readings and self._far_below and not self.resting:
             self._rests = [*self._rests[-(_MAX_RESTS - 1):], x]
             self.resting = True
         if self.resting or length < self._min_readings or ts - self._since < self._min_duration_s:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
+from edge.detection.snapshot import pack, unpack
+
 HOURS = 168
 _SECONDS_PER_HOUR = 3600.0
 _EMPTY = -1
@@ -53,12 +55,11 @@ class LevelHistory:
         return False
 
     def state(self) -> dict[str, Any]:
-        return {"lows": self._lows.tobytes().hex(), "highs": self._highs.tobytes().hex(),
-                "hours": self._hours.tobytes().hex()}
+        return {"lows": pack(self._lows), "highs": pack(self._highs), "hours": pack(self._hours)}
 
     def load(self, state: dict[str, Any]) -> None:
-        lows, highs = array("d", bytes.fromhex(state["lows"])), array("d", bytes.fromhex(state["highs"]))
-        hours = array("q", bytes.fromhex(state["hours"]))
+        lows, highs = unpack(state["lows"], "d"), unpack(state["highs"], "d")
+        hours = unpack(state["hours"], "q")
         if not len(lows) == len(highs) == len(hours) == HOURS:
             raise ValueError("level history has the wrong size")
         self._lows, self._highs, self._hours = lows, highs, hours

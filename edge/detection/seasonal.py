@@ -16,6 +16,8 @@ from __future__ import annotations
 from array import array
 from typing import Any
 
+from edge.detection.snapshot import pack, unpack
+
 DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
 _ON_RATIO = 0.5
@@ -94,14 +96,14 @@ class SeasonalProfile:
         return self._coverage_done
 
     def state(self) -> dict[str, Any]:
-        return {"profile": self._profile.tobytes().hex(), "seen": self._seen.tobytes().hex(),
+        return {"profile": pack(self._profile), "seen": pack(self._seen),
                 "current": self._current, "sum": self._sum, "count": self._count,
                 "offset": self._offset, "err_flat": self._err_flat, "compared": self._compared,
                 "err_seasonal": self._err_seasonal, "active": self.active}
 
     def load(self, state: dict[str, Any]) -> None:
-        profile = array("d", bytes.fromhex(state["profile"]))
-        seen = array("H", bytes.fromhex(state["seen"]))
+        profile = unpack(state["profile"], "d")
+        seen = unpack(state["seen"], "H")
         if len(profile) != self._bins or len(seen) != self._bins:
             raise ValueError("seasonal profile has the wrong number of bins")
         self._profile, self._seen = profile, seen

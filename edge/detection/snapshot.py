@@ -8,9 +8,12 @@ format version) and cannot do anything else: the caller logs it and the sensors 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import zlib
+from array import array
 from typing import Any
 
 MAGIC = b"edge-detection-snapshot\n"
@@ -56,6 +59,24 @@ def decode(data: bytes) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise SnapshotError("snapshot body malformed")
     return body
+
+
+def pack(values: array) -> str:  # type: ignore[type-arg]
+    """An array as text for the JSON body (machine byte order: snapshots stay on their gateway)."""
+    return base64.b64encode(values.tobytes()).decode("ascii")
+
+
+def unpack(text: str, typecode: str) -> array:  # type: ignore[type-arg]
+    """The array `pack` wrote; ValueError if the text is not one."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as e:
+        raise ValueError(f"array field unreadable: {e}") from None
+    values = array(typecode)
+    if len(raw) % values.itemsize:
+        raise ValueError("array field has a partial element")
+    values.frombytes(raw)
+    return values
 
 
 def settings_key(value: Any) -> str:

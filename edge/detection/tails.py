@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from edge.detection.snapshot import pack, unpack
+
 _LCG_MUL = 1103515245
 _LCG_ADD = 12345
 _LCG_MASK = 0x7FFFFFFF
@@ -161,7 +163,8 @@ class TailModel:
             return
         # Reservoir over a sliding horizon: replace a random element with probability size/seen.
         rng = (self._rng * _LCG_MUL + _LCG_ADD) & _LCG_MASK
-        if rng * min(self._count, self._horizon) < self._size * _LCG_MASK:
+        seen = self._count if self._count < self._horizon else self._horizon
+        if rng * seen < self._size * _LCG_MASK:
             rng = (rng * _LCG_MUL + _LCG_ADD) & _LCG_MASK
             del sample[rng % n]
             insort(sample, x)
@@ -248,11 +251,11 @@ class TailModel:
 
     # -- snapshots ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        return {"s": self._sample.tobytes().hex(), "n": self._count, "r": self._rng,
+        return {"s": pack(self._sample), "n": self._count, "r": self._rng,
                 "h": list(self._high), "l": list(self._low)}
 
     def load(self, state: dict[str, Any]) -> None:
-        sample = array("d", bytes.fromhex(state["s"]))
+        sample = unpack(state["s"], "d")
         if len(sample) > self._size or any(b < a for a, b in pairwise(sample)):
             raise ValueError("tail sample is not a sorted reservoir of this size")
         high, low = [float(v) for v in state["h"]], [float(v) for v in state["l"]]

@@ -94,6 +94,7 @@ class DetectionEngine:
         self._asset_of: dict[str, str | None] = {}
         self._thresholds: dict[float, Thresholds] = {}
         self._default_profile = SensorProfile.build(settings)
+        self._assets_enabled = settings.asset_model.enabled
         self.last_judgements: list[Judgement] | None = None  # the last reading's hot judgements
 
     # -- readings -------------------------------------------------------------------------
@@ -102,12 +103,13 @@ class DetectionEngine:
         model = self._models.get(sensor_id) or self._new_model(sensor_id, asset_id)
         if ts <= model.last_ts or not math.isfinite(value):
             return NO_CHANGES  # redelivered, out of order, or not a number: nothing to judge
-        hot = self.last_judgements = model.update(ts, value, self._tracker.open_detectors(sensor_id))
+        alerting = self._tracker.open_detectors(sensor_id)
+        hot = self.last_judgements = model.update(ts, value, alerting)
         asset_id = model.profile.asset_id or asset_id
         changes = NO_CHANGES
-        if hot is not None or self._tracker.has_open(sensor_id) or self._validator.pending(sensor_id):
+        if hot is not None or alerting or self._validator.pending(sensor_id):
             changes = self._judge(model, asset_id, ts, hot)
-        if asset_id is not None and self.settings.asset_model.enabled:
+        if asset_id is not None and self._assets_enabled:
             asset_changes = self._feed_asset(model, asset_id, ts, value, judge=True)
             if asset_changes:
                 changes = changes + asset_changes

@@ -39,7 +39,7 @@ _LCG_MASK = 0x7FFFFFFF
 _MIN_SAMPLE = 20  # values before any probability is given
 _QUANTUM_EVERY = 16  # sample changes between two measurements of the quantum
 _MIN_EXCEEDANCES = 5  # exceedances before a tail is fitted (the reservoir answers until then)
-CAUTION = 0.5  # standard errors added to a fitted tail's scale
+CAUTION = 0.25  # standard errors added to a fitted tail's scale
 YOUNG_EXCEEDANCES = 100
 SHAPE_CAUTION = 0.5
 
@@ -149,9 +149,8 @@ class TailModel:
                     p = 2.0 * (n - bisect_left(sample, x) + 1) / (n + 1)
                     if p >= 1.0:
                         p = 2.0 * (bisect_right(sample, x) + 1) / (n + 1)
-            p = min(p, 1.0)
         self._insert(x, n)
-        return p
+        return p if p < 1.0 else 1.0
 
     def _insert(self, x: float, n: int) -> None:
         sample = self._sample

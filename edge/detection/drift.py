@@ -40,8 +40,8 @@ class DriftDetector:
         self.trials_factor = 1.0 / settings.fast_span
         self._accept_after = accept_after
         self._tail = TailModel(xi_max=XI_MAX, clip=CLIP, seed=seed)
-        self._daily = SeasonalProfile(DAY_S, 48)
         self._weekly = SeasonalProfile(WEEK_S, 168)
+        self._daily = SeasonalProfile(DAY_S, 48, feeds=self._weekly)  # hours from half-hours
         self._season: SeasonalProfile | None = None  # the profile the averages follow
         self._fast: float | None = None
         self._slow = 0.0
@@ -88,7 +88,6 @@ class DriftDetector:
         # The competitor of a profile is a flat baseline of the readings themselves.
         self._flat += slow_alpha * (x - self._flat)
         self._daily.add(ts, x, self._flat)
-        self._weekly.add(ts, x, self._flat)
         if alerting:
             self._gated += 1
             if self._gated < self._accept_after:

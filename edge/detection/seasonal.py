@@ -26,11 +26,13 @@ _OFF_RATIO = 0.8
 
 class SeasonalProfile:
     __slots__ = ("_bin_s", "_bins", "_compared", "_count", "_coverage_done", "_current",
-                 "_cycle_alpha", "_err_flat", "_err_seasonal", "_offset", "_profile", "_seen",
-                 "_sum", "active", "period_s")
+                 "_cycle_alpha", "_err_flat", "_err_seasonal", "_feeds", "_offset", "_profile",
+                 "_seen", "_sum", "active", "period_s")
 
-    def __init__(self, period_s: float, bins: int, cycle_alpha: float = 0.3) -> None:
+    def __init__(self, period_s: float, bins: int, cycle_alpha: float = 0.3,
+                 feeds: SeasonalProfile | None = None) -> None:
         self.period_s = period_s
+        self._feeds = feeds  # a longer profile fed with this one's bin means (daily -> weekly)
         self._bins = bins
         self._bin_s = period_s / bins
         self._cycle_alpha = cycle_alpha
@@ -66,6 +68,8 @@ class SeasonalProfile:
         self._count += 1
 
     def _close(self, absolute_bin: int, mean: float, flat_level: float) -> None:
+        if self._feeds is not None:
+            self._feeds.add((absolute_bin + 0.5) * self._bin_s, mean, flat_level)
         slot = absolute_bin % self._bins
         seen = self._seen[slot]
         if seen >= 1 and self._covered():

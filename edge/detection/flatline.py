@@ -64,7 +64,8 @@ class FlatlineDetector:
     @property
     def trials_factor(self) -> float:
         """Runs end about (1 - repeat) times a reading: one judgement per run."""
-        return max(1.0 - self._repeat, 0.01)
+        factor = 1.0 - self._repeat
+        return factor if factor > 0.01 else 0.01
 
     def update(self, ts: float, x: float, p_gate: float) -> float:
         value = self._value

@@ -133,10 +133,12 @@ class SensorModel:
 
     def _learned_detectors(self, ts: float, x: float, learned: bool, hot: list[Judgement] | None,
                            alerting: Container[str]) -> list[Judgement] | None:
-        per_day = self.trials_per_day
+        period = self._period_s
+        per_day = SECONDS_PER_DAY / period if period > 0 else SECONDS_PER_DAY
+        thresholds = self.thresholds
         # While learning nothing is gated: p_gate below any probability.
-        gate = self.thresholds.candidate / per_day if learned else -1.0
-        normal = self.thresholds.normal
+        gate = thresholds.candidate / per_day if learned else -1.0
+        normal = thresholds.normal
         candidate_seen = False
         flatline = self._flatline
         if flatline is not None:
@@ -153,7 +155,7 @@ class SensorModel:
                 if self._drift is not None:
                     self._drift.pause()
                 return hot
-        candidate = self.thresholds.candidate
+        candidate = thresholds.candidate
         outlier, drift = self._outlier, self._drift
         if outlier is not None:
             p = outlier.update(x, "outlier" in alerting)

@@ -96,8 +96,9 @@ class Gateway:
         if s.detection.enabled:
             self.agents.register(AnomalyDetectionAgent(
                 "anomaly-detection", self.bus, self.metrics, gateway_id=gateway_id,
-                settings=s.detection, sensors=s.sensors, alerts=self.buffer.alerts,
-                readings=self.buffer.readings, positions=self.buffer.meta))
+                settings=s.detection, sensors=s.sensors, assets=s.assets,
+                alerts=self.buffer.alerts, readings=self.buffer.readings,
+                positions=self.buffer.meta))
         if s.prediction.enabled:
             self.agents.register(PredictionAgent(
                 "prediction", self.bus, self.metrics, gateway_id=gateway_id,

@@ -1,17 +1,20 @@
-"""AnomalyDetectionAgent: runs every sensor's detectors on every committed reading.
+"""AnomalyDetectionAgent: runs the detection engine on every committed reading.
 
 Consumes: `DataProcessedEvent` (readings already durable in the buffer) and `FeedGapEvent`.
 Publishes: `AnomalyDetectedEvent` when an alert opens, is updated, or resolves; the alert
 version is written to the buffer first (and synced from there).
-Config: `detection.*` (defaults, life cycle, warm-up), `sensors.<id>.limits` and
-`sensors.<id>.detection` (per-sensor overrides).
+Config: `detection.*` (sensitivity, learning, detectors, validation, asset model, life
+cycle), `sensors.<id>.limits` and `sensors.<id>.detection`, `assets.<id>.detection`.
 
-Retry policy: retried (3 attempts), because `process` is idempotent under retry: detector
-state advances once per reading (a reading already judged is skipped), and the alert
-changes it produced wait in `_unsaved` until the buffer has them. A retry after a failed
-alert write finds no new reading and stores and announces what waits, once
-(tests/unit/test_anomaly_retry.py). Should every attempt fail, the changes still wait
-and go out with the next event.
+The decisions are the engine's (edge/detection/engine.py, docs/detection.md); this agent
+adds storage, events, the clock, operators' decisions and false-alarm feedback.
+
+Retry policy: retried (3 attempts), because `process` is idempotent under retry: the
+engine judges each reading once (an older or repeated timestamp is skipped, and a reading
+already judged is not read again), and the alert changes it produced wait in `_unsaved`
+until the buffer has them. A retry after a failed alert write finds no new reading and
+stores and announces what waits, once (tests/unit/test_anomaly_retry.py). Should every
+attempt fail, the changes still wait and go out with the next event.
 
 Catch-up: the pipeline never waits for this agent; when its queue is full the event is
 dropped for it. The agent remembers the buffer sequence number of the last reading it
@@ -22,11 +25,13 @@ read the missing readings from the buffer, in order, storing alerts chunk by chu
 arrival of the oldest reading it has not seen: a sensor is not silent because the agent
 has not judged its readings yet.
 
-After a restart the open alerts are restored from the buffer, the detectors warm up on
-the readings of the last `detection.warmup_window_s` that were judged before, and the
-readings committed but not judged before the stop are judged now (with alerts), so a
-restart neither blinds the detectors, nor loses a fault, nor opens a second alert for a
-fault that is still going on.
+Restarts: what the models learned is saved in the buffer (`detection.snapshot_interval_s`
+and at stop), always at a judged position whose alerts are stored. After a restart the
+snapshot is loaded, the readings judged after it are learned again without alerts, the
+open alerts are restored, and the readings committed but not judged before the stop are
+judged now (with alerts): a restart neither blinds the detectors, nor loses a fault, nor
+opens a second alert for a fault that is still going on. Without a usable snapshot the
+models learn from the last `detection.warmup_window_s` of judged readings instead.
 """
 
 from __future__ import annotations
@@ -40,31 +45,25 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from edge.agents.base import BaseAgent
+from edge.agents.follow import ReadingsSource, catch_up
 from edge.bus import EventBus
+from edge.detection.engine import DetectionEngine, SensorInAlertError
 from edge.detection.feedback import FeedbackBook, FeedbackView
-from edge.detection.finding import Finding
-from edge.detection.lifecycle import AlertChange, AlertTracker
-from edge.detection.settings import DetectionSettings, merged
-from edge.detection.suite import DetectorSuite
+from edge.detection.lifecycle import AlertChange
+from edge.detection.profiles import AssetProfile, SensorProfile
+from edge.detection.settings import DetectionSettings
+from edge.detection.snapshot import SnapshotError
 from edge.events import AnomalyDetectedEvent, BaseEventModel, DataProcessedEvent, FeedGapEvent
 from edge.logs import RateLimitedLog
 from edge.maintenance import alerts as alert_rules
 from edge.maintenance.decisions import DecisionRequest, UnknownTarget, decision_record
 from edge.metrics import GatewayMetrics
 from edge.prediction.predictor import DETECTOR as FORECAST
-from edge.records import (
-    FLAG_CLOCK_SUSPECT,
-    AlertRecord,
-    DecisionRecord,
-    LabelRecord,
-    Reading,
-    ReadingRow,
-)
-from edge.settings import SensorSettings
+from edge.records import FLAG_CLOCK_SUSPECT, AlertRecord, DecisionRecord, LabelRecord, Reading
+from edge.settings import AssetSettings, SensorSettings
 
 log = logging.getLogger(__name__)
 
-_CATCH_UP_CHUNK = 20_000
 _RELEASE_SWEEP_S = 60.0
 
 
@@ -79,19 +78,8 @@ class AlertLog(Protocol):
     async def get(self, item_id: str) -> AlertRecord | None: ...
 
 
-class ReadingsSource(Protocol):
-    """The buffer's readings, for the warm-up after a restart and for catching up."""
-
-    async def recent_readings(self, since_received_us: int, up_to_seq: int,
-                              limit: int = ...) -> list[Reading]: ...
-
-    async def readings_after(self, after_seq: int, limit: int) -> list[ReadingRow]: ...
-
-    async def last_seq(self) -> int: ...
-
-
 class PositionStore(Protocol):
-    """Where the judged position survives restarts (the buffer's meta store)."""
+    """Where the judged position, the feedback and the models survive restarts (buffer meta)."""
 
     async def get_int(self, key: str) -> int | None: ...
 
@@ -101,9 +89,28 @@ class PositionStore(Protocol):
 
     async def set_json(self, key: str, value: Any) -> None: ...
 
+    async def get_snapshot(self, key: str) -> tuple[bytes, int] | None: ...
+
+    async def set_snapshot(self, key: str, data: bytes, position: int) -> None: ...
+
 
 JUDGED_SEQ_KEY = "anomaly_detection.judged_seq"
 FEEDBACK_KEY = "anomaly_detection.feedback"
+SNAPSHOT_KEY = "anomaly_detection.models"
+
+
+def sensor_profiles(detection: DetectionSettings,
+                    sensors: dict[str, SensorSettings]) -> dict[str, SensorProfile]:
+    """The engine's view of each configured sensor (others get the defaults)."""
+    return {sensor_id: SensorProfile.build(detection, limits=sensor.limits,
+                                           override=sensor.detection, asset_id=sensor.asset)
+            for sensor_id, sensor in sensors.items()}
+
+
+def asset_profiles(detection: DetectionSettings,
+                   assets: dict[str, AssetSettings]) -> dict[str, AssetProfile]:
+    return {asset_id: AssetProfile.build(detection, asset.detection)
+            for asset_id, asset in assets.items()}
 
 
 class AnomalyDetectionAgent(BaseAgent):
@@ -112,22 +119,24 @@ class AnomalyDetectionAgent(BaseAgent):
     # Committed batches waiting to be judged; more is dropped and caught up from the buffer,
     # which bounds the memory a slow moment can take.
     queue_size = 64
-    capabilities = ("limits", "zscore", "drift", "rate", "flatline", "silence", "alert_lifecycle")
+    capabilities = ("limits", "rate", "outlier", "drift", "flatline", "silence", "asset_model",
+                    "validation", "alert_lifecycle", "false_alarm_feedback")
 
     def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics, *,
                  gateway_id: str, settings: DetectionSettings,
                  sensors: dict[str, SensorSettings], alerts: AlertLog, readings: ReadingsSource,
-                 positions: PositionStore, clock: Callable[[], float] = time.time) -> None:
+                 positions: PositionStore, assets: dict[str, AssetSettings] | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__(agent_id, bus, metrics)
         self._settings = settings
-        self._sensors = sensors
         self._alerts = alerts
         self._readings = readings
         self._positions = positions
         self._clock = clock
-        self._tracker = AlertTracker(gateway_id, settings)
-        self._suites: dict[str, DetectorSuite] = {}
-        self._assets: dict[str, str | None] = {}
+        self.engine = DetectionEngine(gateway_id, settings,
+                                      profiles=sensor_profiles(settings, sensors),
+                                      assets=asset_profiles(settings, assets or {}))
+        self.engine.suppressed = self._suppressed
         self._unsaved: list[AlertChange] = []
         self._lock = asyncio.Lock()  # the bus worker and the clock tick take turns
         self._tick_task: asyncio.Task[None] | None = None
@@ -135,22 +144,27 @@ class AnomalyDetectionAgent(BaseAgent):
         self._saved_seq = 0
         self._seq_at_last_tick = -1
         self._next_release = 0.0
+        self._next_snapshot = 0.0
         self._opened_log = RateLimitedLog(log, interval_s=10.0)
         self.feedback = FeedbackBook(settings.false_alarm_suppress_s)
 
     async def start(self) -> None:
-        restored = [a for a in await self._alerts.open_items() if a.detector != FORECAST]
-        self._tracker.restore(restored)
-        self.feedback.load(await self._positions.get_json(FEEDBACK_KEY) or [])
         saved = await self._positions.get_int(JUDGED_SEQ_KEY)
         # A buffer from before this position was kept: start at its end, as before.
         self.judged_seq = self._saved_seq = saved if saved is not None else \
             await self._readings.last_seq()
-        warmed = await self._warm_up()
-        log.info("anomaly detection ready", extra={"restored_open_alerts": len(restored),
-                                                   "warmup_readings": warmed,
-                                                   "judged_seq": self.judged_seq})
-        self._metrics.alerts_open.set(self._tracker.open_count)
+        learned_from = await self._load_snapshot()
+        restored = [a for a in await self._alerts.open_items() if a.detector != FORECAST]
+        self.engine.restore(restored)
+        self.feedback.load(await self._positions.get_json(FEEDBACK_KEY) or [])
+        for sensor_id in self.feedback.sensor_ids():
+            self.engine.set_budget_factor(sensor_id, self.feedback.budget_factor(sensor_id))
+        relearned = await self._relearn(learned_from)
+        log.info("anomaly detection ready", extra={
+            "restored_open_alerts": len(restored), "snapshot_position": learned_from,
+            "relearned_readings": relearned, "judged_seq": self.judged_seq})
+        self._metrics.alerts_open.set(self.engine.open_count)
+        self._next_snapshot = self._clock() + self._settings.snapshot_interval_s
         await super().start()
         self._tick_task = asyncio.create_task(self._tick_forever(), name="anomaly-tick")
 
@@ -163,13 +177,14 @@ class AnomalyDetectionAgent(BaseAgent):
             async with self._lock:
                 await self._flush(None)
                 await self._save_position()
+                await self._save_snapshot()
         except Exception:  # the buffer may be failing; the next start re-judges what is left
             log.warning("anomaly detection stopped with unsaved alert changes", exc_info=True)
         await super().stop()
 
     @property
     def tracked_sensors(self) -> int:
-        return len(self._suites)
+        return self.engine.sensor_count
 
     def backlog(self, last_committed_seq: int) -> int | None:
         return max(0, last_committed_seq - self.judged_seq)
@@ -202,29 +217,26 @@ class AnomalyDetectionAgent(BaseAgent):
                 oldest = await self._readings.readings_after(self.judged_seq, 1)
                 if oldest:
                     now = min(now, oldest[0].received_us / 1e6)
-            self._check_silence(now)
+            self._unsaved += self.engine.tick(now)
             self._release_idle(now)
+            self._count_candidates()
             await self._flush(None)
             await self._save_position()
+            if self._clock() >= self._next_snapshot and self.judged_seq == self._saved_seq:
+                await self._save_snapshot()
 
     def _release_idle(self, now: float) -> None:
-        """Give back the detection state of sensors idle for long (none with an open alert)."""
+        """Give back the models of sensors idle for long (none with an open alert)."""
         if now < self._next_release:
             return
         self._next_release = now + _RELEASE_SWEEP_S
-        cutoff = now - self._settings.release_idle_s
-        for sensor_id in [s for s, suite in self._suites.items()
-                          if suite.last_arrival < cutoff and not self._tracker.has_open(s)]:
-            del self._suites[sensor_id]
-            self._assets.pop(sensor_id, None)
+        for sensor_id in self.engine.idle_sensors(now - self._settings.release_idle_s):
+            with contextlib.suppress(SensorInAlertError):
+                self.engine.release(sensor_id)
 
-    def _check_silence(self, now: float) -> None:
-        for sensor_id, suite in self._suites.items():
-            finding = suite.check_silence(now)
-            if finding is not None:
-                self._unsaved += self._tracker.observe(
-                    sensor_id, self._assets.get(sensor_id), now, (finding,),
-                    frozenset({"silence"}))
+    def _count_candidates(self) -> None:
+        for outcome, count in self.engine.drain_candidate_counts().items():
+            self._metrics.anomaly_candidates.labels(outcome).inc(count)
 
     async def _save_position(self) -> None:
         # Only once every alert change up to it is stored: a restart re-judges the rest.
@@ -232,28 +244,70 @@ class AnomalyDetectionAgent(BaseAgent):
             await self._positions.set_int(JUDGED_SEQ_KEY, self.judged_seq)
             self._saved_seq = self.judged_seq
 
-    def _judge(self, readings: Iterable[Reading]) -> None:
-        observe = self._tracker.observe
-        changes = self._unsaved
-        for reading in readings:
-            if reading.flags & FLAG_CLOCK_SUSPECT:
-                continue  # its time cannot be trusted: stored, not judged
-            suite = self._suites.get(reading.sensor_id) or self._suite_for(reading)
-            findings = suite.update(reading.ts_us / 1e6, reading.value, reading.received_us / 1e6)
-            if findings and self.feedback.active:
-                findings = self._not_suppressed(reading.sensor_id, findings)
-            if findings or self._tracker.has_open(reading.sensor_id):
-                changes += observe(reading.sensor_id, reading.asset_id, reading.ts_us / 1e6,
-                                   findings, suite.names)
+    async def _save_snapshot(self) -> None:
+        """The models at the saved position, whose alerts are all stored."""
+        if self._unsaved or self.judged_seq != self._saved_seq:
+            return
+        started = time.monotonic()
+        data = self.engine.snapshot()
+        await self._positions.set_snapshot(SNAPSHOT_KEY, data, self.judged_seq)
+        self._next_snapshot = self._clock() + self._settings.snapshot_interval_s
+        log.debug("detection models saved", extra={"bytes": len(data), "sensors":
+                                                   self.engine.sensor_count,
+                                                   "seconds": round(time.monotonic() - started, 3)})
 
-    def _not_suppressed(self, sensor_id: str, findings: tuple[Finding, ...]) -> tuple[Finding, ...]:
-        """Findings an operator's recent false-alarm decision does not silence."""
-        now = self._clock()
-        kept = tuple(f for f in findings if not self.feedback.suppressed(sensor_id, f.detector, now))
-        if len(kept) < len(findings):
-            self._metrics.anomaly_candidates.labels("false_alarm_feedback").inc(
-                len(findings) - len(kept))
-        return kept
+    async def _load_snapshot(self) -> int | None:
+        """Load the saved models; their position, or None if there are none usable."""
+        saved = await self._positions.get_snapshot(SNAPSHOT_KEY)
+        if saved is None:
+            return None
+        data, position = saved
+        try:
+            report = self.engine.load_snapshot(data)
+        except SnapshotError as exc:
+            log.warning("detection models not loaded: they relearn", extra={"error": str(exc)})
+            return None
+        if report.skipped:
+            log.info("some detection models relearn", extra={"skipped": report.skipped})
+        return min(position, self.judged_seq)
+
+    async def _relearn(self, snapshot_position: int | None) -> int:
+        """Teach the models the readings judged before the stop but after the snapshot
+        (without one: the last `warmup_window_s`); no alerts, those were stored."""
+        if snapshot_position is not None:
+            count = 0
+
+            async def learn(readings: list[Reading], _last_seq: int) -> None:
+                nonlocal count
+                self._learn(readings)
+                count += len(readings)
+
+            await catch_up(self._readings, snapshot_position, self.judged_seq, learn)
+            return count
+        since_us = int((self._clock() - self._settings.warmup_window_s) * 1_000_000)
+        readings = await self._readings.recent_readings(since_us, self.judged_seq)
+        self._learn(readings)
+        return len(readings)
+
+    def _learn(self, readings: Iterable[Reading]) -> None:
+        learn = self.engine.learn
+        for r in readings:
+            if not r.flags & FLAG_CLOCK_SUSPECT:
+                learn(r.sensor_id, r.asset_id, r.ts_us / 1e6, r.value, r.received_us / 1e6)
+
+    def _judge(self, readings: Iterable[Reading]) -> None:
+        observe = self.engine.observe
+        changes = self._unsaved
+        for r in readings:
+            if r.flags & FLAG_CLOCK_SUSPECT:
+                continue  # its time cannot be trusted: stored, not judged
+            found = observe(r.sensor_id, r.asset_id, r.ts_us / 1e6, r.value, r.received_us / 1e6)
+            if found:
+                changes += found
+
+    def _suppressed(self, sensor_id: str, detector: str) -> bool:
+        """An operator's recent false-alarm decision silences this condition."""
+        return self.feedback.active and self.feedback.suppressed(sensor_id, detector, self._clock())
 
     async def decide(self, request: DecisionRequest, received_at: datetime) -> DecisionRecord:
         """Apply an operator's decision about an alert (acknowledge, snooze, close, false
@@ -264,7 +318,7 @@ class AnomalyDetectionAgent(BaseAgent):
                 raise UnknownTarget(f"no alert {request.target_id!r}")
             updated = alert_rules.decide(alert, request, received_at)  # may raise Rejection
             if request.action in ("close", "false_alarm"):
-                self._tracker.close(alert.sensor_id, alert.detector)
+                self.engine.close(alert.sensor_id, alert.detector)
             detail = self._feedback_for(alert, request, received_at)
             if detail:
                 updated = updated.model_copy(update={"details": {**updated.details,
@@ -274,7 +328,7 @@ class AnomalyDetectionAgent(BaseAgent):
             await self._alerts.append([updated], decision=record)
             if detail:
                 await self._positions.set_json(FEEDBACK_KEY, self.feedback.to_json())
-            self._metrics.alerts_open.set(self._tracker.open_count)
+            self._metrics.alerts_open.set(self.engine.open_count)
             change = AlertChange("closed" if updated.state == "closed" else "updated", updated)
             await self._publish(_event(self.agent_id, change, None))
             return record
@@ -291,27 +345,24 @@ class AnomalyDetectionAgent(BaseAgent):
                 return ""
         else:
             return ""
+        budget = self.feedback.budget_factor(alert.sensor_id)
+        self.engine.set_budget_factor(alert.sensor_id, budget)
         return (f"{alert.detector} on {alert.sensor_id}: {view.false_alarms} false alarm(s), "
-                f"sensitivity x{view.sensitivity_factor}, suppressed until "
+                f"false-candidate budget x{budget:.3g}, suppressed until "
                 f"{datetime.fromtimestamp(view.suppressed_until, UTC).isoformat()}"
                 if view.false_alarms else f"{alert.detector} on {alert.sensor_id}: feedback undone")
 
     async def _catch_up(self, up_to_seq: int | None) -> None:
-        """Judge the readings after `judged_seq` up to `up_to_seq` (None: the newest now).
-
-        The target is fixed when the catch-up starts, and alerts are stored chunk by chunk,
-        so a long backlog neither delays the first alert nor runs after a moving end.
-        """
+        """Judge the readings after `judged_seq` up to `up_to_seq` (None: the newest now),
+        storing alerts chunk by chunk, so a long backlog does not delay the first alert."""
         target = up_to_seq if up_to_seq is not None else await self._readings.last_seq()
-        while self.judged_seq < target:
-            rows = [row for row in await self._readings.readings_after(self.judged_seq,
-                                                                       _CATCH_UP_CHUNK)
-                    if row.seq <= target]
-            if not rows:
-                return
-            self._judge(Reading._make(row[1:]) for row in rows)
-            self.judged_seq = rows[-1].seq
+
+        async def judge(readings: list[Reading], last_seq: int) -> None:
+            self._judge(readings)
+            self.judged_seq = last_seq
             await self._flush(None)
+
+        await catch_up(self._readings, self.judged_seq, target, judge)
 
     async def _tick_forever(self) -> None:
         while True:
@@ -320,24 +371,6 @@ class AnomalyDetectionAgent(BaseAgent):
                 await self.tick()
             except Exception:  # logged and retried next tick; one bad tick stops nothing
                 log.exception("anomaly detection tick failed")
-
-    async def _warm_up(self) -> int:
-        since_us = int((self._clock() - self._settings.warmup_window_s) * 1_000_000)
-        # Only readings judged before the stop: the rest are judged (with alerts) on catch-up.
-        readings = await self._readings.recent_readings(since_us, self.judged_seq)
-        for reading in readings:
-            suite = self._suites.get(reading.sensor_id) or self._suite_for(reading)
-            # Findings during warm-up are not alerts: those readings were judged before.
-            suite.update(reading.ts_us / 1e6, reading.value, reading.received_us / 1e6)
-        return len(readings)
-
-    def _suite_for(self, reading: Reading) -> DetectorSuite:
-        sensor = self._sensors.get(reading.sensor_id)
-        suite = DetectorSuite(merged(self._settings.defaults, sensor.detection if sensor else None),
-                              sensor.limits if sensor else None)
-        self._suites[reading.sensor_id] = suite
-        self._assets[reading.sensor_id] = reading.asset_id
-        return suite
 
     async def _flush(self, correlation_id: str | None) -> None:
         """Store the waiting alert changes, then announce them (durable first)."""
@@ -349,7 +382,7 @@ class AnomalyDetectionAgent(BaseAgent):
         for change in changes:
             self._log_change(change)
             await self._publish(_event(self.agent_id, change, correlation_id))
-        self._metrics.alerts_open.set(self._tracker.open_count)
+        self._metrics.alerts_open.set(self.engine.open_count)
 
     def _log_change(self, change: AlertChange) -> None:
         alert = change.alert

@@ -1,21 +1,42 @@
-"""Streaming detectors: pure computation, one reading at a time, O(1) amortised each.
+"""Detection: sensor models, asset models, validation and the alert life cycle, all pure.
 
-Each detector is a plain class with `update(ts, value) -> Finding | None`; no I/O, no
-asyncio. `DetectorSuite` runs one sensor's detectors; `SensorDetectors` keeps a suite per
-sensor, built from the defaults and the sensor's overrides.
+`DetectionEngine` is the one decision path (readings in, alert changes out); the anomaly agent
+wraps it, and `edge.detection.benchmark` scores the same class on public labelled data.
+Everything here is computation only: no I/O, no asyncio, the clock passed in.
 """
 
+from edge.detection.engine import (
+    ASSET_DETECTOR,
+    DetectionEngine,
+    SensorInAlertError,
+    SnapshotReport,
+)
 from edge.detection.finding import SEVERITY_RANK, Finding, Severity
-from edge.detection.settings import DetectionSettings, DetectorSettings, LimitSettings
-from edge.detection.suite import NO_FINDINGS, DetectorSuite
+from edge.detection.lifecycle import AlertChange
+from edge.detection.profiles import AssetProfile, SensorProfile
+from edge.detection.settings import (
+    AssetDetectionSettings,
+    DetectionSettings,
+    DetectorSettings,
+    LimitSettings,
+)
+from edge.detection.snapshot import SnapshotError, SnapshotVersionError
 
 __all__ = [
-    "NO_FINDINGS",
+    "ASSET_DETECTOR",
     "SEVERITY_RANK",
+    "AlertChange",
+    "AssetDetectionSettings",
+    "AssetProfile",
+    "DetectionEngine",
     "DetectionSettings",
     "DetectorSettings",
-    "DetectorSuite",
     "Finding",
     "LimitSettings",
+    "SensorInAlertError",
+    "SensorProfile",
     "Severity",
+    "SnapshotError",
+    "SnapshotReport",
+    "SnapshotVersionError",
 ]

@@ -4,8 +4,10 @@ A false alarm on (sensor, detector) does two bounded, reversible things:
 - it suppresses that condition for `detection.false_alarm_suppress_s` (default a day): the
   same detector on the same sensor opens no alert meanwhile (the rejected candidates are
   counted as `false_alarm_feedback`);
-- it lowers that sensor's sensitivity for that detector by one step (x0.7), at most three
-  steps (x0.34): a detector an operator keeps calling wrong gets quieter, never silent.
+- it lowers that sensor's sensitivity one step: its budget of false candidates per day is
+  cut to a third (sensitivity -0.12), at most three steps (1/27): a sensor an operator keeps
+  calling wrong gets quieter, never silent. The detection engine applies the strongest
+  cut among the sensor's detectors (`budget_factor`).
 `undo` (the `undo_false_alarm` decision) takes one false alarm back. The book is saved in
 the buffer, shown by `status` and in the details of the alert it closed.
 """
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-STEP = 0.7
+STEP = 1 / 3
 MAX_STEPS = 3
 
 
@@ -70,6 +72,14 @@ class FeedbackBook:
     def sensitivity_factor(self, sensor_id: str, detector: str) -> float:
         entry = self._entries.get((sensor_id, detector))
         return 1.0 if entry is None else STEP ** min(entry.false_alarms, MAX_STEPS)
+
+    def budget_factor(self, sensor_id: str) -> float:
+        """The strongest cut on `sensor_id` among its detectors (1: none)."""
+        return min((STEP ** min(e.false_alarms, MAX_STEPS)
+                    for (s, _), e in self._entries.items() if s == sensor_id), default=1.0)
+
+    def sensor_ids(self) -> set[str]:
+        return {s for s, _ in self._entries}
 
     def views(self) -> list[FeedbackView]:
         return [self._view(s, d, e) for (s, d), e in sorted(self._entries.items())]

@@ -20,3 +20,4 @@ class Finding:
     ts: float  # seconds since the epoch: the reading's time (the check time for silence)
     reason: str
     window: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # merged into the alert's details

@@ -1,30 +1,143 @@
-"""Stuck sensor: the same value, within epsilon, for N readings and at least T seconds."""
+"""Flatline: a stuck sensor, judged against this sensor's own history of repeated values.
+
+Runs of identical readings (within `epsilon`) are tracked; the probability of a run at least
+this long comes from the larger of two models of the sensor's completed runs: a geometric one
+(from how often a reading repeats the previous one: quantised sensors repeat a lot) and a tail
+model of the run lengths themselves (step signals and slow sensors have long runs). A run is
+never stuck before `min_readings` and `min_duration_s`.
+
+Operating states: a value at which the sensor rests for a run of `min_readings`, far below its
+running levels (below the 5 % level by three times its distance to the median, or rarer than
+1e-3 among them: an idle pump at 0, a valve closed), is learned as a resting value; a run there
+is the machine being off, not a stuck sensor, and the other detectors pause while it lasts (so
+running levels are learned from running readings only). A run stuck at a running level is not
+a rest. Rest runs teach neither the run lengths nor the repeat fraction.
+"""
 
 from __future__ import annotations
 
-from edge.detection.finding import Finding
+from typing import Any
+
 from edge.detection.settings import FlatlineSettings
+from edge.detection.tails import TailModel
+
+_REPEAT_HORIZON = 2000.0  # readings over which the repeat fraction is averaged
+_MAX_RESTS = 2
+_REST_RARITY = 1e-3  # a resting value lies below all but this fraction of the running levels
 
 
 class FlatlineDetector:
     name = "flatline"
+    kind = "stuck"
 
-    def __init__(self, settings: FlatlineSettings) -> None:
-        self._readings = settings.readings
+    __slots__ = (
+        "_epsilon",
+        "_far_below",
+        "_level",
+        "_min_duration_s",
+        "_min_readings",
+        "_repeat",
+        "_rests",
+        "_runs",
+        "_seen",
+        "_since",
+        "_value",
+        "length",
+        "resting",
+    )
+
+    def __init__(self, settings: FlatlineSettings, level: TailModel | None, seed: int) -> None:
+        self._min_readings = settings.min_readings
         self._min_duration_s = settings.min_duration_s
         self._epsilon = settings.epsilon
-        self._anchor: float | None = None
+        self._level = level
+        self._runs = TailModel(size=64, horizon=2000, seed=seed)
+        self._repeat = 0.0  # fraction of readings equal to the previous one
+        self._seen = 0.0
+        self._rests: list[float] = []
+        self._value: float | None = None
         self._since = 0.0
-        self._count = 0
+        self.length = 0
+        self.resting = False
+        self._far_below = False
 
-    def update(self, ts: float, value: float) -> Finding | None:
-        anchor = self._anchor
-        if anchor is None or abs(value - anchor) > self._epsilon + 1e-12 * abs(anchor):
-            self._anchor, self._since, self._count = value, ts, 1
-            return None
-        self._count += 1
-        if self._count < self._readings or ts - self._since < self._min_duration_s:
-            return None
-        return Finding(self.name, "warning", float(self._count), value, ts,
-                       f"value stuck at {value:g} for {self._count} readings "
-                       f"({ts - self._since:.0f} s)", {"since": self._since, "readings": self._count})
+    @property
+    def trials_factor(self) -> float:
+        """Runs end about (1 - repeat) times a reading: one judgement per run."""
+        factor = 1.0 - self._repeat
+        return factor if factor > 0.01 else 0.01
+
+    def update(self, ts: float, x: float, p_gate: float) -> float:
+        value = self._value
+        seen = self._seen
+        if seen < _REPEAT_HORIZON:
+            seen = self._seen = seen + 1.0
+        if value is None or abs(x - value) > self._epsilon + 1e-12 * abs(value):
+            if value is not None:
+                self._complete(p_gate)
+            self._repeat -= self._repeat / seen
+            self._value, self._since, self.length = x, ts, 1
+            self.resting = bool(self._rests) and self._is_rest(x)
+            self._far_below = False
+            return 1.0
+        if not self.resting:  # an idle machine's repeats say nothing about its sensor's runs
+            self._repeat += (1.0 - self._repeat) / seen
+        self.length += 1
+        length = self.length
+        if length == 2 and not self.resting:
+            # Judged as the run begins, before its own readings weigh on the running levels
+            # (and only for runs at all: continuous signals seldom repeat a value).
+            self._far_below = self._below_running(x)
+        if length == self._min_readings and self._far_below and not self.resting:
+            self._rests = [*self._rests[-(_MAX_RESTS - 1):], x]
+            self.resting = True
+        if self.resting or length < self._min_readings or ts - self._since < self._min_duration_s:
+            return 1.0
+        return self.probability(length)
+
+    def probability(self, length: int) -> float:
+        """P(a normal run lasts at least `length` readings)."""
+        geometric = self._repeat ** (length - 1)
+        runs = self._runs
+        if length > runs.quantile(1.0) and not runs.tail_fitted(high=True):
+            return geometric  # longer than any run seen, and no tail to extrapolate
+        return max(geometric, runs.upper(float(length)))
+
+    def _complete(self, p_gate: float) -> None:
+        # Idle runs and runs that were candidates (stuck) are not learned as normal runs.
+        if not self.resting and (self.length < self._min_readings or
+                                 self.probability(self.length) > p_gate):
+            self._runs.add(float(self.length))
+
+    def _is_rest(self, x: float) -> bool:
+        epsilon = self._epsilon + 1e-12 * abs(x)
+        return any(abs(x - rest) <= epsilon for rest in self._rests)
+
+    def _below_running(self, x: float) -> bool:
+        level = self._level
+        if level is None or not level.ready:
+            return False
+        low, middle = level.quantile(0.05), level.quantile(0.5)
+        # Within reach of the running levels, a long run is a stuck sensor, not a rest.
+        return x < low - 3.0 * (middle - low) or level.lower(x) <= _REST_RARITY
+
+    def window(self) -> dict[str, Any]:
+        return {"since": self._since, "readings": self.length, "stuck_value": self._value}
+
+    def state(self) -> dict[str, Any]:
+        return {"runs": self._runs.state(), "repeat": self._repeat, "seen": self._seen,
+                "rests": list(self._rests),
+                "value": self._value, "since": self._since, "length": self.length,
+                "resting": self.resting, "far_below": self._far_below}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self._runs.load(state["runs"])
+        self._repeat = float(state["repeat"])
+        self._seen = float(state["seen"])
+        self._rests = [float(v) for v in state["rests"]][-_MAX_RESTS:]
+        value = state["value"]
+        self._value = None if value is None else float(value)
+        self._since = float(state["since"])
+        self.length = int(state["length"])
+        self.resting = bool(state["resting"])
+        self._far_below = bool(state["far_below"])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -21,6 +21,7 @@ from edge.detection.settings import DetectionSettings
 from edge.records import AlertRecord
 
 Change = Literal["open", "updated", "resolved", "closed"]  # closed: by an operator
+_NONE_OPEN: dict[str, object] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,9 @@ class AlertTracker:
     def open_count(self) -> int:
         return sum(len(by_detector) for by_detector in self._open.values())
 
+    def open_alerts(self) -> list[AlertRecord]:
+        return [o.alert for by_detector in self._open.values() for o in by_detector.values()]
+
     def restore(self, alerts: Iterable[AlertRecord]) -> None:
         """Take back the alerts that were open when the daemon stopped."""
         for alert in alerts:
@@ -86,6 +90,14 @@ class AlertTracker:
         state.normal_readings = 0
         self._muted.setdefault(sensor_id, {})[detector] = state
         return True
+
+    def open_detectors(self, sensor_id: str) -> Container[str]:
+        """The detectors with an open alert on `sensor_id` (a live view; empty: none)."""
+        return self._open.get(sensor_id, _NONE_OPEN)
+
+    def is_open(self, sensor_id: str, detector: str) -> bool:
+        open_here = self._open.get(sensor_id)
+        return open_here is not None and detector in open_here
 
     def observe(self, sensor_id: str, asset_id: str | None, ts: float,
                 findings: tuple[Finding, ...],
@@ -140,7 +152,7 @@ class AlertTracker:
                 asset_id=asset_id, sensor_id=sensor_id, detector=finding.detector,
                 severity=finding.severity, state="open", score=finding.score,
                 value=_finite(finding.value), reason=finding.reason,
-                details={"window": finding.window, "abnormal_readings": 1},
+                details={**finding.details, "window": finding.window, "abnormal_readings": 1},
                 opened_at=_at(finding.ts), updated_at=_at(finding.ts))
             by_detector[finding.detector] = _OpenAlert(alert, finding.ts, finding.ts)
             return AlertChange("open", alert)
@@ -153,7 +165,8 @@ class AlertTracker:
         state.alert = state.alert.model_copy(update={
             "severity": finding.severity if worse else state.alert.severity,
             "score": finding.score, "value": _finite(finding.value), "reason": finding.reason,
-            "details": {"window": finding.window, "abnormal_readings": state.abnormal_readings},
+            "details": {**state.alert.details, **finding.details, "window": finding.window,
+                        "abnormal_readings": state.abnormal_readings},
             "updated_at": _at(max(finding.ts, state.alert.updated_at.timestamp())),
         })
         state.last_emitted_ts = finding.ts

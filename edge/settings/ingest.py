@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from edge.detection.settings import DetectorSettings, LimitSettings
+from edge.detection.settings import AssetDetectionSettings, DetectorSettings, LimitSettings
 from edge.settings.base import TEMPLATE_FIELDS, Identifier, Section, secret_from_file
 from edge.units import KNOWN_UNITS
 
@@ -218,6 +218,8 @@ class AssetSettings(Section):
     type: str | None = None
     criticality: Literal["low", "medium", "high", "critical"] = "medium"
     location: str | None = None
+    detection: AssetDetectionSettings | None = Field(
+        default=None, description="The asset model: enabled, sensitivity (default: detection's).")
 
 
 class SensorSettings(Section):

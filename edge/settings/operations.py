@@ -42,10 +42,10 @@ class MaintenanceSettings(Section):
     escalate_after_s: float = Field(
         default=3600.0, gt=0, description="An alert still open this long raises its task's priority.")
     causes: dict[str, str] = Field(
-        default_factory=lambda: {"limits": "out_of_range", "zscore": "abnormal_readings",
+        default_factory=lambda: {"limits": "out_of_range", "outlier": "abnormal_readings",
                                  "drift": "drift", "rate": "rapid_change",
                                  "flatline": "sensor_stuck", "silence": "no_data",
-                                 "forecast": "out_of_range"},
+                                 "asset_model": "relation_break", "forecast": "out_of_range"},
         description="detector -> cause; one open task per asset and cause (a forecast and "
                     "the limit alert that proves it right share one task).")
     check_interval_s: float = Field(default=30.0, gt=0)

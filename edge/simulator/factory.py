@@ -3,7 +3,10 @@
 Assets (pumps, a hydraulic press, motors) carry vibration, temperature, pressure and
 current sensors. Each asset has a load that follows a daily cycle plus a slow random
 wander; its sensors follow the load (so they are correlated), with their own noise and
-resolution. Faults of six kinds are injected on a seeded schedule and returned as labels.
+resolution. Faults of seven kinds are injected on a seeded schedule and returned as labels;
+`relation_break` is the asset model's: one sensor departs from what its asset's load implies
+(a pump drawing more current for the same flow and pressure) by a few noise sigmas, ramping in,
+well inside the range its daily cycle covers, so that sensor alone still looks normal.
 The same stream feeds `edge-gateway simulate` (over MQTT) and `bench/detection.py`.
 """
 
@@ -17,15 +20,16 @@ from typing import Literal
 
 from edge.detection.settings import LimitSettings
 
-FaultKind = Literal["spike", "drift", "stuck", "dropout", "out_of_range", "noise_burst"]
+FaultKind = Literal["spike", "drift", "stuck", "dropout", "out_of_range", "noise_burst",
+                    "relation_break"]
 FAULT_KINDS: tuple[FaultKind, ...] = ("spike", "drift", "stuck", "dropout", "out_of_range",
-                                      "noise_burst")
+                                      "noise_burst", "relation_break")
 DAY_S = 86_400.0
 
 # Fault duration in readings (so a fast live demo and a slow scorecard scale alike).
 _DURATION_READINGS: dict[FaultKind, tuple[int, int]] = {
     "spike": (1, 2), "drift": (200, 600), "stuck": (100, 300), "dropout": (60, 180),
-    "out_of_range": (30, 120), "noise_burst": (30, 120),
+    "out_of_range": (30, 120), "noise_burst": (30, 120), "relation_break": (200, 600),
 }
 
 
@@ -56,7 +60,7 @@ class Fault:
     asset_id: str
     start: float
     end: float
-    magnitude: float  # in noise sigmas (spike, drift, out_of_range) or a noise factor
+    magnitude: float  # noise sigmas (spike, drift, out_of_range, relation_break) or a noise factor
 
     def label(self) -> dict[str, object]:
         return {"kind": self.kind, "sensor_id": self.sensor_id, "asset_id": self.asset_id,
@@ -187,6 +191,8 @@ def _magnitude(kind: FaultKind, rng: random.Random) -> float:
         return rng.choice((-1, 1)) * rng.uniform(12.0, 30.0)
     if kind == "drift":
         return rng.choice((-1, 1)) * rng.uniform(10.0, 16.0)
+    if kind == "relation_break":
+        return rng.choice((-1, 1)) * rng.uniform(4.0, 6.0)
     return 0.0
 
 
@@ -205,6 +211,9 @@ def _apply(fault: Fault, spec: SensorSpec, ts: float, *, clean: float, noise: fl
         return clean + noise + fault.magnitude * sigma
     if fault.kind == "drift":
         progress = min(1.0, (ts - fault.start) / max(fault.end - fault.start, 1e-9))
+        return clean + noise + fault.magnitude * sigma * progress
+    if fault.kind == "relation_break":  # ramps in over the first fifth, then holds
+        progress = min(1.0, 5.0 * (ts - fault.start) / max(fault.end - fault.start, 1e-9))
         return clean + noise + fault.magnitude * sigma * progress
     if fault.kind == "stuck":
         return last

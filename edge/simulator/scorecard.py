@@ -1,28 +1,30 @@
-"""Detection scorecard: the simulator's labelled faults against the detectors' alerts.
+"""Detection scorecard: the simulator's labelled faults against the engine's alerts.
 
-Offline, no broker: the factory stream goes through the same DetectorSuite and
-AlertTracker as the AnomalyDetectionAgent. A fault counts as detected when an alert on its
-sensor opens between its start and `grace_readings` after its end; time to detect is in
-readings, 1 meaning the first faulty reading. Precision for a fault kind is the alerts that
-matched faults of that kind over those plus the unmatched alerts of the kind's detectors.
+Offline, no broker: the factory stream goes through the same `DetectionEngine` as the
+AnomalyDetectionAgent, with the default settings, the sensors' datasheet limits and a clock
+tick per time step (silence). A fault counts as detected when an alert on its sensor opens
+between its start and `grace_readings` after its end; time to detect is in readings, 1 meaning
+the first faulty reading. Precision for a fault kind is the alerts that matched faults of that
+kind over those plus the unmatched alerts of the kind's detector.
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from edge.detection.lifecycle import AlertTracker
+from edge.detection.engine import DetectionEngine
+from edge.detection.profiles import SensorProfile
 from edge.detection.settings import DetectionSettings
-from edge.detection.suite import DetectorSuite
-from edge.simulator.factory import FAULT_KINDS, FactoryModel, Fault, SensorSpec
+from edge.simulator.factory import FAULT_KINDS, FactoryModel, Fault
 
 # The detector meant to catch each fault kind (for precision).
-KIND_DETECTORS: dict[str, str] = {"spike": "zscore", "noise_burst": "zscore", "drift": "drift",
+KIND_DETECTORS: dict[str, str] = {"spike": "outlier", "noise_burst": "outlier", "drift": "drift",
                                   "stuck": "flatline", "dropout": "silence",
-                                  "out_of_range": "limits"}
+                                  "out_of_range": "limits", "relation_break": "asset_model"}
 START_TS = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
@@ -55,33 +57,30 @@ class KindScore:
         return statistics.median(self.readings_to_detect) if self.readings_to_detect else float("nan")
 
 
+def engine_for(model: FactoryModel, settings: DetectionSettings | None = None,
+               gateway_id: str = "scorecard") -> DetectionEngine:
+    """A DetectionEngine configured as the daemon would be for the simulated factory."""
+    settings = settings or DetectionSettings()
+    profiles = {s.sensor_id: SensorProfile.build(settings, limits=s.limits, asset_id=s.asset_id)
+                for s in model.sensors}
+    return DetectionEngine(gateway_id, settings, profiles)
+
+
 def run_detectors(model: FactoryModel, duration_s: float, faults: list[Fault],
                   settings: DetectionSettings | None = None) -> list[OpenedAlert]:
-    """Every alert the detectors open on the model's stream."""
-    settings = settings or DetectionSettings()
-    suites = {s.sensor_id: DetectorSuite(settings.defaults, s.limits) for s in model.sensors}
-    tracker = AlertTracker("scorecard", settings)
+    """Every alert the engine opens on the model's stream."""
+    engine = engine_for(model, settings)
     opened: list[OpenedAlert] = []
     current_ts = None
     for ts, spec, value in model.stream(START_TS, duration_s, faults):
         if ts != current_ts:
             current_ts = ts
-            _check_silence(suites, tracker, model.sensors, ts, opened)
-        findings = suites[spec.sensor_id].update(ts, value, ts)
-        for change in tracker.observe(spec.sensor_id, spec.asset_id, ts, findings):
-            if change.change == "open":
-                opened.append(OpenedAlert(spec.sensor_id, change.alert.detector, ts))
+            opened += [OpenedAlert(c.alert.sensor_id, c.alert.detector, ts)
+                       for c in engine.tick(ts) if c.change == "open"]
+        opened += [OpenedAlert(c.alert.sensor_id, c.alert.detector, ts)
+                   for c in engine.observe(spec.sensor_id, spec.asset_id, ts, value)
+                   if c.change == "open"]
     return opened
-
-
-def _check_silence(suites: dict[str, DetectorSuite], tracker: AlertTracker,
-                   sensors: tuple[SensorSpec, ...], now: float, opened: list[OpenedAlert]) -> None:
-    for spec in sensors:
-        finding = suites[spec.sensor_id].check_silence(now)
-        if finding is not None:
-            for change in tracker.observe(spec.sensor_id, spec.asset_id, now, (finding,)):
-                if change.change == "open":
-                    opened.append(OpenedAlert(spec.sensor_id, "silence", now))
 
 
 def score(faults: list[Fault], alerts: list[OpenedAlert], period_s: float,
@@ -113,23 +112,19 @@ def false_alerts_per_sensor_day(model: FactoryModel, days: float) -> float:
     return len(alerts) / (len(model.sensors) * days)
 
 
-def cost_us_per_reading(sensors: int = 1000, readings_per_sensor: int = 200) -> float:
-    """Detector suites plus alert tracking, for `sensors` sensors, in microseconds a reading."""
-    import random
-
-    settings = DetectionSettings()
+def cost_us_per_reading(sensors: int = 1000, readings_per_sensor: int = 400,
+                        sensors_per_asset: int = 10) -> float:
+    """The whole engine (sensor models, asset models, validation, alert tracking) in
+    microseconds a reading, for `sensors` sensors in assets of `sensors_per_asset`."""
+    engine = DetectionEngine("cost", DetectionSettings())
     rng = random.Random(1)
-    suites = [DetectorSuite(settings.defaults, None) for _ in range(sensors)]
-    tracker = AlertTracker("cost", settings)
     ids = [f"s{n}" for n in range(sensors)]
+    assets = [f"a{n // sensors_per_asset}" for n in range(sensors)]
     values = [[50 + rng.gauss(0, 1) for _ in range(readings_per_sensor)] for _ in range(sensors)]
     started = time.perf_counter()
     for step in range(readings_per_sensor):
         ts = START_TS + step
         for index in range(sensors):
-            sensor_id = ids[index]
-            findings = suites[index].update(ts, values[index][step], ts)
-            if findings:
-                tracker.observe(sensor_id, None, ts, findings)
+            engine.observe(ids[index], assets[index], ts, values[index][step])
     elapsed = time.perf_counter() - started
     return elapsed / (sensors * readings_per_sensor) * 1e6

@@ -21,7 +21,8 @@ AUTH = {"authorization": f"Bearer {TEST_TOKEN}"}
 
 @pytest.fixture
 def gateway(make_gateway: Callable[..., GatewayProcess]) -> Iterator[GatewayProcess]:
-    started = make_gateway()
+    # A datasheet limit alerts from the first reading (learned detectors learn first).
+    started = make_gateway(sensors={"motor-1/temp": {"limits": {"max": 100.0}}})
     started.start()
     yield started
     if started.alive():
@@ -107,13 +108,14 @@ def test_alerts_tasks_agents_and_status_endpoints(gateway: GatewayProcess, broke
     while time.monotonic() < deadline and not alerts:
         alerts = _get(gateway, "/api/v1/alerts?state=open", headers=AUTH).json()
         time.sleep(0.1)
-    assert alerts and alerts[0]["sensor_id"] == "motor-1/temp" and alerts[0]["detector"] == "zscore"
+    assert alerts and alerts[0]["sensor_id"] == "motor-1/temp" and alerts[0]["detector"] == "limits"
     assert _get(gateway, "/api/v1/alerts?state=resolved", headers=AUTH).json() == []
     assert _get(gateway, "/api/v1/alerts?state=bogus", headers=AUTH).status_code == 422
     tasks = _get(gateway, "/api/v1/tasks", headers=AUTH).json()
-    assert tasks and tasks[0]["cause"] == "abnormal_readings"
+    assert tasks and tasks[0]["cause"] == "out_of_range"
     agents = {a["agent_id"]: a for a in _get(gateway, "/api/v1/agents", headers=AUTH).json()}
-    assert set(agents) == {"anomaly-detection", "maintenance-scheduler", "notification"}
+    assert set(agents) == {"anomaly-detection", "prediction", "maintenance-scheduler",
+                           "notification"}
     assert all(a["state"] == "running" for a in agents.values())
     assert agents["anomaly-detection"]["events_processed"] >= 1
     pipeline = _get(gateway, "/api/v1/pipeline", headers=AUTH).json()

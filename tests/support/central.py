@@ -72,7 +72,7 @@ def alert_versions(count: int, ids: int) -> list[AlertRecord]:
         last = k >= count - ids
         versions.append(AlertRecord(
             alert_id=f"alert-{alert}", asset_id="asset-1", sensor_id=f"sensor-{alert}",
-            detector="zscore", severity="warning", state="resolved" if last else "open",
+            detector="outlier", severity="warning", state="resolved" if last else "open",
             score=float(k), value=1.0, reason="spike", details={"version": k},
             opened_at=T0, updated_at=T0 + timedelta(seconds=k),
             resolved_at=T0 + timedelta(seconds=k) if last else None))

@@ -10,7 +10,7 @@ SETTINGS = DetectionSettings(resolve_after_s=10, resolve_after_readings=3, updat
 
 
 def _finding(ts: float, severity: str = "warning") -> tuple[Finding, ...]:
-    return (Finding("zscore", severity, 7.0, 99.0, ts, "spike"),)  # type: ignore[arg-type]
+    return (Finding("outlier", severity, 7.0, 99.0, ts, "spike"),)  # type: ignore[arg-type]
 
 
 def test_a_lasting_condition_opens_once_updates_then_resolves_after_the_span() -> None:
@@ -47,7 +47,7 @@ def test_ids_are_derived_from_gateway_sensor_detector_and_opening_time() -> None
     first = AlertTracker("gw", SETTINGS).observe("s", "a", 5.0, _finding(5.0))[0].alert
     replay = AlertTracker("gw", SETTINGS).observe("s", "a", 5.0, _finding(5.0))[0].alert
     other_gateway = AlertTracker("gw2", SETTINGS).observe("s", "a", 5.0, _finding(5.0))[0].alert
-    assert first.alert_id == replay.alert_id == alert_id("gw", "s", "zscore", 5.0)
+    assert first.alert_id == replay.alert_id == alert_id("gw", "s", "outlier", 5.0)
     assert other_gateway.alert_id != first.alert_id
 
 

@@ -1,35 +1,25 @@
-"""Each detector on hand-made series: fires where it must, quiet where it must, no flapping."""
+"""The building blocks on hand-made series: datasheet limits and rates, silence, tail
+probabilities, settings merges. (Learned detectors are specified end to end in
+test_sensor_models.py and test_asset_model.py.)"""
 
 from __future__ import annotations
 
-import math
 import random
 
 import pytest
 
-from edge.detection.drift import DriftDetector
 from edge.detection.finding import Finding
-from edge.detection.flatline import FlatlineDetector
 from edge.detection.limits import StaticLimitDetector
 from edge.detection.rate import RateOfChangeDetector
 from edge.detection.settings import (
     DetectionSettings,
     DetectorSettings,
-    DriftSettings,
-    FlatlineSettings,
     LimitSettings,
     SilenceSettings,
-    ZScoreSettings,
     merged,
 )
 from edge.detection.silence import SilenceDetector
-from edge.detection.suite import DetectorSuite
-from edge.detection.zscore import RobustZScoreDetector
-
-
-def _noise(n: int, sigma: float = 1.0, mean: float = 50.0, seed: int = 1) -> list[float]:
-    rng = random.Random(seed)
-    return [mean + rng.gauss(0, sigma) for _ in range(n)]
+from edge.detection.tails import TailModel
 
 
 def _run(detector: object, values: list[float], start: int = 0) -> list[Finding | None]:
@@ -76,87 +66,12 @@ def test_inconsistent_limits_are_config_errors(bad: dict[str, float]) -> None:
         LimitSettings(**bad)
 
 
-# --- robust z-score ----------------------------------------------------------
-
-def test_zscore_fires_on_a_spike_and_stays_quiet_on_noise() -> None:
-    detector = RobustZScoreDetector(ZScoreSettings())
-    values = _noise(2000)
-    values[1500] = 50 + 15  # a 15 sigma spike
-    fired = _fired(_run(detector, values))
-    assert fired == [1500]
-
-
-def test_zscore_respects_its_warm_up() -> None:
-    detector = RobustZScoreDetector(ZScoreSettings(min_readings=30))
-    values = _noise(40)
-    values[10] = 500  # during warm-up: not judged
-    assert _fired(_run(detector, values)) == []
-
-
-def test_zscore_fires_during_a_noise_burst() -> None:
-    detector = RobustZScoreDetector(ZScoreSettings())
-    values = _noise(500) + _noise(50, sigma=8, seed=2)
-    fired = _fired(_run(detector, values))
-    assert fired and fired[0] >= 500 and fired[0] < 510
-
-
-def test_zscore_is_quiet_after_a_stuck_stretch() -> None:
-    detector = RobustZScoreDetector(ZScoreSettings())
-    values = _noise(300) + [50.0] * 300 + _noise(400, seed=3, mean=51.0)
-    assert _fired(_run(detector, values)) == []
-
-
-# --- drift -----------------------------------------------------------------
-
-def test_drift_fires_on_a_slow_ramp_and_not_on_noise() -> None:
-    detector = DriftDetector(DriftSettings())
-    quiet = _noise(3000)
-    ramp = [v + 12 * i / 400 for i, v in enumerate(_noise(400, seed=5))]
-    results = _run(detector, quiet + ramp)
-    fired = _fired(results)
-    assert fired and fired[0] >= 3000, "no finding on plain noise"
-    assert fired[0] < 3400, "the ramp is caught before it ends"
-
-
-def test_drift_ignores_a_slow_daily_cycle_of_a_few_sigma() -> None:
-    detector = DriftDetector(DriftSettings())
-    values = [v + 3 * math.sin(2 * math.pi * i / 8640) for i, v in enumerate(_noise(20_000))]
-    assert _fired(_run(detector, values)) == []
-
-
-def test_drift_accepts_a_lasting_new_level_eventually() -> None:
-    detector = DriftDetector(DriftSettings(slow_span=200))
-    results = _run(detector, _noise(1000) + _noise(3000, mean=70, seed=9))
-    fired = _fired(results)
-    assert fired and fired[-1] < 1000 + 3 * 200, "the alarm ends once the level is accepted"
-
-
-# --- rate of change ----------------------------------------------------------
+# --- rate of change ---------------------------------------------------------
 
 def test_rate_of_change_fires_above_the_slope() -> None:
     detector = RateOfChangeDetector(max_per_s=2.0)
     assert _fired(_run(detector, [0, 1, 2, 3, 10, 11])) == [4]
     assert detector.update(5.0, 0.0) is None, "a reading that is not newer is not judged"
-
-
-# --- flatline ---------------------------------------------------------------
-
-def test_flatline_fires_after_n_identical_readings_and_clears_on_change() -> None:
-    detector = FlatlineDetector(FlatlineSettings(readings=5))
-    results = _run(detector, [1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 3.0])
-    assert _fired(results) == [5, 6]
-
-
-def test_flatline_honours_epsilon_and_minimum_duration() -> None:
-    detector = FlatlineDetector(FlatlineSettings(readings=3, epsilon=0.01, min_duration_s=10))
-    values = [5.0, 5.001, 4.999, 5.0, 5.002] * 3
-    fired = _fired(_run(detector, values))
-    assert fired and fired[0] == 10, "within epsilon counts as the same; 10 s must pass"
-
-
-def test_flatline_stays_quiet_on_noise() -> None:
-    detector = FlatlineDetector(FlatlineSettings())
-    assert _fired(_run(detector, [round(v, 2) for v in _noise(5000)])) == []
 
 
 # --- silence ----------------------------------------------------------------
@@ -183,20 +98,79 @@ def test_silence_needs_a_learned_period_and_is_not_taught_by_the_gap() -> None:
     assert detector.check(507.0) is not None, "the period is still ~1 s, not 490 s"
 
 
-# --- suite and settings ------------------------------------------------------
+def test_silence_never_opens_for_a_sensor_known_only_from_a_backfill() -> None:
+    detector = SilenceDetector(SilenceSettings(factor=5, min_gap_s=0))
+    for i in range(100):  # an hour-old burst, replayed at once
+        detector.update(1000.0 + i, 4600.0)
+    assert detector.check(4600.0 + 3600.0) is None, "never seen live: its silence is not known"
+    for i in range(30):  # now it reports live
+        detector.update(8200.0 + i, 8200.0 + i)
+    assert detector.check(8230.0) is None
+    assert detector.check(8300.0) is not None
 
-def test_suite_skips_redelivered_and_out_of_order_readings() -> None:
-    suite = DetectorSuite(DetectorSettings(), LimitSettings(max=10))
-    assert suite.update(100.0, 50.0, 100.0)[0].detector == "limits"
-    assert suite.update(100.0, 50.0, 101.0) == ()  # the same reading again
-    assert suite.update(99.0, 50.0, 102.0) == ()  # older than what we judged
 
+def test_a_publisher_that_sends_batches_is_silent_only_when_the_batches_stop() -> None:
+    """1 Hz readings sent as one batch every 10 s (field trial review): live, never silent
+    between batches, silent after five batches' time without one."""
+    detector = SilenceDetector(SilenceSettings(factor=5, min_gap_s=0))
+    for batch in range(60):
+        sent = 100.0 + 10.0 * batch
+        for i in range(10):
+            detector.update(sent - 10.0 + i, sent)
+        for wait in (1.0, 5.0, 9.9):
+            assert detector.check(sent + wait) is None, f"batch {batch}, {wait} s later"
+    last = 100.0 + 10.0 * 59
+    assert detector.check(last + 45.0) is None
+    assert detector.check(last + 55.0) is not None
+
+
+def test_silence_after_a_restart_counts_from_the_restart() -> None:
+    detector = SilenceDetector(SilenceSettings(factor=5, min_gap_s=0))
+    for i in range(20):
+        detector.update(float(i), float(i))
+    restarted = SilenceDetector(SilenceSettings(factor=5, min_gap_s=0))
+    restarted.load(detector.state())
+    assert restarted.check(3600.0) is None, "an hour of downtime is not the sensor's silence"
+    assert restarted.check(3603.0) is None
+    assert restarted.check(3606.0) is not None, "still nothing five periods after the restart"
+
+
+# --- tail probabilities --------------------------------------------------------
+
+def test_tail_probabilities_are_calibrated_on_a_heavy_tail() -> None:
+    rng = random.Random(1)
+    tail = TailModel(seed=2)
+    rare = 0
+    for i in range(40_000):
+        p = tail.observe(rng.paretovariate(3.0))  # a power-law tail
+        rare += i > 2000 and p < 1e-3
+    assert rare / 38_000 < 2e-3, "at most twice as many 1e-3 events as promised"
+
+
+def test_tail_probabilities_treat_quantised_levels_as_ties() -> None:
+    tail = TailModel(seed=3)
+    rng = random.Random(3)
+    for _ in range(2000):
+        tail.add(float(round(rng.gauss(0.0, 0.6))))  # whole steps: mostly -1, 0, 1
+    assert tail.two_sided(1.0) > 0.1, "a common level is not rare"
+    assert tail.two_sided(3.0) > 1e-6, "the next level up is rarer, not impossible"
+    assert tail.two_sided(30.0) < 1e-5
+
+
+# --- settings ---------------------------------------------------------------
 
 def test_per_sensor_overrides_merge_onto_the_defaults() -> None:
     defaults = DetectionSettings().defaults
-    override = DetectorSettings.model_validate({"zscore": {"window": 60}, "flatline": {"enabled": False}})
+    override = DetectorSettings.model_validate({"drift": {"slow_span": 600},
+                                                "flatline": {"enabled": False}, "sensitivity": 0.3})
     effective = merged(defaults, override)
-    assert effective.zscore.window == 60
-    assert effective.zscore.warning == defaults.zscore.warning
+    assert effective.drift.slow_span == 600
+    assert effective.drift.fast_span == defaults.drift.fast_span
     assert not effective.flatline.enabled
-    assert effective.drift == defaults.drift
+    assert effective.outlier == defaults.outlier
+    assert effective.sensitivity == 0.3
+
+
+def test_unknown_detector_keys_are_config_errors() -> None:
+    with pytest.raises(ValueError):
+        DetectorSettings.model_validate({"zscore": {"window": 60}})

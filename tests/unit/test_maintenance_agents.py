@@ -71,7 +71,7 @@ async def test_priority_comes_from_severity_and_criticality_and_tasks_are_not_du
     await agent.process(_alert("a1"))
     await agent.process(_alert("a1", state="updated"))
     await agent.process(_alert("a2", opened=T0 + timedelta(minutes=5)))  # same asset, same cause
-    await agent.process(_alert("z1", detector="zscore", severity="warning"))  # another cause
+    await agent.process(_alert("z1", detector="outlier", severity="warning"))  # another cause
     tasks = await buffer.tasks.open_items()
     await buffer.close()
     await asyncio.sleep(0.05)
@@ -142,11 +142,11 @@ async def test_alert_topic_is_retained_while_open_and_cleared_when_the_last_aler
                               publisher=publisher)
     topic = "edge/gw/alerts/press-1/press-1/pressure"
     await agent.process(_alert("a1"))
-    await agent.process(_alert("a2", detector="zscore"))
+    await agent.process(_alert("a2", detector="outlier"))
     await agent.process(_alert("a1", state="resolved"))
     assert publisher.sent[-1][0] == topic and publisher.sent[-1][2] is True
     assert json.loads(publisher.sent[-1][1])["alert_id"] == "a2", "a2 is still open: it is the state"
-    await agent.process(_alert("a2", detector="zscore", state="resolved"))
+    await agent.process(_alert("a2", detector="outlier", state="resolved"))
     assert publisher.sent[-2][2] is False and json.loads(publisher.sent[-2][1])["state"] == "resolved"
     assert publisher.sent[-1] == (topic, b"", True), "retained state cleared"
 

@@ -1,4 +1,4 @@
-"""The detection scorecard on one simulated day (bench/detection.py runs the full week)."""
+"""The detection scorecard on simulated days (bench/detection.py runs the full week)."""
 
 from __future__ import annotations
 
@@ -9,16 +9,19 @@ from edge.simulator.scorecard import START_TS, false_alerts_per_sensor_day, run_
 def test_every_fault_kind_is_found_and_spikes_fast() -> None:
     model = FactoryModel(seed=42, period_s=10.0)
     faults = model.schedule_faults(START_TS, 1.5 * 86_400)
-    scores = score(faults, run_detectors(model, 1.5 * 86_400, faults), model.period_s)
+    alerts = run_detectors(model, 1.5 * 86_400, faults)
+    scores = score(faults, alerts, model.period_s)
     for kind in FAULT_KINDS:
         assert scores[kind].faults >= 2, kind
         assert scores[kind].recall >= 0.95, (kind, scores[kind])
     assert scores["spike"].median_readings_to_detect <= 3
     assert scores["out_of_range"].median_readings_to_detect <= 3
+    assert any(a.detector == "asset_model" for a in alerts), "relation breaks reach the asset model"
 
 
-def test_fault_free_data_raises_less_than_one_alert_per_sensor_day() -> None:
-    assert false_alerts_per_sensor_day(FactoryModel(seed=43, period_s=10.0), days=1.0) < 1.0
+def test_fault_free_data_raises_few_alerts() -> None:
+    # The week-long bench target is 0.05 per sensor-day; one day allows for chance.
+    assert false_alerts_per_sensor_day(FactoryModel(seed=43, period_s=10.0), days=1.0) <= 0.2
 
 
 def test_the_simulated_fault_schedule_is_reproducible() -> None:

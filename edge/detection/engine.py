@@ -1,0 +1,490 @@
+"""DetectionEngine: the one pure decision path from readings to alert changes.
+
+Sensor models, asset models, validation and the alert life cycle in one class, with no I/O,
+no asyncio and no clock of its own: the anomaly agent wraps it and adds storage, events and
+clocks; `edge.detection.benchmark` and the tests drive the very same class.
+
+    engine = DetectionEngine("gw-1", settings.detection, profiles=profile_for, assets=asset_for)
+    engine.load_snapshot(saved)              # optional: SnapshotError -> log, relearn
+    engine.restore(open_alerts_from_buffer)  # alerts open when the daemon stopped
+    changes = engine.observe_readings(batch)  # per DataProcessedEvent; or observe(...) one by one
+    changes = engine.tick(time.time())       # every detection.silence_check_interval_s
+    saved = engine.snapshot()                # periodically and on shutdown
+
+- `profiles(sensor_id) -> SensorProfile | None` (or a mapping): limits, detector overrides,
+  sensitivity and asset of a sensor; None means the defaults.
+- `assets(asset_id) -> AssetProfile | None` (or a mapping): per-asset model settings.
+- Readings must come in reading-time order per sensor; an older or repeated timestamp is
+  skipped (it was judged already). `learn(...)` feeds the models without judging (warm-up
+  replay of readings newer than the snapshot).
+- Alert changes are `AlertChange(change, AlertRecord)`; `AlertRecord.score` is the anomaly
+  likelihood, `details` hold `likelihood`, `rate_per_day`, `feature`, `accepted_because` and,
+  for the asset model (detector `asset_model`, sensor = top contributor), `contributors`.
+- `candidate_counts` / `drain_candidate_counts()` count candidate episodes by outcome for
+  `edge_anomaly_candidates_total{outcome}`.
+- `release(sensor_id)` returns a released sensor's snapshot (refused with `SensorInAlertError`
+  while it has an open alert); `adopt(sensor_id, data)` takes it back.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.detection.asset_model import AssetModel
+from edge.detection.asset_rows import AssetRows
+from edge.detection.finding import Finding, Severity
+from edge.detection.lifecycle import AlertChange, AlertTracker
+from edge.detection.likelihood import SECONDS_PER_DAY, Thresholds, likelihood
+from edge.detection.profiles import AssetProfile, SensorProfile
+from edge.detection.sensor_model import Judgement, SensorModel
+from edge.detection.settings import DetectionSettings
+from edge.detection.snapshot import SnapshotError, decode, encode, settings_key
+from edge.detection.validation import ASSET_SOURCE as _ASSET_SOURCE
+from edge.detection.validation import Candidate, Relations, Validator
+from edge.records import AlertRecord, Reading
+
+ProfileSource = Callable[[str], SensorProfile | None] | Mapping[str, SensorProfile]
+AssetSource = Callable[[str], AssetProfile | None] | Mapping[str, AssetProfile]
+NO_CHANGES: list[AlertChange] = []
+ASSET_DETECTOR = "asset_model"
+_PERIOD_ALPHA = 0.05
+ASSET_GATE = 1.0
+
+
+class SensorInAlertError(Exception):
+    """A sensor with an open alert cannot be released."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotReport:
+    """What `load_snapshot` took over; skipped models relearn (the reason says why)."""
+
+    sensors_restored: int
+    assets_restored: int
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Asset:
+    rows: AssetRows
+    profile: AssetProfile
+    thresholds: Thresholds
+    model: AssetModel | None = None
+    period_s: float = 0.0
+    last_row_ts: float = float("-inf")
+    alert_sensor: str | None = None  # the sensor id its open alert is filed under
+
+
+class DetectionEngine:
+    """Readings in, alert changes out; see the module docstring for the contract."""
+
+    def __init__(self, gateway_id: str, settings: DetectionSettings | None = None,
+                 profiles: ProfileSource | None = None, assets: AssetSource | None = None) -> None:
+        self.settings = settings = settings or DetectionSettings()
+        self._profiles = _lookup(profiles)
+        self._asset_profiles = _lookup(assets)
+        self._tracker = AlertTracker(gateway_id, settings)
+        self._validator = Validator(settings.validation)
+        self._models: dict[str, SensorModel] = {}
+        self._assets: dict[str, _Asset] = {}
+        self._asset_of: dict[str, str | None] = {}
+        self._thresholds: dict[float, Thresholds] = {}
+        self._default_profile = SensorProfile.build(settings)
+        self._assets_enabled = settings.asset_model.enabled
+        self._budget_factors: dict[str, float] = {}  # operators' false-alarm feedback
+        self.last_judgements: list[Judgement] | None = None  # the last reading's hot judgements
+        # (sensor, detector) -> True while an operator's false-alarm decision silences it.
+        self.suppressed: Callable[[str, str], bool] | None = None
+
+    # -- readings -------------------------------------------------------------------------
+    def observe(self, sensor_id: str, asset_id: str | None, ts: float, value: float,
+                arrival: float | None = None) -> list[AlertChange]:
+        """Judge one reading (`ts` in seconds since the epoch, reading time; `arrival`: when
+        it reached the gateway, for silence; None: at `ts`)."""
+        model = self._models.get(sensor_id) or self._new_model(sensor_id, asset_id)
+        if ts <= model.last_ts or not math.isfinite(value):
+            return NO_CHANGES  # redelivered, out of order, or not a number: nothing to judge
+        alerting = self._tracker.open_detectors(sensor_id)
+        hot = self.last_judgements = model.update(ts, value, alerting, arrival)
+        asset_id = model.profile.asset_id or asset_id
+        changes = NO_CHANGES
+        if hot is not None or alerting or self._validator.pending(sensor_id):
+            changes = self._judge(model, asset_id, ts, hot)
+        if asset_id is not None and self._assets_enabled:
+            asset_changes = self._feed_asset(model, asset_id, ts, value, judge=True)
+            if asset_changes:
+                changes = changes + asset_changes
+        return changes
+
+    def observe_readings(self, readings: Iterable[Reading]) -> list[AlertChange]:
+        """`observe` for a batch of buffered readings (times in integer microseconds)."""
+        changes: list[AlertChange] = []
+        for reading in readings:
+            found = self.observe(reading.sensor_id, reading.asset_id, reading.ts_us / 1e6,
+                                 reading.value, reading.received_us / 1e6)
+            if found:
+                changes += found
+        return changes
+
+    def reading_rate(self, sensor_id: str, asset_id: str | None, ts: float, value: float) -> float:
+        """`observe`, returning the lowest rate per day a sensor detector gave the reading
+        (inf: nothing hot); its likelihood is `likelihood(rate)`."""
+        self.last_judgements = None
+        self.observe(sensor_id, asset_id, ts, value)
+        hot = self.last_judgements
+        return min((j.rate_per_day for j in hot), default=math.inf) if hot else math.inf
+
+    def learn(self, sensor_id: str, asset_id: str | None, ts: float, value: float,
+              arrival: float | None = None) -> None:
+        """Feed the models without judging (replaying readings judged before a restart)."""
+        model = self._models.get(sensor_id) or self._new_model(sensor_id, asset_id)
+        if ts <= model.last_ts or not math.isfinite(value):
+            return
+        model.update(ts, value, self._tracker.open_detectors(sensor_id), arrival)
+        asset_id = model.profile.asset_id or asset_id
+        if asset_id is not None and self.settings.asset_model.enabled:
+            self._feed_asset(model, asset_id, ts, value, judge=False)
+
+    def tick(self, now: float) -> list[AlertChange]:
+        """Clock-driven checks (silence), at wall-clock time `now`."""
+        changes: list[AlertChange] = []
+        silence_only = frozenset({"silence"})
+        for sensor_id, model in self._models.items():
+            if model.silence is None:
+                continue
+            finding = model.silence.check(now)
+            if finding is not None:
+                asset_id = model.profile.asset_id or self._asset_of.get(sensor_id)
+                changes += self._tracker.observe(sensor_id, asset_id, now, (finding,), silence_only)
+        return changes
+
+    # -- decisions ------------------------------------------------------------------------
+    def _judge(self, model: SensorModel, asset_id: str | None, ts: float,
+               hot: list[Judgement] | None) -> list[AlertChange]:
+        sensor_id, thresholds = model.sensor_id, model.thresholds
+        findings: list[Finding] = []
+        undecided: set[str] = set()  # neither normal nor abnormal: no step towards resolution
+        candidates: set[str] = set()
+        for judgement in hot or ():
+            datasheet = judgement.severity is not None
+            if not datasheet and judgement.rate_per_day > thresholds.candidate:
+                undecided.add(judgement.detector)
+                continue
+            candidates.add(judgement.detector)
+            if not datasheet:
+                self._validator.note_candidate(asset_id, sensor_id, ts)
+            reason = None
+            if not self._tracker.is_open(sensor_id, judgement.detector):
+                if self.suppressed is not None and self.suppressed(sensor_id, judgement.detector):
+                    self._validator.counts["rejected_false_alarm_feedback"] += 1
+                    undecided.add(judgement.detector)
+                    continue
+                drift = judgement.detector == "drift"
+                candidate = Candidate(
+                    sensor_id, asset_id, judgement.detector, judgement.kind, ts, judgement.value,
+                    # a drift is an average that must last: no extreme shortcut
+                    extreme=judgement.rate_per_day <= thresholds.extreme and not drift,
+                    datasheet=datasheet, persist=model.drift_persist if drift else 1,
+                    period_s=model.period_s)
+                reason = self._validator.consider(candidate, model.history, self._relations(asset_id))
+                if reason is None:
+                    undecided.add(judgement.detector)
+                    continue
+            findings.append(_finding(judgement, thresholds, reason))
+        self._validator.quiet(sensor_id, model.judged - candidates)
+        judged = model.judged - undecided if undecided else model.judged
+        return self._tracker.observe(sensor_id, asset_id, ts, tuple(findings), judged)
+
+    def _relations(self, asset_id: str | None) -> Relations:
+        asset = self._assets.get(asset_id) if asset_id is not None else None
+        if asset is None or asset.model is None or not asset.model.learned:
+            return "unknown"
+        return "related" if asset.model.related else "independent"
+
+    def _feed_asset(self, model: SensorModel, asset_id: str, ts: float, value: float,
+                    judge: bool) -> list[AlertChange]:
+        asset = self._assets.get(asset_id) or self._new_asset(asset_id)
+        if not asset.profile.enabled:
+            return NO_CHANGES
+        column = asset.rows.index.get(model.sensor_id)
+        if column is None:
+            if not asset.rows.join(model.sensor_id):
+                return NO_CHANGES
+            column = asset.rows.index[model.sensor_id]
+            asset.model = None  # a new member changes the row: relearn
+        formed = asset.rows.add(column, ts, value, model.period_s)
+        if formed is None:
+            return NO_CHANGES
+        row_ts, row = formed
+        if row_ts > asset.last_row_ts and asset.last_row_ts > float("-inf"):
+            step = row_ts - asset.last_row_ts
+            asset.period_s = step if asset.period_s == 0 else \
+                asset.period_s + _PERIOD_ALPHA * (min(step, 10 * asset.period_s) - asset.period_s)
+        asset.last_row_ts = max(row_ts, asset.last_row_ts)
+        members = asset.rows.members
+        if len(members) < self.settings.asset_model.min_sensors or \
+                any(self._models[m].resting for m in members if m in self._models):
+            return NO_CHANGES  # too few sensors, or an operating state (idle) the model skips
+        if asset.model is None:
+            asset.model = AssetModel(len(members), self.settings.asset_model, zlib.crc32(asset_id.encode()))
+        per_day = SECONDS_PER_DAY / asset.period_s if asset.period_s > 0 else SECONDS_PER_DAY
+        # Never learn from alerting periods: the asset's or any of its sensors' alert is open.
+        quiet = asset.alert_sensor is None and not any(self._tracker.has_open(m) for m in members)
+        p_learn = ASSET_GATE * asset.thresholds.normal / (per_day * asset.model.trials_factor)
+        p = asset.model.update(row, may_learn=quiet, p_learn=p_learn)
+        if not judge or not asset.model.learned:
+            return NO_CHANGES
+        return self._judge_asset(asset, asset_id, row_ts, p * per_day * asset.model.trials_factor)
+
+    def _judge_asset(self, asset: _Asset, asset_id: str, ts: float, rate: float) -> list[AlertChange]:
+        thresholds = asset.thresholds
+        if rate > thresholds.normal and asset.alert_sensor is None and \
+                not self._validator.pending(_ASSET_SOURCE + asset_id):
+            return NO_CHANGES
+        model = asset.model
+        assert model is not None
+        contributors = model.contributors(asset.rows.members)
+        sensor_id = asset.alert_sensor or (contributors[0]["sensor_id"] if contributors
+                                           else asset.rows.members[0])
+        judgement = Judgement(ASSET_DETECTOR, rate, float("nan"), ts, model.kind,
+                              window={"contributors": contributors})
+        episode_key = _ASSET_SOURCE + asset_id
+        findings: tuple[Finding, ...] = ()
+        judged = frozenset({ASSET_DETECTOR})
+        if rate <= thresholds.candidate:
+            self._validator.note_candidate(asset_id, _ASSET_SOURCE, ts)
+            reason = None
+            if asset.alert_sensor is None:
+                # Like a drift, an averaged SPE must last: no extreme shortcut, no corroboration.
+                reason = self._validator.consider(Candidate(
+                    episode_key, asset_id, ASSET_DETECTOR, model.kind, ts, rate,
+                    persist=model.persist_rows, period_s=asset.period_s))
+            if asset.alert_sensor is not None or reason is not None:
+                findings = (_finding(judgement, thresholds, reason, contributors),)
+                asset.alert_sensor = sensor_id
+        else:
+            self._validator.quiet(episode_key, judged)
+            if rate <= thresholds.normal:
+                judged = frozenset()
+        if asset.alert_sensor is None:
+            return NO_CHANGES
+        changes = self._tracker.observe(sensor_id, asset_id, ts, findings, judged)
+        if any(c.change == "resolved" for c in changes):
+            asset.alert_sensor = None
+        return changes
+
+    # -- operators ------------------------------------------------------------------------
+    def close(self, sensor_id: str, detector: str) -> bool:
+        """An operator closed an alert: it is dropped, and the same condition opens none until
+        the sensor has been normal by the resolve rule (so a close does not flap)."""
+        if detector == ASSET_DETECTOR:
+            for asset in self._assets.values():
+                if asset.alert_sensor == sensor_id:
+                    asset.alert_sensor = None
+        return self._tracker.close(sensor_id, detector)
+
+    def set_budget_factor(self, sensor_id: str, factor: float) -> None:
+        """Scale a sensor's budget of false candidates per day (false-alarm feedback: < 1 is
+        quieter); 1 restores its configured sensitivity."""
+        if factor == 1.0:
+            self._budget_factors.pop(sensor_id, None)
+        else:
+            self._budget_factors[sensor_id] = factor
+        model = self._models.get(sensor_id)
+        if model is not None:
+            model.thresholds = self._thresholds_for(self._sensitivity(sensor_id, model.profile))
+
+    def idle_sensors(self, before: float) -> list[str]:
+        """Sensors last heard from before `before` (arrival time where silence tracks it)."""
+        return [sensor_id for sensor_id, model in self._models.items()
+                if (model.silence.last_seen if model.silence and model.silence.last_seen
+                    is not None else model.last_ts) < before]
+
+    def _sensitivity(self, sensor_id: str, profile: SensorProfile) -> float:
+        factor = self._budget_factors.get(sensor_id)
+        if factor is None:
+            return profile.sensitivity
+        # budget = 10 ** (4 s - 3): a factor on the budget is log10(factor) / 4 on s.
+        return min(1.0, max(0.0, profile.sensitivity + math.log10(factor) / 4))
+
+    # -- alerts and counters --------------------------------------------------------------
+    def restore(self, alerts: Iterable[AlertRecord]) -> None:
+        """Take back the alerts that were open when the daemon stopped."""
+        alerts = [a for a in alerts if a.state == "open"]
+        self._tracker.restore(alerts)
+        for alert in alerts:
+            if alert.detector == ASSET_DETECTOR and alert.asset_id is not None:
+                asset = self._assets.get(alert.asset_id) or self._new_asset(alert.asset_id)
+                asset.alert_sensor = alert.sensor_id
+
+    def open_alerts(self) -> list[AlertRecord]:
+        return self._tracker.open_alerts()
+
+    @property
+    def open_count(self) -> int:
+        return self._tracker.open_count
+
+    @property
+    def sensor_count(self) -> int:
+        return len(self._models)
+
+    @property
+    def candidate_counts(self) -> dict[str, int]:
+        """Candidate episodes so far, by outcome (`accepted_<reason>`, `rejected_<reason>`)."""
+        return dict(self._validator.counts)
+
+    def drain_candidate_counts(self) -> dict[str, int]:
+        """The counts since the last drain (for a Prometheus counter's `inc`)."""
+        counts = dict(self._validator.counts)
+        self._validator.counts.clear()
+        return counts
+
+    # -- snapshots and release ------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """Everything learned (sensor and asset models), as versioned bytes; no alerts."""
+        return encode({"sensors": {sid: self._sensor_state(sid, m) for sid, m in self._models.items()},
+                       "assets": {aid: self._asset_state(a) for aid, a in self._assets.items()}})
+
+    def load_snapshot(self, data: bytes) -> SnapshotReport:
+        """Take over a snapshot (before any reading). Raises `SnapshotError` if it is unusable
+        as a whole; single models that do not fit are skipped and relearn (see the report)."""
+        body = decode(data)
+        sensors, assets = body.get("sensors"), body.get("assets")
+        if not isinstance(sensors, dict) or not isinstance(assets, dict):
+            raise SnapshotError("snapshot has no sensors or assets")
+        skipped: dict[str, str] = {}
+        restored = sum(self._load_sensor(sid, state, skipped) for sid, state in sensors.items())
+        restored_assets = sum(self._load_asset(aid, state, skipped) for aid, state in assets.items())
+        return SnapshotReport(restored, restored_assets, skipped)
+
+    def release(self, sensor_id: str) -> bytes | None:
+        """Forget a sensor to free memory, returning its snapshot (None: not known).
+
+        Refused with `SensorInAlertError` while the sensor has an open alert."""
+        if self._tracker.has_open(sensor_id):
+            raise SensorInAlertError(f"sensor {sensor_id!r} has an open alert")
+        model = self._models.pop(sensor_id, None)
+        if model is None:
+            return None
+        self._validator.forget(sensor_id)
+        return encode({"sensors": {sensor_id: self._sensor_state(sensor_id, model)}, "assets": {}})
+
+    def adopt(self, sensor_id: str, data: bytes) -> bool:
+        """Take back a released sensor's snapshot; False if it does not fit (it relearns)."""
+        body = decode(data)
+        sensors = body.get("sensors")
+        if not isinstance(sensors, dict) or sensor_id not in sensors:
+            raise SnapshotError(f"snapshot does not hold sensor {sensor_id!r}")
+        return self._load_sensor(sensor_id, sensors[sensor_id], {})
+
+    def _sensor_state(self, sensor_id: str, model: SensorModel) -> dict[str, Any]:
+        return {"key": self._sensor_key(model.profile), "asset": self._asset_of.get(sensor_id),
+                "model": model.state()}
+
+    def _sensor_key(self, profile: SensorProfile) -> str:
+        # Sensitivity is not part of it: changing the knob keeps what was learned.
+        return settings_key([profile.detectors.model_dump(exclude={"sensitivity"}),
+                             self.settings.learning.model_dump(), self.settings.accept_after_readings])
+
+    def _load_sensor(self, sensor_id: str, state: Any, skipped: dict[str, str]) -> bool:
+        try:
+            asset_id = state["asset"]
+            model = self._new_model(sensor_id, asset_id)
+            if state["key"] != self._sensor_key(model.profile):
+                del self._models[sensor_id]
+                skipped[sensor_id] = "settings changed since the snapshot"
+                return False
+            model.load(state["model"])
+        except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+            self._models.pop(sensor_id, None)
+            skipped[sensor_id] = f"malformed: {type(e).__name__}: {e}"
+            return False
+        return True
+
+    def _asset_state(self, asset: _Asset) -> dict[str, Any]:
+        return {"key": settings_key(self.settings.asset_model.model_dump()),
+                "members": list(asset.rows.members), "period_s": asset.period_s,
+                "last_row_ts": asset.last_row_ts,
+                "model": asset.model.state() if asset.model is not None else None}
+
+    def _load_asset(self, asset_id: str, state: Any, skipped: dict[str, str]) -> bool:
+        key = "asset " + asset_id
+        try:
+            if state["key"] != settings_key(self.settings.asset_model.model_dump()):
+                skipped[key] = "settings changed since the snapshot"
+                return False
+            asset = self._new_asset(asset_id)
+            for member in state["members"]:
+                asset.rows.join(str(member))
+            asset.period_s = float(state["period_s"])
+            asset.last_row_ts = float(state["last_row_ts"])
+            if state["model"] is not None:
+                model = AssetModel(len(asset.rows.members), self.settings.asset_model,
+                                   zlib.crc32(asset_id.encode()))
+                model.load(state["model"])
+                asset.model = model
+        except (KeyError, ValueError, TypeError, AttributeError, IndexError) as e:
+            self._assets.pop(asset_id, None)
+            skipped[key] = f"malformed: {type(e).__name__}: {e}"
+            return False
+        return True
+
+    # -- models ---------------------------------------------------------------------------
+    def _new_model(self, sensor_id: str, asset_id: str | None) -> SensorModel:
+        profile = self._profiles(sensor_id) or self._default_profile
+        model = SensorModel(sensor_id, profile, self.settings.learning,
+                            self._thresholds_for(self._sensitivity(sensor_id, profile)),
+                            self.settings.accept_after_readings)
+        self._models[sensor_id] = model
+        self._asset_of[sensor_id] = profile.asset_id or asset_id
+        return model
+
+    def _new_asset(self, asset_id: str) -> _Asset:
+        profile = self._asset_profiles(asset_id) or AssetProfile.build(self.settings)
+        asset = _Asset(AssetRows(self.settings.asset_model), profile,
+                       self._thresholds_for(profile.sensitivity))
+        self._assets[asset_id] = asset
+        return asset
+
+    def _thresholds_for(self, sensitivity: float) -> Thresholds:
+        thresholds = self._thresholds.get(sensitivity)
+        if thresholds is None:
+            thresholds = Thresholds(sensitivity, self.settings.validation.extreme_factor)
+            self._thresholds[sensitivity] = thresholds
+        return thresholds
+
+
+def _lookup(source: Callable[[str], Any] | Mapping[str, Any] | None) -> Callable[[str], Any]:
+    if source is None:
+        return lambda _key: None
+    if isinstance(source, Mapping):
+        return source.get
+    return source
+
+
+def _finding(judgement: Judgement, thresholds: Thresholds, accepted_because: str | None,
+             contributors: list[dict[str, Any]] | None = None) -> Finding:
+    details: dict[str, Any] = {"feature": judgement.kind}
+    if accepted_because is not None:
+        details["accepted_because"] = accepted_because
+    if judgement.severity is not None:  # datasheet: certain by definition
+        window = judgement.window or {}
+        return Finding(judgement.detector, judgement.severity, 1.0, judgement.value, judgement.ts,
+                       judgement.reason or judgement.detector, window,
+                       {**details, "likelihood": 1.0})
+    rate = judgement.rate_per_day
+    score = likelihood(rate)
+    details.update(likelihood=score, rate_per_day=rate)
+    if contributors is not None:
+        details["contributors"] = contributors
+    severity: Severity = "critical" if rate <= thresholds.extreme else "warning"
+    once_in = "never seen" if rate <= 0 else f"about once in {1.0 / rate:,.0f} days"
+    where = f" (mostly {contributors[0]['sensor_id']})" if contributors else ""
+    reason = (f"{judgement.detector} ({judgement.kind}){where}: as rare as {once_in} of normal "
+              f"behaviour, likelihood {score:.4f}")
+    return Finding(judgement.detector, severity, score, judgement.value, judgement.ts, reason,
+                   judgement.window or {}, details)

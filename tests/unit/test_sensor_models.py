@@ -1,0 +1,157 @@
+"""Sensor models on constructed signals: each fires on its fault and stays quiet on the normal
+variant (heavy tail, daily cycle, on/off duty cycle, quantised, stuck, step, spike, limits)."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+from edge.detection import DetectionEngine, DetectionSettings, LimitSettings, SensorProfile
+from edge.detection.lifecycle import AlertChange
+
+MINUTE = 60.0
+DAY = 86_400.0
+START = 1_767_225_600.0  # 2026-01-01, a Thursday
+
+
+def _run(values: Callable[[int, float], float], readings: int, period_s: float = MINUTE,
+         profile: SensorProfile | None = None) -> list[AlertChange]:
+    """Opened alerts of one sensor fed `values(i, ts)`."""
+    engine = DetectionEngine("gw", DetectionSettings(), {"s": profile} if profile else None)
+    opened = []
+    for i in range(readings):
+        ts = START + i * period_s
+        opened += [c for c in engine.observe("s", None, ts, values(i, ts)) if c.change == "open"]
+    return opened
+
+
+def _after(opened: list[AlertChange], index: int, period_s: float = MINUTE) -> list[AlertChange]:
+    return [c for c in opened if c.alert.opened_at.timestamp() >= START + index * period_s]
+
+
+def _heavy(seed: int) -> Callable[[int, float], float]:
+    rng = random.Random(seed)
+    return lambda i, ts: 20.0 * rng.lognormvariate(0.0, 0.8)  # CPU-like load, long right tail
+
+
+def test_heavy_tailed_signal_is_quiet_where_a_gaussian_threshold_would_fire() -> None:
+    values = _heavy(1)
+    samples = [values(i, 0.0) for i in range(3 * 1440)]  # three days at one reading a minute
+    median = sorted(samples)[len(samples) // 2]
+    mad = sorted(abs(v - median) for v in samples)[len(samples) // 2]
+    robust_six_sigma = sum(1 for v in samples if abs(v - median) > 6 * 1.4826 * mad)
+    assert robust_six_sigma > 20  # a 6-sigma rule (even a robust one) alerts all the time
+    assert len(_run(_heavy(1), 3 * 1440)) <= 1  # the tail model learned this sensor's tail
+
+
+def test_heavy_tailed_signal_alerts_on_an_extreme_spike_at_once() -> None:
+    normal = _heavy(2)
+    opened = _run(lambda i, ts: 5000.0 if i == 2000 else normal(i, ts), 2001)
+    assert [(c.alert.detector, c.alert.details["accepted_because"]) for c in opened] == \
+        [("outlier", "extreme")]  # one reading: the persistence check is skipped
+    assert opened[0].alert.opened_at.timestamp() == START + 2000 * MINUTE
+    assert opened[0].alert.score is not None and opened[0].alert.score > 0.99
+
+
+def _daily(seed: int, step_at: int | None = None, step: float = 0.0) -> Callable[[int, float], float]:
+    rng = random.Random(seed)
+
+    def value(i: int, ts: float) -> float:
+        cycle = 10.0 * math.sin(2 * math.pi * ts / DAY)  # ten noise sigmas each way
+        shifted = step if step_at is not None and i >= step_at else 0.0
+        return 50.0 + cycle + rng.gauss(0.0, 1.0) + shifted
+    return value
+
+
+def test_daily_cycle_is_learned_not_alerted() -> None:
+    opened = _run(_daily(3), 5 * 1440)
+    # The first day cannot tell a cycle from a wander (at most one alert); once the profile
+    # is recognised, in the second day, the cycle is the expected level.
+    assert len(opened) <= 1
+    assert _after(opened, 2 * 1440) == []
+
+
+def test_daily_cycle_with_a_lasting_step_opens_a_drift_alert() -> None:
+    step_at = 4 * 1440 + 300
+    opened = _after(_run(_daily(3, step_at, 6.0), 5 * 1440), step_at)
+    assert "drift" in {c.alert.detector for c in opened}
+    first = min(c.alert.opened_at.timestamp() for c in opened)
+    assert first - (START + step_at * MINUTE) <= 3600  # within the hour
+
+
+def _duty(seed: int, stuck_from: int | None = None) -> Callable[[int, float], float]:
+    rng = random.Random(seed)
+    state = {"last": 0.0}
+
+    def value(i: int, ts: float) -> float:
+        if stuck_from is not None and i >= stuck_from:
+            return state["last"]
+        running = (i // 90) % 2 == 0  # 90 minutes on, 90 minutes off
+        state["last"] = round(12.0 + rng.gauss(0.0, 0.3), 2) if running else 0.0
+        return state["last"]
+    return value
+
+
+def test_an_idle_pump_at_zero_is_not_stuck_and_its_duty_cycle_is_normal() -> None:
+    assert _run(_duty(4), 3 * 1440) == []
+
+
+def test_a_pump_stuck_while_running_opens_a_flatline_alert() -> None:
+    stuck_from = 2 * 1440 + 30  # thirty minutes into a running period
+    opened = _after(_run(_duty(4, stuck_from), stuck_from + 60), stuck_from)
+    assert opened and opened[0].alert.detector == "flatline"
+    assert opened[0].alert.opened_at.timestamp() - (START + stuck_from * MINUTE) <= 10 * MINUTE
+
+
+def _quantised(seed: int, stuck_from: int | None = None) -> Callable[[int, float], float]:
+    rng = random.Random(seed)
+    state = {"last": 20.0}
+
+    def value(i: int, ts: float) -> float:
+        if stuck_from is None or i < stuck_from:
+            state["last"] = float(round(20.0 + 0.6 * rng.gauss(0.0, 1.0)))  # 1-degree steps
+        return state["last"]
+    return value
+
+
+def test_a_quantised_sensor_repeating_values_is_quiet() -> None:
+    assert _run(_quantised(5), 2 * 1440) == []
+
+
+def test_a_quantised_sensor_stuck_far_longer_than_its_runs_is_flagged() -> None:
+    stuck_from = 1440
+    opened = _after(_run(_quantised(5, stuck_from), stuck_from + 200), stuck_from)
+    assert "flatline" in {c.alert.detector for c in opened}
+
+
+def _noise(seed: int, step_at: int | None = None, step: float = 0.0) -> Callable[[int, float], float]:
+    rng = random.Random(seed)
+    return lambda i, ts: 7.0 + rng.gauss(0.0, 0.5) + (step if step_at is not None and i >= step_at else 0.0)
+
+
+def test_noise_alone_is_quiet() -> None:
+    assert _run(_noise(6), 3 * 1440) == []
+
+
+def test_a_step_of_four_sigma_opens_a_drift_alert_and_resolves_when_it_ends() -> None:
+    engine = DetectionEngine("gw")
+    values, changes = _noise(6), []
+    for i in range(1800):
+        step = 2.0 if 1000 <= i < 1400 else 0.0  # four noise sigmas for 400 readings
+        changes += engine.observe("s", None, START + i * MINUTE, values(i, 0.0) + step)
+    kinds = [(c.change, c.alert.detector) for c in changes]
+    assert ("open", "drift") in kinds and ("resolved", "drift") in kinds
+    resolved = next(c for c in changes if c.change == "resolved" and c.alert.detector == "drift")
+    assert resolved.alert.resolved_at is not None
+    assert resolved.alert.resolved_at.timestamp() <= START + 1500 * MINUTE
+
+
+def test_learned_detectors_stay_quiet_during_learning_but_datasheet_limits_alert_at_once() -> None:
+    profile = SensorProfile.build(DetectionSettings(), limits=LimitSettings(max=10.0))
+    noise = _noise(7)
+    opened = _run(lambda i, ts: 50.0 if i in (3, 150) else noise(i, ts), 190, profile=profile)
+    # Reading 150 is still in the learning period: only the datasheet limit sees it.
+    assert [(c.alert.detector, c.alert.details["accepted_because"]) for c in opened] == \
+        [("limits", "datasheet")] * 2
+    assert opened[0].alert.opened_at.timestamp() == START + 3 * MINUTE

@@ -77,6 +77,7 @@ class _Asset:
     period_s: float = 0.0
     last_row_ts: float = float("-inf")
     alert_sensor: str | None = None  # the sensor id its open alert is filed under
+    last_rate: float = math.inf  # the newest row's rate per day (for a corroborated opening)
 
 
 class DetectionEngine:
@@ -169,6 +170,7 @@ class DetectionEngine:
         findings: list[Finding] = []
         undecided: set[str] = set()  # neither normal nor abnormal: no step towards resolution
         candidates: set[str] = set()
+        asset_changes: list[AlertChange] = []
         for judgement in hot or ():
             datasheet = judgement.severity is not None
             if not datasheet and judgement.rate_per_day > thresholds.candidate:
@@ -190,14 +192,47 @@ class DetectionEngine:
                     extreme=judgement.rate_per_day <= thresholds.extreme and not drift,
                     datasheet=datasheet, persist=model.drift_persist if drift else 1,
                     period_s=model.period_s)
-                reason = self._validator.consider(candidate, model.history, self._relations(asset_id))
+                if not datasheet and not candidate.extreme and \
+                        self._asset_alert_names(asset_id, sensor_id):
+                    # The asset model's open alert already names this sensor: the same
+                    # episode, reported once (the asset alert carries the contributors).
+                    undecided.add(judgement.detector)
+                    continue
+                reason = self._validator.consider(candidate, model.history,
+                                                  self._relations(asset_id))
                 if reason is None:
+                    undecided.add(judgement.detector)
+                    continue
+                if reason == "corroborated" and asset_id is not None:
+                    # Its relation to the asset's other sensors broke: the asset model's
+                    # alert, filed under this sensor, names where to look.
+                    asset_changes += self._open_asset_alert(asset_id, sensor_id, ts)
                     undecided.add(judgement.detector)
                     continue
             findings.append(_finding(judgement, thresholds, reason))
         self._validator.quiet(sensor_id, model.judged - candidates)
         judged = model.judged - undecided if undecided else model.judged
-        return self._tracker.observe(sensor_id, asset_id, ts, tuple(findings), judged)
+        changes = self._tracker.observe(sensor_id, asset_id, ts, tuple(findings), judged)
+        return asset_changes + changes if asset_changes else changes
+
+    def _open_asset_alert(self, asset_id: str, sensor_id: str, ts: float) -> list[AlertChange]:
+        """Open the asset model's alert under `sensor_id`, accepted by corroboration."""
+        asset = self._assets[asset_id]
+        model = asset.model
+        if model is None or asset.alert_sensor is not None:
+            return NO_CHANGES
+        contributors = model.contributors(asset.rows.members)
+        judgement = Judgement(ASSET_DETECTOR, asset.last_rate, float("nan"), ts, model.kind,
+                              window={"contributors": contributors})
+        asset.alert_sensor = sensor_id
+        return self._tracker.observe(
+            sensor_id, asset_id, ts,
+            (_finding(judgement, asset.thresholds, "corroborated", contributors),),
+            frozenset({ASSET_DETECTOR}))
+
+    def _asset_alert_names(self, asset_id: str | None, sensor_id: str) -> bool:
+        asset = self._assets.get(asset_id) if asset_id is not None else None
+        return asset is not None and asset.alert_sensor == sensor_id
 
     def _relations(self, asset_id: str | None) -> Relations:
         asset = self._assets.get(asset_id) if asset_id is not None else None
@@ -242,6 +277,7 @@ class DetectionEngine:
 
     def _judge_asset(self, asset: _Asset, asset_id: str, ts: float, rate: float) -> list[AlertChange]:
         thresholds = asset.thresholds
+        asset.last_rate = rate
         if rate > thresholds.normal and asset.alert_sensor is None and \
                 not self._validator.pending(_ASSET_SOURCE + asset_id):
             return NO_CHANGES

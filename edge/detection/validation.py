@@ -10,7 +10,10 @@ In order, for a candidate of one (sensor, detector) that has no open alert:
    so one- and two-reading spikes are caught: `extreme`;
 4. corroboration, within `corroboration_s` (at least two reading periods), for an asset whose
    sensors share a mode: a sensor's candidate by the asset model's (their relation broke):
-   `corroborated`. Sensors that merely move together while their relation holds are the
+   `corroborated` (the engine then opens the asset model's alert, filed under that sensor
+   and naming the contributors, not a second alert of the sensor's own; while that alert
+   names the sensor, its non-extreme candidates are the same episode). Sensors that merely
+   move together while their relation holds are the
    asset's operating point changing (load, duty), not evidence of a fault; independent sensors
    corroborate nothing, and the asset model's own candidates must persist or be extreme (the
    sensors' candidates are the very deviation it sees, not independent evidence);

@@ -226,3 +226,23 @@ def test_timestamps_with_a_zone_are_read_as_given() -> None:
     stamps = [t.replace(tzinfo=UTC) for t in _datetimes(600)]
     values = np.array(_series(10, 600, spike_at=500))
     assert np.array_equal(nab_flags(stamps, values), nab_flags(_datetimes(600), values))
+
+
+def test_a_relation_break_is_one_asset_alert_not_also_a_sensor_alert() -> None:
+    """The broken sensor's own drift candidate, corroborated by the asset model, opens the
+    asset model's alert (naming it), and while that alert names it, its further candidates
+    are the same episode: one alert, where the engineer should look."""
+    from edge.simulator.factory import DEFAULT_SENSORS, FactoryModel, Fault
+
+    pump = tuple(s for s in DEFAULT_SENSORS if s.asset_id == "pump-1")
+    model = FactoryModel(seed=7, period_s=10.0, sensors=pump)
+    start, duration = 1_700_006_400.0, 3 * 86_400.0
+    fault = Fault("relation_break", "pump-1/current", "pump-1", start + duration - 6000,
+                  start + duration - 2000, 4.0)
+    for faults in ([fault], []):
+        engine = DetectionEngine("gw")
+        opened = [(c.alert.detector, c.alert.sensor_id)
+                  for ts, spec, value in model.stream(start, duration, faults)
+                  for c in engine.observe(spec.sensor_id, spec.asset_id, ts, value)
+                  if c.change == "open"]
+        assert opened == ([("asset_model", "pump-1/current")] if faults else [])

@@ -159,7 +159,7 @@ class PredictionAgent(BaseAgent):
             updated = alert_rules.decide(alert, request, received_at)  # may raise Rejection
             if request.action in ("close", "false_alarm"):
                 self.predictor.close(alert.sensor_id)
-            record = decision_record(request, received_at, "applied", f"alert {updated.state}")
+            record = decision_record(request, received_at, "applied", f"forecast {updated.state}")
             await self._alerts.append([updated], decision=record)
             change = AlertChange("closed" if updated.state == "closed" else "updated", updated)
             await self._publish(forecast_event(self.agent_id, change))

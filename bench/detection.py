@@ -14,7 +14,10 @@ data through `edge.detection.benchmark`, the simulator through `edge.simulator.s
   asset-day on SKAB `anomaly-free` (<= 1);
 - cost: microseconds per reading for the sensor models (<= 10) and per asset row of 8 sensors
   (<= 50); RSS for 1,000 sensors in 100 assets and at the gateway's sensor cap; snapshot size,
-  save and load time (the restart cost).
+  save and load time (the restart cost);
+- prediction: lead time of the forecast before a slow degradation crosses the limit (median
+  and 10th percentile; target median >= 1 h at 10 s sampling) and false forecasts per
+  sensor-day on the fault-free plant (<= 0.05).
 
     .venv/bin/python bench/detection.py [--days 7] [--datasets ../shared/datasets] [--quick]
 
@@ -42,11 +45,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge.detection.benchmark import _epoch, nab_flags, nab_likelihood, skab_in_alarm
 from edge.detection.engine import DetectionEngine
 from edge.detection.settings import DetectionSettings
+from edge.prediction.settings import PredictionSettings
+from edge.settings import IngestLimits
+from edge.simulator.degradation import false_forecasts_per_sensor_day, lead_times
 from edge.simulator.factory import FactoryModel
 from edge.simulator.scorecard import START_TS, false_alerts_per_sensor_day, run_detectors, score
 
 DEFAULT_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-SENSOR_CAP = 10_000  # the gateway's default sensor cap (ingest.max_sensors)
+SENSOR_CAP = IngestLimits().max_sensors  # the gateway's default sensor cap
 
 
 def _load_module(path: Path, name: str) -> ModuleType:
@@ -237,6 +243,23 @@ def memory(readings: int, cap: int) -> None:
               f"{int(size) / 1e6:.1f} MB, saved in {float(saved):.2f} s, loaded in {float(loaded):.2f} s")
 
 
+# -- prediction ------------------------------------------------------------------------------
+def prediction(scenarios: int, days: float) -> None:
+    """Lead time before the limit on the seeded slow degradations; false forecasts fault-free."""
+    settings = PredictionSettings()
+    started = time.monotonic()
+    leads = lead_times(settings, count=scenarios)
+    print(f"\nprediction (defaults; {scenarios} seeded slow degradations at 10 s sampling, "
+          f"3-12 h to the limit, linear and accelerating; targets: median lead >= 1 h, "
+          f"<= 0.05 false forecasts per sensor-day)")
+    print(f"  lead time before the limit is crossed: median {leads.median_s / 3600:.2f} h, "
+          f"10th percentile {leads.p10_s / 3600:.2f} h, missed {leads.missed} of {scenarios}")
+    false_rate = false_forecasts_per_sensor_day(settings, days=days)
+    print(f"  false forecasts on the fault-free plant: {false_rate:.3f} per sensor-day "
+          f"({days:g} days x {len(FactoryModel().sensors)} sensors; "
+          f"{time.monotonic() - started:.0f} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--days", type=float, default=7.0)
@@ -245,7 +268,9 @@ def main() -> None:
     parser.add_argument("--datasets", type=Path, default=DEFAULT_DATASETS)
     parser.add_argument("--cost-sensors", type=int, default=200)
     parser.add_argument("--sensor-cap", type=int, default=SENSOR_CAP)
-    parser.add_argument("--quick", action="store_true", help="skip the simulator week and memory")
+    parser.add_argument("--forecast-scenarios", type=int, default=40)
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the simulator week, memory and prediction")
     parser.add_argument("--rss-child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.rss_child:
@@ -261,6 +286,7 @@ def main() -> None:
     cost(args.cost_sensors, 4500, 300)
     if not args.quick:
         memory(DetectionSettings().learning.readings + 100, args.sensor_cap)
+        prediction(args.forecast_scenarios, args.days)
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ through the small `StatusSources` port; the CLI renders it (`render`).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from edge.detection.feedback import FEEDBACK_KEY, FeedbackBook
 from edge.times import now_us
 
 
@@ -33,8 +35,15 @@ class OpenCounter(Protocol):
     async def count_open(self) -> int: ...
 
 
+class JsonReader(Protocol):
+    async def get_json(self, key: str) -> Any: ...
+
+
 class StatusSources(Protocol):
     """The buffer's stores that a status report reads."""
+
+    @property
+    def meta(self) -> JsonReader: ...
 
     @property
     def status(self) -> DepthReader: ...
@@ -51,6 +60,16 @@ class KindStatus(BaseModel):
     unsynced: int
 
 
+class FeedbackStatus(BaseModel):
+    """Operators' false-alarm feedback held by detection, per sensor and detector."""
+
+    sensor_id: str
+    detector: str
+    false_alarms: int
+    budget_factor: float = Field(description="The sensor's false-alert budget is scaled by this.")
+    suppressed_until: datetime | None
+
+
 class StatusReport(BaseModel):
     """Buffer depth per kind, sync lag, link states, open alerts and tasks."""
 
@@ -65,6 +84,7 @@ class StatusReport(BaseModel):
     mqtt_connected: bool | None
     open_alerts: int
     open_tasks: int
+    detection_feedback: list[FeedbackStatus] = Field(default_factory=list)
 
 
 NOT_CONFIGURED = "not configured"
@@ -83,7 +103,19 @@ async def build_status(buffer: StatusSources, *, mqtt_connected: bool | None,
         mqtt_connected=mqtt_connected,
         open_alerts=await buffer.alerts.count_open(),
         open_tasks=await buffer.tasks.count_open(),
+        detection_feedback=_feedback(await buffer.meta.get_json(FEEDBACK_KEY)),
     )
+
+
+def _feedback(saved: Any) -> list[FeedbackStatus]:
+    book = FeedbackBook(0.0)
+    book.load(saved or [])
+    now = now_us() / 1e6
+    return [FeedbackStatus(
+        sensor_id=view.sensor_id, detector=view.detector, false_alarms=view.false_alarms,
+        budget_factor=round(book.budget_factor(view.sensor_id), 4),
+        suppressed_until=datetime.fromtimestamp(view.suppressed_until, UTC)
+        if view.suppressed_until > now else None) for view in book.views()]
 
 
 def render(status: StatusReport) -> str:
@@ -99,6 +131,11 @@ def render(status: StatusReport) -> str:
         f"open alerts   : {status.open_alerts}",
         f"open tasks    : {status.open_tasks}",
     ]
+    for entry in status.detection_feedback:
+        quiet = f", suppressed until {entry.suppressed_until:%Y-%m-%d %H:%M}Z" \
+            if entry.suppressed_until else ""
+        lines.append(f"false alarms  : {entry.detector} on {entry.sensor_id}: "
+                     f"{entry.false_alarms}, sensor budget x{entry.budget_factor:g}{quiet}")
     return "\n".join(lines)
 
 

@@ -48,7 +48,7 @@ from edge.agents.base import BaseAgent
 from edge.agents.follow import ReadingsSource, catch_up
 from edge.bus import EventBus
 from edge.detection.engine import DetectionEngine, SensorInAlertError
-from edge.detection.feedback import FeedbackBook, FeedbackView
+from edge.detection.feedback import FEEDBACK_KEY, FeedbackBook, FeedbackView
 from edge.detection.lifecycle import AlertChange
 from edge.detection.profiles import AssetProfile, SensorProfile
 from edge.detection.settings import DetectionSettings
@@ -95,7 +95,6 @@ class PositionStore(Protocol):
 
 
 JUDGED_SEQ_KEY = "anomaly_detection.judged_seq"
-FEEDBACK_KEY = "anomaly_detection.feedback"
 SNAPSHOT_KEY = "anomaly_detection.models"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 STEP = 1 / 3
+FEEDBACK_KEY = "anomaly_detection.feedback"  # where the agent keeps the book (buffer meta)
 MAX_STEPS = 3
 
 

@@ -1,0 +1,99 @@
+"""An operator's false alarm feeds back into detection: the condition is silenced for a span,
+the sensor's false-alert budget is cut, both survive a restart, `status` shows them, and an
+undo takes them back. The real agent, engine and SQLite buffer."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from edge.agents.anomaly import AnomalyDetectionAgent
+from edge.buffer import SqliteBuffer
+from edge.bus import EventBus
+from edge.detection.settings import DetectionSettings, LimitSettings
+from edge.events import DataProcessedEvent
+from edge.maintenance.decisions import DecisionRequest
+from edge.metrics import GatewayMetrics
+from edge.records import Reading
+from edge.settings import BufferSettings, SensorSettings
+from edge.status import build_status, render
+
+T0 = 1_800_000_000.0
+SENSOR = "pump-1/temp"
+
+
+class Feed:
+    """Readings for the agent, one event each, with buffer sequence numbers."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.ts = T0
+
+    def event(self, *values: float) -> DataProcessedEvent:
+        readings = []
+        for value in values:
+            self.ts += 1.0
+            ts_us = round(self.ts * 1e6)
+            readings.append(Reading(SENSOR, "pump-1", ts_us, value, None, None, 0, ts_us))
+        first = self.seq + 1
+        self.seq += len(readings)
+        return DataProcessedEvent(source="test", readings=tuple(readings), first_seq=first,
+                                  last_seq=self.seq)
+
+
+def _agent(buffer: SqliteBuffer, clock: list[float]) -> AnomalyDetectionAgent:
+    metrics = GatewayMetrics()
+    return AnomalyDetectionAgent(
+        "anomaly-detection", EventBus(metrics), metrics, gateway_id="gw",
+        settings=DetectionSettings(silence_check_interval_s=3600, false_alarm_suppress_s=3600),
+        sensors={SENSOR: SensorSettings(asset="pump-1", limits=LimitSettings(max=50.0))},
+        alerts=buffer.alerts, readings=buffer.readings, positions=buffer.meta,
+        clock=lambda: clock[0])
+
+
+def _decision(action: str, alert_id: str, decision_id: str) -> DecisionRequest:
+    return DecisionRequest(decision_id=decision_id, target_kind="alert", target_id=alert_id,
+                           action=action, actor="jane", note="valve test, not a fault")
+
+
+async def test_a_false_alarm_silences_the_condition_cuts_the_budget_and_can_be_undone(
+    tmp_path: Path,
+) -> None:
+    clock = [T0 + 100]
+    feed = Feed()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        agent = _agent(buffer, clock)
+        await agent.start()
+        await agent.process(feed.event(20.0, 21.0, 60.0))  # beyond the datasheet max
+        [alert] = await buffer.alerts.open_items()
+        record = await agent.decide(_decision("false_alarm", alert.alert_id, "d-fa-1"),
+                                    datetime.fromtimestamp(clock[0], UTC))
+        assert record.outcome == "applied" and "budget x0.333" in record.outcome_detail
+        assert await buffer.alerts.open_items() == []
+        await agent.process(feed.event(*[20.0] * 12, 61.0, 62.0))  # normal, then again
+        assert await buffer.alerts.open_items() == [], "silenced for false_alarm_suppress_s"
+        assert agent.engine.drain_candidate_counts().get("rejected_false_alarm_feedback", 0) >= 1
+        await agent.stop()
+
+        status = await build_status(buffer, mqtt_connected=None, central="not configured")
+        [entry] = status.detection_feedback
+        assert (entry.sensor_id, entry.detector, entry.false_alarms) == (SENSOR, "limits", 1)
+        assert entry.budget_factor == 0.3333 and entry.suppressed_until is not None
+        assert "false alarms  : limits on pump-1/temp: 1, sensor budget x0.3333" in render(status)
+
+        restarted = _agent(buffer, clock)  # the book survives a restart
+        await restarted.start()
+        assert restarted.feedback.suppressed(SENSOR, "limits", clock[0])
+        clock[0] += 3601  # the span is over: the condition alerts again
+        await restarted.process(feed.event(*[20.0] * 12, 63.0))
+        [again] = await buffer.alerts.open_items()
+        assert again.alert_id != alert.alert_id
+        closed = await buffer.alerts.get(alert.alert_id)
+        assert closed is not None
+        undone = await restarted.decide(_decision("undo_false_alarm", alert.alert_id, "d-undo-1"),
+                                        datetime.fromtimestamp(clock[0], UTC))
+        assert "feedback undone" in undone.outcome_detail
+        assert restarted.feedback.budget_factor(SENSOR) == 1.0
+        await restarted.stop()
+        status = await build_status(buffer, mqtt_connected=None, central="not configured")
+        assert status.detection_feedback == []

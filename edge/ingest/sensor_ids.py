@@ -1,0 +1,63 @@
+"""Names from the shop floor made into sensor ids, deterministically.
+
+Sensor ids are `[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}` (they are keys, topic levels and URL
+parts). Sparkplug metric names and JSON keys are free text ("Motor Temp (°C)",
+"Node Info/Serial #"), so `sensor_id` turns a name into an id by one fixed rule:
+
+1. letters are decomposed and stripped of accents (NFKD): "Temp °C" -> "Temp C";
+2. every character outside the id alphabet becomes `_`, runs of `_` become one, and
+   leading characters that are not a letter or digit are dropped (edge `_` too);
+3. an id longer than 128 characters keeps its first 119 and ends in `-` plus 8 hex digits
+   of the name's SHA-1, as does a name with nothing left (`m-` plus the digest);
+4. names that rule 2 changed and that then collide within one scope (one birth, one
+   mapping) all get the digest suffix, so the same set of names gives the same ids in any
+   order.
+
+The original name stays visible: it is kept with the id in the sensor catalogue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+
+MAX_LEN = 128
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
+_OUTSIDE = re.compile(r"[^A-Za-z0-9_.:/-]+")
+_UNDERSCORES = re.compile(r"_{2,}")
+_LEADING = re.compile(r"^[^A-Za-z0-9]+")
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha1(name.encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
+
+
+def _cleaned(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
+    text = _UNDERSCORES.sub("_", _OUTSIDE.sub("_", ascii_name))
+    return _LEADING.sub("", text).rstrip("_")
+
+
+def sensor_id(name: str, *, suffix: bool = False) -> str:
+    """The id for `name` (rules 1-3; `suffix` forces the digest, rule 4)."""
+    if ID_RE.fullmatch(name) and not suffix:
+        return name
+    cleaned = _cleaned(name)
+    if not cleaned:
+        return f"m-{_digest(name)}"
+    if suffix or len(cleaned) > MAX_LEN:
+        return f"{cleaned[:MAX_LEN - 9]}-{_digest(name)}"
+    return cleaned
+
+
+def sensor_ids(names: Iterable[str]) -> dict[str, str]:
+    """Ids for a scope's names, with colliding changed names suffixed (rule 4)."""
+    names = list(dict.fromkeys(names))
+    plain = {name: sensor_id(name) for name in names}
+    used = Counter(plain.values())
+    return {name: sensor_id(name, suffix=True)
+            if used[ident] > 1 and ident != name else ident
+            for name, ident in plain.items()}

@@ -42,6 +42,10 @@ class BufferSettings(Section):
     def _a_file_or_nothing(cls, path: Path) -> Path:
         # A folder here is a typo, never a corrupt buffer: moving it aside would move a
         # user's working folder (field trial item 1).
+        if path.is_symlink() and not path.exists():
+            # Often a data volume that is not mounted: a fresh buffer made through the link
+            # (or a crash on its missing folder) would be worse than not starting.
+            raise ValueError(f"{path} is a symlink to {path.readlink()}, which does not exist")
         if path.is_dir():
             raise ValueError(f"{path} is a directory; give the path of a buffer file in it")
         if path.exists() and not path.is_file():

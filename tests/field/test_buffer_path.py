@@ -138,3 +138,38 @@ def test_status_reads_a_killed_daemons_buffer_with_its_wal_and_changes_nothing(
     gateway.start()  # the daemon starts on the same files afterwards, and has every row
     assert gateway.terminate() == 0
     assert buffer_rows(gateway.buffer_path, "SELECT count(*) FROM readings")[0][0] == 3000
+
+
+def test_a_second_daemon_reaching_the_buffer_through_a_symlink_exits_before_touching_it(
+    make_gateway: Callable[..., GatewayProcess], broker: Broker, tmp_path: Path,
+) -> None:
+    """Review of item 1: the lock was named from the path as written, so a second daemon
+    whose buffer.path is a symlink to the first one's buffer ran on it too."""
+    first = make_gateway("first")
+    first.start()
+    link = tmp_path / "elsewhere" / "link.sqlite"
+    link.parent.mkdir()
+    link.symlink_to(first.buffer_path)
+    second = make_gateway("second", buffer={"path": str(link)},
+                          mqtt={**first.config["mqtt"], "client_id": "second-client"})
+    second.start(wait_connected=False)
+    deadline = time.monotonic() + 20
+    while second.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not second.alive(), "the second daemon must not run on a buffer in use"
+    assert "is in use by another edge-gateway" in second.log_text()
+    assert first.alive()
+    assert first.terminate() == 0
+
+
+def test_a_dangling_symlink_at_buffer_path_is_a_one_line_config_error(tmp_path: Path) -> None:
+    """Review of item 1: a dangling symlink made `run` die with a FileNotFoundError traceback."""
+    link = tmp_path / "buffer.sqlite"
+    link.symlink_to(tmp_path / "unmounted" / "buffer.sqlite")
+    config = write_config(tmp_path / "edge.yaml", gateway_config(free_port(), link))
+    for command in ("run", "status", "check-config"):
+        result = run_cli(command, "--config", str(config), timeout_s=30)
+        assert result.returncode == 2, f"{command}: exit {result.returncode}\n{result.stderr}"
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "buffer.path" in lines[0] and "symlink" in lines[0], lines
+    assert not (tmp_path / "unmounted").exists(), "nothing was created through the link"

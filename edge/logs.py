@@ -73,6 +73,12 @@ class RateLimitedLog:
         self._suppressed: dict[str, int] = {}
 
     def warning(self, key: str, message: str, **fields: Any) -> None:
+        self._log(logging.WARNING, key, message, fields)
+
+    def info(self, key: str, message: str, **fields: Any) -> None:
+        self._log(logging.INFO, key, message, fields)
+
+    def _log(self, level: int, key: str, message: str, fields: dict[str, Any]) -> None:
         now = time.monotonic()
         last = self._last.get(key)
         if last is not None and now - last < self._interval_s:
@@ -82,4 +88,4 @@ class RateLimitedLog:
             self._last.clear()
         self._last[key] = now
         suppressed = self._suppressed.pop(key, 0)
-        self._logger.warning(message, extra={**fields, "suppressed_since_last": suppressed})
+        self._logger.log(level, message, extra={**fields, "suppressed_since_last": suppressed})

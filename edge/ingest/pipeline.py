@@ -48,6 +48,12 @@ from edge.settings import BufferSettings, IngestLimits
 log = logging.getLogger(__name__)
 
 SOURCE_NAME = "ingest-pipeline"
+# Why messages are acknowledged without storing anything (edge_messages_skipped_total).
+_SKIPPED = {
+    "retained_seen": "messages skipped: a retained copy already taken",
+    "own_notification": "messages skipped: the gateway's own notification topics, not data",
+    "gateway_notification": "messages skipped: another gateway's notification topics, not data",
+}
 
 
 def _flag(readings: list[Reading], first: int, flag: int) -> None:
@@ -58,7 +64,7 @@ def _flag(readings: list[Reading], first: int, flag: int) -> None:
 
 class _ValidatedBatch:
     __slots__ = ("acks", "first_received_us", "quarantine", "readings", "rejected", "retained",
-                 "size", "skipped")
+                 "size", "skipped", "skipped_topics")
 
     def __init__(self, size: int, first_received_us: int) -> None:
         self.size = size
@@ -69,6 +75,12 @@ class _ValidatedBatch:
         self.rejected: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self.retained: list[RetainedTaken] = []
+        self.skipped_topics: dict[str, str] = {}  # reason -> one topic, for the log line
+
+    def skip(self, reason: str, topic: str) -> None:
+        """A message that is not data: acknowledged, counted and logged, never stored."""
+        self.skipped[reason] += 1
+        self.skipped_topics.setdefault(reason, topic)
 
 
 class IngestPipeline:
@@ -205,7 +217,7 @@ class IngestPipeline:
             context = context_of(source)
             received_by_subscription[context.subscription] += 1
             if context.skip is not None:
-                batch.skipped[context.skip] += 1
+                batch.skip(context.skip, source)
                 continue
             if (retained or source in self._retained_seen) and \
                     self._retained_again(batch, source, payload, received_us, retained):
@@ -241,7 +253,7 @@ class IngestPipeline:
         """
         digest = hashlib.blake2b(payload, digest_size=16).digest()
         if retained and self._retained_seen.get(topic) == digest:
-            batch.skipped["retained_seen"] += 1
+            batch.skip("retained_seen", topic)
             return True
         self._retained_seen[topic] = digest
         batch.retained.append(RetainedTaken(topic, digest, received_us))
@@ -293,6 +305,8 @@ class IngestPipeline:
                                      reason="conflicting_duplicate", readings=result.conflicts)
         for reason, count in batch.skipped.items():
             metrics.messages_skipped.labels(reason).inc(count)
+            self._rejections.info(f"skipped:{reason}", _SKIPPED[reason], reason=reason,
+                                  messages=count, topic=batch.skipped_topics[reason])
         metrics.ingest_latency.observe(max(0.0, time.time() - batch.first_received_us / 1e6))
         counts = self._counts
         counts["messages"] += batch.size

@@ -23,8 +23,10 @@ from edge.settings.ingest import (
     IngestLimits,
     MqttSettings,
     SensorSettings,
+    filters_intersect,
 )
 from edge.settings.operations import (
+    GATEWAY_TOPICS,
     HttpSettings,
     LoggingSettings,
     MaintenanceSettings,
@@ -98,7 +100,7 @@ def load_settings(path: Path) -> Settings:
         settings = Settings(**raw)
     except ValidationError as exc:
         raise ConfigError([_describe(error, path) for error in exc.errors()]) from None
-    problems = _undefined_references(settings, path)
+    problems = _undefined_references(settings, path) + _notifications_inside_data(settings, path)
     if problems:
         raise ConfigError(problems)
     return settings
@@ -110,6 +112,27 @@ def _undefined_references(settings: Settings, path: Path) -> list[str]:
             f"(in {_source(('sensors', sensor_id, 'asset'), path)})"
             for sensor_id, sensor in settings.sensors.items()
             if sensor.asset is not None and sensor.asset not in settings.assets]
+
+
+def _notifications_inside_data(settings: Settings, path: Path) -> list[str]:
+    """A data subscription rooted in a named topic tree must not contain the gateway's
+    notification topics: the gateway would publish into its own data, and a sensor topic
+    such as `<prefix>/alerts/...` would be skipped as a notification. Catch-all filters
+    (`#`, `+/...`) span every tree on purpose; the gateway's topics are excluded there.
+    """
+    prefix = settings.notification_prefix
+    problems = []
+    for index, subscription in enumerate(settings.mqtt.subscriptions):
+        topic_filter = subscription.topic
+        if topic_filter.split("/", 1)[0] in ("+", "#"):
+            continue
+        if any(filters_intersect(topic_filter, f"{prefix}/{kind}/#") for kind in GATEWAY_TOPICS):
+            problems.append(
+                f"notifications.topic_prefix: {prefix!r} puts the gateway's alerts, tasks and "
+                f"commands inside mqtt.subscriptions.{index}.topic {topic_filter!r}, a data "
+                "subscription; choose a prefix outside the data topics, e.g. edge/{gateway_id} "
+                f"(in {_source(('notifications', 'topic_prefix'), path)})")
+    return problems
 
 
 def _reject_unknown_env(path: Path) -> None:

@@ -40,6 +40,13 @@ _UPSERT_RETAINED = ("INSERT INTO retained_taken (topic, digest, taken_us) VALUES
                     "taken_us = excluded.taken_us")
 _RECENT = (f"SELECT {', '.join(Reading._fields)} FROM readings WHERE received_us >= ? "
            "AND seq <= ? ORDER BY seq DESC LIMIT ?")
+# Sensors seen most recently (registry seeding at start), over the newest rows only: the
+# GROUP BY reads every row it covers (~1 s per million rows), and a live sensor shows up
+# among the newest readings.
+_RECENT_SENSORS = ("SELECT sensor_id, max(received_us) AS seen FROM readings "
+                   "WHERE seq > (SELECT coalesce(max(seq), 0) FROM readings) - ? "
+                   "AND received_us >= ? GROUP BY sensor_id ORDER BY seen DESC LIMIT ?")
+SEED_SCAN_ROWS = 1_000_000
 _AFTER = f"SELECT {', '.join(ReadingRow._fields)} FROM readings WHERE seq > ? ORDER BY seq LIMIT ?"
 
 
@@ -63,6 +70,12 @@ class ReadingsStore:
         """topic -> digest of the retained payload last taken from that topic."""
         rows = await self._connection.read(_select, "SELECT topic, digest FROM retained_taken", ())
         return {str(topic): bytes(digest) for topic, digest in rows}
+
+    async def recent_sensors(self, since_received_us: int, limit: int) -> list[tuple[str, int]]:
+        """(sensor_id, last received_us) of the sensors seen since then, most recent first."""
+        rows = await self._connection.read(_select, _RECENT_SENSORS,
+                                           (SEED_SCAN_ROWS, since_received_us, limit))
+        return [(str(sensor_id), int(seen)) for sensor_id, seen in rows]
 
     async def recent_readings(self, since_received_us: int, up_to_seq: int,
                               limit: int = 200_000) -> list[Reading]:

@@ -160,6 +160,7 @@ class IngestPipeline:
         """
         previous: asyncio.Task[None] | None = None
         self._retained_seen = await self._writer.retained_taken()
+        await self._seed_sensor_registry()
         self._running = True
         try:
             while True:
@@ -183,6 +184,14 @@ class IngestPipeline:
             self._running = False
             if previous is not None and not previous.done():
                 previous.cancel()
+
+    async def _seed_sensor_registry(self) -> None:
+        """Known sensors keep their ingest.max_sensors places across a restart."""
+        registry = self._validator.registry
+        if registry is not None:
+            since_us = time.time_ns() // 1000 - registry.idle_release_us
+            registry.seed(await self._writer.recent_sensors(since_us, registry.max_sensors))
+            self._metrics.sensors_tracked.set(len(registry))
 
     async def drain(self) -> None:
         """Stop waiting for more: commit and acknowledge what is pending, then end `run`."""

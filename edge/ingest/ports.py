@@ -49,6 +49,9 @@ class ReadingsWriter(Protocol):
     async def retained_taken(self) -> dict[str, bytes]:
         """topic -> digest of the retained payload last taken from it (survives restarts)."""
 
+    async def recent_sensors(self, since_received_us: int, limit: int) -> list[tuple[str, int]]:
+        """(sensor_id, last received_us) seen since then, most recent first (seeds the cap)."""
+
 
 class PipelineHealth(BaseModel):
     """How the ingest pipeline is doing (`/api/v1/pipeline`): the busiest part, and whether it moves."""

@@ -149,8 +149,9 @@ class DaemonApi:
             sensor_id, until_us - int(minutes * 60e6), until_us, limit)
         return [ReadingPoint(ts=us_to_datetime(ts), value=value) for ts, value in rows]
 
-    async def replay_quarantine(self, reason: str | None, limit: int) -> ReplayOutcome:
-        outcome = await self._replay.replay(reason, limit)
+    async def replay_quarantine(self, reason: str | None, limit: int,
+                                after_seq: int) -> ReplayOutcome:
+        outcome = await self._replay.replay(reason, limit, after_seq)
         log.info("quarantine replayed", extra=outcome.model_dump())
         return outcome
 

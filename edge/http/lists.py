@@ -51,11 +51,14 @@ def list_routes(api: GatewayApi) -> APIRouter:
 
     @router.post("/api/v1/quarantine/replay", tags=["operations"])
     async def replay(reason: str | None = None,
-                     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000) -> ReplayOutcome:
+                     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+                     after_seq: Annotated[int, Query(ge=0)] = 0) -> ReplayOutcome:
         """Send again, through the pipeline, the quarantined messages that pass now.
 
         For after a config fix (a sensor or unit added). Idempotent: a row is replayed once.
+        Walks the quarantine oldest first, `limit` rows at a time: give the answer's
+        `next_after_seq` as `after_seq` until it is null.
         """
-        return await api.replay_quarantine(reason, limit)
+        return await api.replay_quarantine(reason, limit, after_seq)
 
     return router

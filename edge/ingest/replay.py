@@ -28,7 +28,8 @@ from edge.settings import IngestLimits
 
 
 class QuarantineSource(Protocol):
-    async def unreplayed(self, reason: str | None, limit: int) -> list[QuarantineEntry]: ...
+    async def unreplayed(self, reason: str | None, limit: int,
+                         after_seq: int = 0) -> list[QuarantineEntry]: ...
 
     async def mark_replayed(self, seqs: Sequence[int], at_us: int) -> None: ...
 
@@ -39,6 +40,9 @@ class ReplayOutcome(BaseModel):
     still_rejected: dict[str, int] = Field(
         default_factory=dict, description="Rows that still fail, by today's reason.")
     committed: bool = Field(default=True, description="Every replayed row was committed.")
+    next_after_seq: int | None = Field(
+        default=None, description="Give it as after_seq to go on with the next rows; null: "
+                                  "the walk reached the end of the quarantine.")
 
 
 class QuarantineReplay:
@@ -54,9 +58,10 @@ class QuarantineReplay:
         self._acks = AwaitedAcks()
         self._lock = asyncio.Lock()  # one replay at a time: no row is resubmitted twice
 
-    async def replay(self, reason: str | None, limit: int) -> ReplayOutcome:
+    async def replay(self, reason: str | None, limit: int, after_seq: int = 0) -> ReplayOutcome:
+        """Replay up to `limit` rows after `after_seq`; rows that still fail stay for later."""
         async with self._lock:
-            rows = await self._quarantine.unreplayed(reason, limit)
+            rows = await self._quarantine.unreplayed(reason, limit, after_seq)
             passing, still = [], Counter[str]()
             for row in rows:
                 problem = self._problem(row)
@@ -68,7 +73,8 @@ class QuarantineReplay:
             done = [row.seq for row, ok in zip(passing, committed, strict=True) if ok]
             await self._quarantine.mark_replayed(done, time.time_ns() // 1000)
             return ReplayOutcome(examined=len(rows), replayed=len(done),
-                                 still_rejected=dict(still), committed=all(committed))
+                                 still_rejected=dict(still), committed=all(committed),
+                                 next_after_seq=rows[-1].seq if len(rows) == limit else None)
 
     def _problem(self, row: QuarantineEntry) -> str | None:
         """Why the row would be rejected today, or None if it passes."""

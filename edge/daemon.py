@@ -66,9 +66,7 @@ class Gateway:
                                        limits=settings.ingest, batching=settings.buffer)
         self.mqtt = MqttSource(settings.mqtt, settings.mqtt_client_id, self.pipeline,
                                self.metrics)
-        self.http_source = HttpSource(self.pipeline,
-                                      ReadingValidator(settings.ingest, settings.sensors),
-                                      settings.ingest, settings.http.commit_timeout_s)
+        self.http_source = HttpSource(self.pipeline, settings.http.commit_timeout_s)
         self.webhook = (WebhookSender(settings.notifications.webhook, self.metrics)
                         if settings.notifications.webhook.url else None)
         self._register_agents()

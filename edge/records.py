@@ -102,6 +102,7 @@ class CommitResult:
     first_seq: int | None = None
     last_seq: int | None = None
     conflicts: int = 0  # same sensor and ts, another value: quarantined as conflicting_duplicate
+    conflicted: tuple[tuple[int, str], ...] = ()  # (index in the batch's readings, detail)
 
 
 class AlertRecord(BaseModel):

@@ -109,7 +109,7 @@ class ReadingsStore:
         first_seq = last_seq = None
         with transaction(conn):
             inserted = 0
-            conflicts: list[QuarantineRecord] = []
+            conflicts: list[tuple[int, QuarantineRecord]] = []
             if readings:
                 before = conn.execute(_COUNTER).fetchone()
                 inserted = conn.executemany(_INSERT_READING, readings).rowcount
@@ -121,26 +121,28 @@ class ReadingsStore:
                     first_seq = (before[0] if before else 0) + 1
                     last_seq = int(conn.execute(_LAST_SEQ).fetchone()[0])
             if quarantine or conflicts:
-                conn.executemany(_INSERT_QUARANTINE, [*quarantine, *conflicts])
+                conn.executemany(_INSERT_QUARANTINE, [*quarantine, *(r for _, r in conflicts)])
             if retained:
                 conn.executemany(_UPSERT_RETAINED, retained)
         self._cap.respect(conn)
         return CommitResult(inserted, len(readings) - inserted - len(conflicts),
-                            len(quarantine) + len(conflicts), first_seq, last_seq, len(conflicts))
+                            len(quarantine) + len(conflicts), first_seq, last_seq, len(conflicts),
+                            tuple((index, record.detail) for index, record in conflicts))
 
 
-def _conflicts(conn: sqlite3.Connection, readings: Sequence[Reading]) -> list[QuarantineRecord]:
-    """Readings whose key is stored with another value (slow path: only for batches with
-    duplicates, one index probe per reading)."""
+def _conflicts(conn: sqlite3.Connection,
+               readings: Sequence[Reading]) -> list[tuple[int, QuarantineRecord]]:
+    """(index, quarantine row) of the readings whose key is stored with another value
+    (slow path: only for batches with duplicates, one index probe per reading)."""
     conflicts = []
-    for reading in readings:
+    for index, reading in enumerate(readings):
         stored = conn.execute(_STORED_VALUE, (reading.ts_us, reading.sensor_id)).fetchone()
         if stored is not None and stored[0] != reading.value:
-            conflicts.append(QuarantineRecord(
+            conflicts.append((index, QuarantineRecord(
                 reading.received_us, "buffer", orjson.dumps(reading._asdict()),
                 "conflicting_duplicate",
                 f"sensor {reading.sensor_id!r} at ts_us {reading.ts_us}: stored value "
-                f"{stored[0]!r}, received {reading.value!r}"))
+                f"{stored[0]!r}, received {reading.value!r}")))
     return conflicts
 
 

@@ -30,8 +30,16 @@ from edge.bus import EventBus
 from edge.errors import BufferWriteError, PayloadError
 from edge.events import DataProcessedEvent
 from edge.ingest.codecs import decode_payload
-from edge.ingest.ports import AckSink, AckToken, PendingMessage, PipelineHealth, ReadingsWriter
-from edge.ingest.topics import TopicMapper
+from edge.ingest.ports import (
+    AckSink,
+    AckToken,
+    PendingMessage,
+    PipelineHealth,
+    ReadingsWriter,
+    ReceiptSink,
+)
+from edge.ingest.receipts import MessageTrace, settle
+from edge.ingest.topics import TopicContext, TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.logs import RateLimitedLog
 from edge.metrics import GatewayMetrics
@@ -64,7 +72,7 @@ def _flag(readings: list[Reading], first: int, flag: int) -> None:
 
 class _ValidatedBatch:
     __slots__ = ("acks", "first_received_us", "quarantine", "readings", "rejected", "retained",
-                 "size", "skipped", "skipped_topics")
+                 "size", "skipped", "skipped_topics", "traces")
 
     def __init__(self, size: int, first_received_us: int) -> None:
         self.size = size
@@ -76,6 +84,7 @@ class _ValidatedBatch:
         self.skipped: Counter[str] = Counter()
         self.retained: list[RetainedTaken] = []
         self.skipped_topics: dict[str, str] = {}  # reason -> one topic, for the log line
+        self.traces: dict[AckSink, list[MessageTrace]] = {}  # sinks that want receipts
 
     def skip(self, reason: str, topic: str) -> None:
         """A message that is not data: acknowledged, counted and logged, never stored."""
@@ -200,8 +209,13 @@ class IngestPipeline:
 
     async def _finish(self, batch: _ValidatedBatch) -> None:
         result = await self._commit(batch)
+        conflicts = dict(result.conflicted) if batch.traces else {}
         for sink, tokens in batch.acks.items():
-            sink.acknowledge(tokens)  # ack-after-commit: tests/unit/test_ingest_pipeline.py
+            traces = batch.traces.get(sink)
+            if traces is not None and isinstance(sink, ReceiptSink):
+                sink.settle(settle(traces, conflicts))  # answered from the commit's result
+            else:
+                sink.acknowledge(tokens)  # ack-after-commit: tests/unit/test_ingest_pipeline.py
         self._record(batch, result)
         if batch.readings:
             event = DataProcessedEvent(
@@ -212,17 +226,22 @@ class IngestPipeline:
 
     def _validate(self, messages: list[PendingMessage]) -> _ValidatedBatch:
         batch = _ValidatedBatch(len(messages), messages[0].received_us)
-        limits = self._limits
         context_of = self._mapper.context
-        validate = self._validator.validate
         received_by_subscription: Counter[str] = Counter()
         last_sink: AckSink | None = None
         last_tokens: list[AckToken] = []
+        last_traces: list[MessageTrace] | None = None
         for received_us, source, payload, ack_sink, token, retained in messages:
+            trace = None
             if ack_sink is not None:
                 if ack_sink is not last_sink:
                     last_sink, last_tokens = ack_sink, batch.acks.setdefault(ack_sink, [])
+                    last_traces = batch.traces.setdefault(ack_sink, []) \
+                        if isinstance(ack_sink, ReceiptSink) else None
                 last_tokens.append(token)
+                if last_traces is not None:
+                    trace = MessageTrace(token, len(batch.readings))
+                    last_traces.append(trace)
             context = context_of(source)
             received_by_subscription[context.subscription] += 1
             if context.skip is not None:
@@ -231,24 +250,39 @@ class IngestPipeline:
             if (retained or source in self._retained_seen) and \
                     self._retained_again(batch, source, payload, received_us, retained):
                 continue
-            try:
-                items = decode_payload(payload, limits.max_payload_bytes,
-                                       limits.max_readings_per_message)
-            except PayloadError as exc:
-                self._reject(batch, received_us, source, payload[: limits.max_payload_bytes], exc)
-                continue
             first = len(batch.readings)
-            for element in items:
-                try:
-                    batch.readings.append(validate(element, context, received_us))
-                except PayloadError as exc:
-                    raw = payload if len(items) == 1 else orjson.dumps(element)
-                    self._reject(batch, received_us, source, raw, exc)
+            self._take(batch, received_us, source, payload, context=context, trace=trace)
             if retained:
                 _flag(batch.readings, first, FLAG_RETAINED)
         for subscription, count in received_by_subscription.items():
             self._metrics.messages_received.labels(subscription).inc(count)
         return batch
+
+    def _take(self, batch: _ValidatedBatch, received_us: int, source: str, payload: bytes, *,
+              context: TopicContext, trace: MessageTrace | None) -> None:
+        """Decode and validate one message into the batch (readings or quarantine rows)."""
+        limits = self._limits
+        try:
+            items = decode_payload(payload, limits.max_payload_bytes,
+                                   limits.max_readings_per_message)
+        except PayloadError as exc:
+            self._reject(batch, received_us, source, payload[: limits.max_payload_bytes], exc)
+            if trace is not None:
+                trace.reject(None, exc)
+            return
+        validate = self._validator.validate
+        readings = batch.readings
+        for index, element in enumerate(items):
+            try:
+                readings.append(validate(element, context, received_us))
+            except PayloadError as exc:
+                raw = payload if len(items) == 1 else orjson.dumps(element)
+                self._reject(batch, received_us, source, raw, exc)
+                if trace is not None:
+                    trace.reject(index, exc)
+            else:
+                if trace is not None:
+                    trace.elements.append(index)
 
     def _retained_again(self, batch: _ValidatedBatch, topic: str, payload: bytes,
                         received_us: int, retained: bool) -> bool:

@@ -9,7 +9,8 @@ through a `ReadingsWriter` (the SQLite buffer). A QoS >= 1 message is identified
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, NamedTuple, NewType, Protocol
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple, NewType, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -28,6 +29,30 @@ class AckSink(Protocol):
     """Who gets told, after the commit, that messages are durable."""
 
     def acknowledge(self, tokens: list[AckToken]) -> None: ...
+
+
+class Rejected(NamedTuple):
+    """One refused part of a message: its `position` in a JSON array (None: the whole message)."""
+
+    position: int | None
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class MessageReceipt:
+    """What the commit did with one message's readings."""
+
+    accepted: int = 0  # stored, or an exact repeat of a stored reading (durable either way)
+    rejected: list[Rejected] = field(default_factory=list)  # quarantined, with the reason
+
+
+@runtime_checkable
+class ReceiptSink(AckSink, Protocol):
+    """An AckSink that answers a client (HTTP): it gets, after the commit, a receipt per
+    message built from the commit's result, instead of `acknowledge`."""
+
+    def settle(self, receipts: dict[AckToken, MessageReceipt]) -> None: ...
 
 
 class MessageSink(Protocol):

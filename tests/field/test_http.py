@@ -176,3 +176,31 @@ def test_quarantine_is_listed_by_reason_and_replayed_once_after_a_config_fix(
     readings = buffer_rows(gateway.buffer_path, "SELECT sensor_id FROM readings ORDER BY sensor_id")
     assert readings == [("m/known",), ("m/new",)]
     assert gateway.terminate() == 0
+
+
+def test_a_conflicting_duplicate_is_answered_as_rejected_not_accepted(
+    gateway: GatewayProcess,
+) -> None:
+    """Review of item 12: the answer came from a preview before the commit, so a reading the
+    commit quarantined as conflicting_duplicate was answered as accepted."""
+    ts = int(time.time()) - 30
+
+    def post(*values: float) -> httpx.Response:
+        body = [{"sensor_id": "m/c", "ts": ts, "value": value} for value in values]
+        return httpx.post(gateway.http_url + INGEST, headers=AUTH, content=orjson.dumps(body),
+                          timeout=10)
+
+    in_one_batch = post(1.0, 2.0)
+    assert in_one_batch.status_code == 200, in_one_batch.text
+    answer = in_one_batch.json()
+    assert answer["accepted"] == 1, answer
+    assert [(r["index"], r["reason"]) for r in answer["rejected"]] == [(1, "conflicting_duplicate")]
+    with_stored = post(3.0)
+    assert with_stored.status_code == 422, with_stored.text
+    assert [(r["index"], r["reason"]) for r in with_stored.json()["rejected"]] == [
+        (0, "conflicting_duplicate")]
+    repeat = post(1.0)  # an exact repeat is durable, not a conflict
+    assert repeat.status_code == 200 and repeat.json()["rejected"] == [], repeat.text
+    assert buffer_rows(gateway.buffer_path, "SELECT value FROM readings") == [(1.0,)]
+    assert buffer_rows(gateway.buffer_path, "SELECT count(*) FROM quarantine WHERE "
+                       "reason = 'conflicting_duplicate'") == [(2,)]

@@ -117,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_config(settings: Settings, path: Path) -> int:
     sys.stdout.write(yaml.safe_dump(masked_dump(settings), sort_keys=False))
-    for override in environment_overrides(read_yaml(path)):
+    for override in environment_overrides(read_yaml(path), Settings):
         print(f"note: {override.describe()}", file=sys.stderr)
     return 0
 
@@ -279,7 +279,7 @@ def _run(settings: Settings, path: Path) -> int:
     from edge.daemon import run_until_signalled
 
     configure_logging(settings.gateway.id, settings.logging.level, settings.logging.format)
-    overrides = environment_overrides(read_yaml(path))
+    overrides = environment_overrides(read_yaml(path), Settings)
     if overrides:  # so that nobody wonders why the file's value is not the one in use
         logging.getLogger("edge").info("settings from the environment", extra={
             "overrides": [override.describe() for override in overrides]})

@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from edge.detection.settings import DetectionSettings
 from edge.errors import ConfigError
 from edge.settings.base import DEFAULT_CONFIG_PATHS, ENV_PREFIX, Identifier
-from edge.settings.environment import settings_variables
+from edge.settings.environment import masked, secret_paths, settings_variables
 from edge.settings.ingest import (
     AssetSettings,
     GatewaySettings,
@@ -173,5 +173,6 @@ def _describe(error: Any, path: Path) -> str:
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:
-    """The resolved config as plain data, secrets replaced by '********'."""
-    return settings.model_dump(mode="json")
+    """The resolved config as plain data, secrets (and passwords in URLs) masked."""
+    dumped: dict[str, Any] = masked(settings.model_dump(mode="json"), (), secret_paths(Settings))
+    return dumped

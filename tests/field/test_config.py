@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.field.support import run_cli, write_config
+from tests.support.gateway import GatewayProcess
 
 BASE = {"gateway": {"id": "gw"}, "buffer": {"path": "/tmp/edge-field-unused/buffer.sqlite"}}
 
@@ -63,3 +65,35 @@ def test_check_config_shows_which_environment_variables_override_the_file(tmp_pa
     assert result.returncode == 0, result.stderr
     assert "EDGE_BUFFER__PATH overrides buffer.path" in result.stderr, result.stderr
     assert "/tmp/edge-field-unused/buffer.sqlite" in result.stderr, "the file's value is named too"
+
+
+SECRET_SECTION = '{"dsn": "postgresql://edge:S3cretPw@127.0.0.1:1/db", "sslmode": "disable"}'
+
+
+def test_check_config_masks_the_secrets_of_a_whole_section_from_the_environment(
+    tmp_path: Path,
+) -> None:
+    """Review of item 18: masking looked at the variable's name only, so
+    EDGE_CENTRAL='{"dsn": "postgresql://edge:S3cretPw@..."}' printed the password."""
+    config = write_config(tmp_path / "edge.yaml", {
+        **BASE, **_mqtt({"topic": "#"}),
+        "central": {"dsn": "postgresql://edge:FileSecret@127.0.0.1:1/db"}})
+    result = run_cli("check-config", "--config", str(config), env={"EDGE_CENTRAL": SECRET_SECTION})
+    assert result.returncode == 0, result.stderr
+    assert "EDGE_CENTRAL overrides central" in result.stderr, result.stderr
+    output = result.stdout + result.stderr
+    assert "S3cretPw" not in output and "FileSecret" not in output, output
+    assert "sslmode" in result.stderr, "the rest of the section is still shown"
+
+
+def test_the_daemon_log_masks_the_secrets_of_a_whole_section_from_the_environment(
+    make_gateway: Callable[..., GatewayProcess],
+) -> None:
+    """Review of item 18: `run` logged EDGE_CENTRAL's password at INFO."""
+    gateway = make_gateway()
+    gateway.env = {"EDGE_CENTRAL": SECRET_SECTION}
+    gateway.start()
+    assert gateway.terminate() == 0
+    started = [r for r in gateway.log_records() if r.get("message") == "settings from the environment"]
+    assert started and "EDGE_CENTRAL" in str(started[0]["overrides"]), gateway.log_text()
+    assert "S3cretPw" not in gateway.log_text()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -148,16 +147,17 @@ def _reject_unknown_env(path: Path) -> None:
 
 
 def _source(loc: tuple[Any, ...], path: Path) -> str:
-    """Where a value came from: the environment variable(s) that set it or below it, else
-    the file (an error of `central` caused by EDGE_CENTRAL__DSN names that variable)."""
-    env_name = ENV_PREFIX + "__".join(str(part) for part in loc).upper()
-    below = sorted(name for name, value in settings_variables().items()
-                   if name == env_name or name.startswith(env_name + "__"))
-    if not below:
-        return str(path)
-    empty = [name for name in below if not os.environ[name]]
-    described = ", ".join(f"{name} (set but empty)" if name in empty else name for name in below)
-    return f"environment {described}"
+    """Where the failing value came from: the variable that sets exactly that key, or a
+    parent section given whole (EDGE_CENTRAL='{...}'); else the file. Variables that set
+    other keys below a section-level error are named as context, never blamed."""
+    variables = {name.upper(): value for name, value in settings_variables().items()}
+    for depth in range(len(loc), 0, -1):
+        name = ENV_PREFIX + "__".join(str(part) for part in loc[:depth]).upper()
+        if name in variables:
+            return f"environment {name}" + ("" if variables[name] else " (set but empty)")
+    section = ENV_PREFIX + "__".join(str(part) for part in loc).upper() + "__"
+    below = sorted(name for name in variables if loc and name.startswith(section))
+    return f"{path}; the environment sets {', '.join(below)}" if below else str(path)
 
 
 def _describe(error: Any, path: Path) -> str:

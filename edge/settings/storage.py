@@ -101,11 +101,16 @@ class CentralSettings(Section):
     reconnect: ReconnectSettings = ReconnectSettings(initial_delay_s=1.0, max_delay_s=60.0)
     timescale: TimescaleSettings = TimescaleSettings()
 
+    @field_validator("dsn")
+    @classmethod
+    def _postgresql(cls, dsn: SecretStr | None) -> SecretStr | None:
+        # A field check, so the error names central.dsn and only what set it.
+        if dsn is not None and not dsn.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("dsn must start with postgresql://")
+        return dsn
+
     @model_validator(mode="after")
     def _check(self) -> CentralSettings:
-        if self.dsn is not None and not self.dsn.get_secret_value().startswith(
-                ("postgresql://", "postgres://")):
-            raise ValueError("dsn must start with postgresql://")
         if self.sslmode in ("verify-ca", "verify-full") and self.sslrootcert is None:
             raise ValueError(f"sslmode {self.sslmode} needs sslrootcert")
         if (self.sslcert is None) != (self.sslkey is None):

@@ -97,3 +97,20 @@ def test_the_daemon_log_masks_the_secrets_of_a_whole_section_from_the_environmen
     started = [r for r in gateway.log_records() if r.get("message") == "settings from the environment"]
     assert started and "EDGE_CENTRAL" in str(started[0]["overrides"]), gateway.log_text()
     assert "S3cretPw" not in gateway.log_text()
+
+
+def test_an_error_blames_only_the_variable_that_set_the_failing_field(tmp_path: Path) -> None:
+    """Review of item 18: any variable below the failing section was blamed: a bad dsn in
+    the file with EDGE_CENTRAL__BATCH_ROWS=100 said 'in environment EDGE_CENTRAL__BATCH_ROWS'."""
+    config = write_config(tmp_path / "edge.yaml", {
+        **BASE, **_mqtt({"topic": "#"}), "central": {"dsn": "mysql://x/y"}})
+    result = run_cli("check-config", "--config", str(config),
+                     env={"EDGE_CENTRAL__BATCH_ROWS": "100"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"config error: central.dsn: dsn must start with postgresql:// (in {config})"), result.stderr
+    whole = run_cli("check-config", "--config", str(config),
+                    env={"EDGE_CENTRAL": '{"dsn": "mysql://x/z"}'})
+    assert whole.returncode == 2
+    assert "central.dsn" in whole.stderr and "(in environment EDGE_CENTRAL)" in whole.stderr, \
+        whole.stderr

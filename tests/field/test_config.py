@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import yaml
+
 from tests.field.support import run_cli, write_config
 from tests.support.gateway import GatewayProcess
 
@@ -114,3 +116,27 @@ def test_an_error_blames_only_the_variable_that_set_the_failing_field(tmp_path: 
     assert whole.returncode == 2
     assert "central.dsn" in whole.stderr and "(in environment EDGE_CENTRAL)" in whole.stderr, \
         whole.stderr
+
+
+def test_yaml_merge_keys_load_and_duplicate_keys_are_still_errors(tmp_path: Path) -> None:
+    """Review of item 18: the duplicate-key check broke YAML merge keys ('could not
+    determine a constructor for the tag tag:yaml.org,2002:merge')."""
+    merged = tmp_path / "edge.yaml"
+    merged.write_text(
+        "gateway: {id: gw}\n"
+        "mqtt:\n"
+        "  subscriptions:\n"
+        "    - &sub {topic: 'a/#', qos: 0, template: 'a/{asset}/{sensor}'}\n"
+        "    - <<: *sub\n"
+        "      topic: 'b/#'\n"
+        "      template: 'b/{asset}/{sensor}'\n")
+    result = run_cli("check-config", "--config", str(merged))
+    assert result.returncode == 0, result.stderr
+    subscriptions = yaml.safe_load(result.stdout)["mqtt"]["subscriptions"]
+    assert [(s["topic"], s["qos"]) for s in subscriptions] == [("a/#", 0), ("b/#", 0)]
+    duplicate = tmp_path / "duplicate.yaml"
+    duplicate.write_text(merged.read_text() + "      topic: 'c/#'\n")
+    result = run_cli("check-config", "--config", str(duplicate))
+    assert result.returncode == 2, result.stdout
+    assert "duplicate key 'topic'" in result.stderr and f"{duplicate}:8" in result.stderr, \
+        result.stderr

@@ -17,7 +17,13 @@ from edge.settings.ingest import (
     SubscriptionSettings,
     TlsSettings,
 )
-from edge.settings.loader import Settings, load_settings, masked_dump, resolve_config_path
+from edge.settings.loader import (
+    Settings,
+    config_warnings,
+    load_settings,
+    masked_dump,
+    resolve_config_path,
+)
 from edge.settings.operations import (
     GATEWAY_TOPICS,
     PRIORITIES,
@@ -36,6 +42,7 @@ __all__ = [
     "CentralSettings", "GatewaySettings", "HttpSettings", "Identifier", "IngestLimits",
     "LoggingSettings", "MaintenanceSettings", "MqttSettings", "NotificationSettings", "Priority",
     "ReconnectSettings", "Section", "SensorSettings", "Settings", "SubscriptionSettings",
-    "SystemdSettings", "TimescaleSettings", "TlsSettings", "WebhookSettings", "load_settings",
+    "SystemdSettings", "TimescaleSettings", "TlsSettings", "WebhookSettings", "config_warnings",
+    "load_settings",
     "masked_dump", "resolve_config_path",
 ]

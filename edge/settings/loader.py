@@ -113,6 +113,16 @@ def _undefined_references(settings: Settings, path: Path) -> list[str]:
             if sensor.asset is not None and sensor.asset not in settings.assets]
 
 
+def config_warnings(settings: Settings) -> list[str]:
+    """Settings that are valid but probably not what was meant (check-config and `run` say so)."""
+    return [f"mqtt.subscriptions.{index}: template {sub.template!r} has no {{sensor}} level "
+            "and the subscription no sensor_id format, so only payloads that carry a "
+            "sensor_id are accepted; a bare number on it is quarantined as missing_sensor_id "
+            "(add a {sensor} level to the template, or e.g. sensor_id: '{asset}')"
+            for index, sub in enumerate(settings.mqtt.subscriptions)
+            if sub.template is not None and sub.sensor_id_format is None]
+
+
 def _notifications_inside_data(settings: Settings, path: Path) -> list[str]:
     """A data subscription rooted in a named topic tree must not contain the gateway's
     notification topics: the gateway would publish into its own data, and a sensor topic

@@ -140,3 +140,17 @@ def test_yaml_merge_keys_load_and_duplicate_keys_are_still_errors(tmp_path: Path
     assert result.returncode == 2, result.stdout
     assert "duplicate key 'topic'" in result.stderr and f"{duplicate}:8" in result.stderr, \
         result.stderr
+
+
+def test_a_template_that_yields_no_sensor_id_is_warned_about(tmp_path: Path) -> None:
+    """Review of item 13: a template with neither {sensor} nor a sensor_id format (tm/+/+,
+    tm/{site}/{asset}) passed silently; every bare number on it is quarantined."""
+    config = write_config(tmp_path / "edge.yaml", {
+        **BASE, **_mqtt({"topic": "tm/+/+", "template": "tm/{site}/{asset}"},
+                        {"topic": "ok/+/+", "template": "ok/{asset}/{sensor}"})})
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert "mqtt.subscriptions.0" in warnings[0] and "missing_sensor_id" in warnings[0]
+    assert "sensor_id" in warnings[0] and "{sensor}" in warnings[0]

@@ -193,6 +193,7 @@ class IngestPipeline:
             self._running = False
             if previous is not None and not previous.done():
                 previous.cancel()
+            self._rejections.flush()
 
     async def _seed_sensor_registry(self) -> None:
         """Known sensors keep their ingest.max_sensors places across a restart."""

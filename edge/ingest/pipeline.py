@@ -144,8 +144,7 @@ class IngestPipeline:
             announce_overflows=counts["announce_overflows"], last_seq=self.last_seq)
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
-               ack_token: AckToken, *, retained: bool = False,
-               received_us: int | None = None) -> None:
+               ack_token: AckToken, *, retained: bool = False) -> None:
         """Take one message from a transport; never blocks, never raises."""
         pending = self._pending
         if ack_sink is None and len(pending) >= self._max_pending:
@@ -157,9 +156,8 @@ class IngestPipeline:
             self._wakeup.set()
         # tuple.__new__ builds the NamedTuple without a Python-level call (measured: the
         # generated __new__ cost ~0.2 us a message).
-        arrival_us = time.time_ns() // 1000 if received_us is None else received_us
-        pending.append(tuple.__new__(PendingMessage, (arrival_us, source, payload, ack_sink,
-                                                      ack_token, retained)))
+        pending.append(tuple.__new__(PendingMessage, (time.time_ns() // 1000, source, payload,
+                                                      ack_sink, ack_token, retained)))
 
     async def run(self) -> None:
         """Commit batches as messages arrive, until `drain` is called and nothing is left.

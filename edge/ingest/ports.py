@@ -59,9 +59,8 @@ class MessageSink(Protocol):
     """Where transports put received messages (the ingest pipeline)."""
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
-               ack_token: AckToken, *, retained: bool = False,
-               received_us: int | None = None) -> None:
-        """Take one message; `received_us` only for a replay (its original arrival)."""
+               ack_token: AckToken, *, retained: bool = False) -> None:
+        """Take one message; it arrives now."""
 
 
 class ReadingsWriter(Protocol):

@@ -2,9 +2,11 @@
 
 A message quarantined as `unknown_sensor` or `unit_mismatch` becomes good data once the
 sensor or the unit is configured. Replay re-validates each row with today's settings and
-resubmits those that pass through the pipeline (same path, same durability, the original
-arrival time); a row is marked replayed only after its commit, so a replay that dies half
-way loses nothing, and a second replay skips what the first did (idempotent).
+resubmits those that pass through the pipeline (same path, same durability); a row is
+marked replayed only after its commit, so a replay that dies half way loses nothing, and a
+second replay skips what the first did (idempotent). A replayed reading arrives now: its
+received_us is the replay's time (the quarantine row keeps the original), so replaying
+old rows is not shown as sync lag, which is measured by arrival.
 """
 
 from __future__ import annotations
@@ -77,13 +79,14 @@ class QuarantineReplay:
                                  next_after_seq=rows[-1].seq if len(rows) == limit else None)
 
     def _problem(self, row: QuarantineEntry) -> str | None:
-        """Why the row would be rejected today, or None if it passes."""
+        """Why the row would be rejected today (arriving now), or None if it passes."""
         context = self._mapper.context(row.source)
+        now_us = time.time_ns() // 1000
         try:
             items = decode_payload(row.payload, self._limits.max_payload_bytes,
                                    self._limits.max_readings_per_message)
             for item in items:
-                self._validator.validate(item, context, row.received_us)
+                self._validator.validate(item, context, now_us)
         except PayloadError as exc:
             return exc.reason
         return None if context.skip is None else context.skip
@@ -92,8 +95,7 @@ class QuarantineReplay:
         waits = []
         for row in rows:
             token, committed = self._acks.register()
-            self._sink.submit(row.source, row.payload, self._acks, token,
-                              received_us=row.received_us)
+            self._sink.submit(row.source, row.payload, self._acks, token)
             waits.append((token, committed))
         results = []
         for token, committed in waits:

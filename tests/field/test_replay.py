@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import orjson
 import yaml
 
+from edge.buffer import SqliteBuffer
+from edge.bus import EventBus
+from edge.ingest.pipeline import IngestPipeline
+from edge.ingest.replay import QuarantineReplay
+from edge.ingest.topics import TopicMapper
+from edge.ingest.validation import ReadingValidator
+from edge.metrics import GatewayMetrics
+from edge.records import QuarantineRecord
+from edge.settings import BufferSettings, IngestLimits, SubscriptionSettings
 from tests.support.gateway import TEST_TOKEN, GatewayProcess, buffer_rows, wait_for_rows
 from tests.support.publish import publish_all
 from tests.support.services import Broker
@@ -74,3 +85,35 @@ def test_a_replay_walks_the_whole_quarantine_in_pages_with_a_cursor(
     assert pages[0]["still_rejected"] == {"unknown_sensor": 100}
     assert buffer_rows(gateway.buffer_path, "SELECT sensor_id FROM readings") == [("m/new",)]
     assert gateway.terminate() == 0
+
+
+async def test_a_replayed_row_arrives_at_replay_time_and_keeps_its_original_in_quarantine(
+    tmp_path: Path,
+) -> None:
+    """Review of item 19: a replay resubmitted rows with their original received_us, so
+    replaying old rows made edge_sync_lag_seconds jump to their age."""
+    three_days_ago_us = int((time.time() - 3 * 86_400) * 1e6)
+    payload = orjson.dumps({"sensor_id": "m/new", "ts": three_days_ago_us / 1e6, "value": 1.0})
+    metrics = GatewayMetrics()
+    limits = IngestLimits()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        await buffer.readings.commit_batch([], [QuarantineRecord(
+            three_days_ago_us, "f/pump/temp", payload, "unknown_sensor", "not configured")])
+        mapper = TopicMapper([SubscriptionSettings(topic="f/#")])
+        validator = ReadingValidator(limits, {})
+        pipeline = IngestPipeline(EventBus(metrics), metrics, writer=buffer.readings,
+                                  mapper=mapper, validator=validator, limits=limits,
+                                  batching=BufferSettings(path=buffer.path))
+        runner = asyncio.create_task(pipeline.run())
+        replay = QuarantineReplay(pipeline, buffer.quarantine, mapper=mapper,
+                                  validator=validator, limits=limits, commit_timeout_s=10)
+        before_us = int(time.time() * 1e6)
+        outcome = await replay.replay(None, 100)
+        assert outcome.replayed == 1, outcome
+        oldest_unsynced_us = await buffer.status.oldest_unsynced_reading_us()
+        await pipeline.drain()
+        await runner
+    assert oldest_unsynced_us is not None and oldest_unsynced_us >= before_us, \
+        f"the replayed reading arrived {(before_us - (oldest_unsynced_us or 0)) / 1e6:.0f} s ago"
+    assert buffer_rows(tmp_path / "b.sqlite", "SELECT received_us, replayed_us IS NOT NULL "
+                       "FROM quarantine") == [(three_days_ago_us, 1)]

@@ -59,6 +59,7 @@ def _page(rows: list[tuple[int, T]], limit: int) -> Page[T]:
 def _quarantine_item(row: QuarantineEntry) -> QuarantineItem:
     return QuarantineItem(
         seq=row.seq, received_at=us_to_datetime(row.received_us), source=row.source,
+        transport=row.transport,
         reason=row.reason, detail=row.detail, payload_bytes=len(row.payload),
         payload_preview=row.payload[:_PREVIEW_BYTES].decode("utf-8", errors="replace"),
         replayed_at=None if row.replayed_us is None else us_to_datetime(row.replayed_us))

@@ -142,7 +142,7 @@ def _conflicts(conn: sqlite3.Connection,
                 reading.received_us, "buffer", orjson.dumps(reading._asdict()),
                 "conflicting_duplicate",
                 f"sensor {reading.sensor_id!r} at ts_us {reading.ts_us}: stored value "
-                f"{stored[0]!r}, received {reading.value!r}")))
+                f"{stored[0]!r}, received {reading.value!r}", "buffer")))
     return conflicts
 
 

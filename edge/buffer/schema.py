@@ -97,6 +97,16 @@ MIGRATIONS: tuple[str, ...] = (
         body         TEXT    NOT NULL
     );
     """,
+    # 5: where a quarantined message came from, apart from its source name: an MQTT topic
+    # may be called 'http' or 'buffer' (review of field trial items 16 and 19). Older rows
+    # are sorted as they were written: 'http' was HTTP ingestion, a 'buffer' conflict the
+    # buffer's own row, anything else a topic.
+    """
+    ALTER TABLE quarantine ADD COLUMN transport TEXT NOT NULL DEFAULT 'mqtt';
+    UPDATE quarantine SET transport = 'http' WHERE source = 'http';
+    UPDATE quarantine SET transport = 'buffer'
+        WHERE source = 'buffer' AND reason = 'conflicting_duplicate';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

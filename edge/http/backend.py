@@ -66,6 +66,8 @@ class QuarantineItem(BaseModel):
     seq: int = Field(description="Its place in the quarantine (the paging cursor).")
     received_at: datetime
     source: str = Field(description="The MQTT topic, 'http', or 'buffer' (a conflict).")
+    transport: str = Field(description="mqtt, http, or buffer (a row the buffer made: a "
+                                       "conflict); tells a topic named 'http' from HTTP.")
     reason: str
     detail: str
     payload_bytes: int

@@ -49,7 +49,7 @@ class HttpSource:
         """Same path as MQTT (validation, quarantine, durable commit); answers after the commit
         with what the commit did (a conflicting duplicate is rejected, not accepted)."""
         token, committed = self._acks.register()
-        self._sink.submit(HTTP_SOURCE, body, self._acks, token)
+        self._sink.submit(HTTP_SOURCE, body, self._acks, token, transport="http")
         try:
             receipt = await asyncio.wait_for(asyncio.shield(committed), self._commit_timeout_s)
         except TimeoutError:

@@ -33,13 +33,14 @@ from edge.ingest.codecs import decode_payload
 from edge.ingest.ports import (
     AckSink,
     AckToken,
+    IngestTransport,
     PendingMessage,
     PipelineHealth,
     ReadingsWriter,
     ReceiptSink,
 )
 from edge.ingest.receipts import MessageTrace, settle
-from edge.ingest.topics import TopicContext, TopicMapper
+from edge.ingest.topics import HTTP_CONTEXT, TopicContext, TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.logs import RateLimitedLog
 from edge.metrics import GatewayMetrics
@@ -56,6 +57,7 @@ from edge.settings import BufferSettings, IngestLimits
 log = logging.getLogger(__name__)
 
 SOURCE_NAME = "ingest-pipeline"
+_Origin = tuple[int, str, IngestTransport]  # a message's arrival, source name and transport
 # Why messages are acknowledged without storing anything (edge_messages_skipped_total).
 _SKIPPED = {
     "retained_seen": "messages skipped: a retained copy already taken",
@@ -144,7 +146,8 @@ class IngestPipeline:
             announce_overflows=counts["announce_overflows"], last_seq=self.last_seq)
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
-               ack_token: AckToken, *, retained: bool = False) -> None:
+               ack_token: AckToken, *, retained: bool = False,
+               transport: IngestTransport = "mqtt") -> None:
         """Take one message from a transport; never blocks, never raises."""
         pending = self._pending
         if ack_sink is None and len(pending) >= self._max_pending:
@@ -157,7 +160,7 @@ class IngestPipeline:
         # tuple.__new__ builds the NamedTuple without a Python-level call (measured: the
         # generated __new__ cost ~0.2 us a message).
         pending.append(tuple.__new__(PendingMessage, (time.time_ns() // 1000, source, payload,
-                                                      ack_sink, ack_token, retained)))
+                                                      ack_sink, ack_token, retained, transport)))
 
     async def run(self) -> None:
         """Commit batches as messages arrive, until `drain` is called and nothing is left.
@@ -230,7 +233,7 @@ class IngestPipeline:
         last_sink: AckSink | None = None
         last_tokens: list[AckToken] = []
         last_traces: list[MessageTrace] | None = None
-        for received_us, source, payload, ack_sink, token, retained in messages:
+        for received_us, source, payload, ack_sink, token, retained, transport in messages:
             trace = None
             if ack_sink is not None:
                 if ack_sink is not last_sink:
@@ -241,31 +244,33 @@ class IngestPipeline:
                 if last_traces is not None:
                     trace = MessageTrace(token, len(batch.readings))
                     last_traces.append(trace)
-            context = context_of(source)
+            context = context_of(source) if transport == "mqtt" else HTTP_CONTEXT
             received_by_subscription[context.subscription] += 1
             if context.skip is not None:
                 batch.skip(context.skip, source)
                 continue
-            if (retained or source in self._retained_seen) and \
+            if (retained or (transport == "mqtt" and source in self._retained_seen)) and \
                     self._retained_again(batch, source, payload, received_us, retained):
                 continue
             first = len(batch.readings)
-            self._take(batch, received_us, source, payload, context=context, trace=trace)
+            self._take(batch, (received_us, source, transport), payload, context=context,
+                       trace=trace)
             if retained:
                 _flag(batch.readings, first, FLAG_RETAINED)
         for subscription, count in received_by_subscription.items():
             self._metrics.messages_received.labels(subscription).inc(count)
         return batch
 
-    def _take(self, batch: _ValidatedBatch, received_us: int, source: str, payload: bytes, *,
+    def _take(self, batch: _ValidatedBatch, origin: _Origin, payload: bytes, *,
               context: TopicContext, trace: MessageTrace | None) -> None:
         """Decode and validate one message into the batch (readings or quarantine rows)."""
+        received_us = origin[0]
         limits = self._limits
         try:
             items = decode_payload(payload, limits.max_payload_bytes,
                                    limits.max_readings_per_message)
         except PayloadError as exc:
-            self._reject(batch, received_us, source, payload[: limits.max_payload_bytes], exc)
+            self._reject(batch, origin, payload[: limits.max_payload_bytes], exc)
             if trace is not None:
                 trace.reject(None, exc)
             return
@@ -276,7 +281,7 @@ class IngestPipeline:
                 readings.append(validate(element, context, received_us))
             except PayloadError as exc:
                 raw = payload if len(items) == 1 else orjson.dumps(element)
-                self._reject(batch, received_us, source, raw, exc)
+                self._reject(batch, origin, raw, exc)
                 if trace is not None:
                     trace.reject(index, exc)
             else:
@@ -301,10 +306,11 @@ class IngestPipeline:
         batch.retained.append(RetainedTaken(topic, digest, received_us))
         return False
 
-    def _reject(self, batch: _ValidatedBatch, received_us: int, source: str, payload: bytes,
+    def _reject(self, batch: _ValidatedBatch, origin: _Origin, payload: bytes,
                 error: PayloadError) -> None:
-        batch.quarantine.append(
-            QuarantineRecord(received_us, source, payload, error.reason, error.detail))
+        received_us, source, transport = origin
+        batch.quarantine.append(QuarantineRecord(received_us, source, payload, error.reason,
+                                                 error.detail, transport))
         batch.rejected[error.reason] += 1
         self._rejections.warning(error.reason, "message quarantined",
                                  reason=error.reason, detail=error.detail, topic=source)

@@ -21,8 +21,10 @@ from edge.records import CommitResult, QuarantineRecord, Reading, RetainedTaken
 AckToken = NewType("AckToken", int)
 
 
-# The source name of messages from HTTP ingestion (quarantine rows, metric labels).
+# The source name of messages from HTTP ingestion (quarantine rows, metric labels). It is
+# told apart from an MQTT topic of the same name by the message's transport.
 HTTP_SOURCE = "http"
+IngestTransport = Literal["mqtt", "http"]
 
 
 class AckSink(Protocol):
@@ -59,8 +61,9 @@ class MessageSink(Protocol):
     """Where transports put received messages (the ingest pipeline)."""
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
-               ack_token: AckToken, *, retained: bool = False) -> None:
-        """Take one message; it arrives now."""
+               ack_token: AckToken, *, retained: bool = False,
+               transport: IngestTransport = "mqtt") -> None:
+        """Take one message (an MQTT topic's, unless `transport` says otherwise); it arrives now."""
 
 
 class ReadingsWriter(Protocol):
@@ -104,6 +107,7 @@ class PendingMessage(NamedTuple):
     ack_sink: AckSink | None  # None: QoS 0, nothing to acknowledge
     ack_token: AckToken
     retained: bool  # the broker sent it from its retained store (on subscribe)
+    transport: IngestTransport
 
 
 # AckToken layout: | generation (rest) | qos (2 bits) | packet id (16 bits) |

@@ -23,7 +23,7 @@ from edge.errors import PayloadError
 from edge.ingest.acks import AwaitedAcks
 from edge.ingest.codecs import decode_payload
 from edge.ingest.ports import MessageSink
-from edge.ingest.topics import TopicMapper
+from edge.ingest.topics import HTTP_CONTEXT, TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.records import QuarantineEntry
 from edge.settings import IngestLimits
@@ -80,7 +80,7 @@ class QuarantineReplay:
 
     def _problem(self, row: QuarantineEntry) -> str | None:
         """Why the row would be rejected today (arriving now), or None if it passes."""
-        context = self._mapper.context(row.source)
+        context = self._mapper.context(row.source) if row.transport == "mqtt" else HTTP_CONTEXT
         now_us = time.time_ns() // 1000
         try:
             items = decode_payload(row.payload, self._limits.max_payload_bytes,
@@ -95,7 +95,8 @@ class QuarantineReplay:
         waits = []
         for row in rows:
             token, committed = self._acks.register()
-            self._sink.submit(row.source, row.payload, self._acks, token)
+            self._sink.submit(row.source, row.payload, self._acks, token,
+                              transport="http" if row.transport == "http" else "mqtt")
             waits.append((token, committed))
         results = []
         for token, committed in waits:

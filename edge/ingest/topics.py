@@ -26,6 +26,10 @@ class TopicContext:
     skip: str | None = None  # why messages on this topic are not data (acked, counted)
 
 
+# HTTP ingestion: no topic, ids from the payload, counted as subscription="http".
+HTTP_CONTEXT = TopicContext(HTTP_SOURCE, None, None)
+
+
 def filter_matches(topic_filter: str, topic: str) -> bool:
     """MQTT wildcard matching (+ one level, # the rest); $-topics need an explicit filter."""
     if topic.startswith("$") and not topic_filter.startswith("$"):
@@ -114,8 +118,6 @@ class TopicMapper:
         return context
 
     def _resolve(self, topic: str) -> TopicContext:
-        if topic == HTTP_SOURCE:  # HTTP ingestion, not an MQTT topic (field trial item 16)
-            return TopicContext(HTTP_SOURCE, None, None)
         skip = self._notifications.skip_reason(topic) if self._notifications else None
         if skip is not None:
             return TopicContext("own" if skip == "own_notification" else "other_gateway",

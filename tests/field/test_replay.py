@@ -98,7 +98,7 @@ async def test_a_replayed_row_arrives_at_replay_time_and_keeps_its_original_in_q
     limits = IngestLimits()
     async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
         await buffer.readings.commit_batch([], [QuarantineRecord(
-            three_days_ago_us, "f/pump/temp", payload, "unknown_sensor", "not configured")])
+            three_days_ago_us, "f/pump/temp", payload, "unknown_sensor", "not configured", "mqtt")])
         mapper = TopicMapper([SubscriptionSettings(topic="f/#")])
         validator = ReadingValidator(limits, {})
         pipeline = IngestPipeline(EventBus(metrics), metrics, writer=buffer.readings,

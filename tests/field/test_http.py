@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -204,3 +205,21 @@ def test_a_conflicting_duplicate_is_answered_as_rejected_not_accepted(
     assert buffer_rows(gateway.buffer_path, "SELECT value FROM readings") == [(1.0,)]
     assert buffer_rows(gateway.buffer_path, "SELECT count(*) FROM quarantine WHERE "
                        "reason = 'conflicting_duplicate'") == [(2,)]
+
+
+def test_an_unauthenticated_request_is_refused_before_its_body_is_read(
+    gateway: GatewayProcess,
+) -> None:
+    """Review of item 3: the body-size guard sat outside the token check, so the gateway
+    read up to 1 MiB of an unauthenticated body before answering 401."""
+    port = int(gateway.http_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"POST {INGEST} HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: 1000000\r\n\r\n".encode())  # and no body (yet)
+        sock.settimeout(3)
+        try:
+            answer = sock.recv(1024)
+        except TimeoutError:
+            answer = b""
+    assert answer.startswith(b"HTTP/1.1 401"), f"no answer before the body was sent: {answer!r}"
+    assert metric(gateway, 'edge_http_requests_rejected_total{reason="unauthorized"}') == 1

@@ -66,10 +66,14 @@ class ReadingsStore:
         """
         return await self._connection.write(self._commit, readings, quarantine, retained)
 
-    async def retained_taken(self) -> dict[str, bytes]:
-        """topic -> digest of the retained payload last taken from that topic."""
-        rows = await self._connection.read(_select, "SELECT topic, digest FROM retained_taken", ())
-        return {str(topic): bytes(digest) for topic, digest in rows}
+    async def retained_taken(self, since_us: int, limit: int) -> dict[str, RetainedTaken]:
+        """topic -> what was last taken from it, for topics seen since `since_us` (at most
+        `limit`, the most recently seen); older or surplus entries are forgotten (deleted)."""
+        await self._connection.write(_forget_retained, since_us, limit)
+        rows = await self._connection.read(
+            _select, "SELECT topic, digest, taken_us FROM retained_taken", ())
+        return {str(topic): RetainedTaken(str(topic), bytes(digest), int(taken_us))
+                for topic, digest, taken_us in rows}
 
     async def recent_sensors(self, since_received_us: int, limit: int) -> list[tuple[str, int]]:
         """(sensor_id, last received_us) of the sensors seen since then, most recent first."""
@@ -144,6 +148,13 @@ def _conflicts(conn: sqlite3.Connection,
                 f"sensor {reading.sensor_id!r} at ts_us {reading.ts_us}: stored value "
                 f"{stored[0]!r}, received {reading.value!r}", "buffer")))
     return conflicts
+
+
+def _forget_retained(conn: sqlite3.Connection, since_us: int, limit: int) -> None:
+    with transaction(conn):
+        conn.execute("DELETE FROM retained_taken WHERE taken_us < ? OR topic NOT IN "
+                     "(SELECT topic FROM retained_taken ORDER BY taken_us DESC LIMIT ?)",
+                     (since_us, limit))
 
 
 def _select(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:

@@ -18,7 +18,6 @@ acknowledged too.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -40,6 +39,7 @@ from edge.ingest.ports import (
     ReceiptSink,
 )
 from edge.ingest.receipts import MessageTrace, settle
+from edge.ingest.retained import RetainedMemory
 from edge.ingest.topics import HTTP_CONTEXT, TopicContext, TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.logs import RateLimitedLog
@@ -118,7 +118,7 @@ class IngestPipeline:
         self._last_commit_monotonic: float | None = None
         self._last_attempt_monotonic = time.monotonic()
         self._commit_started: float | None = None
-        self._retained_seen: dict[str, bytes] = {}
+        self._retained = RetainedMemory(limits.max_sensors, limits.sensor_idle_release_s)
         self.last_seq = 0
 
     @property
@@ -147,7 +147,7 @@ class IngestPipeline:
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
                ack_token: AckToken, *, retained: bool = False,
-               transport: IngestTransport = "mqtt") -> None:
+               transport: IngestTransport = "mqtt", replayed: bool = False) -> None:
         """Take one message from a transport; never blocks, never raises."""
         pending = self._pending
         if ack_sink is None and len(pending) >= self._max_pending:
@@ -160,7 +160,8 @@ class IngestPipeline:
         # tuple.__new__ builds the NamedTuple without a Python-level call (measured: the
         # generated __new__ cost ~0.2 us a message).
         pending.append(tuple.__new__(PendingMessage, (time.time_ns() // 1000, source, payload,
-                                                      ack_sink, ack_token, retained, transport)))
+                                                      ack_sink, ack_token, retained, transport,
+                                                      replayed)))
 
     async def run(self) -> None:
         """Commit batches as messages arrive, until `drain` is called and nothing is left.
@@ -169,7 +170,7 @@ class IngestPipeline:
         here. Only one batch is ever committing, so acknowledgements follow arrival order.
         """
         previous: asyncio.Task[None] | None = None
-        self._retained_seen = await self._writer.retained_taken()
+        await self._retained.load(self._writer, time.time_ns() // 1000)
         await self._seed_sensor_registry()
         self._running = True
         try:
@@ -189,12 +190,22 @@ class IngestPipeline:
                 if self._closing:
                     if previous is not None:
                         await previous
+                    await self._write_retained_memory()
                     return
         finally:
             self._running = False
             if previous is not None and not previous.done():
                 previous.cancel()
             self._rejections.flush()
+
+    async def _write_retained_memory(self) -> None:
+        """At the end: the live updates of the retained memory not yet written (best effort)."""
+        rest = self._retained.due(time.time_ns() // 1000, final=True)
+        if rest:
+            try:
+                await self._writer.commit_batch([], [], rest)
+            except BufferWriteError as exc:  # a retained copy may be taken once more: flagged
+                log.warning("retained memory not saved", extra={"error": str(exc)})
 
     async def _seed_sensor_registry(self) -> None:
         """Known sensors keep their ingest.max_sensors places across a restart."""
@@ -233,7 +244,9 @@ class IngestPipeline:
         last_sink: AckSink | None = None
         last_tokens: list[AckToken] = []
         last_traces: list[MessageTrace] | None = None
-        for received_us, source, payload, ack_sink, token, retained, transport in messages:
+        retained_memory = self._retained
+        for received_us, source, payload, ack_sink, token, retained, transport, replayed \
+                in messages:
             trace = None
             if ack_sink is not None:
                 if ack_sink is not last_sink:
@@ -249,8 +262,10 @@ class IngestPipeline:
             if context.skip is not None:
                 batch.skip(context.skip, source)
                 continue
-            if (retained or (transport == "mqtt" and source in self._retained_seen)) and \
-                    self._retained_again(batch, source, payload, received_us, retained):
+            if not replayed and (retained or (transport == "mqtt" and source in retained_memory)) \
+                    and retained_memory.taken_before(source, payload, received_us, retained,
+                                                     batch.retained):
+                batch.skip("retained_seen", source)
                 continue
             first = len(batch.readings)
             self._take(batch, (received_us, source, transport), payload, context=context,
@@ -259,6 +274,7 @@ class IngestPipeline:
                 _flag(batch.readings, first, FLAG_RETAINED)
         for subscription, count in received_by_subscription.items():
             self._metrics.messages_received.labels(subscription).inc(count)
+        batch.retained += retained_memory.due(messages[-1].received_us)
         return batch
 
     def _take(self, batch: _ValidatedBatch, origin: _Origin, payload: bytes, *,
@@ -287,24 +303,6 @@ class IngestPipeline:
             else:
                 if trace is not None:
                     trace.elements.append(index)
-
-    def _retained_again(self, batch: _ValidatedBatch, topic: str, payload: bytes,
-                        received_us: int, retained: bool) -> bool:
-        """True for a retained message already taken (the broker resends them on subscribe).
-
-        What a topic that carries retained messages delivers is remembered per topic, in the
-        same transaction as its readings, so that no restart takes it again (field trial
-        item 8). That includes live messages on such a topic: a value published while the
-        gateway was away arrives once queued and once more as the retained copy. A new value
-        is always taken, and a live message never skipped.
-        """
-        digest = hashlib.blake2b(payload, digest_size=16).digest()
-        if retained and self._retained_seen.get(topic) == digest:
-            batch.skip("retained_seen", topic)
-            return True
-        self._retained_seen[topic] = digest
-        batch.retained.append(RetainedTaken(topic, digest, received_us))
-        return False
 
     def _reject(self, batch: _ValidatedBatch, origin: _Origin, payload: bytes,
                 error: PayloadError) -> None:

@@ -62,8 +62,9 @@ class MessageSink(Protocol):
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
                ack_token: AckToken, *, retained: bool = False,
-               transport: IngestTransport = "mqtt") -> None:
-        """Take one message (an MQTT topic's, unless `transport` says otherwise); it arrives now."""
+               transport: IngestTransport = "mqtt", replayed: bool = False) -> None:
+        """Take one message (an MQTT topic's, unless `transport` says otherwise); it arrives
+        now. `replayed`: a quarantine row sent again, not a delivery from the broker."""
 
 
 class ReadingsWriter(Protocol):
@@ -73,8 +74,9 @@ class ReadingsWriter(Protocol):
                            quarantine: Sequence[QuarantineRecord],
                            retained: Sequence[RetainedTaken] = ()) -> CommitResult: ...
 
-    async def retained_taken(self) -> dict[str, bytes]:
-        """topic -> digest of the retained payload last taken from it (survives restarts)."""
+    async def retained_taken(self, since_us: int, limit: int) -> dict[str, RetainedTaken]:
+        """topic -> what was last taken from it (survives restarts), for topics seen since
+        `since_us`, at most `limit`; the rest is forgotten."""
 
     async def recent_sensors(self, since_received_us: int, limit: int) -> list[tuple[str, int]]:
         """(sensor_id, last received_us) seen since then, most recent first (seeds the cap)."""
@@ -108,6 +110,7 @@ class PendingMessage(NamedTuple):
     ack_token: AckToken
     retained: bool  # the broker sent it from its retained store (on subscribe)
     transport: IngestTransport
+    replayed: bool  # a quarantine row sent again after a config fix
 
 
 # AckToken layout: | generation (rest) | qos (2 bits) | packet id (16 bits) |

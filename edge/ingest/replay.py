@@ -95,7 +95,7 @@ class QuarantineReplay:
         waits = []
         for row in rows:
             token, committed = self._acks.register()
-            self._sink.submit(row.source, row.payload, self._acks, token,
+            self._sink.submit(row.source, row.payload, self._acks, token, replayed=True,
                               transport="http" if row.transport == "http" else "mqtt")
             waits.append((token, committed))
         results = []

@@ -49,7 +49,7 @@ T = TypeVar("T")
 _PREVIEW_BYTES = 1024
 
 
-def _page(rows: list[tuple[int, T]], limit: int) -> Page[T]:
+def _page(rows: list[tuple[str, T]], limit: int) -> Page[T]:
     """`rows` was asked for with limit + 1: a row beyond `limit` means there is a next page."""
     items = rows[:limit]
     more = len(rows) > limit
@@ -114,17 +114,17 @@ class DaemonApi:
         return await self._http_source.ingest(body)
 
     async def alerts(self, state: AlertState | None, limit: int,
-                     cursor: int | None) -> Page[AlertRecord]:
+                     cursor: str | None) -> Page[AlertRecord]:
         return _page(await self._buffer.alerts.page(state, limit + 1, cursor), limit)
 
     async def tasks(self, state: TaskState | None, limit: int,
-                    cursor: int | None) -> Page[TaskRecord]:
+                    cursor: str | None) -> Page[TaskRecord]:
         return _page(await self._buffer.tasks.page(state, limit + 1, cursor), limit)
 
     async def quarantine(self, reason: str | None, limit: int,
                          cursor: int | None) -> Page[QuarantineItem]:
         rows = await self._buffer.quarantine.page(reason, limit + 1, cursor)
-        return _page([(row.seq, _quarantine_item(row)) for row in rows], limit)
+        return _page([(str(row.seq), _quarantine_item(row)) for row in rows], limit)
 
     async def decide(self, request: DecisionRequest) -> DecisionResult:
         return await self._decisions.submit(request)

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.buffer.schema import backfill_started
+
 SIDE_FILES = ("-wal", "-shm")
 _COLUMNS = {
     "readings": "sensor_id, asset_id, ts_us, value, unit, quality, flags, received_us",
@@ -82,6 +84,8 @@ def salvage(live: sqlite3.Connection, old: Path) -> SalvageReport:
                     recovered += len(rows)
             report.recovered[table] = recovered
             report.unreadable[table] = unreadable
+        with live:
+            backfill_started(live)  # older files' alert and task rows lack it
     finally:
         source.close()
     return report

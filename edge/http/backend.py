@@ -57,7 +57,7 @@ class Page(Generic[ItemT]):
     """One page of a list, newest first; `next_cursor` continues it (None: the end)."""
 
     items: list[ItemT]
-    next_cursor: int | None
+    next_cursor: str | None
 
 
 class QuarantineItem(BaseModel):
@@ -104,10 +104,10 @@ class GatewayApi(Protocol):
     async def ingest(self, body: bytes) -> IngestOutcome: ...
 
     async def alerts(self, state: AlertState | None, limit: int,
-                     cursor: int | None) -> Page[AlertRecord]: ...
+                     cursor: str | None) -> Page[AlertRecord]: ...
 
     async def tasks(self, state: TaskState | None, limit: int,
-                    cursor: int | None) -> Page[TaskRecord]: ...
+                    cursor: str | None) -> Page[TaskRecord]: ...
 
     async def quarantine(self, reason: str | None, limit: int,
                          cursor: int | None) -> Page[QuarantineItem]: ...

@@ -85,29 +85,36 @@ _NOT_PRELOADED = (
 def enable_extension(connection: Connection, mode: str) -> str | None:
     """Enable timescaledb as `mode` says; its version, or None for plain PostgreSQL.
 
-    Probes before it tries: CREATE EXTENSION on a server where the library is not preloaded
-    is FATAL and closes the connection, which would break the migration's transaction.
+    Probes before it tries: CREATE EXTENSION, or any TimescaleDB function, on a server where
+    the library is not preloaded is FATAL and closes the connection, which would break the
+    migration's transaction. That holds for an extension already installed too (a database
+    restored onto a server without the preload), so the preload is checked on both paths.
     """
     if mode == "off":
         return None
     installed = connection.execute(
         text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar()
+    if installed is None:
+        available = connection.execute(
+            text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar()
+        if available is None:
+            if mode == "required":
+                raise TimescaleUnavailable(
+                    "central.timescale.mode is required, but the timescaledb extension is not "
+                    "installed on the central server")
+            return None
+    _require_preloaded(connection)
     if installed is not None:
         return str(installed)
-    available = connection.execute(
-        text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar()
-    if available is None:
-        if mode == "required":
-            raise TimescaleUnavailable(
-                "central.timescale.mode is required, but the timescaledb extension is not "
-                "installed on the central server")
-        return None
-    preloaded = str(connection.execute(text("SHOW shared_preload_libraries")).scalar() or "")
-    if "timescaledb" not in {name.strip().strip('"') for name in preloaded.split(",")}:
-        raise TimescaleUnavailable(_NOT_PRELOADED)
     connection.execute(text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
     return str(connection.execute(
         text("SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'")).scalar())
+
+
+def _require_preloaded(connection: Connection) -> None:
+    preloaded = str(connection.execute(text("SHOW shared_preload_libraries")).scalar() or "")
+    if "timescaledb" not in {name.strip().strip('"') for name in preloaded.split(",")}:
+        raise TimescaleUnavailable(_NOT_PRELOADED)
 
 
 def apply(connection: Connection, options: TimescaleSettings) -> None:

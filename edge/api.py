@@ -49,7 +49,7 @@ T = TypeVar("T")
 _PREVIEW_BYTES = 1024
 
 
-def _page(rows: list[tuple[int, T]], limit: int) -> Page[T]:
+def _page(rows: list[tuple[str, T]], limit: int) -> Page[T]:
     """`rows` was asked for with limit + 1: a row beyond `limit` means there is a next page."""
     items = rows[:limit]
     more = len(rows) > limit
@@ -59,6 +59,7 @@ def _page(rows: list[tuple[int, T]], limit: int) -> Page[T]:
 def _quarantine_item(row: QuarantineEntry) -> QuarantineItem:
     return QuarantineItem(
         seq=row.seq, received_at=us_to_datetime(row.received_us), source=row.source,
+        transport=row.transport,
         reason=row.reason, detail=row.detail, payload_bytes=len(row.payload),
         payload_preview=row.payload[:_PREVIEW_BYTES].decode("utf-8", errors="replace"),
         replayed_at=None if row.replayed_us is None else us_to_datetime(row.replayed_us))
@@ -113,17 +114,17 @@ class DaemonApi:
         return await self._http_source.ingest(body)
 
     async def alerts(self, state: AlertState | None, limit: int,
-                     cursor: int | None) -> Page[AlertRecord]:
+                     cursor: str | None) -> Page[AlertRecord]:
         return _page(await self._buffer.alerts.page(state, limit + 1, cursor), limit)
 
     async def tasks(self, state: TaskState | None, limit: int,
-                    cursor: int | None) -> Page[TaskRecord]:
+                    cursor: str | None) -> Page[TaskRecord]:
         return _page(await self._buffer.tasks.page(state, limit + 1, cursor), limit)
 
     async def quarantine(self, reason: str | None, limit: int,
                          cursor: int | None) -> Page[QuarantineItem]:
         rows = await self._buffer.quarantine.page(reason, limit + 1, cursor)
-        return _page([(row.seq, _quarantine_item(row)) for row in rows], limit)
+        return _page([(str(row.seq), _quarantine_item(row)) for row in rows], limit)
 
     async def decide(self, request: DecisionRequest) -> DecisionResult:
         return await self._decisions.submit(request)
@@ -149,8 +150,9 @@ class DaemonApi:
             sensor_id, until_us - int(minutes * 60e6), until_us, limit)
         return [ReadingPoint(ts=us_to_datetime(ts), value=value) for ts, value in rows]
 
-    async def replay_quarantine(self, reason: str | None, limit: int) -> ReplayOutcome:
-        outcome = await self._replay.replay(reason, limit)
+    async def replay_quarantine(self, reason: str | None, limit: int,
+                                after_seq: int) -> ReplayOutcome:
+        outcome = await self._replay.replay(reason, limit, after_seq)
         log.info("quarantine replayed", extra=outcome.model_dump())
         return outcome
 

@@ -27,6 +27,7 @@ from edge.settings import (
     CentralSettings,
     MqttSettings,
     Settings,
+    config_warnings,
     load_settings,
     masked_dump,
     resolve_config_path,
@@ -117,8 +118,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _check_config(settings: Settings, path: Path) -> int:
     sys.stdout.write(yaml.safe_dump(masked_dump(settings), sort_keys=False))
-    for override in environment_overrides(read_yaml(path)):
+    for override in environment_overrides(read_yaml(path), Settings):
         print(f"note: {override.describe()}", file=sys.stderr)
+    for warning in config_warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -279,10 +282,12 @@ def _run(settings: Settings, path: Path) -> int:
     from edge.daemon import run_until_signalled
 
     configure_logging(settings.gateway.id, settings.logging.level, settings.logging.format)
-    overrides = environment_overrides(read_yaml(path))
+    overrides = environment_overrides(read_yaml(path), Settings)
     if overrides:  # so that nobody wonders why the file's value is not the one in use
         logging.getLogger("edge").info("settings from the environment", extra={
             "overrides": [override.describe() for override in overrides]})
+    for warning in config_warnings(settings):
+        logging.getLogger("edge").warning("config warning", extra={"warning": warning})
     try:
         asyncio.run(run_until_signalled(settings))
     except EdgeError as exc:

@@ -33,7 +33,7 @@ from edge.ingest.mqtt_source import MqttSource
 from edge.ingest.pipeline import IngestPipeline
 from edge.ingest.replay import QuarantineReplay
 from edge.ingest.sensors import SensorRegistry
-from edge.ingest.topics import TopicMapper
+from edge.ingest.topics import NotificationTopics, TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.metrics import GatewayMetrics
 from edge.notify.webhook import WebhookSender
@@ -59,7 +59,8 @@ class Gateway:
         self.bus = EventBus(self.metrics)
         self.agents = AgentRegistry()
         self.buffer = SqliteBuffer(settings.buffer, settings.gateway.id, self.metrics)
-        mapper = TopicMapper(settings.mqtt.subscriptions, own_prefix=settings.notification_prefix)
+        mapper = TopicMapper(settings.mqtt.subscriptions, NotificationTopics(
+            settings.notifications.topic_prefix, settings.gateway.id))
         validator = ReadingValidator(settings.ingest, settings.sensors, SensorRegistry(
             settings.ingest.max_sensors, settings.ingest.sensor_idle_release_s, settings.sensors))
         self.pipeline = IngestPipeline(self.bus, self.metrics, writer=self.buffer.readings,
@@ -67,9 +68,7 @@ class Gateway:
                                        limits=settings.ingest, batching=settings.buffer)
         self.mqtt = MqttSource(settings.mqtt, settings.mqtt_client_id, self.pipeline,
                                self.metrics)
-        self.http_source = HttpSource(self.pipeline,
-                                      ReadingValidator(settings.ingest, settings.sensors),
-                                      settings.ingest, settings.http.commit_timeout_s)
+        self.http_source = HttpSource(self.pipeline, settings.http.commit_timeout_s)
         self.webhook = (WebhookSender(settings.notifications.webhook, self.metrics)
                         if settings.notifications.webhook.url else None)
         self._register_agents()

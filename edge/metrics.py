@@ -59,7 +59,8 @@ class GatewayMetrics:
         self.messages_skipped = Counter(
             "edge_messages_skipped",
             "Messages acknowledged without storing anything, by reason: retained_seen (a "
-            "retained message already taken), own_notification (the gateway's own topics).",
+            "retained message already taken), own_notification (the gateway's own "
+            "notification topics), gateway_notification (another gateway's).",
             ["reason"], registry=r,
         )
         self.messages_dropped = Counter(

@@ -36,6 +36,10 @@ class Reading(NamedTuple):
     received_us: int
 
 
+# Where a message came from, apart from its source name (an MQTT topic may be called 'http').
+Transport = Literal["mqtt", "http", "buffer"]  # buffer: a row the buffer made (a conflict)
+
+
 class QuarantineEntry(NamedTuple):
     """A quarantine row as read back: for the API and for replays."""
 
@@ -46,6 +50,7 @@ class QuarantineEntry(NamedTuple):
     reason: str
     detail: str
     replayed_us: int | None
+    transport: Transport
 
 
 class RetainedTaken(NamedTuple):
@@ -60,10 +65,11 @@ class QuarantineRecord(NamedTuple):
     """One rejected message (or one rejected element of an array payload)."""
 
     received_us: int
-    source: str  # the MQTT topic, or "http"
+    source: str  # the MQTT topic, "http", or "buffer"
     payload: bytes
     reason: str
     detail: str
+    transport: Transport
 
 
 class ReadingRow(NamedTuple):
@@ -102,6 +108,7 @@ class CommitResult:
     first_seq: int | None = None
     last_seq: int | None = None
     conflicts: int = 0  # same sensor and ts, another value: quarantined as conflicting_duplicate
+    conflicted: tuple[tuple[int, str], ...] = ()  # (index in the batch's readings, detail)
 
 
 class AlertRecord(BaseModel):

@@ -29,17 +29,17 @@ UNIT_DIMENSION: dict[str, str] = {
 KNOWN_UNITS = frozenset(UNIT_DIMENSION)
 
 
-# Spellings devices send for the same unit: the degree signs, and any unit written in
-# another case where that is unambiguous among the known units (DEGC, KPA, RPM, ...).
+# Spellings devices send for the same unit (matched in any case): the degree signs and names.
 _SPELLINGS: dict[str, str] = {
     "°c": "degC", "℃": "degC", "deg c": "degC", "celsius": "degC", "°f": "degF", "℉": "degF",
     "deg f": "degF", "fahrenheit": "degF", "kelvin": "K", "m/s²": "m/s2", "m³/h": "m3/h",
     "1/min": "rpm", "percent": "%",
 }
-_lowered: dict[str, list[str]] = {}
-for _unit in UNIT_DIMENSION:
-    _lowered.setdefault(_unit.lower(), []).append(_unit)
-_SPELLINGS.update({low: units[0] for low, units in _lowered.items() if len(units) == 1})
+# Units also accepted in another case (DEGC, BAR, KPA, RPM): only where no letter's case
+# changes the meaning. SI prefixes do (m milli / M mega, p pico / P peta), so mPa and MPa,
+# mV and MV, mA and MA, mbar and Mbar are never folded onto each other, nor single letters.
+_CASELESS = ("degC", "degF", "bar", "psi", "rpm", "Hz", "kPa", "kW", "kV", "in/s", "l/min")
+_SPELLINGS.update({unit.lower(): unit for unit in _CASELESS})
 
 
 def canonical_unit(unit: str) -> str | None:

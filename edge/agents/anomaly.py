@@ -179,6 +179,7 @@ class AnomalyDetectionAgent(BaseAgent):
                 await self._save_snapshot()
         except Exception:  # the buffer may be failing; the next start re-judges what is left
             log.warning("anomaly detection stopped with unsaved alert changes", exc_info=True)
+        self._opened_log.flush()  # the count of 'alert opened' lines held back
         await super().stop()
 
     @property

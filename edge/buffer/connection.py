@@ -146,9 +146,7 @@ class BufferConnection:
     def _open_read_only(self) -> None:
         if not self.path.is_file():
             raise BufferMissingError(f"no buffer at {self.path}")
-        # With no daemon running, nothing changes the file: immutable=1 reads it without the
-        # WAL side files that a read-only connection would otherwise leave behind.
-        mode = "mode=ro" if self._lock.held_by_someone() else "immutable=1"
+        mode = self._read_only_mode()
         try:
             conn = sqlite3.connect(f"file:{self.path}?{mode}", uri=True, check_same_thread=False)
             problem = self._read_only_problem(conn)
@@ -158,6 +156,22 @@ class BufferConnection:
             conn.close()
             raise BufferReadError(f"{self.path}: {problem}")
         self._reader_conn = conn
+
+    def _read_only_mode(self) -> str:
+        """How `status` opens the file: never writing the database or its WAL.
+
+        immutable=1 ignores the WAL, so it is only right when there is none (a clean stop
+        merged it), and it leaves no side files. When a -wal exists (a daemon runs, or one
+        was killed with its last commits still in the WAL), mode=ro reads the WAL too: a
+        read-only connection never writes the database or the WAL and never checkpoints;
+        at most it rebuilds the -shm index, under SQLite's locks, as every reader does, so
+        a daemon that starts meanwhile is the ordinary multi-process case. (A copy of
+        db+wal would cost a copy of up to buffer.max_bytes for each `status`.)
+        """
+        wal = self.path.with_name(self.path.name + "-wal")
+        if self._lock.held_by_someone() or wal.exists():
+            return "mode=ro"
+        return "immutable=1"
 
     def _read_only_problem(self, conn: sqlite3.Connection) -> str | None:
         app_id = conn.execute("PRAGMA application_id").fetchone()[0]

@@ -3,7 +3,9 @@
 Two writers on one SQLite buffer would each believe they own the sync cursors and the
 retention; the second daemon must stop before it touches the file. An advisory `flock` on
 `<buffer>.lock` (held until the process ends, released by the kernel even on kill -9)
-says who owns it; the file holds the owner's pid for the message.
+says who owns it; the file holds the owner's pid for the message. The lock is named from
+the resolved path, so a second daemon that reaches the same file through a symlink (or a
+symlinked folder) meets the same lock.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from edge.errors import BufferInUseError
 
 class BufferLock:
     def __init__(self, buffer_path: Path) -> None:
-        self.path = buffer_path.with_name(buffer_path.name + ".lock")
+        resolved = buffer_path.resolve()
+        self.path = resolved.with_name(resolved.name + ".lock")
         self._fd: int | None = None
 
     def acquire(self) -> None:

@@ -14,14 +14,17 @@ from edge.buffer.connection import BufferConnection
 from edge.buffer.schema import transaction
 from edge.records import QuarantineEntry
 
-_COLUMNS = "seq, received_us, source, payload, reason, detail, replayed_us"
+_COLUMNS = "seq, received_us, source, payload, reason, detail, replayed_us, transport"
 _LIST = (f"SELECT {_COLUMNS} FROM quarantine WHERE (? IS NULL OR reason = ?) "
          "AND (? IS NULL OR seq < ?) ORDER BY seq DESC LIMIT ?")
-_UNREPLAYED = (f"SELECT {_COLUMNS} FROM quarantine WHERE replayed_us IS NULL "
-               "AND (? IS NULL OR reason = ?) AND source != ? ORDER BY seq LIMIT ?")
+# Reasons that are properties of the bytes alone: no config change makes such a payload
+# decode, so an unfiltered replay does not spend its pages on them (ask by reason to).
+UNFIXABLE_REASONS = ("invalid_json", "invalid_utf8", "empty_payload")
+_UNREPLAYED = (f"SELECT {_COLUMNS} FROM quarantine WHERE replayed_us IS NULL AND seq > ? "
+               "AND (? IS NULL OR reason = ?) AND transport != 'buffer' "
+               f"AND (? IS NOT NULL OR reason NOT IN ({', '.join('?' * len(UNFIXABLE_REASONS))})) "
+               "ORDER BY seq LIMIT ?")
 _MARK = "UPDATE quarantine SET replayed_us = ? WHERE seq = ? AND replayed_us IS NULL"
-# Rows the buffer itself made (conflicting duplicates): there is no message to replay.
-BUFFER_SOURCE = "buffer"
 
 
 class QuarantineLog:
@@ -35,10 +38,13 @@ class QuarantineLog:
                                            (reason, reason, before_seq, before_seq, limit))
         return [QuarantineEntry._make(row) for row in rows]
 
-    async def unreplayed(self, reason: str | None, limit: int) -> list[QuarantineEntry]:
-        """Oldest first, rows that can be replayed and were not yet."""
-        rows = await self._connection.read(_select, _UNREPLAYED,
-                                           (reason, reason, BUFFER_SOURCE, limit))
+    async def unreplayed(self, reason: str | None, limit: int,
+                         after_seq: int = 0) -> list[QuarantineEntry]:
+        """Oldest first from `after_seq` on, rows that can be replayed and were not yet
+        (a row the buffer made, a conflict, has no message to replay)."""
+        rows = await self._connection.read(
+            _select, _UNREPLAYED,
+            (after_seq, reason, reason, reason, *UNFIXABLE_REASONS, limit))
         return [QuarantineEntry._make(row) for row in rows]
 
     async def mark_replayed(self, seqs: Sequence[int], at_us: int) -> None:

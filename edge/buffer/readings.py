@@ -40,6 +40,13 @@ _UPSERT_RETAINED = ("INSERT INTO retained_taken (topic, digest, taken_us) VALUES
                     "taken_us = excluded.taken_us")
 _RECENT = (f"SELECT {', '.join(Reading._fields)} FROM readings WHERE received_us >= ? "
            "AND seq <= ? ORDER BY seq DESC LIMIT ?")
+# Sensors seen most recently (registry seeding at start), over the newest rows only: the
+# GROUP BY reads every row it covers (~1 s per million rows), and a live sensor shows up
+# among the newest readings.
+_RECENT_SENSORS = ("SELECT sensor_id, max(received_us) AS seen FROM readings "
+                   "WHERE seq > (SELECT coalesce(max(seq), 0) FROM readings) - ? "
+                   "AND received_us >= ? GROUP BY sensor_id ORDER BY seen DESC LIMIT ?")
+SEED_SCAN_ROWS = 1_000_000
 _AFTER = f"SELECT {', '.join(ReadingRow._fields)} FROM readings WHERE seq > ? ORDER BY seq LIMIT ?"
 
 
@@ -59,10 +66,20 @@ class ReadingsStore:
         """
         return await self._connection.write(self._commit, readings, quarantine, retained)
 
-    async def retained_taken(self) -> dict[str, bytes]:
-        """topic -> digest of the retained payload last taken from that topic."""
-        rows = await self._connection.read(_select, "SELECT topic, digest FROM retained_taken", ())
-        return {str(topic): bytes(digest) for topic, digest in rows}
+    async def retained_taken(self, since_us: int, limit: int) -> dict[str, RetainedTaken]:
+        """topic -> what was last taken from it, for topics seen since `since_us` (at most
+        `limit`, the most recently seen); older or surplus entries are forgotten (deleted)."""
+        await self._connection.write(_forget_retained, since_us, limit)
+        rows = await self._connection.read(
+            _select, "SELECT topic, digest, taken_us FROM retained_taken", ())
+        return {str(topic): RetainedTaken(str(topic), bytes(digest), int(taken_us))
+                for topic, digest, taken_us in rows}
+
+    async def recent_sensors(self, since_received_us: int, limit: int) -> list[tuple[str, int]]:
+        """(sensor_id, last received_us) of the sensors seen since then, most recent first."""
+        rows = await self._connection.read(_select, _RECENT_SENSORS,
+                                           (SEED_SCAN_ROWS, since_received_us, limit))
+        return [(str(sensor_id), int(seen)) for sensor_id, seen in rows]
 
     async def recent_readings(self, since_received_us: int, up_to_seq: int,
                               limit: int = 200_000) -> list[Reading]:
@@ -96,7 +113,7 @@ class ReadingsStore:
         first_seq = last_seq = None
         with transaction(conn):
             inserted = 0
-            conflicts: list[QuarantineRecord] = []
+            conflicts: list[tuple[int, QuarantineRecord]] = []
             if readings:
                 before = conn.execute(_COUNTER).fetchone()
                 inserted = conn.executemany(_INSERT_READING, readings).rowcount
@@ -108,27 +125,36 @@ class ReadingsStore:
                     first_seq = (before[0] if before else 0) + 1
                     last_seq = int(conn.execute(_LAST_SEQ).fetchone()[0])
             if quarantine or conflicts:
-                conn.executemany(_INSERT_QUARANTINE, [*quarantine, *conflicts])
+                conn.executemany(_INSERT_QUARANTINE, [*quarantine, *(r for _, r in conflicts)])
             if retained:
                 conn.executemany(_UPSERT_RETAINED, retained)
         self._cap.respect(conn)
         return CommitResult(inserted, len(readings) - inserted - len(conflicts),
-                            len(quarantine) + len(conflicts), first_seq, last_seq, len(conflicts))
+                            len(quarantine) + len(conflicts), first_seq, last_seq, len(conflicts),
+                            tuple((index, record.detail) for index, record in conflicts))
 
 
-def _conflicts(conn: sqlite3.Connection, readings: Sequence[Reading]) -> list[QuarantineRecord]:
-    """Readings whose key is stored with another value (slow path: only for batches with
-    duplicates, one index probe per reading)."""
+def _conflicts(conn: sqlite3.Connection,
+               readings: Sequence[Reading]) -> list[tuple[int, QuarantineRecord]]:
+    """(index, quarantine row) of the readings whose key is stored with another value
+    (slow path: only for batches with duplicates, one index probe per reading)."""
     conflicts = []
-    for reading in readings:
+    for index, reading in enumerate(readings):
         stored = conn.execute(_STORED_VALUE, (reading.ts_us, reading.sensor_id)).fetchone()
         if stored is not None and stored[0] != reading.value:
-            conflicts.append(QuarantineRecord(
+            conflicts.append((index, QuarantineRecord(
                 reading.received_us, "buffer", orjson.dumps(reading._asdict()),
                 "conflicting_duplicate",
                 f"sensor {reading.sensor_id!r} at ts_us {reading.ts_us}: stored value "
-                f"{stored[0]!r}, received {reading.value!r}"))
+                f"{stored[0]!r}, received {reading.value!r}", "buffer")))
     return conflicts
+
+
+def _forget_retained(conn: sqlite3.Connection, since_us: int, limit: int) -> None:
+    with transaction(conn):
+        conn.execute("DELETE FROM retained_taken WHERE taken_us < ? OR topic NOT IN "
+                     "(SELECT topic FROM retained_taken ORDER BY taken_us DESC LIMIT ?)",
+                     (since_us, limit))
 
 
 def _select(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:

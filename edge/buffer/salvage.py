@@ -15,19 +15,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.buffer.schema import backfill_started
+
 SIDE_FILES = ("-wal", "-shm")
 _COLUMNS = {
     "readings": "sensor_id, asset_id, ts_us, value, unit, quality, flags, received_us",
-    "quarantine": "received_us, source, payload, reason, detail",
+    "quarantine": "received_us, source, payload, reason, detail, transport",
     "alerts": "alert_id, state, updated_us, body",
     "tasks": "task_id, state, updated_us, body",
 }
 _INSERT = {
     "readings": "INSERT OR IGNORE INTO readings ({c}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    "quarantine": "INSERT INTO quarantine ({c}) VALUES (?, ?, ?, ?, ?)",
+    "quarantine": "INSERT INTO quarantine ({c}) VALUES (?, ?, ?, ?, ?, ?)",
     "alerts": "INSERT INTO alerts ({c}) VALUES (?, ?, ?, ?)",
     "tasks": "INSERT INTO tasks ({c}) VALUES (?, ?, ?, ?)",
 }
+# Columns added by later schema versions, as an older file's rows give them (the migration's
+# rule: schema.py, version 5).
+_DERIVED = {("quarantine", "transport"): (
+    "CASE WHEN source = 'http' THEN 'http' WHEN source = 'buffer' AND "
+    "reason = 'conflicting_duplicate' THEN 'buffer' ELSE 'mqtt' END")}
 _CHUNK = 2_000
 
 
@@ -69,7 +76,7 @@ def salvage(live: sqlite3.Connection, old: Path) -> SalvageReport:
                 continue
             recovered = unreadable = 0
             insert = _INSERT[table].format(c=columns)
-            for rows, lost in _readable_rows(source, table, columns):
+            for rows, lost in _readable_rows(source, table, _selectable(source, table, columns)):
                 unreadable += lost
                 if rows:
                     with live:
@@ -77,9 +84,21 @@ def salvage(live: sqlite3.Connection, old: Path) -> SalvageReport:
                     recovered += len(rows)
             report.recovered[table] = recovered
             report.unreadable[table] = unreadable
+        with live:
+            backfill_started(live)  # older files' alert and task rows lack it
     finally:
         source.close()
     return report
+
+
+def _selectable(source: sqlite3.Connection, table: str, columns: str) -> str:
+    """`columns` as the old file can give them: a column it lacks is derived or NULL."""
+    try:
+        present = {row[1] for row in source.execute(f"PRAGMA table_info({table})")}
+    except sqlite3.DatabaseError:
+        return columns
+    return ", ".join(name if name in present else _DERIVED.get((table, name), "NULL")
+                     for name in columns.split(", "))
 
 
 def _readable_rows(source: sqlite3.Connection, table: str,

@@ -11,6 +11,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
+
+from edge.times import datetime_to_us
 
 # 'EDGE' in ASCII: marks a file as ours, so a foreign SQLite file is recognised.
 APPLICATION_ID = 0x45444745
@@ -97,13 +100,34 @@ MIGRATIONS: tuple[str, ...] = (
         body         TEXT    NOT NULL
     );
     """,
+    # 5: where a quarantined message came from, apart from its source name: an MQTT topic
+    # may be called 'http' or 'buffer' (review of field trial items 16 and 19). Older rows
+    # are sorted as they were written: 'http' was HTTP ingestion, a 'buffer' conflict the
+    # buffer's own row, anything else a topic.
+    """
+    ALTER TABLE quarantine ADD COLUMN transport TEXT NOT NULL DEFAULT 'mqtt';
+    UPDATE quarantine SET transport = 'http' WHERE source = 'http';
+    UPDATE quarantine SET transport = 'buffer'
+        WHERE source = 'buffer' AND reason = 'conflicting_duplicate';
+    """,
+    # 6: when an alert opened / a task was created, on every version, so that lists page by
+    # a key that an update does not move (review of field trial item 19).
+    """
+    ALTER TABLE alerts ADD COLUMN started_us INTEGER;
+    ALTER TABLE tasks ADD COLUMN started_us INTEGER;
+    UPDATE alerts SET started_us = edge_iso_us(json_extract(body, '$.opened_at'));
+    UPDATE tasks SET started_us = edge_iso_us(json_extract(body, '$.created_at'));
+    """,
 )
+# What `started_us` holds, per versioned kind: the body's field it is taken from.
+STARTED_FIELD = {"alerts": "opened_at", "tasks": "created_at"}
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the schema to SCHEMA_VERSION; returns the version found before."""
+    register_functions(conn)
     found = conn.execute("PRAGMA user_version").fetchone()[0]
     for version in range(found, SCHEMA_VERSION):
         # One transaction per step: a crash mid-migration leaves the old version intact.
@@ -111,6 +135,26 @@ def migrate(conn: sqlite3.Connection) -> int:
     if found == 0:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     return int(found)
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """SQL functions the migrations use: edge_iso_us(text) is an RFC 3339 time in us."""
+    conn.create_function("edge_iso_us", 1, _iso_us, deterministic=True)
+
+
+def backfill_started(conn: sqlite3.Connection) -> None:
+    """Fill `started_us` where it is missing (rows copied in by salvage from older files)."""
+    register_functions(conn)
+    for kind, field in STARTED_FIELD.items():
+        conn.execute(f"UPDATE {kind} SET started_us = edge_iso_us(json_extract(body, "
+                     f"'$.{field}')) WHERE started_us IS NULL")
+
+
+def _iso_us(text: str | None) -> int | None:
+    try:
+        return None if text is None else datetime_to_us(datetime.fromisoformat(text))
+    except (TypeError, ValueError):  # not a time with an offset: left to sort last
+        return None
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 from edge.buffer.connection import BufferConnection
 from edge.buffer.decisions import insert_decision
 from edge.buffer.retention import VERSIONED, open_states_sql
-from edge.buffer.schema import transaction
+from edge.buffer.schema import STARTED_FIELD, transaction
 from edge.records import AlertRecord, DecisionRecord, LabelRecord, TaskRecord
 from edge.times import datetime_to_us
 
@@ -31,12 +31,18 @@ class VersionLog(Generic[ItemT]):
         self._model: type[BaseModel] = model
         self._id_column = id_column
         latest = f"seq IN (SELECT max(seq) FROM {kind} GROUP BY {id_column})"
-        self._insert = f"INSERT INTO {kind} ({id_column}, state, updated_us, body) VALUES (?, ?, ?, ?)"
+        self._started_field = STARTED_FIELD[kind]
+        self._insert = (f"INSERT INTO {kind} ({id_column}, state, updated_us, started_us, body) "
+                        "VALUES (?, ?, ?, ?, ?)")
         self._one = f"SELECT body FROM {kind} WHERE {id_column} = ? ORDER BY seq DESC LIMIT 1"
         self._open = f"SELECT body FROM {kind} WHERE {latest} AND {open_states_sql(kind)} ORDER BY seq"
         self._count_open = f"SELECT count(*) FROM {kind} WHERE {latest} AND {open_states_sql(kind)}"
-        self._latest = (f"SELECT seq, body FROM {kind} WHERE {latest} AND (? IS NULL OR state = ?) "
-                        "AND (? IS NULL OR seq < ?) ORDER BY seq DESC LIMIT ?")
+        # Pages by (started_us, id), which no update moves (the latest version's seq does).
+        self._latest = (
+            f"SELECT coalesce(started_us, 0), {id_column}, body FROM {kind} WHERE {latest} "
+            "AND (? IS NULL OR state = ?) AND (? IS NULL OR coalesce(started_us, 0) < ? OR "
+            f"(coalesce(started_us, 0) = ? AND {id_column} < ?)) "
+            f"ORDER BY coalesce(started_us, 0) DESC, {id_column} DESC LIMIT ?")
 
     async def append(self, items: Sequence[ItemT], decision: DecisionRecord | None = None,
                      labels: Sequence[LabelRecord] = ()) -> None:
@@ -46,7 +52,8 @@ class VersionLog(Generic[ItemT]):
         a decision is never stored without its effect, nor the effect without it.
         """
         rows = [(getattr(item, self._id_column), item.state, datetime_to_us(item.updated_at),
-                 item.model_dump_json()) for item in items]
+                 datetime_to_us(getattr(item, self._started_field)), item.model_dump_json())
+                for item in items]
         if rows or decision is not None:
             await self._connection.write(_insert_all, self._insert, rows, decision, labels)
 
@@ -68,15 +75,26 @@ class VersionLog(Generic[ItemT]):
         return [item for _, item in await self.page(state, limit, None)]
 
     async def page(self, state: str | None, limit: int,
-                   before_seq: int | None) -> list[tuple[int, ItemT]]:
-        """(seq, item) of the latest versions, newest first, continuing before `before_seq`."""
+                   after: str | None) -> list[tuple[str, ItemT]]:
+        """(cursor, item) of the latest versions, newest opened/created first, continuing
+        after the item whose cursor is `after` (`<started_us>:<id>`, see `cursor_key`)."""
+        started, item_id = cursor_key(after) if after is not None else (None, None)
         rows = await self._connection.read(
-            _select, self._latest, (state, state, before_seq, before_seq, limit))
-        return [(int(seq), item) for (seq, _), item in zip(rows, self._parse([(b,) for _, b in rows]),
-                                                           strict=True)]
+            _select, self._latest, (state, state, started, started, started, item_id, limit))
+        items = self._parse([(body,) for _, _, body in rows])
+        return [(f"{started_us}:{row_id}", item)
+                for (started_us, row_id, _), item in zip(rows, items, strict=True)]
 
     def _parse(self, rows: list[tuple[Any, ...]]) -> list[ItemT]:
         return [self._model.model_validate_json(str(body)) for (body,) in rows]  # type: ignore[misc]
+
+
+def cursor_key(cursor: str) -> tuple[int, str]:
+    """(started_us, id) of a list cursor `<started_us>:<id>`; ValueError if it is not one."""
+    started, _, item_id = cursor.partition(":")
+    if not started.isdigit() or not item_id:
+        raise ValueError(f"not a list cursor: {cursor[:40]!r}")
+    return int(started), item_id
 
 
 def _insert_all(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]],

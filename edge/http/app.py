@@ -28,7 +28,7 @@ _BEARER = HTTPBearer(auto_error=False, description="http.token (or http.token_fi
 
 
 def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
-    """The ASGI app, wrapped in the token and body-size guards."""
+    """The ASGI app, wrapped in the token guard, then the body-size guard."""
     # The docs' scripts come from the gateway itself (fastapi-offline), not a CDN: shop
     # floors are offline. Every /api route declares the bearer scheme, so the docs'
     # Authorize button works.
@@ -92,5 +92,7 @@ def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
     tokens = {role: secret.get_secret_value() for role, secret in (
         ("ingest", settings.token), ("operator", settings.operator_token),
         ("read", settings.read_token)) if secret is not None}
-    guarded = BearerTokenMiddleware(app, tokens, api.request_rejected)
-    return BodySizeLimitMiddleware(guarded, settings.max_body_bytes, api.request_rejected)
+    # The token first: an unauthenticated request is refused before a byte of its body is
+    # read (the size guard reads the body, up to http.max_body_bytes).
+    limited = BodySizeLimitMiddleware(app, settings.max_body_bytes, api.request_rejected)
+    return BearerTokenMiddleware(limited, tokens, api.request_rejected)

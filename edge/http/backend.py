@@ -57,7 +57,7 @@ class Page(Generic[ItemT]):
     """One page of a list, newest first; `next_cursor` continues it (None: the end)."""
 
     items: list[ItemT]
-    next_cursor: int | None
+    next_cursor: str | None
 
 
 class QuarantineItem(BaseModel):
@@ -66,6 +66,8 @@ class QuarantineItem(BaseModel):
     seq: int = Field(description="Its place in the quarantine (the paging cursor).")
     received_at: datetime
     source: str = Field(description="The MQTT topic, 'http', or 'buffer' (a conflict).")
+    transport: str = Field(description="mqtt, http, or buffer (a row the buffer made: a "
+                                       "conflict); tells a topic named 'http' from HTTP.")
     reason: str
     detail: str
     payload_bytes: int
@@ -102,15 +104,16 @@ class GatewayApi(Protocol):
     async def ingest(self, body: bytes) -> IngestOutcome: ...
 
     async def alerts(self, state: AlertState | None, limit: int,
-                     cursor: int | None) -> Page[AlertRecord]: ...
+                     cursor: str | None) -> Page[AlertRecord]: ...
 
     async def tasks(self, state: TaskState | None, limit: int,
-                    cursor: int | None) -> Page[TaskRecord]: ...
+                    cursor: str | None) -> Page[TaskRecord]: ...
 
     async def quarantine(self, reason: str | None, limit: int,
                          cursor: int | None) -> Page[QuarantineItem]: ...
 
-    async def replay_quarantine(self, reason: str | None, limit: int) -> ReplayOutcome: ...
+    async def replay_quarantine(self, reason: str | None, limit: int,
+                                after_seq: int) -> ReplayOutcome: ...
 
     async def decide(self, request: DecisionRequest) -> DecisionResult: ...
 

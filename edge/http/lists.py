@@ -2,7 +2,9 @@
 
 A page is the newest items first; when there are more, the response carries the cursor of
 the next page in `X-Next-Cursor` and a `Link: <...>; rel="next"` header (RFC 8288), and
-the body stays a plain JSON list.
+the body stays a plain JSON list. Alerts and tasks are ordered by when they opened / were
+created (then id), which an update does not change, so an item updated while a client
+walks the pages is neither skipped nor listed twice; the quarantine by its seq.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from edge.records import AlertRecord, TaskRecord
 T = TypeVar("T")
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
 Cursor = Annotated[int | None, Query(ge=0, description="X-Next-Cursor of the previous page.")]
+ItemCursor = Annotated[str | None, Query(pattern=r"^\d+:.+$",
+                                         description="X-Next-Cursor of the previous page.")]
 
 
 def _paged(page: Page[T], request: Request, response: Response) -> list[T]:
@@ -33,14 +37,14 @@ def list_routes(api: GatewayApi) -> APIRouter:
 
     @router.get("/api/v1/alerts", tags=["maintenance"])
     async def alerts(request: Request, response: Response, state: AlertState | None = None,
-                     limit: Limit = 100, cursor: Cursor = None) -> list[AlertRecord]:
-        """The latest version of each alert, newest first."""
+                     limit: Limit = 100, cursor: ItemCursor = None) -> list[AlertRecord]:
+        """The latest version of each alert, the most recently opened first."""
         return _paged(await api.alerts(state, limit, cursor), request, response)
 
     @router.get("/api/v1/tasks", tags=["maintenance"])
     async def tasks(request: Request, response: Response, state: TaskState | None = None,
-                    limit: Limit = 100, cursor: Cursor = None) -> list[TaskRecord]:
-        """The latest version of each maintenance task, newest first."""
+                    limit: Limit = 100, cursor: ItemCursor = None) -> list[TaskRecord]:
+        """The latest version of each maintenance task, the most recently created first."""
         return _paged(await api.tasks(state, limit, cursor), request, response)
 
     @router.get("/api/v1/quarantine", tags=["operations"])
@@ -51,11 +55,14 @@ def list_routes(api: GatewayApi) -> APIRouter:
 
     @router.post("/api/v1/quarantine/replay", tags=["operations"])
     async def replay(reason: str | None = None,
-                     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000) -> ReplayOutcome:
+                     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+                     after_seq: Annotated[int, Query(ge=0)] = 0) -> ReplayOutcome:
         """Send again, through the pipeline, the quarantined messages that pass now.
 
         For after a config fix (a sensor or unit added). Idempotent: a row is replayed once.
+        Walks the quarantine oldest first, `limit` rows at a time: give the answer's
+        `next_after_seq` as `after_seq` until it is null.
         """
-        return await api.replay_quarantine(reason, limit)
+        return await api.replay_quarantine(reason, limit, after_seq)
 
     return router

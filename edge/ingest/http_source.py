@@ -9,19 +9,11 @@ commit (guarantee 1), or with `committed: false` when the commit takes longer th
 from __future__ import annotations
 
 import asyncio
-import time
 
 from pydantic import BaseModel, Field
 
-from edge.errors import PayloadError
 from edge.ingest.acks import AwaitedAcks
-from edge.ingest.codecs import decode_payload
-from edge.ingest.ports import HTTP_SOURCE, MessageSink
-from edge.ingest.topics import TopicContext
-from edge.ingest.validation import ReadingValidator
-from edge.settings import IngestLimits
-
-_HTTP_CONTEXT = TopicContext(HTTP_SOURCE, None, None)
+from edge.ingest.ports import HTTP_SOURCE, MessageReceipt, MessageSink
 
 
 class Rejection(BaseModel):
@@ -34,47 +26,33 @@ class IngestOutcome(BaseModel):
     """The answer to one ingestion request."""
 
     committed: bool = Field(description="The readings and quarantine rows are durable.")
-    accepted: int = 0
+    accepted: int = Field(default=0, description="Readings stored (or exact repeats of stored "
+                                                 "ones): what the commit did, not a preview.")
     rejected: list[Rejection] = Field(default_factory=list)
+
+    @classmethod
+    def from_receipt(cls, receipt: MessageReceipt) -> IngestOutcome:
+        return cls(committed=True, accepted=receipt.accepted,
+                   rejected=[Rejection(index=r.position, reason=r.reason, detail=r.detail)
+                             for r in receipt.rejected])
 
 
 class HttpSource:
-    """Submits request bodies to the pipeline and answers after their commit."""
+    """Submits request bodies to the pipeline and answers from their commit's receipt."""
 
-    def __init__(self, sink: MessageSink, validator: ReadingValidator, limits: IngestLimits,
-                 commit_timeout_s: float) -> None:
+    def __init__(self, sink: MessageSink, commit_timeout_s: float) -> None:
         self._sink = sink
-        self._validator = validator
-        self._limits = limits
         self._commit_timeout_s = commit_timeout_s
         self._acks = AwaitedAcks()
 
     async def ingest(self, body: bytes) -> IngestOutcome:
-        """Same path as MQTT (validation, quarantine, durable commit); answers after the commit."""
-        outcome = self._preview(body)
+        """Same path as MQTT (validation, quarantine, durable commit); answers after the commit
+        with what the commit did (a conflicting duplicate is rejected, not accepted)."""
         token, committed = self._acks.register()
-        self._sink.submit(HTTP_SOURCE, body, self._acks, token)
+        self._sink.submit(HTTP_SOURCE, body, self._acks, token, transport="http")
         try:
-            await asyncio.wait_for(asyncio.shield(committed), self._commit_timeout_s)
+            receipt = await asyncio.wait_for(asyncio.shield(committed), self._commit_timeout_s)
         except TimeoutError:
             self._acks.forget(token)
-            outcome.committed = False
-        return outcome
-
-    def _preview(self, body: bytes) -> IngestOutcome:
-        # The pipeline validates again and quarantines; this only tells the client.
-        now_us = time.time_ns() // 1000
-        outcome = IngestOutcome(committed=True)
-        try:
-            items = decode_payload(body, self._limits.max_payload_bytes,
-                                   self._limits.max_readings_per_message)
-        except PayloadError as exc:
-            outcome.rejected.append(Rejection(index=None, reason=exc.reason, detail=exc.detail))
-            return outcome
-        for index, item in enumerate(items):
-            try:
-                self._validator.validate(item, _HTTP_CONTEXT, now_us)
-                outcome.accepted += 1
-            except PayloadError as exc:
-                outcome.rejected.append(Rejection(index=index, reason=exc.reason, detail=exc.detail))
-        return outcome
+            return IngestOutcome(committed=False)
+        return IngestOutcome.from_receipt(receipt)

@@ -18,7 +18,6 @@ acknowledged too.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -30,8 +29,18 @@ from edge.bus import EventBus
 from edge.errors import BufferWriteError, PayloadError
 from edge.events import DataProcessedEvent
 from edge.ingest.codecs import decode_payload
-from edge.ingest.ports import AckSink, AckToken, PendingMessage, PipelineHealth, ReadingsWriter
-from edge.ingest.topics import TopicMapper
+from edge.ingest.ports import (
+    AckSink,
+    AckToken,
+    IngestTransport,
+    PendingMessage,
+    PipelineHealth,
+    ReadingsWriter,
+    ReceiptSink,
+)
+from edge.ingest.receipts import MessageTrace, settle
+from edge.ingest.retained import RetainedMemory
+from edge.ingest.topics import HTTP_CONTEXT, TopicContext, TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.logs import RateLimitedLog
 from edge.metrics import GatewayMetrics
@@ -48,6 +57,13 @@ from edge.settings import BufferSettings, IngestLimits
 log = logging.getLogger(__name__)
 
 SOURCE_NAME = "ingest-pipeline"
+_Origin = tuple[int, str, IngestTransport]  # a message's arrival, source name and transport
+# Why messages are acknowledged without storing anything (edge_messages_skipped_total).
+_SKIPPED = {
+    "retained_seen": "messages skipped: a retained copy already taken",
+    "own_notification": "messages skipped: the gateway's own notification topics, not data",
+    "gateway_notification": "messages skipped: another gateway's notification topics, not data",
+}
 
 
 def _flag(readings: list[Reading], first: int, flag: int) -> None:
@@ -58,7 +74,7 @@ def _flag(readings: list[Reading], first: int, flag: int) -> None:
 
 class _ValidatedBatch:
     __slots__ = ("acks", "first_received_us", "quarantine", "readings", "rejected", "retained",
-                 "size", "skipped")
+                 "size", "skipped", "skipped_topics", "traces")
 
     def __init__(self, size: int, first_received_us: int) -> None:
         self.size = size
@@ -69,6 +85,13 @@ class _ValidatedBatch:
         self.rejected: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
         self.retained: list[RetainedTaken] = []
+        self.skipped_topics: dict[str, str] = {}  # reason -> one topic, for the log line
+        self.traces: dict[AckSink, list[MessageTrace]] = {}  # sinks that want receipts
+
+    def skip(self, reason: str, topic: str) -> None:
+        """A message that is not data: acknowledged, counted and logged, never stored."""
+        self.skipped[reason] += 1
+        self.skipped_topics.setdefault(reason, topic)
 
 
 class IngestPipeline:
@@ -95,7 +118,7 @@ class IngestPipeline:
         self._last_commit_monotonic: float | None = None
         self._last_attempt_monotonic = time.monotonic()
         self._commit_started: float | None = None
-        self._retained_seen: dict[str, bytes] = {}
+        self._retained = RetainedMemory(limits.max_sensors, limits.sensor_idle_release_s)
         self.last_seq = 0
 
     @property
@@ -124,7 +147,7 @@ class IngestPipeline:
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
                ack_token: AckToken, *, retained: bool = False,
-               received_us: int | None = None) -> None:
+               transport: IngestTransport = "mqtt", replayed: bool = False) -> None:
         """Take one message from a transport; never blocks, never raises."""
         pending = self._pending
         if ack_sink is None and len(pending) >= self._max_pending:
@@ -136,9 +159,9 @@ class IngestPipeline:
             self._wakeup.set()
         # tuple.__new__ builds the NamedTuple without a Python-level call (measured: the
         # generated __new__ cost ~0.2 us a message).
-        arrival_us = time.time_ns() // 1000 if received_us is None else received_us
-        pending.append(tuple.__new__(PendingMessage, (arrival_us, source, payload, ack_sink,
-                                                      ack_token, retained)))
+        pending.append(tuple.__new__(PendingMessage, (time.time_ns() // 1000, source, payload,
+                                                      ack_sink, ack_token, retained, transport,
+                                                      replayed)))
 
     async def run(self) -> None:
         """Commit batches as messages arrive, until `drain` is called and nothing is left.
@@ -147,7 +170,8 @@ class IngestPipeline:
         here. Only one batch is ever committing, so acknowledgements follow arrival order.
         """
         previous: asyncio.Task[None] | None = None
-        self._retained_seen = await self._writer.retained_taken()
+        await self._retained.load(self._writer, time.time_ns() // 1000)
+        await self._seed_sensor_registry()
         self._running = True
         try:
             while True:
@@ -166,11 +190,30 @@ class IngestPipeline:
                 if self._closing:
                     if previous is not None:
                         await previous
+                    await self._write_retained_memory()
                     return
         finally:
             self._running = False
             if previous is not None and not previous.done():
                 previous.cancel()
+            self._rejections.flush()
+
+    async def _write_retained_memory(self) -> None:
+        """At the end: the live updates of the retained memory not yet written (best effort)."""
+        rest = self._retained.due(time.time_ns() // 1000, final=True)
+        if rest:
+            try:
+                await self._writer.commit_batch([], [], rest)
+            except BufferWriteError as exc:  # a retained copy may be taken once more: flagged
+                log.warning("retained memory not saved", extra={"error": str(exc)})
+
+    async def _seed_sensor_registry(self) -> None:
+        """Known sensors keep their ingest.max_sensors places across a restart."""
+        registry = self._validator.registry
+        if registry is not None:
+            since_us = time.time_ns() // 1000 - registry.idle_release_us
+            registry.seed(await self._writer.recent_sensors(since_us, registry.max_sensors))
+            self._metrics.sensors_tracked.set(len(registry))
 
     async def drain(self) -> None:
         """Stop waiting for more: commit and acknowledge what is pending, then end `run`."""
@@ -179,8 +222,13 @@ class IngestPipeline:
 
     async def _finish(self, batch: _ValidatedBatch) -> None:
         result = await self._commit(batch)
+        conflicts = dict(result.conflicted) if batch.traces else {}
         for sink, tokens in batch.acks.items():
-            sink.acknowledge(tokens)  # ack-after-commit: tests/unit/test_ingest_pipeline.py
+            traces = batch.traces.get(sink)
+            if traces is not None and isinstance(sink, ReceiptSink):
+                sink.settle(settle(traces, conflicts))  # answered from the commit's result
+            else:
+                sink.acknowledge(tokens)  # ack-after-commit: tests/unit/test_ingest_pipeline.py
         self._record(batch, result)
         if batch.readings:
             event = DataProcessedEvent(
@@ -191,66 +239,76 @@ class IngestPipeline:
 
     def _validate(self, messages: list[PendingMessage]) -> _ValidatedBatch:
         batch = _ValidatedBatch(len(messages), messages[0].received_us)
-        limits = self._limits
         context_of = self._mapper.context
-        validate = self._validator.validate
         received_by_subscription: Counter[str] = Counter()
         last_sink: AckSink | None = None
         last_tokens: list[AckToken] = []
-        for received_us, source, payload, ack_sink, token, retained in messages:
+        last_traces: list[MessageTrace] | None = None
+        retained_memory = self._retained
+        for received_us, source, payload, ack_sink, token, retained, transport, replayed \
+                in messages:
+            trace = None
             if ack_sink is not None:
                 if ack_sink is not last_sink:
                     last_sink, last_tokens = ack_sink, batch.acks.setdefault(ack_sink, [])
+                    last_traces = batch.traces.setdefault(ack_sink, []) \
+                        if isinstance(ack_sink, ReceiptSink) else None
                 last_tokens.append(token)
-            context = context_of(source)
+                if last_traces is not None:
+                    trace = MessageTrace(token, len(batch.readings))
+                    last_traces.append(trace)
+            context = context_of(source) if transport == "mqtt" else HTTP_CONTEXT
             received_by_subscription[context.subscription] += 1
             if context.skip is not None:
-                batch.skipped[context.skip] += 1
+                batch.skip(context.skip, source)
                 continue
-            if (retained or source in self._retained_seen) and \
-                    self._retained_again(batch, source, payload, received_us, retained):
-                continue
-            try:
-                items = decode_payload(payload, limits.max_payload_bytes,
-                                       limits.max_readings_per_message)
-            except PayloadError as exc:
-                self._reject(batch, received_us, source, payload[: limits.max_payload_bytes], exc)
+            if not replayed and (retained or (transport == "mqtt" and source in retained_memory)) \
+                    and retained_memory.taken_before(source, payload, received_us, retained,
+                                                     batch.retained):
+                batch.skip("retained_seen", source)
                 continue
             first = len(batch.readings)
-            for element in items:
-                try:
-                    batch.readings.append(validate(element, context, received_us))
-                except PayloadError as exc:
-                    raw = payload if len(items) == 1 else orjson.dumps(element)
-                    self._reject(batch, received_us, source, raw, exc)
+            self._take(batch, (received_us, source, transport), payload, context=context,
+                       trace=trace)
             if retained:
                 _flag(batch.readings, first, FLAG_RETAINED)
         for subscription, count in received_by_subscription.items():
             self._metrics.messages_received.labels(subscription).inc(count)
+        batch.retained += retained_memory.due(messages[-1].received_us)
         return batch
 
-    def _retained_again(self, batch: _ValidatedBatch, topic: str, payload: bytes,
-                        received_us: int, retained: bool) -> bool:
-        """True for a retained message already taken (the broker resends them on subscribe).
+    def _take(self, batch: _ValidatedBatch, origin: _Origin, payload: bytes, *,
+              context: TopicContext, trace: MessageTrace | None) -> None:
+        """Decode and validate one message into the batch (readings or quarantine rows)."""
+        received_us = origin[0]
+        limits = self._limits
+        try:
+            items = decode_payload(payload, limits.max_payload_bytes,
+                                   limits.max_readings_per_message)
+        except PayloadError as exc:
+            self._reject(batch, origin, payload[: limits.max_payload_bytes], exc)
+            if trace is not None:
+                trace.reject(None, exc)
+            return
+        validate = self._validator.validate
+        readings = batch.readings
+        for index, element in enumerate(items):
+            try:
+                readings.append(validate(element, context, received_us))
+            except PayloadError as exc:
+                raw = payload if len(items) == 1 else orjson.dumps(element)
+                self._reject(batch, origin, raw, exc)
+                if trace is not None:
+                    trace.reject(index, exc)
+            else:
+                if trace is not None:
+                    trace.elements.append(index)
 
-        What a topic that carries retained messages delivers is remembered per topic, in the
-        same transaction as its readings, so that no restart takes it again (field trial
-        item 8). That includes live messages on such a topic: a value published while the
-        gateway was away arrives once queued and once more as the retained copy. A new value
-        is always taken, and a live message never skipped.
-        """
-        digest = hashlib.blake2b(payload, digest_size=16).digest()
-        if retained and self._retained_seen.get(topic) == digest:
-            batch.skipped["retained_seen"] += 1
-            return True
-        self._retained_seen[topic] = digest
-        batch.retained.append(RetainedTaken(topic, digest, received_us))
-        return False
-
-    def _reject(self, batch: _ValidatedBatch, received_us: int, source: str, payload: bytes,
+    def _reject(self, batch: _ValidatedBatch, origin: _Origin, payload: bytes,
                 error: PayloadError) -> None:
-        batch.quarantine.append(
-            QuarantineRecord(received_us, source, payload, error.reason, error.detail))
+        received_us, source, transport = origin
+        batch.quarantine.append(QuarantineRecord(received_us, source, payload, error.reason,
+                                                 error.detail, transport))
         batch.rejected[error.reason] += 1
         self._rejections.warning(error.reason, "message quarantined",
                                  reason=error.reason, detail=error.detail, topic=source)
@@ -293,6 +351,8 @@ class IngestPipeline:
                                      reason="conflicting_duplicate", readings=result.conflicts)
         for reason, count in batch.skipped.items():
             metrics.messages_skipped.labels(reason).inc(count)
+            self._rejections.info(f"skipped:{reason}", _SKIPPED[reason], reason=reason,
+                                  messages=count, topic=batch.skipped_topics[reason])
         metrics.ingest_latency.observe(max(0.0, time.time() - batch.first_received_us / 1e6))
         counts = self._counts
         counts["messages"] += batch.size

@@ -9,7 +9,8 @@ through a `ReadingsWriter` (the SQLite buffer). A QoS >= 1 message is identified
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, NamedTuple, NewType, Protocol
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple, NewType, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -20,8 +21,10 @@ from edge.records import CommitResult, QuarantineRecord, Reading, RetainedTaken
 AckToken = NewType("AckToken", int)
 
 
-# The source name of messages from HTTP ingestion (quarantine rows, metric labels).
+# The source name of messages from HTTP ingestion (quarantine rows, metric labels). It is
+# told apart from an MQTT topic of the same name by the message's transport.
 HTTP_SOURCE = "http"
+IngestTransport = Literal["mqtt", "http"]
 
 
 class AckSink(Protocol):
@@ -30,13 +33,38 @@ class AckSink(Protocol):
     def acknowledge(self, tokens: list[AckToken]) -> None: ...
 
 
+class Rejected(NamedTuple):
+    """One refused part of a message: its `position` in a JSON array (None: the whole message)."""
+
+    position: int | None
+    reason: str
+    detail: str
+
+
+@dataclass(slots=True)
+class MessageReceipt:
+    """What the commit did with one message's readings."""
+
+    accepted: int = 0  # stored, or an exact repeat of a stored reading (durable either way)
+    rejected: list[Rejected] = field(default_factory=list)  # quarantined, with the reason
+
+
+@runtime_checkable
+class ReceiptSink(AckSink, Protocol):
+    """An AckSink that answers a client (HTTP): it gets, after the commit, a receipt per
+    message built from the commit's result, instead of `acknowledge`."""
+
+    def settle(self, receipts: dict[AckToken, MessageReceipt]) -> None: ...
+
+
 class MessageSink(Protocol):
     """Where transports put received messages (the ingest pipeline)."""
 
     def submit(self, source: str, payload: bytes, ack_sink: AckSink | None,
                ack_token: AckToken, *, retained: bool = False,
-               received_us: int | None = None) -> None:
-        """Take one message; `received_us` only for a replay (its original arrival)."""
+               transport: IngestTransport = "mqtt", replayed: bool = False) -> None:
+        """Take one message (an MQTT topic's, unless `transport` says otherwise); it arrives
+        now. `replayed`: a quarantine row sent again, not a delivery from the broker."""
 
 
 class ReadingsWriter(Protocol):
@@ -46,8 +74,12 @@ class ReadingsWriter(Protocol):
                            quarantine: Sequence[QuarantineRecord],
                            retained: Sequence[RetainedTaken] = ()) -> CommitResult: ...
 
-    async def retained_taken(self) -> dict[str, bytes]:
-        """topic -> digest of the retained payload last taken from it (survives restarts)."""
+    async def retained_taken(self, since_us: int, limit: int) -> dict[str, RetainedTaken]:
+        """topic -> what was last taken from it (survives restarts), for topics seen since
+        `since_us`, at most `limit`; the rest is forgotten."""
+
+    async def recent_sensors(self, since_received_us: int, limit: int) -> list[tuple[str, int]]:
+        """(sensor_id, last received_us) seen since then, most recent first (seeds the cap)."""
 
 
 class PipelineHealth(BaseModel):
@@ -77,6 +109,8 @@ class PendingMessage(NamedTuple):
     ack_sink: AckSink | None  # None: QoS 0, nothing to acknowledge
     ack_token: AckToken
     retained: bool  # the broker sent it from its retained store (on subscribe)
+    transport: IngestTransport
+    replayed: bool  # a quarantine row sent again after a config fix
 
 
 # AckToken layout: | generation (rest) | qos (2 bits) | packet id (16 bits) |

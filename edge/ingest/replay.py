@@ -2,9 +2,11 @@
 
 A message quarantined as `unknown_sensor` or `unit_mismatch` becomes good data once the
 sensor or the unit is configured. Replay re-validates each row with today's settings and
-resubmits those that pass through the pipeline (same path, same durability, the original
-arrival time); a row is marked replayed only after its commit, so a replay that dies half
-way loses nothing, and a second replay skips what the first did (idempotent).
+resubmits those that pass through the pipeline (same path, same durability); a row is
+marked replayed only after its commit, so a replay that dies half way loses nothing, and a
+second replay skips what the first did (idempotent). A replayed reading arrives now: its
+received_us is the replay's time (the quarantine row keeps the original), so replaying
+old rows is not shown as sync lag, which is measured by arrival.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from edge.errors import PayloadError
 from edge.ingest.acks import AwaitedAcks
 from edge.ingest.codecs import decode_payload
 from edge.ingest.ports import MessageSink
-from edge.ingest.topics import TopicMapper
+from edge.ingest.topics import HTTP_CONTEXT, TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.records import QuarantineEntry
 from edge.settings import IngestLimits
 
 
 class QuarantineSource(Protocol):
-    async def unreplayed(self, reason: str | None, limit: int) -> list[QuarantineEntry]: ...
+    async def unreplayed(self, reason: str | None, limit: int,
+                         after_seq: int = 0) -> list[QuarantineEntry]: ...
 
     async def mark_replayed(self, seqs: Sequence[int], at_us: int) -> None: ...
 
@@ -39,6 +42,9 @@ class ReplayOutcome(BaseModel):
     still_rejected: dict[str, int] = Field(
         default_factory=dict, description="Rows that still fail, by today's reason.")
     committed: bool = Field(default=True, description="Every replayed row was committed.")
+    next_after_seq: int | None = Field(
+        default=None, description="Give it as after_seq to go on with the next rows; null: "
+                                  "the walk reached the end of the quarantine.")
 
 
 class QuarantineReplay:
@@ -54,9 +60,10 @@ class QuarantineReplay:
         self._acks = AwaitedAcks()
         self._lock = asyncio.Lock()  # one replay at a time: no row is resubmitted twice
 
-    async def replay(self, reason: str | None, limit: int) -> ReplayOutcome:
+    async def replay(self, reason: str | None, limit: int, after_seq: int = 0) -> ReplayOutcome:
+        """Replay up to `limit` rows after `after_seq`; rows that still fail stay for later."""
         async with self._lock:
-            rows = await self._quarantine.unreplayed(reason, limit)
+            rows = await self._quarantine.unreplayed(reason, limit, after_seq)
             passing, still = [], Counter[str]()
             for row in rows:
                 problem = self._problem(row)
@@ -68,16 +75,18 @@ class QuarantineReplay:
             done = [row.seq for row, ok in zip(passing, committed, strict=True) if ok]
             await self._quarantine.mark_replayed(done, time.time_ns() // 1000)
             return ReplayOutcome(examined=len(rows), replayed=len(done),
-                                 still_rejected=dict(still), committed=all(committed))
+                                 still_rejected=dict(still), committed=all(committed),
+                                 next_after_seq=rows[-1].seq if len(rows) == limit else None)
 
     def _problem(self, row: QuarantineEntry) -> str | None:
-        """Why the row would be rejected today, or None if it passes."""
-        context = self._mapper.context(row.source)
+        """Why the row would be rejected today (arriving now), or None if it passes."""
+        context = self._mapper.context(row.source) if row.transport == "mqtt" else HTTP_CONTEXT
+        now_us = time.time_ns() // 1000
         try:
             items = decode_payload(row.payload, self._limits.max_payload_bytes,
                                    self._limits.max_readings_per_message)
             for item in items:
-                self._validator.validate(item, context, row.received_us)
+                self._validator.validate(item, context, now_us)
         except PayloadError as exc:
             return exc.reason
         return None if context.skip is None else context.skip
@@ -86,8 +95,8 @@ class QuarantineReplay:
         waits = []
         for row in rows:
             token, committed = self._acks.register()
-            self._sink.submit(row.source, row.payload, self._acks, token,
-                              received_us=row.received_us)
+            self._sink.submit(row.source, row.payload, self._acks, token, replayed=True,
+                              transport="http" if row.transport == "http" else "mqtt")
             waits.append((token, committed))
         results = []
         for token, committed in waits:

@@ -5,12 +5,14 @@ metrics of agents), so a flood of distinct ids (a typo in a device template, an 
 must not grow the daemon until systemd's MemoryMax kills it. Beyond the cap a new sensor's
 readings are quarantined as `too_many_sensors` (counted, logged once per interval) while
 known sensors go on; configured sensors (`sensors:`) are always accepted. A sensor idle for
-`ingest.sensor_idle_release_s` is forgotten, which frees its place.
+`ingest.sensor_idle_release_s` is forgotten, which frees its place. At start the registry
+is seeded from the buffer (`seed`), so sensors known before a restart keep their places
+instead of losing them to new ids that queued at the broker meanwhile.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from edge.errors import PayloadError
 
@@ -27,6 +29,21 @@ class SensorRegistry:
 
     def __len__(self) -> int:
         return len(self._last_seen)
+
+    @property
+    def max_sensors(self) -> int:
+        return self._max
+
+    @property
+    def idle_release_us(self) -> int:
+        return self._idle_us
+
+    def seed(self, recently_seen: Sequence[tuple[str, int]]) -> None:
+        """Take the sensors the buffer saw last, most recent first, up to the cap."""
+        for sensor_id, last_seen_us in recently_seen:
+            if len(self._last_seen) >= self._max:
+                break
+            self._last_seen.setdefault(sensor_id, last_seen_us)
 
     def admit(self, sensor_id: str, received_us: int) -> None:
         """Note a reading of `sensor_id`; raise PayloadError when a new one exceeds the cap."""

@@ -7,10 +7,11 @@ subscription's `sensor_id` format (default `{asset}/{sensor}`).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from edge.ingest.ports import HTTP_SOURCE
-from edge.settings import SubscriptionSettings
+from edge.settings import GATEWAY_TOPICS, SubscriptionSettings
 
 _CACHE_LIMIT = 100_000
 
@@ -23,6 +24,10 @@ class TopicContext:
     asset_id: str | None
     sensor_id: str | None
     skip: str | None = None  # why messages on this topic are not data (acked, counted)
+
+
+# HTTP ingestion: no topic, ids from the payload, counted as subscription="http".
+HTTP_CONTEXT = TopicContext(HTTP_SOURCE, None, None)
 
 
 def filter_matches(topic_filter: str, topic: str) -> bool:
@@ -64,14 +69,38 @@ class _Template:
         return fields.get("asset"), sensor_id
 
 
+class NotificationTopics:
+    """Recognises gateway notification topics: `{prefix}/alerts/...` and the other
+    GATEWAY_TOPICS, of this gateway and, when the prefix names `{gateway_id}`, of any other
+    gateway on a shared broker. Nothing else under the prefix: a sensor topic that happens
+    to live there stays data (review of item 9).
+    """
+
+    def __init__(self, prefix_template: str, gateway_id: str) -> None:
+        kinds = "|".join(GATEWAY_TOPICS)
+        own = re.escape(prefix_template.replace("{gateway_id}", gateway_id))
+        self._own = re.compile(f"{own}/(?:{kinds})/.+")
+        other = re.escape(prefix_template).replace(re.escape("{gateway_id}"), "[^/]+")
+        self._any = re.compile(f"{other}/(?:{kinds})/.+") if "{gateway_id}" in prefix_template \
+            else None
+
+    def skip_reason(self, topic: str) -> str | None:
+        """own_notification, gateway_notification (another gateway's), or None (data)."""
+        if self._own.fullmatch(topic):
+            return "own_notification"
+        if self._any is not None and self._any.fullmatch(topic):
+            return "gateway_notification"
+        return None
+
+
 class TopicMapper:
     """Finds the subscription a topic belongs to and what its template extracts (cached)."""
 
     def __init__(self, subscriptions: list[SubscriptionSettings],
-                 own_prefix: str | None = None) -> None:
-        # The gateway's own topics (notifications, later commands) are never data, even
-        # when a subscription such as `#` matches them (field trial item 9).
-        self._own_prefix = own_prefix.rstrip("/") + "/" if own_prefix else None
+                 notifications: NotificationTopics | None = None) -> None:
+        # Gateway notification topics are never data, even when a subscription such as `#`
+        # matches them (field trial item 9).
+        self._notifications = notifications
         self._subscriptions = [
             (sub.topic, _Template(sub.template, sub.sensor_id_format) if sub.template else None)
             for sub in subscriptions
@@ -89,10 +118,10 @@ class TopicMapper:
         return context
 
     def _resolve(self, topic: str) -> TopicContext:
-        if topic == HTTP_SOURCE:  # HTTP ingestion, not an MQTT topic (field trial item 16)
-            return TopicContext(HTTP_SOURCE, None, None)
-        if self._own_prefix is not None and topic.startswith(self._own_prefix):
-            return TopicContext("own", None, None, skip="own_notification")
+        skip = self._notifications.skip_reason(topic) if self._notifications else None
+        if skip is not None:
+            return TopicContext("own" if skip == "own_notification" else "other_gateway",
+                                None, None, skip=skip)
         levels = topic.split("/")
         first_match: str | None = None
         for topic_filter, template in self._subscriptions:

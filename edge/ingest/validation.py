@@ -53,8 +53,6 @@ class ReadingValidator:
         sensor = self._sensors.get(sensor_id)
         if sensor is None and not self._limits.accept_unknown_sensors:
             raise PayloadError("unknown_sensor", f"sensor {sensor_id!r} is not configured")
-        if self._registry is not None:
-            self._registry.admit(sensor_id, received_us)
         raw_ts = item.get("ts")
         if raw_ts is None:
             ts_us, flags = received_us, FLAG_TS_FROM_ARRIVAL
@@ -72,8 +70,14 @@ class ReadingValidator:
         quality = item.get("quality")
         if quality is not None:
             quality = _quality(quality)
+        if self._registry is not None:  # last: a rejected reading takes no place
+            self._registry.admit(sensor_id, received_us)
         asset_id = context.asset_id or (sensor.asset if sensor is not None else None)
         return Reading(sensor_id, asset_id, ts_us, value, unit, quality, flags, received_us)
+
+    @property
+    def registry(self) -> SensorRegistry | None:
+        return self._registry
 
     @property
     def tracked_sensors(self) -> int:

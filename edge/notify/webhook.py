@@ -55,6 +55,7 @@ class WebhookSender:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
         await self._client.aclose()
+        self._problems.flush()
 
     def send(self, body: bytes) -> None:
         """Queue one JSON document; never blocks."""

@@ -65,7 +65,7 @@ class CommandHandler:
         self._log = RateLimitedLog(log)
 
     def submit(self, source: str, payload: bytes, ack_sink: Any, ack_token: Any, *,
-               retained: bool = False, received_us: int | None = None) -> None:
+               retained: bool = False, transport: str = "mqtt", replayed: bool = False) -> None:
         """Queue one command (the MQTT source's callback: never blocks)."""
         try:
             self._queue.put_nowait((source, payload, ack_sink, ack_token, retained))

@@ -17,8 +17,15 @@ from edge.settings.ingest import (
     SubscriptionSettings,
     TlsSettings,
 )
-from edge.settings.loader import Settings, load_settings, masked_dump, resolve_config_path
+from edge.settings.loader import (
+    Settings,
+    config_warnings,
+    load_settings,
+    masked_dump,
+    resolve_config_path,
+)
 from edge.settings.operations import (
+    GATEWAY_TOPICS,
     PRIORITIES,
     HttpSettings,
     LoggingSettings,
@@ -31,10 +38,11 @@ from edge.settings.operations import (
 from edge.settings.storage import BufferSettings, CentralSettings, TimescaleSettings
 
 __all__ = [
-    "DEFAULT_CONFIG_PATHS", "ENV_PREFIX", "PRIORITIES", "AssetSettings", "BufferSettings",
+    "DEFAULT_CONFIG_PATHS", "ENV_PREFIX", "GATEWAY_TOPICS", "PRIORITIES", "AssetSettings", "BufferSettings",
     "CentralSettings", "GatewaySettings", "HttpSettings", "Identifier", "IngestLimits",
     "LoggingSettings", "MaintenanceSettings", "MqttSettings", "NotificationSettings", "Priority",
     "ReconnectSettings", "Section", "SensorSettings", "Settings", "SubscriptionSettings",
-    "SystemdSettings", "TimescaleSettings", "TlsSettings", "WebhookSettings", "load_settings",
+    "SystemdSettings", "TimescaleSettings", "TlsSettings", "WebhookSettings", "config_warnings",
+    "load_settings",
     "masked_dump", "resolve_config_path",
 ]

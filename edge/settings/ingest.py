@@ -135,6 +135,21 @@ def _can_match(topic_filter: str, template: str) -> bool:
     return len(filter_levels) == len(template_levels)
 
 
+def filters_intersect(first: str, second: str) -> bool:
+    """Whether some topic matches both MQTT topic filters."""
+    first_levels, second_levels = first.split("/"), second.split("/")
+    for index in range(max(len(first_levels), len(second_levels))):
+        a = first_levels[index] if index < len(first_levels) else None
+        b = second_levels[index] if index < len(second_levels) else None
+        if a == "#" or b == "#":
+            return True
+        if a is None or b is None:
+            return False
+        if "+" not in (a, b) and a != b:
+            return False
+    return True
+
+
 def _placeholders(text: str) -> set[str]:
     try:
         return {name for _, name, _, _ in string.Formatter().parse(text) if name}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -17,15 +16,17 @@ from edge.detection.settings import DetectionSettings
 from edge.errors import ConfigError
 from edge.prediction.settings import PredictionSettings
 from edge.settings.base import DEFAULT_CONFIG_PATHS, ENV_PREFIX, Identifier
-from edge.settings.environment import settings_variables
+from edge.settings.environment import masked, secret_paths, settings_variables
 from edge.settings.ingest import (
     AssetSettings,
     GatewaySettings,
     IngestLimits,
     MqttSettings,
     SensorSettings,
+    filters_intersect,
 )
 from edge.settings.operations import (
+    GATEWAY_TOPICS,
     HttpSettings,
     LoggingSettings,
     MaintenanceSettings,
@@ -100,7 +101,7 @@ def load_settings(path: Path) -> Settings:
         settings = Settings(**raw)
     except ValidationError as exc:
         raise ConfigError([_describe(error, path) for error in exc.errors()]) from None
-    problems = _undefined_references(settings, path)
+    problems = _undefined_references(settings, path) + _notifications_inside_data(settings, path)
     if problems:
         raise ConfigError(problems)
     return settings
@@ -112,6 +113,37 @@ def _undefined_references(settings: Settings, path: Path) -> list[str]:
             f"(in {_source(('sensors', sensor_id, 'asset'), path)})"
             for sensor_id, sensor in settings.sensors.items()
             if sensor.asset is not None and sensor.asset not in settings.assets]
+
+
+def config_warnings(settings: Settings) -> list[str]:
+    """Settings that are valid but probably not what was meant (check-config and `run` say so)."""
+    return [f"mqtt.subscriptions.{index}: template {sub.template!r} has no {{sensor}} level "
+            "and the subscription no sensor_id format, so only payloads that carry a "
+            "sensor_id are accepted; a bare number on it is quarantined as missing_sensor_id "
+            "(add a {sensor} level to the template, or e.g. sensor_id: '{asset}')"
+            for index, sub in enumerate(settings.mqtt.subscriptions)
+            if sub.template is not None and sub.sensor_id_format is None]
+
+
+def _notifications_inside_data(settings: Settings, path: Path) -> list[str]:
+    """A data subscription rooted in a named topic tree must not contain the gateway's
+    notification topics: the gateway would publish into its own data, and a sensor topic
+    such as `<prefix>/alerts/...` would be skipped as a notification. Catch-all filters
+    (`#`, `+/...`) span every tree on purpose; the gateway's topics are excluded there.
+    """
+    prefix = settings.notification_prefix
+    problems = []
+    for index, subscription in enumerate(settings.mqtt.subscriptions):
+        topic_filter = subscription.topic
+        if topic_filter.split("/", 1)[0] in ("+", "#"):
+            continue
+        if any(filters_intersect(topic_filter, f"{prefix}/{kind}/#") for kind in GATEWAY_TOPICS):
+            problems.append(
+                f"notifications.topic_prefix: {prefix!r} puts the gateway's alerts, tasks and "
+                f"commands inside mqtt.subscriptions.{index}.topic {topic_filter!r}, a data "
+                "subscription; choose a prefix outside the data topics, e.g. edge/{gateway_id} "
+                f"(in {_source(('notifications', 'topic_prefix'), path)})")
+    return problems
 
 
 def _reject_unknown_env(path: Path) -> None:
@@ -127,16 +159,17 @@ def _reject_unknown_env(path: Path) -> None:
 
 
 def _source(loc: tuple[Any, ...], path: Path) -> str:
-    """Where a value came from: the environment variable(s) that set it or below it, else
-    the file (an error of `central` caused by EDGE_CENTRAL__DSN names that variable)."""
-    env_name = ENV_PREFIX + "__".join(str(part) for part in loc).upper()
-    below = sorted(name for name, value in settings_variables().items()
-                   if name == env_name or name.startswith(env_name + "__"))
-    if not below:
-        return str(path)
-    empty = [name for name in below if not os.environ[name]]
-    described = ", ".join(f"{name} (set but empty)" if name in empty else name for name in below)
-    return f"environment {described}"
+    """Where the failing value came from: the variable that sets exactly that key, or a
+    parent section given whole (EDGE_CENTRAL='{...}'); else the file. Variables that set
+    other keys below a section-level error are named as context, never blamed."""
+    variables = {name.upper(): value for name, value in settings_variables().items()}
+    for depth in range(len(loc), 0, -1):
+        name = ENV_PREFIX + "__".join(str(part) for part in loc[:depth]).upper()
+        if name in variables:
+            return f"environment {name}" + ("" if variables[name] else " (set but empty)")
+    section = ENV_PREFIX + "__".join(str(part) for part in loc).upper() + "__"
+    below = sorted(name for name in variables if loc and name.startswith(section))
+    return f"{path}; the environment sets {', '.join(below)}" if below else str(path)
 
 
 def _describe(error: Any, path: Path) -> str:
@@ -152,5 +185,6 @@ def _describe(error: Any, path: Path) -> str:
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:
-    """The resolved config as plain data, secrets replaced by '********'."""
-    return settings.model_dump(mode="json")
+    """The resolved config as plain data, secrets (and passwords in URLs) masked."""
+    dumped: dict[str, Any] = masked(settings.model_dump(mode="json"), (), secret_paths(Settings))
+    return dumped

@@ -86,6 +86,12 @@ class WebhookSettings(Section):
         return self
 
 
+# What the gateway publishes under its notification prefix (alerts, tasks, decisions, command
+# responses) and the commands it takes there: `{prefix}/<one of these>/...`. Ingestion
+# recognises exactly these topics as notifications, of this gateway or another one.
+GATEWAY_TOPICS = ("alerts", "tasks", "decisions", "responses", "commands")
+
+
 class NotificationSettings(Section):
     """Alerts and tasks published to MQTT for HMIs and PLCs (and to an optional webhook)."""
 

@@ -42,6 +42,10 @@ class BufferSettings(Section):
     def _a_file_or_nothing(cls, path: Path) -> Path:
         # A folder here is a typo, never a corrupt buffer: moving it aside would move a
         # user's working folder (field trial item 1).
+        if path.is_symlink() and not path.exists():
+            # Often a data volume that is not mounted: a fresh buffer made through the link
+            # (or a crash on its missing folder) would be worse than not starting.
+            raise ValueError(f"{path} is a symlink to {path.readlink()}, which does not exist")
         if path.is_dir():
             raise ValueError(f"{path} is a directory; give the path of a buffer file in it")
         if path.exists() and not path.is_file():
@@ -97,11 +101,16 @@ class CentralSettings(Section):
     reconnect: ReconnectSettings = ReconnectSettings(initial_delay_s=1.0, max_delay_s=60.0)
     timescale: TimescaleSettings = TimescaleSettings()
 
+    @field_validator("dsn")
+    @classmethod
+    def _postgresql(cls, dsn: SecretStr | None) -> SecretStr | None:
+        # A field check, so the error names central.dsn and only what set it.
+        if dsn is not None and not dsn.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("dsn must start with postgresql://")
+        return dsn
+
     @model_validator(mode="after")
     def _check(self) -> CentralSettings:
-        if self.dsn is not None and not self.dsn.get_secret_value().startswith(
-                ("postgresql://", "postgres://")):
-            raise ValueError("dsn must start with postgresql://")
         if self.sslmode in ("verify-ca", "verify-full") and self.sslrootcert is None:
             raise ValueError(f"sslmode {self.sslmode} needs sslrootcert")
         if (self.sslcert is None) != (self.sslkey is None):

@@ -15,11 +15,18 @@ from yaml.nodes import MappingNode
 
 from edge.errors import ConfigError
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
 
 class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Only the mapping's own keys may not repeat. Merge keys (`<<: *base`) are left to
+        # SafeLoader, which flattens them; a key given beside a merge overrides the merged
+        # one (YAML's rule), so checking after flattening would reject that legal override.
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)

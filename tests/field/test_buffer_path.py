@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,3 +112,64 @@ def test_status_says_central_is_not_configured_instead_of_showing_a_lag(
         assert lines["central       "].strip() == "not configured", result.stdout
         if phase == "daemon":
             assert gateway.terminate() == 0
+
+
+def _digests(*paths: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def test_status_reads_a_killed_daemons_buffer_with_its_wal_and_changes_nothing(
+    make_gateway: Callable[..., GatewayProcess], broker: Broker,
+) -> None:
+    """Review of item 1: after kill -9 the rows live in the -wal; status read the file with
+    immutable=1, which ignores the WAL ("not an edge-gateway buffer", or too few rows)."""
+    gateway = make_gateway("gw", http={"enabled": False})
+    gateway.start()
+    publish_all(broker.port, [(f"factory/s/a/t{k % 20}", f"{k}".encode()) for k in range(3000)])
+    assert wait_for_rows(gateway.buffer_path, "readings", 3000) == 3000
+    gateway.kill()
+    wal = gateway.buffer_path.with_name(gateway.buffer_path.name + "-wal")
+    assert wal.exists() and wal.stat().st_size > 0, "the kill left the rows in the WAL"
+    before = _digests(gateway.buffer_path, wal)
+    result = run_cli("status", "--config", str(gateway.config_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "buffer readings   : 3000 rows" in result.stdout, result.stdout
+    assert _digests(gateway.buffer_path, wal) == before, "status changed the buffer or its WAL"
+    gateway.start()  # the daemon starts on the same files afterwards, and has every row
+    assert gateway.terminate() == 0
+    assert buffer_rows(gateway.buffer_path, "SELECT count(*) FROM readings")[0][0] == 3000
+
+
+def test_a_second_daemon_reaching_the_buffer_through_a_symlink_exits_before_touching_it(
+    make_gateway: Callable[..., GatewayProcess], broker: Broker, tmp_path: Path,
+) -> None:
+    """Review of item 1: the lock was named from the path as written, so a second daemon
+    whose buffer.path is a symlink to the first one's buffer ran on it too."""
+    first = make_gateway("first")
+    first.start()
+    link = tmp_path / "elsewhere" / "link.sqlite"
+    link.parent.mkdir()
+    link.symlink_to(first.buffer_path)
+    second = make_gateway("second", buffer={"path": str(link)},
+                          mqtt={**first.config["mqtt"], "client_id": "second-client"})
+    second.start(wait_connected=False)
+    deadline = time.monotonic() + 20
+    while second.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not second.alive(), "the second daemon must not run on a buffer in use"
+    assert "is in use by another edge-gateway" in second.log_text()
+    assert first.alive()
+    assert first.terminate() == 0
+
+
+def test_a_dangling_symlink_at_buffer_path_is_a_one_line_config_error(tmp_path: Path) -> None:
+    """Review of item 1: a dangling symlink made `run` die with a FileNotFoundError traceback."""
+    link = tmp_path / "buffer.sqlite"
+    link.symlink_to(tmp_path / "unmounted" / "buffer.sqlite")
+    config = write_config(tmp_path / "edge.yaml", gateway_config(free_port(), link))
+    for command in ("run", "status", "check-config"):
+        result = run_cli(command, "--config", str(config), timeout_s=30)
+        assert result.returncode == 2, f"{command}: exit {result.returncode}\n{result.stderr}"
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "buffer.path" in lines[0] and "symlink" in lines[0], lines
+    assert not (tmp_path / "unmounted").exists(), "nothing was created through the link"

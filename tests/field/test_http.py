@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -176,3 +177,49 @@ def test_quarantine_is_listed_by_reason_and_replayed_once_after_a_config_fix(
     readings = buffer_rows(gateway.buffer_path, "SELECT sensor_id FROM readings ORDER BY sensor_id")
     assert readings == [("m/known",), ("m/new",)]
     assert gateway.terminate() == 0
+
+
+def test_a_conflicting_duplicate_is_answered_as_rejected_not_accepted(
+    gateway: GatewayProcess,
+) -> None:
+    """Review of item 12: the answer came from a preview before the commit, so a reading the
+    commit quarantined as conflicting_duplicate was answered as accepted."""
+    ts = int(time.time()) - 30
+
+    def post(*values: float) -> httpx.Response:
+        body = [{"sensor_id": "m/c", "ts": ts, "value": value} for value in values]
+        return httpx.post(gateway.http_url + INGEST, headers=AUTH, content=orjson.dumps(body),
+                          timeout=10)
+
+    in_one_batch = post(1.0, 2.0)
+    assert in_one_batch.status_code == 200, in_one_batch.text
+    answer = in_one_batch.json()
+    assert answer["accepted"] == 1, answer
+    assert [(r["index"], r["reason"]) for r in answer["rejected"]] == [(1, "conflicting_duplicate")]
+    with_stored = post(3.0)
+    assert with_stored.status_code == 422, with_stored.text
+    assert [(r["index"], r["reason"]) for r in with_stored.json()["rejected"]] == [
+        (0, "conflicting_duplicate")]
+    repeat = post(1.0)  # an exact repeat is durable, not a conflict
+    assert repeat.status_code == 200 and repeat.json()["rejected"] == [], repeat.text
+    assert buffer_rows(gateway.buffer_path, "SELECT value FROM readings") == [(1.0,)]
+    assert buffer_rows(gateway.buffer_path, "SELECT count(*) FROM quarantine WHERE "
+                       "reason = 'conflicting_duplicate'") == [(2,)]
+
+
+def test_an_unauthenticated_request_is_refused_before_its_body_is_read(
+    gateway: GatewayProcess,
+) -> None:
+    """Review of item 3: the body-size guard sat outside the token check, so the gateway
+    read up to 1 MiB of an unauthenticated body before answering 401."""
+    port = int(gateway.http_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(f"POST {INGEST} HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: 1000000\r\n\r\n".encode())  # and no body (yet)
+        sock.settimeout(3)
+        try:
+            answer = sock.recv(1024)
+        except TimeoutError:
+            answer = b""
+    assert answer.startswith(b"HTTP/1.1 401"), f"no answer before the body was sent: {answer!r}"
+    assert metric(gateway, 'edge_http_requests_rejected_total{reason="unauthorized"}') == 1

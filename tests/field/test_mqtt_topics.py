@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import paho.mqtt.publish as mqtt_publish
 import pytest
 
+from tests.field.support import run_cli, write_config
 from tests.field.test_http import metric
 from tests.support.gateway import GatewayProcess, buffer_rows, gateway_config, wait_for_rows
 from tests.support.publish import publish_all
@@ -136,3 +138,63 @@ def test_a_wrong_mqtt_password_is_one_line_that_names_the_reason_and_the_fix(
             assert gateway.terminate() == 0
     finally:
         broker.stop()
+
+
+def _catch_all(port: int, client_id: str) -> dict[str, object]:
+    return {"port": port, "client_id": client_id,
+            "reconnect": {"initial_delay_s": 0.1, "max_delay_s": 1.0},
+            "subscriptions": [{"topic": "#", "qos": 1,
+                               "template": "factory/{site}/{asset}/{sensor}"}]}
+
+
+def test_sensor_topics_under_the_notification_prefix_are_still_data(
+    broker: Broker, make_gateway: Callable[..., GatewayProcess],
+) -> None:
+    """Review of item 9: every topic under the notification prefix was skipped, so with
+    topic_prefix `factory` every sensor reading vanished as own_notification, unlogged."""
+    gateway = make_gateway(mqtt=_catch_all(broker.port, "gw-prefix"),
+                           notifications={"topic_prefix": "factory"})
+    gateway.start()
+    publish_all(broker.port, [("factory/s1/pump/temp", b"1.5"),
+                              ("factory/alerts/pump/temp", b'{"alert_id": "a", "value": null}')])
+    assert wait_for_rows(gateway.buffer_path, "readings", 1) == 1
+    time.sleep(0.5)
+    assert metric(gateway, 'edge_messages_skipped_total{reason="own_notification"}') == 1
+    assert buffer_rows(gateway.buffer_path, "SELECT count(*) FROM quarantine")[0][0] == 0
+    skipped = [r for r in gateway.log_records() if r.get("reason") == "own_notification"]
+    assert skipped and skipped[0]["topic"] == "factory/alerts/pump/temp", "skips are logged"
+    assert gateway.terminate() == 0
+
+
+def test_other_gateways_notifications_on_a_shared_broker_are_skipped_not_quarantined(
+    broker: Broker, make_gateway: Callable[..., GatewayProcess],
+) -> None:
+    """Review of item 9: edge/<other-gw>/alerts/... came in through `#` and was quarantined."""
+    gateway = make_gateway(mqtt=_catch_all(broker.port, "gw-shared"))
+    gateway.start()
+    alert = orjson.dumps({"alert_id": "x", "sensor_id": "pump/temp", "value": None,
+                          "state": "open"})
+    publish_all(broker.port, [("edge/gw-other/alerts/pump/pump-temp", alert),
+                              ("edge/gw-other/tasks/pump", b'{"task_id": "t"}'),
+                              ("factory/s1/pump/temp", b"1.5")])
+    assert wait_for_rows(gateway.buffer_path, "readings", 1) == 1
+    time.sleep(0.5)
+    quarantined = buffer_rows(gateway.buffer_path, "SELECT source, reason FROM quarantine")
+    assert quarantined == [], quarantined
+    assert metric(gateway, 'edge_messages_skipped_total{reason="gateway_notification"}') == 2
+    assert any(r.get("reason") == "gateway_notification" for r in gateway.log_records())
+    assert gateway.terminate() == 0
+
+
+def test_a_notification_prefix_inside_a_data_subscription_is_a_config_error(
+    tmp_path: Path,
+) -> None:
+    """Review of item 9: topic_prefix `factory` with subscription `factory/#` passed
+    check-config, and every reading was then skipped as the gateway's own notification."""
+    config = write_config(tmp_path / "edge.yaml", {
+        **gateway_config(free_port(), tmp_path / "b.sqlite"),
+        "notifications": {"topic_prefix": "factory"}})
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 2, result.stdout
+    assert "notifications.topic_prefix" in result.stderr, result.stderr
+    assert "mqtt.subscriptions.0.topic" in result.stderr, result.stderr

@@ -10,7 +10,11 @@ import pytest
 
 from tests.field.support import run_cli, write_config
 from tests.support.central import dsn_for, fresh_database
-from tests.support.pg_cluster import TIMESCALE_NOT_PRELOADED, private_postgres
+from tests.support.pg_cluster import (
+    TIMESCALE_INSTALLED_NOT_PRELOADED,
+    TIMESCALE_NOT_PRELOADED,
+    private_postgres,
+)
 from tests.support.services import free_port
 
 
@@ -75,3 +79,24 @@ def test_required_fails_clearly_when_the_extension_is_absent(tmp_path: Path) -> 
         assert result.returncode == 1
         assert "timescaledb" in result.stderr and "not installed" in result.stderr
         assert len(_problems(result.stderr)) == 1, result.stderr
+
+
+async def _execute(dsn: str, sql: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def test_an_installed_extension_that_is_not_preloaded_stops_with_one_line(tmp_path: Path) -> None:
+    """Review of item 2: when the extension was already installed (a restored database),
+    the preload check was skipped and create_hypertable was FATAL mid-migration."""
+    with private_postgres(free_port(), TIMESCALE_INSTALLED_NOT_PRELOADED) as cluster:
+        asyncio.run(_execute(cluster.dsn, "CREATE EXTENSION timescaledb"))
+        result = run_cli("db", "upgrade", "--config", str(_config(tmp_path, cluster.dsn, None)))
+        assert result.returncode == 1, result.stderr
+        lines = _problems(result.stderr)
+        assert len(lines) == 1, result.stderr
+        assert "shared_preload_libraries = 'timescaledb'" in lines[0], lines[0]
+        assert "sensor_readings" not in asyncio.run(_tables(cluster.dsn)), "nothing half-made"

@@ -46,6 +46,7 @@ class GatewayProcess:
     config: dict[str, Any]
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # EDGE_ variables for the daemon
     log_path: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -67,7 +68,8 @@ class GatewayProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "edge", "run", "--config", str(self.config_path)],
-                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env_without_edge_vars(),
+                cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+                env={**env_without_edge_vars(), **self.env},
             )
         if wait_connected:
             self.wait_for_log("mqtt connected", occurrences=self.starts)

@@ -87,3 +87,12 @@ def _relocated_install(base: Path, stubs: dict[str, str]) -> Path:
 # TimescaleDB installed but not in shared_preload_libraries: CREATE EXTENSION fails with a
 # FATAL error and the server closes the connection. The stand-in does the same.
 TIMESCALE_NOT_PRELOADED = {"timescaledb": "SELECT pg_terminate_backend(pg_backend_pid());\n"}
+
+# A database restored from a TimescaleDB server onto one where the library is not preloaded:
+# the extension is installed (CREATE EXTENSION worked elsewhere), and its first function call
+# is FATAL, closing the connection, as the real one's is.
+TIMESCALE_INSTALLED_NOT_PRELOADED = {"timescaledb": (
+    "CREATE FUNCTION create_hypertable(relation regclass, time_column_name name, "
+    "chunk_time_interval interval DEFAULT NULL, if_not_exists boolean DEFAULT false) "
+    "RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
+    "PERFORM pg_terminate_backend(pg_backend_pid()); END $$;\n")}

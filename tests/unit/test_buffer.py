@@ -29,7 +29,7 @@ async def test_committed_rows_survive_reopening(tmp_path: Path) -> None:
     async with _buffer(path) as buffer:
         result = await buffer.readings.commit_batch(
             [_reading("s1", 1, 1.0), _reading("s2", 1, 2.0)],
-            [QuarantineRecord(9, "factory/x", b"\xff", "invalid_utf8", "bad bytes")],
+            [QuarantineRecord(9, "factory/x", b"\xff", "invalid_utf8", "bad bytes", "mqtt")],
         )
     assert (result.inserted, result.duplicates, result.quarantined) == (2, 0, 1)
     async with _buffer(path) as buffer:

@@ -46,8 +46,8 @@ class GatedWriter:
         self.commits += 1
         return await self.buffer.readings.commit_batch(readings, quarantine, retained)
 
-    async def retained_taken(self) -> dict[str, bytes]:
-        return await self.buffer.readings.retained_taken()
+    async def retained_taken(self, since_us: int, limit: int) -> dict[str, RetainedTaken]:
+        return await self.buffer.readings.retained_taken(since_us, limit)
 
 
 def _agent(writer: GatedWriter, metrics: GatewayMetrics, bus: EventBus,

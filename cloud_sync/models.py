@@ -23,7 +23,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 _IMMUTABLE = {"immutable": True}
 # Indexes that only one storage engine has, outside the models: plain PostgreSQL gets a BRIN
 # index on time (migration 0001); TimescaleDB's create_hypertable makes its own time index.
-ENGINE_SPECIFIC_INDEXES = frozenset({"sensor_readings_time_brin", "sensor_readings_time_idx"})
+ENGINE_SPECIFIC_INDEXES = frozenset({"sensor_readings_time_brin", "sensor_readings_time_idx",
+                                     "sensor_states_time_brin", "sensor_states_time_idx"})
 
 
 class Base(DeclarativeBase):
@@ -44,6 +45,8 @@ class GatewayORM(Base):
     last_tasks_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     last_decisions_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
     last_labels_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    last_states_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    last_catalog_seq: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class SensorReadingORM(Base):
@@ -187,3 +190,45 @@ class FaultLabelORM(Base):
     note: Mapped[str] = mapped_column(Text)
     decision_id: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SensorStateORM(Base):
+    """A value that is not a number (an equipment state, a flag, a text) or a null; keyed like
+    readings, a TimescaleDB hypertable on `time` when the extension exists."""
+
+    __tablename__ = "sensor_states"
+    __table_args__ = (
+        PrimaryKeyConstraint("gateway_id", "sensor_id", "time", name="sensor_states_pkey"),
+    )
+
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    gateway_id: Mapped[str] = mapped_column(Text)
+    sensor_id: Mapped[str] = mapped_column(Text)
+    asset_id: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str | None] = mapped_column(Text)  # NULL: the device sent a null
+    quality: Mapped[str | None] = mapped_column(Text)
+    flags: Mapped[int] = mapped_column(Integer, server_default="0")
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SensorCatalogORM(Base):
+    """What a gateway knows about a sensor from its source: the original name its id was made
+    from (Sparkplug metric names, JSON keys), datatype, unit and properties."""
+
+    __tablename__ = "sensor_catalog"
+    __table_args__ = (
+        PrimaryKeyConstraint("gateway_id", "sensor_id", name="sensor_catalog_pkey"),
+    )
+
+    gateway_id: Mapped[str] = mapped_column(Text)
+    sensor_id: Mapped[str] = mapped_column(Text)
+    asset_id: Mapped[str | None] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    datatype: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str | None] = mapped_column(Text)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}")
+    state: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=_IMMUTABLE)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -16,10 +16,19 @@ from cloud_sync.models import (
     FaultLabelORM,
     MaintenanceDecisionORM,
     MaintenanceTaskORM,
+    SensorCatalogORM,
     SensorReadingConflictORM,
     SensorReadingORM,
+    SensorStateORM,
 )
-from edge.records import AlertRecord, DecisionRecord, LabelRecord, ReadingRow, TaskRecord
+from edge.records import (
+    AlertRecord,
+    CatalogRecord,
+    DecisionRecord,
+    LabelRecord,
+    ReadingRow,
+    TaskRecord,
+)
 
 _DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 STAGE_TABLE = "edge_stage_readings"
@@ -148,3 +157,9 @@ UPSERT_DECISIONS = _upsert(_table(MaintenanceDecisionORM), set(DecisionRecord.mo
                            "t.outcome IS NULL", {"applied_at": "r.received_at"})
 INSERT_LABELS = _insert_from_json(_table(FaultLabelORM), set(LabelRecord.model_fields))[0] + \
     " ON CONFLICT DO NOTHING"
+# States are keyed like readings (a replay adds nothing); the catalogue keeps the newest.
+STATE_FIELDS = {"sensor_id", "asset_id", "time", "state", "quality", "flags", "received_at"}
+INSERT_STATES = _insert_from_json(_table(SensorStateORM), STATE_FIELDS)[0] + \
+    " ON CONFLICT DO NOTHING"
+UPSERT_CATALOG = _upsert(_table(SensorCatalogORM), set(CatalogRecord.model_fields),
+                         "t.updated_at <= EXCLUDED.updated_at")

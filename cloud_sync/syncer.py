@@ -24,7 +24,7 @@ from typing import Protocol
 
 from cloud_sync.decisions_pull import DecisionPuller
 from cloud_sync.retry import is_retriable
-from cloud_sync.writer import LOG_KINDS, CentralSchemaError, CentralWriter
+from cloud_sync.writer import BATCHED_LOGS, LOG_KINDS, CentralSchemaError, CentralWriter
 from edge.backoff import Backoff
 from edge.metrics import GatewayMetrics
 from edge.records import ReadingRow, VersionRow
@@ -116,13 +116,16 @@ class CentralSyncer:
         self._stopping.set()
 
     async def sync_round(self, writer: CentralWriter) -> int:
-        """Alerts, tasks, decisions and labels (all waiting), then one batch of readings."""
+        """Alerts, tasks, the catalogue, decisions and labels (all waiting), then one batch of
+        states and one of readings (time series take turns, so neither starves the other)."""
         moved = 0
         for kind in LOG_KINDS:
             while versions := await self._source.read_versions(kind, self._positions[kind],
                                                                self._settings.batch_rows):
                 await writer.write_log(kind, versions)
                 moved += await self._confirm(kind, versions[-1].seq, len(versions))
+                if kind in BATCHED_LOGS:
+                    break
         rows = await self._next_readings()
         if rows:
             written = await writer.write_readings(rows)

@@ -42,26 +42,38 @@ def _literal_interval(value: str) -> str:
     return f"INTERVAL '{value}'"
 
 
-def statements(options: TimescaleSettings) -> list[Statement]:
-    """Everything that turns the plain tables into TimescaleDB ones, in order."""
+TIME_SERIES_TABLES = ("sensor_readings", "sensor_states")
+
+
+def hypertable_statements(table: str, options: TimescaleSettings) -> list[Statement]:
+    """A time-series table (`time`, keyed by gateway, sensor and time) as a hypertable, with
+    compression and retention as configured."""
+    if table not in TIME_SERIES_TABLES:
+        raise ValueError(f"{table!r} is not a time-series table")
     result = [
-        Statement("SELECT create_hypertable('sensor_readings', 'time', "
+        Statement(f"SELECT create_hypertable('{table}', 'time', "
                   f"chunk_time_interval => {_literal_interval(options.chunk_interval)}, "
                   "if_not_exists => TRUE)"),
     ]
     if options.compress_after is not None:
         result += [
-            Statement("ALTER TABLE sensor_readings SET (timescaledb.compress, "
+            Statement(f"ALTER TABLE {table} SET (timescaledb.compress, "
                       "timescaledb.compress_segmentby = 'gateway_id, sensor_id', "
                       "timescaledb.compress_orderby = 'time DESC')", needs_timescale_ddl=True),
-            Statement("SELECT add_compression_policy('sensor_readings', "
+            Statement(f"SELECT add_compression_policy('{table}', "
                       f"compress_after => {_literal_interval(options.compress_after)}, "
                       "if_not_exists => TRUE)"),
         ]
     if options.retention is not None:
         result.append(Statement(
-            "SELECT add_retention_policy('sensor_readings', "
+            f"SELECT add_retention_policy('{table}', "
             f"drop_after => {_literal_interval(options.retention)}, if_not_exists => TRUE)"))
+    return result
+
+
+def statements(options: TimescaleSettings) -> list[Statement]:
+    """Everything that turns sensor_readings into TimescaleDB's (migration 0001), in order."""
+    result = hypertable_statements("sensor_readings", options)
     result += [
         Statement(f"CREATE MATERIALIZED VIEW {HOURLY_VIEW} WITH (timescaledb.continuous) AS "
                   f"{HOURLY_SELECT} WITH NO DATA", needs_timescale_ddl=True),
@@ -120,3 +132,9 @@ def _require_preloaded(connection: Connection) -> None:
 def apply(connection: Connection, options: TimescaleSettings) -> None:
     for statement in statements(options):
         connection.execute(text(statement.sql))
+
+
+def installed(connection: Connection) -> bool:
+    """Whether an earlier migration enabled TimescaleDB in this database."""
+    return connection.execute(
+        text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).scalar() is not None

@@ -25,10 +25,12 @@ from cloud_sync.statements import (
     CREATE_STAGE,
     INSERT_LABELS,
     INSERT_READINGS,
+    INSERT_STATES,
     RECORD_CONFLICTS,
     STAGE_COLUMNS,
     STAGE_TABLE,
     UPSERT_ALERTS,
+    UPSERT_CATALOG,
     UPSERT_DECISIONS,
     UPSERT_TASKS,
 )
@@ -36,9 +38,11 @@ from edge.errors import EdgeError
 from edge.records import DecisionRecord, ReadingRow, VersionRow
 from edge.settings import CentralSettings
 
-_LOG_STATEMENTS = {"alerts": UPSERT_ALERTS, "tasks": UPSERT_TASKS,
-                   "decisions": UPSERT_DECISIONS, "labels": INSERT_LABELS}
+_LOG_STATEMENTS = {"alerts": UPSERT_ALERTS, "tasks": UPSERT_TASKS, "catalog": UPSERT_CATALOG,
+                   "decisions": UPSERT_DECISIONS, "labels": INSERT_LABELS,
+                   "states": INSERT_STATES}
 LOG_KINDS = tuple(_LOG_STATEMENTS)
+BATCHED_LOGS = frozenset({"states"})  # time series: one batch per sync round, like readings
 # How far the sync got, per kind: gateways.last_<kind>_seq (checked against the model).
 _SEQ_COLUMN = {kind: f"last_{kind}_seq" for kind in ("readings", *LOG_KINDS)}
 _PENDING = ("SELECT decision_id, target_kind, target_id, action, actor, note, params, decided_at "

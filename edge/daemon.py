@@ -33,6 +33,7 @@ from edge.ingest.mqtt_source import MqttSource
 from edge.ingest.pipeline import IngestPipeline
 from edge.ingest.replay import QuarantineReplay
 from edge.ingest.sensors import SensorRegistry
+from edge.ingest.sparkplug.codec import SparkplugCodec
 from edge.ingest.topics import NotificationTopics, TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.metrics import GatewayMetrics
@@ -63,11 +64,20 @@ class Gateway:
             settings.notifications.topic_prefix, settings.gateway.id))
         validator = ReadingValidator(settings.ingest, settings.sensors, SensorRegistry(
             settings.ingest.max_sensors, settings.ingest.sensor_idle_release_s, settings.sensors))
+        self.sparkplug = SparkplugCodec(settings.sparkplug) if any(
+            sub.codec == "sparkplug_b" for sub in settings.mqtt.subscriptions) else None
         self.pipeline = IngestPipeline(self.bus, self.metrics, writer=self.buffer.readings,
                                        mapper=mapper, validator=validator,
-                                       limits=settings.ingest, batching=settings.buffer)
+                                       limits=settings.ingest, batching=settings.buffer,
+                                       sparkplug=self.sparkplug)
         self.mqtt = MqttSource(settings.mqtt, settings.mqtt_client_id, self.pipeline,
                                self.metrics)
+        if self.sparkplug is not None:
+            self.sparkplug.attach(self.mqtt.publish)
+            online, offline = (self.sparkplug.state_message(True),
+                               self.sparkplug.state_message(False))
+            if online is not None and offline is not None:
+                self.mqtt.announce_presence(online, offline)
         self.http_source = HttpSource(self.pipeline, settings.http.commit_timeout_s)
         self.webhook = (WebhookSender(settings.notifications.webhook, self.metrics)
                         if settings.notifications.webhook.url else None)

@@ -55,6 +55,23 @@ class DataProcessedEvent(BaseEventModel):
     last_seq: int | None = None
 
 
+class NodeStateEvent(BaseEventModel):
+    """A Sparkplug B edge node or device went offline (NDEATH/DDEATH) or came back (birth).
+
+    Its sensors are stale while it is offline: detection does not count their silence,
+    and one alert (detector `node_offline`) says the node is gone, resolved at its rebirth.
+    """
+
+    event_type: ClassVar[str] = "node_state"
+    scope: str = Field(description="group/node or group/node/device, as the topic names it")
+    source_id: str = Field(description="The scope as an id (edge/ingest/sensor_ids.py): the "
+                                       "node_offline alert's sensor and asset.")
+    state: Literal["offline", "online"]
+    sensor_ids: tuple[str, ...] = ()
+    reason: str = ""
+    at: datetime
+
+
 class FeedGapEvent(BaseEventModel):
     """Events for this subscriber were dropped (its queue was full): catch up from the buffer.
 

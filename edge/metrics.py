@@ -42,6 +42,17 @@ class GatewayMetrics:
             "edge_readings_rejected", "Messages or readings quarantined, by reason.", ["reason"],
             registry=r,
         )
+        self.states_accepted = Counter(
+            "edge_states_accepted",
+            "States (and nulls) durably committed: equipment states, flags, texts.",
+            registry=r,
+        )
+        self.sparkplug_events = Counter(
+            "edge_sparkplug_events",
+            "Sparkplug B session events: seq_gap, rebirth_requested, node_offline, "
+            "node_online, stale_death.",
+            ["event"], registry=r,
+        )
         self.readings_duplicate = Counter(
             "edge_readings_duplicate",
             "Readings already in the buffer (same sensor and ts), e.g. broker redelivery.",

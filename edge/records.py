@@ -10,6 +10,7 @@ derived from the fields, so the two cannot disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -21,6 +22,7 @@ FLAG_TS_FROM_ARRIVAL = 1  # the payload had no ts; the arrival time was used
 FLAG_UNIT_CONVERTED = 2  # the value was converted to the sensor's canonical unit
 FLAG_CLOCK_SUSPECT = 4  # stamped before ingest.min_reading_time or older than max_reading_age_s
 FLAG_RETAINED = 8  # from a retained MQTT message (taken once per topic and payload)
+FLAG_HISTORICAL = 16  # sent as historical (Sparkplug is_historical): stored, not judged live
 
 
 class Reading(NamedTuple):
@@ -33,6 +35,50 @@ class Reading(NamedTuple):
     unit: str | None
     quality: str | None
     flags: int
+    received_us: int
+
+
+class StateReading(NamedTuple):
+    """A value that is not a number: an equipment state, a flag, a text, or a null.
+
+    `state` is None when the device sent a null (the value is unknown, not zero); booleans are
+    "true"/"false", enumerations their mapped name, DateTimes RFC 3339. Keyed like readings.
+    """
+
+    sensor_id: str
+    asset_id: str | None
+    ts_us: int
+    state: str | None
+    quality: str | None
+    flags: int
+    received_us: int
+
+
+class CatalogRecord(BaseModel):
+    """What the gateway knows about a sensor from its source (a Sparkplug birth, a mapping):
+    the original name a sensor id was made from, its datatype, unit and properties."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sensor_id: str
+    asset_id: str | None
+    name: str = Field(description="The name as the source wrote it.")
+    source: Literal["sparkplug_b", "mapping"]
+    scope: str = Field(description="Sparkplug: group/node[/device]; mapping: the subscription.")
+    datatype: str
+    unit: str | None
+    properties: dict[str, Any] = Field(default_factory=dict)
+    state: Literal["current"] = "current"
+    first_seen_at: datetime
+    updated_at: datetime
+
+
+class SparkplugBirth(NamedTuple):
+    """The last birth of an edge node or device, kept so aliases decode after a restart."""
+
+    scope: str
+    bdseq: int | None
+    payload: bytes
     received_us: int
 
 
@@ -99,6 +145,21 @@ class VersionRow(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
+class BatchExtras:
+    """What a batch commits besides readings: states, catalogue entries, Sparkplug births."""
+
+    states: Sequence[StateReading] = ()
+    catalog: Sequence[CatalogRecord] = ()
+    births: Sequence[SparkplugBirth] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.states or self.catalog or self.births)
+
+
+NO_EXTRAS = BatchExtras()
+
+
+@dataclass(frozen=True, slots=True)
 class CommitResult:
     """What one committed batch did; `first_seq..last_seq` are the new readings' rows."""
 
@@ -109,6 +170,8 @@ class CommitResult:
     last_seq: int | None = None
     conflicts: int = 0  # same sensor and ts, another value: quarantined as conflicting_duplicate
     conflicted: tuple[tuple[int, str], ...] = ()  # (index in the batch's readings, detail)
+    states_inserted: int = 0
+    states_duplicates: int = 0
 
 
 class AlertRecord(BaseModel):

@@ -1,6 +1,7 @@
 """AnomalyDetectionAgent: runs the detection engine on every committed reading.
 
-Consumes: `DataProcessedEvent` (readings already durable in the buffer) and `FeedGapEvent`.
+Consumes: `DataProcessedEvent` (readings already durable in the buffer), `FeedGapEvent`, and
+`NodeStateEvent` (a Sparkplug node or device died: its sensors are stale, one alert says so).
 Publishes: `AnomalyDetectedEvent` when an alert opens, is updated, or resolves; the alert
 version is written to the buffer first (and synced from there).
 Config: `detection.*` (sensitivity, learning, detectors, validation, asset model, life
@@ -53,7 +54,13 @@ from edge.detection.lifecycle import AlertChange
 from edge.detection.profiles import AssetProfile, SensorProfile
 from edge.detection.settings import DetectionSettings
 from edge.detection.snapshot import SnapshotError
-from edge.events import AnomalyDetectedEvent, BaseEventModel, DataProcessedEvent, FeedGapEvent
+from edge.events import (
+    AnomalyDetectedEvent,
+    BaseEventModel,
+    DataProcessedEvent,
+    FeedGapEvent,
+    NodeStateEvent,
+)
 from edge.logs import RateLimitedLog
 from edge.maintenance import alerts as alert_rules
 from edge.maintenance.decisions import DecisionRequest, UnknownTarget, decision_record
@@ -113,7 +120,7 @@ def asset_profiles(detection: DetectionSettings,
 
 
 class AnomalyDetectionAgent(BaseAgent):
-    subscriptions = (DataProcessedEvent, FeedGapEvent)
+    subscriptions = (DataProcessedEvent, FeedGapEvent, NodeStateEvent)
     max_attempts = 3
     # Committed batches waiting to be judged; more is dropped and caught up from the buffer,
     # which bounds the memory a slow moment can take.
@@ -193,6 +200,8 @@ class AnomalyDetectionAgent(BaseAgent):
         async with self._lock:
             if isinstance(event, FeedGapEvent):
                 await self._catch_up(None)
+            elif isinstance(event, NodeStateEvent):
+                self._node_state(event)
             elif isinstance(event, DataProcessedEvent) and event.last_seq is not None \
                     and event.last_seq > self.judged_seq:
                 if event.first_seq is not None and event.first_seq > self.judged_seq + 1:
@@ -304,6 +313,15 @@ class AnomalyDetectionAgent(BaseAgent):
             found = observe(r.sensor_id, r.asset_id, r.ts_us / 1e6, r.value, r.received_us / 1e6)
             if found:
                 changes += found
+
+    def _node_state(self, event: NodeStateEvent) -> None:
+        """A Sparkplug node or device died or was born again (NodeStateEvent)."""
+        ts = event.at.timestamp()
+        if event.state == "offline":
+            self._unsaved += self.engine.source_offline(event.source_id, event.source_id,
+                                                        event.sensor_ids, ts, event.reason)
+        else:
+            self._unsaved += self.engine.source_online(event.source_id, ts)
 
     def _suppressed(self, sensor_id: str, detector: str) -> bool:
         """An operator's recent false-alarm decision silences this condition."""

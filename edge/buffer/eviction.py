@@ -2,11 +2,12 @@
 
 Policy, in this order, oldest rows first, until the used size is below 95 % of the cap:
   1. readings the central database already has (they are only kept for local queries);
-  2. alerts and tasks versions, decisions and labels the central database already has
-     (never the latest version of an item that is still open);
+  2. alerts and tasks versions, decisions, labels, states and catalogue entries the
+     central database already has (never the latest version of an open item);
   3. quarantine rows (raw rejected payloads, kept for inspection);
-  4. readings not yet synced (data loss: counted, logged);
+  4. readings and states not yet synced (data loss: counted, logged);
   5. alert and task versions, decisions and labels not yet synced (last: maintenance work).
+The sensor catalogue's latest entries are never evicted (small, and what names mean).
 Every evicted row is counted by kind and reason. Runs on the writer thread, between commits.
 """
 
@@ -49,8 +50,11 @@ _STEPS: tuple[tuple[str, str, str], ...] = (
     ("tasks", "synced", removable_synced("tasks")),
     ("decisions", "synced", removable_synced("decisions")),
     ("labels", "synced", removable_synced("labels")),
+    ("states", "synced", removable_synced("states")),
+    ("catalog", "synced", removable_synced("catalog")),
     ("quarantine", "cap_reached", "1"),
     ("readings", "cap_reached_unsynced", "seq > :cursor"),
+    ("states", "cap_reached_unsynced", "seq > :cursor"),
     ("alerts", "cap_reached_unsynced", "seq > :cursor"),
     ("tasks", "cap_reached_unsynced", "seq > :cursor"),
     ("decisions", "cap_reached_unsynced", "seq > :cursor"),

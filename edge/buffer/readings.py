@@ -19,7 +19,19 @@ import orjson
 from edge.buffer.connection import BufferConnection
 from edge.buffer.eviction import CapGuard
 from edge.buffer.schema import transaction
-from edge.records import CommitResult, QuarantineRecord, Reading, ReadingRow, RetainedTaken
+from edge.records import (
+    NO_EXTRAS,
+    BatchExtras,
+    CatalogRecord,
+    CommitResult,
+    QuarantineRecord,
+    Reading,
+    ReadingRow,
+    RetainedTaken,
+    SparkplugBirth,
+    StateReading,
+)
+from edge.times import datetime_to_us
 
 _INSERT_READING = (
     f"INSERT OR IGNORE INTO readings ({', '.join(Reading._fields)}) "
@@ -35,6 +47,18 @@ _LAST_SEQ = "SELECT max(seq) FROM readings"
 _WINDOW = ("SELECT ts_us, value FROM readings WHERE ts_us BETWEEN ? AND ? AND sensor_id = ? "
            "ORDER BY ts_us LIMIT ?")
 _STORED_VALUE = "SELECT value FROM readings WHERE ts_us = ? AND sensor_id = ?"
+_INSERT_STATE = (
+    f"INSERT OR IGNORE INTO states ({', '.join(StateReading._fields)}) "
+    f"VALUES ({', '.join('?' * len(StateReading._fields))})"
+)
+_STORED_STATE = "SELECT state FROM states WHERE ts_us = ? AND sensor_id = ?"
+_LATEST_CATALOG = "SELECT body FROM catalog WHERE sensor_id = ? ORDER BY seq DESC LIMIT 1"
+_INSERT_CATALOG = ("INSERT INTO catalog (sensor_id, state, updated_us, started_us, body) "
+                   "VALUES (?, ?, ?, ?, ?)")
+_UPSERT_BIRTH = ("INSERT INTO sparkplug_births (scope, bdseq, payload, received_us) "
+                 "VALUES (?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE SET bdseq = excluded.bdseq, "
+                 "payload = excluded.payload, received_us = excluded.received_us")
+_BIRTHS = "SELECT scope, bdseq, payload, received_us FROM sparkplug_births"
 _UPSERT_RETAINED = ("INSERT INTO retained_taken (topic, digest, taken_us) VALUES (?, ?, ?) "
                     "ON CONFLICT (topic) DO UPDATE SET digest = excluded.digest, "
                     "taken_us = excluded.taken_us")
@@ -59,12 +83,20 @@ class ReadingsStore:
 
     async def commit_batch(self, readings: Sequence[Reading],
                            quarantine: Sequence[QuarantineRecord],
-                           retained: Sequence[RetainedTaken] = ()) -> CommitResult:
-        """Commit readings, quarantine rows and taken retained messages in one transaction.
+                           retained: Sequence[RetainedTaken] = (),
+                           extras: BatchExtras = NO_EXTRAS) -> CommitResult:
+        """Commit readings, quarantine rows, taken retained messages and the extras (states,
+        catalogue entries, Sparkplug births) in one transaction.
 
         Raises BufferWriteError if it cannot.
         """
-        return await self._connection.write(self._commit, readings, quarantine, retained)
+        return await self._connection.write(self._commit, readings, quarantine, retained, extras)
+
+    async def sparkplug_births(self) -> list[SparkplugBirth]:
+        """The last birth of every Sparkplug node and device (aliases after a restart)."""
+        rows = await self._connection.read(_select, _BIRTHS, ())
+        return [SparkplugBirth(str(scope), bdseq, bytes(payload), int(received))
+                for scope, bdseq, payload, received in rows]
 
     async def retained_taken(self, since_us: int, limit: int) -> dict[str, RetainedTaken]:
         """topic -> what was last taken from it, for topics seen since `since_us` (at most
@@ -109,9 +141,14 @@ class ReadingsStore:
 
     def _commit(self, conn: sqlite3.Connection, readings: Sequence[Reading],
                 quarantine: Sequence[QuarantineRecord],
-                retained: Sequence[RetainedTaken]) -> CommitResult:
+                retained: Sequence[RetainedTaken], extras: BatchExtras) -> CommitResult:
         first_seq = last_seq = None
+        states_inserted = states_conflicts = 0
         with transaction(conn):
+            if extras:
+                states_inserted, state_conflicts = _commit_extras(conn, extras)
+                states_conflicts = len(state_conflicts)
+                quarantine = [*quarantine, *state_conflicts]
             inserted = 0
             conflicts: list[tuple[int, QuarantineRecord]] = []
             if readings:
@@ -131,7 +168,55 @@ class ReadingsStore:
         self._cap.respect(conn)
         return CommitResult(inserted, len(readings) - inserted - len(conflicts),
                             len(quarantine) + len(conflicts), first_seq, last_seq, len(conflicts),
-                            tuple((index, record.detail) for index, record in conflicts))
+                            tuple((index, record.detail) for index, record in conflicts),
+                            states_inserted,
+                            len(extras.states) - states_inserted - states_conflicts)
+
+
+def _commit_extras(conn: sqlite3.Connection,
+                   extras: BatchExtras) -> tuple[int, list[QuarantineRecord]]:
+    """States (keyed like readings), changed catalogue entries and births; the states
+    inserted and the quarantine rows of conflicting ones."""
+    inserted = 0
+    conflicts: list[QuarantineRecord] = []
+    if extras.states:
+        inserted = conn.executemany(_INSERT_STATE, extras.states).rowcount
+        if inserted < len(extras.states):
+            conflicts = _state_conflicts(conn, extras.states)
+    for record in extras.catalog:
+        _catalog_version(conn, record)
+    if extras.births:
+        conn.executemany(_UPSERT_BIRTH, extras.births)
+    return inserted, conflicts
+
+
+def _state_conflicts(conn: sqlite3.Connection,
+                     states: Sequence[StateReading]) -> list[QuarantineRecord]:
+    conflicts = []
+    for state in states:
+        stored = conn.execute(_STORED_STATE, (state.ts_us, state.sensor_id)).fetchone()
+        if stored is not None and stored[0] != state.state:
+            conflicts.append(QuarantineRecord(
+                state.received_us, "buffer", orjson.dumps(state._asdict()),
+                "conflicting_duplicate",
+                f"sensor {state.sensor_id!r} at ts_us {state.ts_us}: stored state "
+                f"{stored[0]!r}, received {state.state!r}", "buffer"))
+    return conflicts
+
+
+def _catalog_version(conn: sqlite3.Connection, record: CatalogRecord) -> None:
+    """A new catalogue version when what is known about the sensor changed (not its times)."""
+    row = conn.execute(_LATEST_CATALOG, (record.sensor_id,)).fetchone()
+    if row is not None:
+        previous = CatalogRecord.model_validate_json(row[0])
+        same = {"first_seen_at", "updated_at"}
+        if previous.model_dump(exclude=same) == record.model_dump(exclude=same):
+            return
+        record = record.model_copy(update={"first_seen_at": previous.first_seen_at})
+    conn.execute(_INSERT_CATALOG, (record.sensor_id, record.state,
+                                   datetime_to_us(record.updated_at),
+                                   datetime_to_us(record.first_seen_at),
+                                   record.model_dump_json()))
 
 
 def _conflicts(conn: sqlite3.Connection,

@@ -12,15 +12,19 @@ from __future__ import annotations
 VERSIONED: dict[str, tuple[str, tuple[str, ...]]] = {
     "alerts": ("alert_id", ("open",)),
     "tasks": ("task_id", ("open", "acknowledged", "in_progress")),
+    "catalog": ("sensor_id", ("current",)),  # the latest entry of a sensor always stays
 }
-# Append-only records synced like alert and task versions (one row per id).
-RECORDS: dict[str, str] = {"decisions": "decision_id", "labels": "label_id"}
+# Append-only records synced like alert and task versions (one row per id; states are
+# keyed by sensor and time, their JSON body made when they are read).
+RECORDS: dict[str, str] = {"decisions": "decision_id", "labels": "label_id",
+                           "states": "sensor_id || '@' || ts_us"}
 # Every log the syncer drains with its (seq, id, JSON body) rows, in that order.
 LOGS: dict[str, str] = {**{kind: id_ for kind, (id_, _) in VERSIONED.items()}, **RECORDS}
 SYNCED_KINDS = ("readings", *LOGS)
 KINDS = (*SYNCED_KINDS, "quarantine")
 TIME_COLUMN = {"readings": "received_us", "alerts": "updated_us", "tasks": "updated_us",
-               "decisions": "received_us", "labels": "created_us", "quarantine": "received_us"}
+               "decisions": "received_us", "labels": "created_us", "quarantine": "received_us",
+               "states": "received_us", "catalog": "updated_us"}
 
 
 def open_states_sql(kind: str) -> str:

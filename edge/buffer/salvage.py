@@ -23,12 +23,18 @@ _COLUMNS = {
     "quarantine": "received_us, source, payload, reason, detail, transport",
     "alerts": "alert_id, state, updated_us, body",
     "tasks": "task_id, state, updated_us, body",
+    "states": "sensor_id, asset_id, ts_us, state, quality, flags, received_us",
+    "catalog": "sensor_id, state, updated_us, started_us, body",
+    "sparkplug_births": "scope, bdseq, payload, received_us",
 }
 _INSERT = {
     "readings": "INSERT OR IGNORE INTO readings ({c}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     "quarantine": "INSERT INTO quarantine ({c}) VALUES (?, ?, ?, ?, ?, ?)",
     "alerts": "INSERT INTO alerts ({c}) VALUES (?, ?, ?, ?)",
     "tasks": "INSERT INTO tasks ({c}) VALUES (?, ?, ?, ?)",
+    "states": "INSERT OR IGNORE INTO states ({c}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "catalog": "INSERT INTO catalog ({c}) VALUES (?, ?, ?, ?, ?)",
+    "sparkplug_births": "INSERT OR IGNORE INTO sparkplug_births ({c}) VALUES (?, ?, ?, ?)",
 }
 # Columns added by later schema versions, as an older file's rows give them (the migration's
 # rule: schema.py, version 5).

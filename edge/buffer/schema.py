@@ -118,9 +118,39 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE alerts SET started_us = edge_iso_us(json_extract(body, '$.opened_at'));
     UPDATE tasks SET started_us = edge_iso_us(json_extract(body, '$.created_at'));
     """,
+    # 7: what is not a number (states, nulls), the sensor catalogue (original names, units,
+    # datatypes), and the last Sparkplug birth of every node and device (payloads issue).
+    """
+    CREATE TABLE states (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        sensor_id   TEXT    NOT NULL,
+        asset_id    TEXT,
+        ts_us       INTEGER NOT NULL,
+        state       TEXT,
+        quality     TEXT,
+        flags       INTEGER NOT NULL DEFAULT 0,
+        received_us INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX states_ts_sensor ON states (ts_us, sensor_id);
+    CREATE TABLE catalog (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        sensor_id   TEXT    NOT NULL,
+        state       TEXT    NOT NULL,
+        updated_us  INTEGER NOT NULL,
+        started_us  INTEGER,
+        body        TEXT    NOT NULL
+    );
+    CREATE INDEX catalog_by_id ON catalog (sensor_id, seq);
+    CREATE TABLE sparkplug_births (
+        scope       TEXT    PRIMARY KEY,
+        bdseq       INTEGER,
+        payload     BLOB    NOT NULL,
+        received_us INTEGER NOT NULL
+    );
+    """,
 )
 # What `started_us` holds, per versioned kind: the body's field it is taken from.
-STARTED_FIELD = {"alerts": "opened_at", "tasks": "created_at"}
+STARTED_FIELD = {"alerts": "opened_at", "tasks": "created_at", "catalog": "first_seen_at"}
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -16,7 +16,21 @@ from edge.buffer.retention import LOGS, SYNCED_KINDS, TIME_COLUMN, removable_syn
 from edge.records import ReadingRow, VersionRow
 
 _READINGS = f"SELECT {', '.join(ReadingRow._fields)} FROM readings WHERE seq > ? ORDER BY seq LIMIT ?"
-_VERSIONS = {kind: f"SELECT seq, {id_column}, body FROM {kind} WHERE seq > ? ORDER BY seq LIMIT ?"
+
+
+def _iso(column: str) -> str:
+    """An integer-microseconds column as RFC 3339 with all six decimals (UTC)."""
+    return (f"strftime('%Y-%m-%dT%H:%M:%S', {column} / 1000000, 'unixepoch') || '.' || "
+            f"printf('%06d', {column} % 1000000) || 'Z'")
+
+
+# States are rows, not JSON: their body is made here, with the central table's field names.
+_BODIES = {"states": (
+    "json_object('sensor_id', sensor_id, 'asset_id', asset_id, 'time', " + _iso("ts_us")
+    + ", 'state', state, 'quality', quality, 'flags', flags, 'received_at', "
+    + _iso("received_us") + ")")}
+_VERSIONS = {kind: f"SELECT seq, {id_column}, {_BODIES.get(kind, 'body')} FROM {kind} "
+                   "WHERE seq > ? ORDER BY seq LIMIT ?"
              for kind, id_column in LOGS.items()}
 _PURGE = {kind: f"DELETE FROM {kind} WHERE seq IN (SELECT seq FROM {kind} WHERE "
                 f"{removable_synced(kind)} AND {TIME_COLUMN[kind]} < :older_than "

@@ -51,6 +51,7 @@ ProfileSource = Callable[[str], SensorProfile | None] | Mapping[str, SensorProfi
 AssetSource = Callable[[str], AssetProfile | None] | Mapping[str, AssetProfile]
 NO_CHANGES: list[AlertChange] = []
 ASSET_DETECTOR = "asset_model"
+NODE_OFFLINE = "node_offline"
 _PERIOD_ALPHA = 0.05
 ASSET_GATE = 1.0
 
@@ -312,6 +313,25 @@ class DetectionEngine:
         if any(c.change == "resolved" for c in changes):
             asset.alert_sensor = None
         return changes
+
+    # -- sources that say they are gone -----------------------------------------------------
+    def source_offline(self, source_id: str, asset_id: str | None, sensor_ids: Iterable[str],
+                       ts: float, reason: str) -> list[AlertChange]:
+        """A Sparkplug node or device died: its sensors are stale (no silence alert each) and
+        one `node_offline` alert, filed under the source, says so."""
+        for sensor_id in sensor_ids:
+            model = self._models.get(sensor_id)
+            if model is not None and model.silence is not None:
+                model.silence.pause()
+        finding = Finding(NODE_OFFLINE, "warning", 1.0, float("nan"), ts,
+                          f"{source_id} is offline ({reason}): its sensors report nothing "
+                          "until it is born again", {}, {"accepted_because": "source"})
+        return self._tracker.observe(source_id, asset_id, ts, (finding,),
+                                     frozenset({NODE_OFFLINE}))
+
+    def source_online(self, source_id: str, ts: float) -> list[AlertChange]:
+        change = self._tracker.resolve_now(source_id, NODE_OFFLINE, ts)
+        return [change] if change is not None else NO_CHANGES
 
     # -- operators ------------------------------------------------------------------------
     def close(self, sensor_id: str, detector: str) -> bool:

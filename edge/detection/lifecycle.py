@@ -172,6 +172,16 @@ class AlertTracker:
         state.last_emitted_ts = finding.ts
         return AlertChange("updated", state.alert)
 
+    def resolve_now(self, sensor_id: str, detector: str, ts: float) -> AlertChange | None:
+        """Resolve an open alert at once (its condition ended by an event, not by readings:
+        a Sparkplug node that was offline is born again)."""
+        state = self._open.get(sensor_id, {}).get(detector)
+        if state is None:
+            return None
+        state.normal_readings = self._resolve_after_readings
+        state.last_abnormal_ts = min(state.last_abnormal_ts, ts - self._resolve_after_s)
+        return self._normal(sensor_id, detector, state, ts)
+
     def _normal(self, sensor_id: str, detector: str, state: _OpenAlert, ts: float) -> AlertChange | None:
         state.normal_readings += 1
         if state.normal_readings < self._resolve_after_readings or \

@@ -35,8 +35,8 @@ class SilenceDetector:
     name = "silence"
 
     __slots__ = ("_arrival_step_s", "_delivery_s", "_factor", "_intervals", "_last_arrival",
-                 "_last_delivery", "_last_ts", "_min_gap_s", "_min_intervals", "_period_s",
-                 "_restarted")
+                 "_last_delivery", "_last_ts", "_min_gap_s", "_min_intervals", "_paused",
+                 "_period_s", "_restarted")
 
     def __init__(self, settings: SilenceSettings) -> None:
         self._factor = settings.factor
@@ -50,6 +50,7 @@ class SilenceDetector:
         self._delivery_s = 0.0  # EWMA of the time between deliveries
         self._intervals = 0
         self._restarted = False
+        self._paused = False
 
     @property
     def period_s(self) -> float:
@@ -60,8 +61,13 @@ class SilenceDetector:
         """Arrival time of the newest reading (None: none yet)."""
         return self._last_arrival if self._last_ts is not None else None
 
+    def pause(self) -> None:
+        """The source said it is gone (a Sparkplug death): no silence until it reports again."""
+        self._paused = True
+
     def update(self, ts: float, arrival: float | None = None) -> None:
         arrival = ts if arrival is None else arrival
+        self._paused = False
         last_ts = self._last_ts
         if last_ts is not None and ts <= last_ts:
             return  # a repeat or out of order: no interval to learn from
@@ -107,7 +113,7 @@ class SilenceDetector:
         return max(self._factor * max(self._period_s, self._delivery_s), self._min_gap_s)
 
     def check(self, now: float) -> Finding | None:
-        if self._last_ts is None or not self.live:
+        if self._last_ts is None or self._paused or not self.live:
             return None
         if self._restarted:  # the downtime is not the sensor's silence: count from now
             self._restarted = False

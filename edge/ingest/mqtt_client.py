@@ -22,7 +22,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
-from gmqtt import Client, MQTTConnectError, Subscription
+from gmqtt import Client, Message, MQTTConnectError, Subscription
 from gmqtt.mqtt.constants import MQTTCommands, MQTTv50, MQTTv311
 from gmqtt.mqtt.package import CommandWithMidPacket
 
@@ -39,13 +39,16 @@ class BatchAckClient(Client):  # type: ignore[misc]
     """A gmqtt client for one connection whose QoS>=1 messages wait for `acknowledge`."""
 
     def __init__(self, settings: MqttSettings, client_id: str, generation: int,
-                 on_message: OnMessage, extra_filters: tuple[str, ...] = ()) -> None:
+                 on_message: OnMessage, extra_filters: tuple[str, ...] = (),
+                 *, will: tuple[str, bytes] | None = None) -> None:
         properties: dict[str, Any] = {}
         if settings.protocol == "5":
             properties = {"receive_maximum": settings.receive_maximum,
                           "session_expiry_interval": settings.session_expiry_s}
+        # The will (a Sparkplug primary host's offline STATE) is retained, QoS 1.
+        will_message = Message(will[0], will[1], qos=1, retain=True) if will else None
         super().__init__(client_id, clean_session=False, optimistic_acknowledgement=False,
-                         **properties)
+                         will_message=will_message, **properties)
         self.generation = generation
         self._extra_filters = extra_filters  # e.g. the command topics (QoS 1)
         self.lost = asyncio.Event()

@@ -55,6 +55,9 @@ class MqttSource:
         self.last_error: str | None = None
         # Notifications published while disconnected wait here (bounded) for the next link.
         self._outbox: deque[_Outgoing] = deque()
+        # A retained message published on every connection, and its opposite as the will
+        # (a Sparkplug primary host's STATE online/offline).
+        self._presence: tuple[tuple[str, bytes], tuple[str, bytes]] | None = None
 
     async def run(self) -> None:
         """Connect, wait for the link to drop, back off, reconnect; until `close`."""
@@ -103,6 +106,11 @@ class MqttSource:
             message = self._outbox.popleft()
             client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
 
+    def announce_presence(self, online: tuple[str, bytes], will: tuple[str, bytes]) -> None:
+        """Publish `online` (retained) on every connection; the broker publishes `will`
+        (retained) when the connection dies without a goodbye."""
+        self._presence = (online, will)
+
     def route_commands(self, prefix: str, commands: MessageSink) -> None:
         """Subscribe to `prefix/#` too and hand those messages to `commands`, not the pipeline."""
         self._command_prefix = prefix.rstrip("/") + "/"
@@ -123,7 +131,8 @@ class MqttSource:
         self._generation += 1
         extra = (self._command_prefix + "#",) if self._command_prefix and self._commands else ()
         client = BatchAckClient(self._settings, self._client_id, self._generation,
-                                self._on_message, extra)
+                                self._on_message, extra,
+                                will=self._presence[1] if self._presence else None)
         self._client = client
         try:
             async with asyncio.timeout(self._settings.connect_timeout_s):
@@ -136,6 +145,9 @@ class MqttSource:
             await _close_quietly(client)
             return None
         self._set_connected(True, None)
+        if self._presence is not None:
+            topic, payload = self._presence[0]
+            client.publish(topic, payload, qos=1, retain=True)
         self._flush_outbox(client)
         return client
 

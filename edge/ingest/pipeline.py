@@ -21,13 +21,15 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import orjson
 
 from edge.backoff import Backoff
 from edge.bus import EventBus
 from edge.errors import BufferWriteError, PayloadError
-from edge.events import DataProcessedEvent
+from edge.events import DataProcessedEvent, NodeStateEvent
+from edge.ingest.codec_reader import CodecReader
 from edge.ingest.codecs import decode_payload
 from edge.ingest.ports import (
     AckSink,
@@ -40,6 +42,8 @@ from edge.ingest.ports import (
 )
 from edge.ingest.receipts import MessageTrace, settle
 from edge.ingest.retained import RetainedMemory
+from edge.ingest.sparkplug.codec import SparkplugCodec
+from edge.ingest.sparkplug.session import NodeEvent
 from edge.ingest.topics import HTTP_CONTEXT, TopicContext, TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.logs import RateLimitedLog
@@ -47,10 +51,15 @@ from edge.metrics import GatewayMetrics
 from edge.records import (
     FLAG_CLOCK_SUSPECT,
     FLAG_RETAINED,
+    NO_EXTRAS,
+    BatchExtras,
+    CatalogRecord,
     CommitResult,
     QuarantineRecord,
     Reading,
     RetainedTaken,
+    SparkplugBirth,
+    StateReading,
 )
 from edge.settings import BufferSettings, IngestLimits
 
@@ -63,6 +72,9 @@ _SKIPPED = {
     "retained_seen": "messages skipped: a retained copy already taken",
     "own_notification": "messages skipped: the gateway's own notification topics, not data",
     "gateway_notification": "messages skipped: another gateway's notification topics, not data",
+    "sparkplug_command": "messages skipped: Sparkplug NCMD/DCMD (commands to nodes), not data",
+    "sparkplug_state": "messages skipped: Sparkplug STATE of host applications, not data",
+    "sparkplug_stale_death": "messages skipped: a Sparkplug death of an earlier session",
 }
 
 
@@ -73,8 +85,9 @@ def _flag(readings: list[Reading], first: int, flag: int) -> None:
 
 
 class _ValidatedBatch:
-    __slots__ = ("acks", "first_received_us", "quarantine", "readings", "rejected", "retained",
-                 "size", "skipped", "skipped_topics", "traces")
+    __slots__ = ("acks", "births", "catalog", "events", "first_received_us", "quarantine",
+                 "readings", "rebirths", "rejected", "retained", "size", "skipped",
+                 "skipped_topics", "states", "traces")
 
     def __init__(self, size: int, first_received_us: int) -> None:
         self.size = size
@@ -87,6 +100,17 @@ class _ValidatedBatch:
         self.retained: list[RetainedTaken] = []
         self.skipped_topics: dict[str, str] = {}  # reason -> one topic, for the log line
         self.traces: dict[AckSink, list[MessageTrace]] = {}  # sinks that want receipts
+        # What the mapping and Sparkplug B codecs add (committed in the same transaction).
+        self.states: list[StateReading] = []
+        self.catalog: list[CatalogRecord] = []
+        self.births: list[SparkplugBirth] = []
+        self.events: list[NodeEvent] = []
+        self.rebirths: set[tuple[str, str]] = set()
+
+    @property
+    def extras(self) -> BatchExtras:
+        return BatchExtras(self.states, self.catalog, self.births) \
+            if self.states or self.catalog or self.births else NO_EXTRAS
 
     def skip(self, reason: str, topic: str) -> None:
         """A message that is not data: acknowledged, counted and logged, never stored."""
@@ -99,7 +123,8 @@ class IngestPipeline:
 
     def __init__(self, bus: EventBus, metrics: GatewayMetrics, *, writer: ReadingsWriter,
                  mapper: TopicMapper, validator: ReadingValidator, limits: IngestLimits,
-                 batching: BufferSettings) -> None:
+                 batching: BufferSettings, sparkplug: SparkplugCodec | None = None) -> None:
+        self._codecs = CodecReader(validator, limits, sparkplug)
         self._bus = bus
         self._metrics = metrics
         self._writer = writer
@@ -172,6 +197,7 @@ class IngestPipeline:
         previous: asyncio.Task[None] | None = None
         await self._retained.load(self._writer, time.time_ns() // 1000)
         await self._seed_sensor_registry()
+        await self._restore_births()
         self._running = True
         try:
             while True:
@@ -215,6 +241,16 @@ class IngestPipeline:
             registry.seed(await self._writer.recent_sensors(since_us, registry.max_sensors))
             self._metrics.sensors_tracked.set(len(registry))
 
+    async def _restore_births(self) -> None:
+        """Sparkplug aliases decode after a restart: the last births are in the buffer."""
+        codec = self._codecs.sparkplug
+        if codec is not None:
+            births = await self._writer.sparkplug_births()
+            restored = codec.restore(births)
+            if births:
+                log.info("sparkplug births restored", extra={"births": len(births),
+                                                             "usable": restored})
+
     async def drain(self) -> None:
         """Stop waiting for more: commit and acknowledge what is pending, then end `run`."""
         self._closing = True
@@ -236,6 +272,23 @@ class IngestPipeline:
                 rejected_count=len(batch.quarantine), first_seq=result.first_seq,
                 last_seq=result.last_seq)
             self._counts["announce_overflows"] += self._bus.publish_nowait(event)
+        if batch.events or batch.rebirths:
+            self._after_sparkplug(batch)
+
+    def _after_sparkplug(self, batch: _ValidatedBatch) -> None:
+        """Node events (once their births and deaths are stored) and rebirth requests."""
+        metrics = self._metrics
+        for node_event in batch.events:
+            metrics.sparkplug_events.labels(f"node_{node_event.state}").inc()
+            self._counts["announce_overflows"] += self._bus.publish_nowait(NodeStateEvent(
+                source=SOURCE_NAME, scope=node_event.scope, source_id=node_event.source_id,
+                state=node_event.state,
+                sensor_ids=node_event.sensor_ids, reason=node_event.reason,
+                at=datetime.now(UTC)))
+        codec = self._codecs.sparkplug
+        for group, node in batch.rebirths:
+            if codec is not None and codec.request_rebirth(group, node):
+                metrics.sparkplug_events.labels("rebirth_requested").inc()
 
     def _validate(self, messages: list[PendingMessage]) -> _ValidatedBatch:
         batch = _ValidatedBatch(len(messages), messages[0].received_us)
@@ -281,6 +334,9 @@ class IngestPipeline:
               context: TopicContext, trace: MessageTrace | None) -> None:
         """Decode and validate one message into the batch (readings or quarantine rows)."""
         received_us = origin[0]
+        if context.codec != "auto":
+            self._take_codec(batch, origin, payload, context)
+            return
         limits = self._limits
         try:
             items = decode_payload(payload, limits.max_payload_bytes,
@@ -304,6 +360,25 @@ class IngestPipeline:
                 if trace is not None:
                     trace.elements.append(index)
 
+    def _take_codec(self, batch: _ValidatedBatch, origin: _Origin, payload: bytes,
+                    context: TopicContext) -> None:
+        received_us, source, _ = origin
+        out = self._codecs.read(context, source, payload, received_us)
+        if out.skip is not None:
+            batch.skip(out.skip, source)
+            return
+        batch.readings += out.readings
+        batch.states += out.states
+        batch.catalog += out.catalog
+        batch.births += out.births
+        batch.events += out.events
+        if out.rebirth is not None:
+            batch.rebirths.add(out.rebirth)
+        for event, count in out.counts.items():
+            self._metrics.sparkplug_events.labels(event.removeprefix("sparkplug_")).inc(count)
+        if out.problem is not None:
+            self._reject(batch, origin, payload[: self._limits.max_payload_bytes], out.problem)
+
     def _reject(self, batch: _ValidatedBatch, origin: _Origin, payload: bytes,
                 error: PayloadError) -> None:
         received_us, source, transport = origin
@@ -319,6 +394,10 @@ class IngestPipeline:
         while True:
             self._commit_started = time.monotonic()
             try:
+                extras = batch.extras
+                if extras:  # only the codecs that make them pass them on
+                    return await self._writer.commit_batch(batch.readings, batch.quarantine,
+                                                           batch.retained, extras)
                 return await self._writer.commit_batch(batch.readings, batch.quarantine,
                                                        batch.retained)
             except BufferWriteError as exc:
@@ -340,6 +419,8 @@ class IngestPipeline:
                                      "or older than ingest.max_reading_age_s: stored, flagged "
                                      "clock_suspect, not judged", readings=suspect)
         metrics.readings_accepted.inc(result.inserted)
+        if result.states_inserted:
+            metrics.states_accepted.inc(result.states_inserted)
         if result.duplicates:
             metrics.readings_duplicate.inc(result.duplicates)
         for reason, count in batch.rejected.items():

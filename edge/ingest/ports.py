@@ -14,7 +14,15 @@ from typing import Literal, NamedTuple, NewType, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
-from edge.records import CommitResult, QuarantineRecord, Reading, RetainedTaken
+from edge.records import (
+    NO_EXTRAS,
+    BatchExtras,
+    CommitResult,
+    QuarantineRecord,
+    Reading,
+    RetainedTaken,
+    SparkplugBirth,
+)
 
 # Names one message for its transport's acknowledgement; opaque to the pipeline. For MQTT it
 # packs the connection generation, QoS and packet id (pack_ack_token below).
@@ -72,7 +80,11 @@ class ReadingsWriter(Protocol):
 
     async def commit_batch(self, readings: Sequence[Reading],
                            quarantine: Sequence[QuarantineRecord],
-                           retained: Sequence[RetainedTaken] = ()) -> CommitResult: ...
+                           retained: Sequence[RetainedTaken] = (),
+                           extras: BatchExtras = NO_EXTRAS) -> CommitResult: ...
+
+    async def sparkplug_births(self) -> list[SparkplugBirth]:
+        """The last birth of every Sparkplug node and device."""
 
     async def retained_taken(self, since_us: int, limit: int) -> dict[str, RetainedTaken]:
         """topic -> what was last taken from it (survives restarts), for topics seen since

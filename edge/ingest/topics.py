@@ -8,22 +8,33 @@ subscription's `sensor_id` format (default `{asset}/{sensor}`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
 
+from edge.ingest.mapping import FieldMapping
 from edge.ingest.ports import HTTP_SOURCE
 from edge.settings import GATEWAY_TOPICS, SubscriptionSettings
 
 _CACHE_LIMIT = 100_000
 
 
+Codec = Literal["auto", "mapping", "sparkplug_b"]
+_NO_FIELDS: Mapping[str, str] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class TopicContext:
-    """What a topic says about the readings in its messages."""
+    """What a topic says about the readings in its messages, and how to read them."""
 
     subscription: str  # the topic filter that matched, a metric label
     asset_id: str | None
     sensor_id: str | None
     skip: str | None = None  # why messages on this topic are not data (acked, counted)
+    codec: Codec = "auto"
+    fields: Mapping[str, str] = field(default_factory=lambda: _NO_FIELDS)  # template fields
+    mapping: FieldMapping | None = None
 
 
 # HTTP ingestion: no topic, ids from the payload, counted as subscription="http".
@@ -54,7 +65,8 @@ class _Template:
         ]
         self._sensor_id_format = sensor_id_format
 
-    def apply(self, topic_levels: list[str]) -> tuple[str | None, str | None] | None:
+    def apply(self, topic_levels: list[str]) -> tuple[dict[str, str], str | None] | None:
+        """(the template's fields, the sensor id they make), or None if it does not fit."""
         if len(topic_levels) != len(self._levels):
             return None
         fields: dict[str, str] = {}
@@ -66,7 +78,7 @@ class _Template:
             elif name != value:
                 return None
         sensor_id = self._sensor_id_format.format(**fields) if self._sensor_id_format else None
-        return fields.get("asset"), sensor_id
+        return fields, sensor_id
 
 
 class NotificationTopics:
@@ -102,7 +114,8 @@ class TopicMapper:
         # matches them (field trial item 9).
         self._notifications = notifications
         self._subscriptions = [
-            (sub.topic, _Template(sub.template, sub.sensor_id_format) if sub.template else None)
+            (sub, _Template(sub.template, sub.sensor_id_format) if sub.template else None,
+             FieldMapping(sub.mapping) if sub.mapping is not None else None)
             for sub in subscriptions
         ]
         self._cache: dict[str, TopicContext] = {}
@@ -123,13 +136,18 @@ class TopicMapper:
             return TopicContext("own" if skip == "own_notification" else "other_gateway",
                                 None, None, skip=skip)
         levels = topic.split("/")
-        first_match: str | None = None
-        for topic_filter, template in self._subscriptions:
-            if not filter_matches(topic_filter, topic):
+        first_match: TopicContext | None = None
+        for sub, template, mapping in self._subscriptions:
+            if not filter_matches(sub.topic, topic):
                 continue
-            first_match = first_match or topic_filter
+            if first_match is None:
+                first_match = TopicContext(sub.topic, None, None, codec=sub.codec,
+                                           mapping=mapping)
             if template is not None:
                 extracted = template.apply(levels)
                 if extracted is not None:
-                    return TopicContext(topic_filter, *extracted)
-        return TopicContext(first_match or "unmatched", None, None)
+                    fields, sensor_id = extracted
+                    return TopicContext(sub.topic, fields.get("asset"), sensor_id,
+                                        codec=sub.codec, fields=MappingProxyType(fields),
+                                        mapping=mapping)
+        return first_match or TopicContext("unmatched", None, None)

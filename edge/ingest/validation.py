@@ -17,13 +17,21 @@ from edge.errors import PayloadError
 from edge.ingest.sensors import SensorRegistry
 from edge.ingest.timestamps import parse_ts_us
 from edge.ingest.topics import TopicContext
-from edge.records import FLAG_CLOCK_SUSPECT, FLAG_TS_FROM_ARRIVAL, FLAG_UNIT_CONVERTED, Reading
+from edge.records import (
+    FLAG_CLOCK_SUSPECT,
+    FLAG_TS_FROM_ARRIVAL,
+    FLAG_UNIT_CONVERTED,
+    Reading,
+    StateReading,
+)
 from edge.settings import IngestLimits, SensorSettings
 from edge.times import datetime_to_us
 from edge.units import KNOWN_UNITS, canonical_unit, conversion
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
 _MAX_TEXT = 32
+MAX_STATE = 256  # characters of a state (a Sparkplug String, a mapped text)
+_NO_CONTEXT = TopicContext("", None, None)
 
 
 class ReadingValidator:
@@ -74,6 +82,61 @@ class ReadingValidator:
             self._registry.admit(sensor_id, received_us)
         asset_id = context.asset_id or (sensor.asset if sensor is not None else None)
         return Reading(sensor_id, asset_id, ts_us, value, unit, quality, flags, received_us)
+
+    def validate_sample(self, candidate: Reading) -> Reading:
+        """A number a codec already decoded (Sparkplug B, a field mapping): the same checks
+        as `validate`, without the JSON element around it. A codec without a time for it
+        passes the arrival time with FLAG_TS_FROM_ARRIVAL."""
+        sensor_id, asset_id, ts_us, value, unit, quality, flags, received_us = candidate
+        if value - value != 0.0:
+            raise PayloadError("value_not_finite", f"{sensor_id[:60]}: value {value!r} is not finite")
+        sensor_id = self._sensor_id(sensor_id, _NO_CONTEXT)
+        sensor = self._known(sensor_id)
+        flags = self._decoded_ts(ts_us, flags, received_us)
+        if unit is not None and unit not in KNOWN_UNITS:
+            unit = _unit(unit)
+        if sensor is not None:
+            if sensor.unit is not None and unit is not None and unit != sensor.unit:
+                value = self._convert(value, unit, sensor.unit)
+                flags |= FLAG_UNIT_CONVERTED
+            if sensor.unit is not None:
+                unit = sensor.unit
+        if quality is not None:
+            quality = _quality(quality)
+        if self._registry is not None:  # last: a rejected reading takes no place
+            self._registry.admit(sensor_id, received_us)
+        asset_id = asset_id or (sensor.asset if sensor is not None else None)
+        return Reading(sensor_id, asset_id, ts_us, value, unit, quality, flags, received_us)
+
+    def validate_state(self, candidate: StateReading) -> StateReading:
+        """A state (or a null) a codec decoded: id, sensor, time and quality checks."""
+        sensor_id, asset_id, ts_us, state, quality, flags, received_us = candidate
+        if state is not None and len(state) > MAX_STATE:
+            raise PayloadError("invalid_state",
+                               f"{sensor_id[:60]}: state longer than {MAX_STATE} characters")
+        sensor_id = self._sensor_id(sensor_id, _NO_CONTEXT)
+        sensor = self._known(sensor_id)
+        flags = self._decoded_ts(ts_us, flags, received_us)
+        if quality is not None:
+            quality = _quality(quality)
+        if self._registry is not None:
+            self._registry.admit(sensor_id, received_us)
+        asset_id = asset_id or (sensor.asset if sensor is not None else None)
+        return StateReading(sensor_id, asset_id, ts_us, state, quality, flags, received_us)
+
+    def _known(self, sensor_id: str) -> SensorSettings | None:
+        sensor = self._sensors.get(sensor_id)
+        if sensor is None and not self._limits.accept_unknown_sensors:
+            raise PayloadError("unknown_sensor", f"sensor {sensor_id!r} is not configured")
+        return sensor
+
+    def _decoded_ts(self, ts_us: int, flags: int, received_us: int) -> int:
+        """The flags after the time checks (the future is refused, the far past flagged)."""
+        if ts_us - received_us > self._max_future_us:
+            raise PayloadError("ts_in_future", f"ts is {(ts_us - received_us) / 1e6:.0f} s ahead")
+        if ts_us < self._min_ts_us or received_us - ts_us > self._max_age_us:
+            flags |= FLAG_CLOCK_SUSPECT
+        return flags
 
     @property
     def registry(self) -> SensorRegistry | None:

@@ -10,12 +10,14 @@ from typing import Literal
 from pydantic import (
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from edge.detection.settings import AssetDetectionSettings, DetectorSettings, LimitSettings
 from edge.settings.base import TEMPLATE_FIELDS, Identifier, Section, secret_from_file
+from edge.settings.payloads import MappingSettings, placeholders
 from edge.units import KNOWN_UNITS
 
 
@@ -57,6 +59,9 @@ class SubscriptionSettings(Section):
 
     topic: str = Field(min_length=1, description="MQTT topic filter; + and # allowed.")
     qos: Literal[0, 1, 2] = 1
+    codec: Literal["auto", "mapping", "sparkplug_b"] = Field(
+        default="auto", description="auto: JSON readings or a bare number; mapping: the "
+                                    "`mapping` block; sparkplug_b: spBv1.0 protobuf.")
     template: str | None = Field(
         default=None,
         description="Names topic levels, e.g. factory/{site}/{asset}/{sensor}.",
@@ -68,6 +73,7 @@ class SubscriptionSettings(Section):
             "default {asset}/{sensor} (or {sensor} when the template has no asset)."
         ),
     )
+    mapping: MappingSettings | None = None
 
     @field_validator("topic")
     @classmethod
@@ -82,13 +88,16 @@ class SubscriptionSettings(Section):
 
     @field_validator("template")
     @classmethod
-    def _valid_template(cls, template: str | None) -> str | None:
+    def _valid_template(cls, template: str | None, info: ValidationInfo) -> str | None:
         if template is None:
             return None
-        names = _placeholders(template)
+        names = placeholders(template)  # plain names only
+        # A mapping may name any topic level (its templates use them); elsewhere only the
+        # fields that mean something, so that a typo is caught.
         unknown = names - TEMPLATE_FIELDS
-        if unknown:
-            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {sorted(TEMPLATE_FIELDS)}")
+        if unknown and info.data.get("codec") != "mapping":
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use "
+                             f"{sorted(TEMPLATE_FIELDS)} (a mapping may name any level)")
         return template
 
     @model_validator(mode="after")
@@ -107,6 +116,27 @@ class SubscriptionSettings(Section):
             missing = _placeholders(self.sensor_id) - available
             if missing:
                 raise ValueError(f"sensor_id uses {sorted(missing)}, which the template lacks")
+        return self
+
+    @model_validator(mode="after")
+    def _codec_fits(self) -> SubscriptionSettings:
+        if (self.codec == "mapping") != (self.mapping is not None):
+            raise ValueError("codec: mapping needs a mapping block (and only it takes one)")
+        if self.codec == "sparkplug_b" and not self.topic.startswith(("spBv1.0/", "#", "+")):
+            raise ValueError("codec: sparkplug_b subscribes to spBv1.0/<group>/... topics")
+        if self.mapping is not None:
+            available = (_placeholders(self.template) if self.template else set()) | \
+                {"key", "index"}
+            for index, value in enumerate(self.mapping.values):
+                missing = placeholders(value.sensor) - available
+                if missing:
+                    raise ValueError(f"mapping.values.{index}.sensor uses {sorted(missing)}, "
+                                     "which neither the template nor a wildcard gives")
+            if self.mapping.asset is not None:
+                missing = placeholders(self.mapping.asset) - available
+                if missing:
+                    raise ValueError(f"mapping.asset uses {sorted(missing)}, which the "
+                                     "template lacks")
         return self
 
     @property

@@ -33,6 +33,7 @@ from edge.settings.operations import (
     NotificationSettings,
     SystemdSettings,
 )
+from edge.settings.payloads import SparkplugSettings
 from edge.settings.storage import BufferSettings, CentralSettings
 from edge.settings.yaml_file import read_yaml
 
@@ -54,6 +55,7 @@ class Settings(BaseSettings):
     central: CentralSettings = CentralSettings()
     detection: DetectionSettings = DetectionSettings()
     prediction: PredictionSettings = PredictionSettings()
+    sparkplug: SparkplugSettings = SparkplugSettings()
     maintenance: MaintenanceSettings = MaintenanceSettings()
     notifications: NotificationSettings = NotificationSettings()
     http: HttpSettings = HttpSettings()

@@ -45,7 +45,8 @@ class MaintenanceSettings(Section):
         default_factory=lambda: {"limits": "out_of_range", "outlier": "abnormal_readings",
                                  "drift": "drift", "rate": "rapid_change",
                                  "flatline": "sensor_stuck", "silence": "no_data",
-                                 "asset_model": "relation_break", "forecast": "out_of_range"},
+                                 "asset_model": "relation_break", "forecast": "out_of_range",
+                                 "node_offline": "no_data"},
         description="detector -> cause; one open task per asset and cause (a forecast and "
                     "the limit alert that proves it right share one task).")
     check_interval_s: float = Field(default=30.0, gt=0)

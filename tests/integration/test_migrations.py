@@ -16,7 +16,8 @@ from tests.support.central import central_rows, dsn_for, fresh_database
 from tests.support.services import REPO_ROOT, env_without_edge_vars
 
 TABLES = {"gateways", "sensor_readings", "anomaly_alerts", "maintenance_tasks",
-          "sensor_reading_conflicts", "maintenance_decisions", "fault_labels"}
+          "sensor_reading_conflicts", "maintenance_decisions", "fault_labels", "sensor_states",
+          "sensor_catalog"}
 
 
 async def _tables(database: str) -> set[str]:
@@ -82,7 +83,8 @@ async def _exercise_timescale_branch(database: str, options: TimescaleSettings) 
     conn = await asyncpg.connect(dsn_for(database))
     try:
         await conn.execute(STUBS)
-        for statement in timescale.statements(options):
+        for statement in [*timescale.statements(options),
+                          *timescale.hypertable_statements("sensor_states", options)]:
             if statement.needs_timescale_ddl:
                 if "MATERIALIZED VIEW" in statement.sql:
                     # Plain PostgreSQL has no continuous aggregates: create the same query
@@ -113,7 +115,13 @@ def test_timescale_branch_sql_parses_and_binds_as_far_as_plain_postgresql_allows
     assert calls[0][1] == f"sensor_readings time {_pg_interval(options.chunk_interval)} true"
     assert ("add_compression_policy" in functions) == (options.compress_after is not None)
     assert ("add_retention_policy" in functions) == (options.retention is not None)
-    assert functions[-1] == "add_continuous_aggregate_policy"
+    readings_part = functions[:functions.index("add_continuous_aggregate_policy") + 1]
+    states_part = functions[len(readings_part):]
+    assert readings_part[-1] == "add_continuous_aggregate_policy"
+    # sensor_states (migration 0004): the same hypertable, compression and retention.
+    assert states_part == [f for f in readings_part if f != "add_continuous_aggregate_policy"]
+    assert [args for fn, args in calls if fn == "create_hypertable"][1] == \
+        f"sensor_states time {_pg_interval(options.chunk_interval)} true"
 
 
 def _pg_interval(text: str) -> str:

@@ -1,0 +1,486 @@
+"""Sparkplug B edge nodes as the gateway follows them: births, aliases, seq, bdSeq, deaths.
+
+Pure code: `SparkplugSessions.decode(topic, payload, received_us)` turns one message into
+`Decoded` (samples, problems, what to persist, events, a rebirth request) and updates what
+it knows about the node. The pipeline validates the samples, commits everything with the
+message's batch, and carries out the rest.
+
+Rules (spBv1.0, Sparkplug 3.0):
+- NBIRTH (seq 0) names the node's metrics (name, alias, datatype, properties such as
+  engineering units) and carries `bdSeq`; it resets the node's devices, which re-birth.
+  DBIRTH does the same for one device. Birth values are stored like data.
+- NDATA/DDATA name metrics by alias (or by name); an alias the births did not name is a
+  problem (`unknown_alias`), data from a node never born is `no_birth`: both quarantine the
+  message and ask for a rebirth (when enabled, rate-limited).
+- `seq` runs 0..255 over all of a node's messages; a gap or an out-of-order message is
+  counted and asks for a rebirth; the data still decodes (aliases stay valid).
+- NDEATH is honoured only when its `bdSeq` matches the current birth's (a late death of an
+  old session is ignored); NDEATH and DDEATH make the node's or device's sensors stale (one
+  event, no silence alarms) until the next birth.
+- Historical metrics are stored and flagged; transient ones are skipped; nulls are kept as
+  null states; Boolean, String, Text, UUID and DateTime are states; DataSet, Template,
+  PropertySet, Bytes, File and the array types are quarantined with the metric named.
+- NCMD, DCMD and STATE messages are not data (skipped and counted).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, NamedTuple
+
+from google.protobuf.message import DecodeError
+
+from edge.ingest.sensor_ids import sensor_id, sensor_ids
+from edge.ingest.sparkplug.schema import DataType, Payload
+from edge.ingest.sparkplug.topics import SparkplugTopic, parse_topic
+
+FLAG_HISTORICAL = 16  # edge.records.FLAG_HISTORICAL
+_NOT_DATA = ("bdSeq", "Node Control/")
+_UNIT_KEYS = ("engunit", "engineeringunits", "engineering units", "engineering_units", "unit",
+              "units")
+_SEQ_MODULO = 256
+SampleKind = Literal["number", "state", "null"]
+
+
+class Sample(NamedTuple):
+    """One metric value, decoded; the pipeline validates and stores it."""
+
+    sensor_id: str
+    asset_id: str | None
+    ts_us: int
+    value: float  # numbers; nan for states and nulls
+    state: str | None  # states; None for numbers and nulls
+    kind: SampleKind
+    unit: str | None
+    flags: int
+
+
+class Problem(NamedTuple):
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """What a birth says about one sensor: kept with the original name."""
+
+    sensor_id: str
+    asset_id: str | None
+    name: str
+    scope: str
+    datatype: str
+    unit: str | None
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Birth:
+    """A birth to persist, so that aliases still decode after a restart."""
+
+    scope: str  # "group/node" or "group/node/device"
+    bdseq: int | None
+    payload: bytes
+    received_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeEvent:
+    scope: str
+    state: Literal["offline", "online"]
+    sensor_ids: tuple[str, ...]
+    reason: str
+
+    @property
+    def source_id(self) -> str:
+        """The scope as an id (the node_offline alert is filed under it)."""
+        return sensor_id(self.scope)
+
+
+@dataclass(slots=True)
+class Decoded:
+    samples: list[Sample] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    catalog: list[CatalogEntry] = field(default_factory=list)
+    births: list[Birth] = field(default_factory=list)
+    events: list[NodeEvent] = field(default_factory=list)
+    rebirth: tuple[str, str] | None = None
+    skip: str | None = None
+    seq_gap: bool = False
+
+
+class _Metric(NamedTuple):
+    sensor_id: str
+    name: str
+    datatype: int
+    unit: str | None
+    read: Callable[[Any], tuple[float, str | None, SampleKind]] | None  # None: unsupported
+
+
+@dataclass(slots=True)
+class _Scope:
+    by_alias: dict[int, _Metric] = field(default_factory=dict)
+    by_name: dict[str, _Metric] = field(default_factory=dict)
+    asset_id: str | None = None
+    online: bool = True
+
+
+@dataclass(slots=True)
+class _Node:
+    scope: _Scope
+    bdseq: int | None
+    last_seq: int | None  # None: not known (restored from the buffer)
+    devices: dict[str, _Scope] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """How metric names become sensor ids and assets (`sparkplug.*` settings)."""
+
+    sensor_id: str = "{group}/{node}/{device}/{metric}"
+    asset: str = "{group}/{node}/{device}"
+
+    def format(self, template: str, group: str, node: str, device: str | None,
+               metric: str = "") -> str:
+        if device is None:  # a node's own metrics: the device level is left out
+            template = template.replace("/{device}", "").replace("{device}/", "")
+            template = template.replace("{device}", "")
+        return template.format(group=group, node=node, device=device or "", metric=metric)
+
+
+class SparkplugSessions:
+    """Every edge node and device the gateway has seen born."""
+
+    def __init__(self, naming: Naming = Naming()) -> None:
+        self._naming = naming
+        self._nodes: dict[tuple[str, str], _Node] = {}
+        self.counts: dict[str, int] = {}
+
+    def decode(self, topic: str, payload: bytes, received_us: int) -> Decoded:
+        parsed = parse_topic(topic)
+        if parsed is None:
+            return Decoded(problems=[Problem("invalid_topic",
+                                             f"{topic[:80]!r} is not a Sparkplug B topic")])
+        if parsed.type in ("NCMD", "DCMD", "STATE"):
+            return Decoded(skip="sparkplug_command" if parsed.type != "STATE" else "sparkplug_state")
+        message = Payload()
+        try:
+            message.ParseFromString(payload)
+        except DecodeError as exc:
+            return Decoded(problems=[Problem("invalid_protobuf", str(exc)[:200])])
+        handler = _HANDLERS[parsed.type]
+        return handler(self, parsed, message, payload, received_us)
+
+    def restore(self, births: Iterable[tuple[str, bytes]]) -> int:
+        """Take back persisted births (node births first); returns how many were usable."""
+        restored = 0
+        for scope, payload in sorted(births, key=lambda b: b[0].count("/")):
+            parts = scope.split("/")
+            kind = "NBIRTH" if len(parts) == 2 else "DBIRTH"
+            topic = f"spBv1.0/{parts[0]}/{kind}/{'/'.join(parts[1:])}"
+            decoded = self.decode(topic, payload, 0)
+            if not decoded.problems:
+                restored += 1
+        for node in self._nodes.values():
+            node.last_seq = None  # the seq went on while the gateway was away
+        return restored
+
+    def sensors_of(self, group: str, node: str) -> tuple[str, ...]:
+        known = self._nodes.get((group, node))
+        if known is None:
+            return ()
+        ids = [m.sensor_id for m in known.scope.by_name.values()]
+        for device in known.devices.values():
+            ids += [m.sensor_id for m in device.by_name.values()]
+        return tuple(ids)
+
+    # -- messages ---------------------------------------------------------------------------
+    def _nbirth(self, topic: SparkplugTopic, message: Any, raw: bytes,
+                received_us: int) -> Decoded:
+        decoded = Decoded()
+        bdseq = _bdseq(message)
+        known = self._nodes.get(topic.node_key)
+        scope = self._scope(topic, None, message.metrics, decoded)
+        if known is not None and not known.scope.online:
+            decoded.events.append(NodeEvent(_scope_name(topic, None), "online", (), "NBIRTH"))
+        self._nodes[topic.node_key] = _Node(scope, bdseq, int(message.seq))
+        decoded.births.append(Birth(_scope_name(topic, None), bdseq, raw, received_us))
+        if received_us:
+            self._samples(topic, scope, message, received_us, decoded)
+        return decoded
+
+    def _dbirth(self, topic: SparkplugTopic, message: Any, raw: bytes,
+                received_us: int) -> Decoded:
+        decoded = Decoded()
+        node = self._born(topic, message, decoded, received_us)
+        if node is None:
+            return decoded
+        assert topic.device is not None
+        previous = node.devices.get(topic.device)
+        scope = self._scope(topic, topic.device, message.metrics, decoded)
+        node.devices[topic.device] = scope
+        if previous is not None and not previous.online:
+            decoded.events.append(NodeEvent(_scope_name(topic, topic.device), "online", (),
+                                            "DBIRTH"))
+        decoded.births.append(Birth(_scope_name(topic, topic.device), None, raw, received_us))
+        if received_us:
+            self._samples(topic, scope, message, received_us, decoded)
+        return decoded
+
+    def _data(self, topic: SparkplugTopic, message: Any, raw: bytes,
+              received_us: int) -> Decoded:
+        decoded = Decoded()
+        node = self._born(topic, message, decoded, received_us)
+        if node is None:
+            return decoded
+        scope = node.scope if topic.device is None else node.devices.get(topic.device)
+        if scope is None:
+            decoded.problems.append(Problem("no_birth", f"device {topic.device!r} of node "
+                                            f"{topic.group}/{topic.node} was never born"))
+            decoded.rebirth = topic.node_key
+            return decoded
+        self._samples(topic, scope, message, received_us, decoded)
+        return decoded
+
+    def _ndeath(self, topic: SparkplugTopic, message: Any, raw: bytes,
+                received_us: int) -> Decoded:
+        node = self._nodes.get(topic.node_key)
+        bdseq = _bdseq(message)
+        if node is None or (node.bdseq is not None and bdseq is not None and bdseq != node.bdseq):
+            self._count("stale_death")
+            return Decoded(skip="sparkplug_stale_death")
+        node.scope.online = False
+        for device in node.devices.values():
+            device.online = False
+        return Decoded(events=[NodeEvent(_scope_name(topic, None), "offline",
+                                         self.sensors_of(*topic.node_key), "NDEATH")])
+
+    def _ddeath(self, topic: SparkplugTopic, message: Any, raw: bytes,
+                received_us: int) -> Decoded:
+        decoded = Decoded()
+        node = self._nodes.get(topic.node_key)
+        assert topic.device is not None
+        device = node.devices.get(topic.device) if node is not None else None
+        if node is None or device is None:
+            return Decoded(skip="sparkplug_stale_death")
+        self._check_seq(topic, node, message, decoded)
+        device.online = False
+        decoded.events.append(NodeEvent(_scope_name(topic, topic.device), "offline",
+                                        tuple(m.sensor_id for m in device.by_name.values()),
+                                        "DDEATH"))
+        return decoded
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _born(self, topic: SparkplugTopic, message: Any, decoded: Decoded,
+              received_us: int) -> _Node | None:
+        node = self._nodes.get(topic.node_key)
+        if node is None:
+            decoded.problems.append(Problem("no_birth", f"node {topic.group}/{topic.node} was "
+                                            "never born (no NBIRTH seen or kept)"))
+            decoded.rebirth = topic.node_key
+            return None
+        if received_us:
+            self._check_seq(topic, node, message, decoded)
+        return node
+
+    def _check_seq(self, topic: SparkplugTopic, node: _Node, message: Any,
+                   decoded: Decoded) -> None:
+        if not message.HasField("seq"):
+            return
+        seq = int(message.seq)
+        if node.last_seq is not None and seq != (node.last_seq + 1) % _SEQ_MODULO:
+            self._count("seq_gap")
+            decoded.seq_gap = True
+            decoded.rebirth = topic.node_key
+        node.last_seq = seq
+
+    def _scope(self, topic: SparkplugTopic, device: str | None, metrics: Any,
+               decoded: Decoded) -> _Scope:
+        naming = self._naming
+        names = [m.name for m in metrics if m.name and not m.name.startswith(_NOT_DATA)]
+        ids = sensor_ids(naming.format(naming.sensor_id, topic.group, topic.node, device, name)
+                         for name in names)
+        asset = naming.format(naming.asset, topic.group, topic.node, device)
+        asset_id = next(iter(sensor_ids([asset]).values())) if asset else None
+        scope = _Scope(asset_id=asset_id)
+        scope_name = _scope_name(topic, device)
+        for metric in metrics:
+            name = metric.name
+            if not name or name.startswith(_NOT_DATA):
+                continue
+            sensor_id = ids[naming.format(naming.sensor_id, topic.group, topic.node, device, name)]
+            unit = _unit(metric)
+            datatype = int(metric.datatype)
+            spec = _Metric(sensor_id, name, datatype, unit, _READERS.get(datatype))
+            scope.by_name[name] = spec
+            if metric.HasField("alias"):
+                scope.by_alias[int(metric.alias)] = spec
+            decoded.catalog.append(CatalogEntry(
+                sensor_id, asset_id, name, scope_name, _datatype_name(datatype), unit,
+                _properties(metric)))
+        return scope
+
+    def _samples(self, topic: SparkplugTopic, scope: _Scope, message: Any, received_us: int,
+                 decoded: Decoded) -> None:
+        default_ts = int(message.timestamp) * 1000 if message.HasField("timestamp") else received_us
+        by_alias, by_name = scope.by_alias, scope.by_name
+        samples = decoded.samples
+        asset_id = scope.asset_id
+        for metric in message.metrics:
+            spec = by_alias.get(metric.alias) if metric.HasField("alias") else None
+            if spec is None:
+                name = metric.name
+                if name.startswith(_NOT_DATA):
+                    continue
+                spec = by_name.get(name) if name else None
+                if spec is None:
+                    decoded.problems.append(_unknown(metric))
+                    decoded.rebirth = topic.node_key
+                    continue
+            if metric.is_transient:
+                self._count("transient")
+                continue
+            ts_us = int(metric.timestamp) * 1000 if metric.HasField("timestamp") else default_ts
+            flags = FLAG_HISTORICAL if metric.is_historical else 0
+            if metric.is_null:
+                samples.append(Sample(spec.sensor_id, asset_id, ts_us, math.nan, None, "null",
+                                      spec.unit, flags))
+                continue
+            if spec.read is None:
+                decoded.problems.append(Problem(
+                    "unsupported_datatype", f"metric {spec.name!r}: "
+                    f"{_datatype_name(spec.datatype)} is not stored (flatten it with a mapping)"))
+                continue
+            try:
+                value, state, kind = spec.read(metric)
+            except ValueError as exc:
+                decoded.problems.append(Problem("invalid_value", f"metric {spec.name!r}: {exc}"))
+                continue
+            samples.append(Sample(spec.sensor_id, asset_id, ts_us, value, state, kind, spec.unit,
+                                  flags))
+
+    def _count(self, what: str) -> None:
+        self.counts[what] = self.counts.get(what, 0) + 1
+
+
+_HANDLERS: dict[str, Callable[[SparkplugSessions, SparkplugTopic, Any, bytes, int], Decoded]] = {
+    "NBIRTH": SparkplugSessions._nbirth, "DBIRTH": SparkplugSessions._dbirth,
+    "NDATA": SparkplugSessions._data, "DDATA": SparkplugSessions._data,
+    "NDEATH": SparkplugSessions._ndeath, "DDEATH": SparkplugSessions._ddeath,
+}
+
+
+def _scope_name(topic: SparkplugTopic, device: str | None) -> str:
+    return f"{topic.group}/{topic.node}" + (f"/{device}" if device else "")
+
+
+def _unknown(metric: Any) -> Problem:
+    if metric.HasField("alias"):
+        return Problem("unknown_alias", f"alias {int(metric.alias)} is not in the birth")
+    return Problem("unknown_alias", f"metric {metric.name[:80]!r} is not in the birth")
+
+
+def _bdseq(message: Any) -> int | None:
+    for metric in message.metrics:
+        if metric.name == "bdSeq":
+            which = metric.WhichOneof("value")
+            return int(getattr(metric, which)) if which in ("long_value", "int_value") else None
+    return None
+
+
+def _unit(metric: Any) -> str | None:
+    if not metric.HasField("properties"):
+        return None
+    properties = metric.properties
+    for key, value in zip(properties.keys, properties.values, strict=False):
+        if key.lower() in _UNIT_KEYS and value.WhichOneof("value") == "string_value":
+            return str(value.string_value) or None
+    return None
+
+
+def _properties(metric: Any) -> dict[str, Any]:
+    if not metric.HasField("properties"):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in zip(metric.properties.keys, metric.properties.values, strict=False):
+        which = value.WhichOneof("value")
+        if which in ("int_value", "long_value", "float_value", "double_value", "boolean_value",
+                     "string_value"):
+            out[key] = getattr(value, which)
+    return out
+
+
+def _datatype_name(datatype: int) -> str:
+    try:
+        return DataType(datatype).name.title().replace("Uint", "UInt")
+    except ValueError:
+        return f"datatype {datatype}"
+
+
+# -- value readers: one per datatype, chosen at birth -----------------------------------------
+def _integer(metric: Any) -> int:
+    which = metric.WhichOneof("value")
+    if which == "int_value":
+        return int(metric.int_value)
+    if which == "long_value":
+        return int(metric.long_value)
+    raise ValueError(f"an integer metric carries {which or 'no value'}")
+
+
+def _signed(bits: int) -> Callable[[Any], tuple[float, str | None, SampleKind]]:
+    """Signed integers travel as two's complement in the unsigned fields."""
+    width = 64 if bits == 64 else 32
+    half, low, high = 1 << (width - 1), -(1 << (bits - 1)), 1 << (bits - 1)
+
+    def read(metric: Any) -> tuple[float, str | None, SampleKind]:
+        raw = _integer(metric) & ((1 << width) - 1)
+        value = raw - (1 << width) if raw >= half else raw
+        if not low <= value < high:
+            raise ValueError(f"{value} does not fit Int{bits}")
+        return float(value), None, "number"
+    return read
+
+
+def _unsigned(metric: Any) -> tuple[float, str | None, SampleKind]:
+    return float(_integer(metric)), None, "number"
+
+
+def _float(metric: Any) -> tuple[float, str | None, SampleKind]:
+    which = metric.WhichOneof("value")
+    if which == "float_value":
+        return float(metric.float_value), None, "number"
+    if which == "double_value":
+        return float(metric.double_value), None, "number"
+    raise ValueError(f"a floating-point metric carries {which or 'no value'}")
+
+
+def _boolean(metric: Any) -> tuple[float, str | None, SampleKind]:
+    if metric.WhichOneof("value") != "boolean_value":
+        raise ValueError("a Boolean metric carries no boolean_value")
+    return math.nan, "true" if metric.boolean_value else "false", "state"
+
+
+def _text(metric: Any) -> tuple[float, str | None, SampleKind]:
+    if metric.WhichOneof("value") != "string_value":
+        raise ValueError("a String metric carries no string_value")
+    return math.nan, str(metric.string_value), "state"
+
+
+def _datetime(metric: Any) -> tuple[float, str | None, SampleKind]:
+    ms = _integer(metric)
+    try:
+        moment = datetime.fromtimestamp(ms / 1000, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise ValueError(f"DateTime {ms} ms is out of range") from exc
+    return math.nan, moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "state"
+
+
+_READERS: dict[int, Callable[[Any], tuple[float, str | None, SampleKind]]] = {
+    DataType.INT8: _signed(8), DataType.INT16: _signed(16), DataType.INT32: _signed(32),
+    DataType.INT64: _signed(64), DataType.UINT8: _unsigned, DataType.UINT16: _unsigned,
+    DataType.UINT32: _unsigned, DataType.UINT64: _unsigned, DataType.FLOAT: _float,
+    DataType.DOUBLE: _float, DataType.BOOLEAN: _boolean, DataType.STRING: _text,
+    DataType.TEXT: _text, DataType.UUID: _text, DataType.DATETIME: _datetime,
+}

@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= config/edge.yaml
+# An independent Sparkplug B edge node for the tests (Eclipse Tahu's JavaScript libraries).
+NODE_DEPS := tests/support/sparkplug_node/node_modules/.installed
 
 .PHONY: run daemon test lint bench install dev clean
 
@@ -17,6 +19,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,demo]'
 	touch $@
 
+$(NODE_DEPS): tests/support/sparkplug_node/package-lock.json
+	cd tests/support/sparkplug_node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 install dev: $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -25,7 +31,7 @@ run: $(VENV)/.installed
 daemon: $(VENV)/.installed
 	$(BIN)/edge-gateway run --config $(CONFIG)
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(NODE_DEPS)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -5,15 +5,11 @@ wraps it, and `edge.detection.benchmark` scores the same class on public labelle
 Everything here is computation only: no I/O, no asyncio, the clock passed in.
 """
 
-from edge.detection.engine import (
-    ASSET_DETECTOR,
-    DetectionEngine,
-    SensorInAlertError,
-    SnapshotReport,
-)
+from edge.detection.engine import DetectionEngine, SensorInAlertError, SnapshotReport
 from edge.detection.finding import SEVERITY_RANK, Finding, Severity
 from edge.detection.lifecycle import AlertChange
 from edge.detection.profiles import AssetProfile, SensorProfile
+from edge.detection.sensor_model import ASSET_DETECTOR
 from edge.detection.settings import (
     AssetDetectionSettings,
     DetectionSettings,

@@ -6,11 +6,12 @@ has learned how far it wanders and only a shift beyond that counts. When the sen
 or weekly cycle (`SeasonalProfile` decides), both averages follow the seasonal residual, so the
 cycle is the expected level and not a drift.
 
-While a drift alert is open the baseline, the tail and the profiles stop learning (an alerting
-period never becomes normal by itself), so a slow ramp cannot drag the baseline along and hide
-itself; after `accept_after` alerting readings the new level is learned as normal. The gap is
-an average of about `fast_span` readings: about one independent judgement per `fast_span`
-readings (`trials_factor`).
+While a drift alert is open (or an asset alert filed under this sensor) the baseline and the
+tail stop learning (an alerting period never becomes normal by itself), so a slow ramp cannot
+drag the baseline along and hide itself; after `accept_after` alerting readings the new level is
+learned as normal. The gap is an average of about `fast_span` readings: about one independent
+judgement per `fast_span` readings (`trials_factor`), and its tail is an averaged one (see
+`TailModel`): fitted from independent excursions, extrapolated from its body while young.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class DriftDetector:
         self._slow_alpha = 2.0 / (settings.slow_span + 1)
         self.trials_factor = 1.0 / settings.fast_span
         self._accept_after = accept_after
-        self._tail = TailModel(xi_max=XI_MAX, clip=CLIP, seed=seed)
+        self._tail = TailModel(xi_max=XI_MAX, clip=CLIP, seed=seed, averaged=True)
         self._weekly = SeasonalProfile(WEEK_S, 168)
         self._daily = SeasonalProfile(DAY_S, 48, feeds=self._weekly)  # hours from half-hours
         self._season: SeasonalProfile | None = None  # the profile the averages follow

@@ -40,7 +40,7 @@ from edge.detection.finding import Finding, Severity
 from edge.detection.lifecycle import AlertChange, AlertTracker
 from edge.detection.likelihood import SECONDS_PER_DAY, Thresholds, likelihood
 from edge.detection.profiles import AssetProfile, SensorProfile
-from edge.detection.sensor_model import Judgement, SensorModel
+from edge.detection.sensor_model import ASSET_DETECTOR, Judgement, SensorModel
 from edge.detection.settings import DetectionSettings
 from edge.detection.snapshot import SnapshotError, decode, encode, settings_key
 from edge.detection.validation import ASSET_SOURCE as _ASSET_SOURCE
@@ -50,7 +50,6 @@ from edge.records import AlertRecord, Reading
 ProfileSource = Callable[[str], SensorProfile | None] | Mapping[str, SensorProfile]
 AssetSource = Callable[[str], AssetProfile | None] | Mapping[str, AssetProfile]
 NO_CHANGES: list[AlertChange] = []
-ASSET_DETECTOR = "asset_model"
 NODE_OFFLINE = "node_offline"
 _PERIOD_ALPHA = 0.05
 ASSET_GATE = 1.0

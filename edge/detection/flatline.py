@@ -7,8 +7,9 @@ model of the run lengths themselves (step signals and slow sensors have long run
 never stuck before `min_readings` and `min_duration_s`.
 
 Operating states: a value at which the sensor rests for a run of `min_readings`, far below its
-running levels (below the 5 % level by three times its distance to the median, or rarer than
-1e-3 among them: an idle pump at 0, a valve closed), is learned as a resting value; a run there
+running levels (below the 5 % level by three times the body's spread, or rarer than 1e-3 among
+them) and nearer to zero than to them (an idle pump at 0, a valve closed: off means the measured
+quantity stops; a flow that falls by a fifth is a fault), is learned as a resting value; a run there
 is the machine being off, not a stuck sensor, and the other detectors pause while it lasts (so
 running levels are learned from running readings only). A run stuck at a running level is not
 a rest. Rest runs teach neither the run lengths nor the repeat fraction.
@@ -117,9 +118,16 @@ class FlatlineDetector:
         level = self._level
         if level is None or not level.ready:
             return False
-        low, middle = level.quantile(0.05), level.quantile(0.5)
+        low, middle, high = level.quantile(0.05), level.quantile(0.5), level.quantile(0.95)
+        # Off or idle is nearer to zero than to the running level (a pump at 0, a valve
+        # closed): a flow that falls to 80 % of its level is a fault to judge, not a rest.
+        if abs(x) >= abs(middle - x):
+            return False
+        # A quantised sensor's body may sit on one level (5 % quantile = median): the upper
+        # half of the body gives the spread then.
+        spread = max(middle - low, high - middle)
         # Within reach of the running levels, a long run is a stuck sensor, not a rest.
-        return x < low - 3.0 * (middle - low) or level.lower(x) <= _REST_RARITY
+        return x < low - 3.0 * spread or level.lower(x) <= _REST_RARITY
 
     def window(self) -> dict[str, Any]:
         return {"since": self._since, "readings": self.length, "stuck_value": self._value}

@@ -32,6 +32,7 @@ _PERIOD_ALPHA = 0.05
 DRIFT_PERSIST = 0.5
 _MIN_DISTINCT = 3  # different values a sensor must show before its learning can end
 NOT_JUDGED: frozenset[str] = frozenset()
+ASSET_DETECTOR = "asset_model"  # the asset model's alerts are filed under a member sensor
 
 
 class Judgement(NamedTuple):
@@ -171,7 +172,10 @@ class SensorModel:
                 candidate_seen = candidate_seen or rate <= candidate
         if drift is not None:
             factor = drift.trials_factor
-            p = drift.update(ts, x, beyond_datasheet or "drift" in alerting)
+            # An asset alert filed under this sensor is its alert too: the level it is about
+            # must not become the drift's baseline (it would read as a shift once it ends).
+            p = drift.update(ts, x, beyond_datasheet or "drift" in alerting or
+                             ASSET_DETECTOR in alerting)
             rate = p * per_day * factor
             if learned and rate <= normal:
                 hot = hot or []

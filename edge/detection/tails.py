@@ -18,6 +18,18 @@ The fit adapts slowly by design: each exceedance moves the tail moments by at mo
 model that it is normal within a few readings. Ties count toward the tail (`P(X >= x)`), so
 quantised sensors and exact repeats get honest probabilities.
 
+Averaged features (`averaged=True`: a drift's gap, an average over many readings) are serially
+dependent: their exceedances come in clusters, one per excursion, so a tail is fitted only once
+it has seen `_MIN_EXCEEDANCES` independent clusters, and until then a value beyond the reservoir
+is not floored at the reservoir's rank (1 / (size + 1): a young drift tail could never reach a
+rare probability, and would learn a developing fault's gaps as its own tail instead) but
+extrapolated from the body: a generalised Pareto tail that falls from 1/2 at the median to
+`zeta` at the tail threshold, with the shape of a Student t of as many degrees of freedom as the
+feature has made independent excursions (crossings of its median). A feature that crossed its
+median often (an average of noise) extrapolates a light tail; one that wandered slowly and
+crossed it a few times (a thermal level over minutes) knows little of its scale and stays
+cautious.
+
 Cost: two bisections and a few float operations a reading; memory: one `array('d')` of `size`.
 """
 
@@ -49,9 +61,12 @@ class TailModel:
 
     __slots__ = (
         "_alpha",
+        "_averaged",
         "_clip",
         "_count",
+        "_crossings",
         "_fit_window",
+        "_fitted_at",
         "_high",
         "_horizon",
         "_k",
@@ -59,6 +74,7 @@ class TailModel:
         "_quantum",
         "_rng",
         "_sample",
+        "_side",
         "_size",
         "_stale",
         "_xi_max",
@@ -67,8 +83,15 @@ class TailModel:
     )
 
     def __init__(self, *, size: int = 128, horizon: int = 4000, zeta: float = 0.05,
-                 xi_min: float = 0.0, xi_max: float = 0.5, clip: float = 10.0, seed: int = 1) -> None:
+                 xi_min: float = 0.0, xi_max: float = 0.5, clip: float = 10.0, seed: int = 1,
+                 averaged: bool = False) -> None:
         self._size = size
+        self._averaged = averaged
+        # An averaged feature's exceedances come in clusters: a tail is fitted from independent
+        # clusters of exceedances, not from the readings of one excursion.
+        self._fitted_at = 3 if averaged else 2
+        self._crossings = 0  # crossings of the median: independent excursions seen, twice
+        self._side = False
         self._horizon = max(horizon, size)
         self._zeta = zeta
         self._xi_min = xi_min
@@ -97,7 +120,7 @@ class TailModel:
         return len(self._sample) >= _MIN_SAMPLE
 
     def tail_fitted(self, *, high: bool) -> bool:
-        return (self._high if high else self._low)[2] >= _MIN_EXCEEDANCES
+        return (self._high if high else self._low)[self._fitted_at] >= _MIN_EXCEEDANCES
 
     def median(self) -> float:
         sample = self._sample
@@ -135,15 +158,17 @@ class TailModel:
             high = sample[n - k]
             if x > high + 1e-9 * (abs(high) + 1e-9):
                 tail = self._high
-                p = 2.0 * (k / n) * self._survival(x - high, tail) if tail[2] >= _MIN_EXCEEDANCES \
-                    else 2.0 * (n - bisect_left(sample, x) + 1) / (n + 1)
+                p = 2.0 * (k / n) * self._survival(x - high, tail) \
+                    if tail[self._fitted_at] >= _MIN_EXCEEDANCES \
+                    else 2.0 * self._young_upper(x, high, n)
                 self._excess(tail, x - high)
             else:
                 low = sample[k - 1]
                 if x < low - 1e-9 * (abs(low) + 1e-9):
                     tail = self._low
                     p = 2.0 * (k / n) * self._survival(low - x, tail) \
-                        if tail[2] >= _MIN_EXCEEDANCES else 2.0 * (bisect_right(sample, x) + 1) / (n + 1)
+                        if tail[self._fitted_at] >= _MIN_EXCEEDANCES \
+                        else 2.0 * self._young_lower(x, low, n)
                     self._excess(tail, low - x)
                 else:
                     p = 2.0 * (n - bisect_left(sample, x) + 1) / (n + 1)
@@ -155,6 +180,11 @@ class TailModel:
     def _insert(self, x: float, n: int) -> None:
         sample = self._sample
         self._count += 1
+        if self._averaged and n:
+            side = x > sample[n >> 1]
+            if side is not self._side:
+                self._crossings += 1
+                self._side = side
         if n < self._size:
             insort(sample, x)
             self._k = max(1, int(self._zeta * (n + 1)))
@@ -203,8 +233,10 @@ class TailModel:
             return 1.0
         k = self._k
         threshold = sample[n - k]
-        if x > threshold + _tie(threshold) and self._high[2] >= _MIN_EXCEEDANCES:
-            return (k / n) * self._survival(x - threshold, self._high)
+        if x > threshold + _tie(threshold):
+            if self._high[self._fitted_at] >= _MIN_EXCEEDANCES:
+                return (k / n) * self._survival(x - threshold, self._high)
+            return self._young_upper(x, threshold, n)
         return (n - bisect_left(sample, x) + 1) / (n + 1)
 
     def lower(self, x: float) -> float:
@@ -215,8 +247,10 @@ class TailModel:
             return 1.0
         k = self._k
         threshold = sample[k - 1]
-        if x < threshold - _tie(threshold) and self._low[2] >= _MIN_EXCEEDANCES:
-            return (k / n) * self._survival(threshold - x, self._low)
+        if x < threshold - _tie(threshold):
+            if self._low[self._fitted_at] >= _MIN_EXCEEDANCES:
+                return (k / n) * self._survival(threshold - x, self._low)
+            return self._young_lower(x, threshold, n)
         return (bisect_right(sample, x) + 1) / (n + 1)
 
     def two_sided(self, x: float) -> float:
@@ -226,6 +260,33 @@ class TailModel:
             return 2.0 * up
         down = self.lower(x)
         return min(1.0, 2.0 * down)
+
+    def _young_upper(self, x: float, threshold: float, n: int) -> float:
+        """P(X >= x) beyond the upper threshold of a tail with too few exceedances to fit."""
+        rank = (n - bisect_left(self._sample, x) + 1) / (n + 1)
+        if not self._averaged:
+            return rank
+        return min(rank, (self._k / n) * self._prior_survival(x - threshold, threshold - self.median()))
+
+    def _young_lower(self, x: float, threshold: float, n: int) -> float:
+        rank = (bisect_right(self._sample, x) + 1) / (n + 1)
+        if not self._averaged:
+            return rank
+        return min(rank, (self._k / n) * self._prior_survival(threshold - x, self.median() - threshold))
+
+    def _prior_survival(self, excess: float, body: float) -> float:
+        """An unfitted tail of an averaged feature, extrapolated from the body: a generalised
+        Pareto tail beyond the median that falls from 1/2 to `zeta` over `body` (the distance
+        from the median to the tail threshold), with the shape of a Student t of as many
+        degrees of freedom as the independent excursions seen (xi = 1 / excursions: the
+        predictive tail of a scale learned from few independent values; a slowly wandering
+        feature has made few excursions and extrapolates with a heavy tail)."""
+        if body <= self._quantum:
+            return 1.0  # no body to extrapolate from (a quantised body on one level)
+        excursions = 1.0 + 0.5 * self._crossings
+        xi = min(max(1.0 / max(excursions - 1.0, 1.0), self._xi_min, 1e-3), self._xi_max)
+        scale = xi * body / ((2.0 * self._zeta) ** -xi - 1.0) + xi * body  # at the threshold
+        return float((1.0 + xi * excess / scale) ** (-1.0 / xi))
 
     def _survival(self, excess: float, tail: list[float]) -> float:
         mean, mean_sq = tail[0], tail[1]
@@ -251,7 +312,7 @@ class TailModel:
     # -- snapshots ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"s": pack(self._sample), "n": self._count, "r": self._rng,
-                "h": list(self._high), "l": list(self._low)}
+                "h": list(self._high), "l": list(self._low), "c": self._crossings}
 
     def load(self, state: dict[str, Any]) -> None:
         sample = unpack(state["s"], "d")
@@ -262,6 +323,7 @@ class TailModel:
             raise ValueError("tail moments malformed")
         self._sample, self._count, self._rng = sample, int(state["n"]), int(state["r"]) & _LCG_MASK
         self._high, self._low = high, low
+        self._crossings = int(state.get("c", 0))
         self._k = max(1, int(self._zeta * len(sample)))
         self._quantum = _quantum(sample)
 

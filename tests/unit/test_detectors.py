@@ -157,6 +157,41 @@ def test_tail_probabilities_treat_quantised_levels_as_ties() -> None:
     assert tail.two_sided(30.0) < 1e-5
 
 
+def _young_averaged_tail(wandering: bool, seed: int = 4) -> TailModel:
+    """A drift-like averaged feature after 600 readings: a fast-crossing one (an average of
+    noise) or a slowly wandering one (a thermal level: a smooth random walk)."""
+    rng = random.Random(seed)
+    tail, level, slope = TailModel(seed=seed, xi_max=0.5, averaged=True), 0.0, 0.0
+    for _ in range(600):
+        slope = 0.98 * slope + 0.002 * rng.gauss(0.0, 1.0)
+        level += slope
+        tail.add(level if wandering else 0.6 * rng.gauss(0.0, 1.0))
+    return tail
+
+
+def _bodies_beyond(tail: TailModel, bodies: float) -> float:
+    """A value `bodies` times the body (median to 95 % quantile) beyond the 95 % quantile."""
+    high = tail.quantile(0.95)
+    return high + bodies * (high - tail.median())
+
+
+def test_a_young_averaged_tail_extrapolates_from_its_body_beyond_the_reservoir() -> None:
+    tail = _young_averaged_tail(wandering=False)
+    rank_floor = 1.0 / 129  # what the reservoir alone could say
+    assert tail.two_sided(_bodies_beyond(tail, 8.0)) < 1e-6 < rank_floor, "far beyond: rare"
+    assert tail.two_sided(tail.median()) > 0.5, "the body is common"
+
+
+@pytest.mark.parametrize("seed", [4, 5, 6])
+def test_a_young_averaged_tail_of_a_slowly_wandering_feature_stays_cautious(seed: int) -> None:
+    # Few independent excursions: the scale of its body is barely known (a Student t of few
+    # degrees of freedom), so eight bodies out is not yet a once-in-a-month event.
+    wandering = _young_averaged_tail(wandering=True, seed=seed)
+    noisy = _young_averaged_tail(wandering=False, seed=seed)
+    assert wandering.two_sided(_bodies_beyond(wandering, 8.0)) > 1e-4
+    assert noisy.two_sided(_bodies_beyond(noisy, 8.0)) < 1e-6
+
+
 # --- settings ---------------------------------------------------------------
 
 def test_per_sensor_overrides_merge_onto_the_defaults() -> None:

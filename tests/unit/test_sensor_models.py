@@ -8,7 +8,10 @@ import random
 from collections.abc import Callable
 
 from edge.detection import DetectionEngine, DetectionSettings, LimitSettings, SensorProfile
+from edge.detection.flatline import FlatlineDetector
 from edge.detection.lifecycle import AlertChange
+from edge.detection.settings import FlatlineSettings
+from edge.detection.tails import TailModel
 
 MINUTE = 60.0
 DAY = 86_400.0
@@ -123,6 +126,31 @@ def test_a_quantised_sensor_stuck_far_longer_than_its_runs_is_flagged() -> None:
     stuck_from = 1440
     opened = _after(_run(_quantised(5, stuck_from), stuck_from + 200), stuck_from)
     assert "flatline" in {c.alert.detector for c in opened}
+
+
+def _flatline_after_quantised_flow(then: float) -> FlatlineDetector:
+    """A flow at 32 in steps of one (mostly exactly 32), then a run at `then`."""
+    rng = random.Random(8)
+    level = TailModel(seed=8)
+    flatline = FlatlineDetector(FlatlineSettings(), level, seed=9)
+    for i in range(600):
+        x = 32.0 + float(round(0.25 * rng.gauss(0.0, 1.0)))  # 31 and 33 in 2 % each
+        level.add(x)
+        flatline.update(float(i), x, 1e-9)
+    for i in range(600, 620):
+        level.add(then)
+        flatline.update(float(i), then, 1e-9)
+    return flatline
+
+
+def test_a_quantised_flow_that_falls_two_steps_and_sits_there_is_not_an_idle_pump() -> None:
+    # Its body sits on one level (5 % quantile = median), and 30 is nearer 32 than zero: a
+    # flow that falls by a sixteenth is judged as a fault, not skipped as a rest.
+    assert not _flatline_after_quantised_flow(30.0).resting
+
+
+def test_the_same_flow_at_zero_is_an_idle_pump() -> None:
+    assert _flatline_after_quantised_flow(0.0).resting
 
 
 def _noise(seed: int, step_at: int | None = None, step: float = 0.0) -> Callable[[int, float], float]:

@@ -22,7 +22,7 @@ import orjson
 from edge.errors import PayloadError
 from edge.ingest.mapping import FieldMapping
 from edge.ingest.sparkplug.codec import SparkplugCodec
-from edge.ingest.sparkplug.session import NodeEvent, Sample
+from edge.ingest.sparkplug.session import NodeEvent
 from edge.ingest.topics import TopicContext
 from edge.ingest.validation import ReadingValidator
 from edge.records import CatalogRecord, Reading, SparkplugBirth, StateReading
@@ -96,8 +96,7 @@ class CodecReader:
         out.births = [SparkplugBirth(b.scope, b.bdseq, b.payload, b.received_us)
                       for b in decoded.births]
         problems = [f"{p.reason}: {p.detail}" for p in decoded.problems]
-        readings, states = _split(decoded.samples, received_us)
-        self._validated(readings, states, out, problems)
+        self._validated(decoded.readings, decoded.states, out, problems)
         now = _at(received_us)
         out.catalog = [CatalogRecord(
             sensor_id=entry.sensor_id, asset_id=entry.asset_id, name=entry.name,
@@ -111,29 +110,12 @@ class CodecReader:
 
     def _validated(self, readings: list[Reading], states: list[StateReading], out: CodecOutput,
                    problems: list[str]) -> None:
-        for candidate in readings:
-            try:
-                out.readings.append(self._validator.validate_sample(candidate))
-            except PayloadError as exc:
-                problems.append(f"{exc.reason}: {exc.detail}")
+        self._validator.validate_samples(readings, out.readings, problems)
         for state in states:
             try:
                 out.states.append(self._validator.validate_state(state))
             except PayloadError as exc:
                 problems.append(f"{exc.reason}: {exc.detail}")
-
-
-def _split(samples: list[Sample], received_us: int) -> tuple[list[Reading], list[StateReading]]:
-    readings: list[Reading] = []
-    states: list[StateReading] = []
-    for s in samples:
-        if s.kind == "number":
-            readings.append(Reading(s.sensor_id, s.asset_id, s.ts_us, s.value, s.unit, None,
-                                    s.flags, received_us))
-        else:
-            states.append(StateReading(s.sensor_id, s.asset_id, s.ts_us, s.state, None,
-                                       s.flags, received_us))
-    return readings, states
 
 
 def _problem(problems: list[str]) -> PayloadError | None:

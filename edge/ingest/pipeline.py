@@ -132,6 +132,7 @@ class IngestPipeline:
         self._validator = validator
         self._limits = limits
         self._max_batch_rows = batching.max_batch_rows
+        self._rows_per_message = 1.0  # recent average: sizes batches by rows, not messages
         self._max_batch_delay_s = batching.max_batch_delay_ms / 1000
         self._max_pending = batching.max_pending_messages
         self._pending: list[PendingMessage] = []
@@ -207,9 +208,16 @@ class IngestPipeline:
                         and not self._closing:
                     await asyncio.sleep(self._max_batch_delay_s)
                 while self._pending:
-                    batch = self._pending[: self._max_batch_rows]
-                    del self._pending[: self._max_batch_rows]
+                    # max_batch_rows counts rows: a Sparkplug or mapped message holds many,
+                    # so batches are cut by the recent readings per message (and two
+                    # batches overlap: one validated while the other commits).
+                    take = max(1, int(self._max_batch_rows / self._rows_per_message))
+                    batch = self._pending[:take]
+                    del self._pending[:take]
                     validated = self._validate(batch)
+                    rows = len(validated.readings) + len(validated.states)
+                    self._rows_per_message += 0.5 * (max(1.0, rows / len(batch))
+                                                     - self._rows_per_message)
                     if previous is not None and not previous.done():
                         await asyncio.wait({previous})  # one commit at a time keeps ack order
                     previous = asyncio.ensure_future(self._finish(validated))

@@ -108,6 +108,38 @@ class ReadingValidator:
         asset_id = asset_id or (sensor.asset if sensor is not None else None)
         return Reading(sensor_id, asset_id, ts_us, value, unit, quality, flags, received_us)
 
+    def validate_samples(self, candidates: list[Reading], out: list[Reading],
+                         problems: list[str]) -> None:
+        """`validate_sample` for a message's worth of decoded numbers (the Sparkplug and
+        mapping hot path: ~1 us a reading instead of ~3): valid ones go to `out`, the reason of
+        each refused one to `problems`. A candidate nothing changes is passed on as it is."""
+        sensors_get = self._sensors.get
+        accept_unknown = self._limits.accept_unknown_sensors
+        valid_ids = self._valid_ids
+        max_future_us, min_ts_us, max_age_us = self._max_future_us, self._min_ts_us, self._max_age_us
+        admit = self._registry.admit if self._registry is not None else None
+        append = out.append
+        for candidate in candidates:
+            sensor_id, _, ts_us, value, unit, quality, flags, received_us = candidate
+            if value - value != 0.0 or sensor_id not in valid_ids or ts_us - received_us > \
+                    max_future_us or (unit is not None and unit not in KNOWN_UNITS) or \
+                    quality is not None or sensors_get(sensor_id) is not None or not accept_unknown:
+                try:  # the general path: every check, with its reason
+                    append(self.validate_sample(candidate))
+                except PayloadError as exc:
+                    problems.append(f"{exc.reason}: {exc.detail}")
+                continue
+            if admit is not None:
+                try:
+                    admit(sensor_id, received_us)
+                except PayloadError as exc:
+                    problems.append(f"{exc.reason}: {exc.detail}")
+                    continue
+            if ts_us < min_ts_us or received_us - ts_us > max_age_us:
+                append(candidate._replace(flags=flags | FLAG_CLOCK_SUSPECT))
+            else:
+                append(candidate)
+
     def validate_state(self, candidate: StateReading) -> StateReading:
         """A state (or a null) a codec decoded: id, sensor, time and quality checks."""
         sensor_id, asset_id, ts_us, state, quality, flags, received_us = candidate

@@ -25,7 +25,6 @@ Rules (spBv1.0, Sparkplug 3.0):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,26 +35,13 @@ from google.protobuf.message import DecodeError
 from edge.ingest.sensor_ids import sensor_id, sensor_ids
 from edge.ingest.sparkplug.schema import DataType, Payload
 from edge.ingest.sparkplug.topics import SparkplugTopic, parse_topic
+from edge.records import FLAG_HISTORICAL, Reading, StateReading
 
-FLAG_HISTORICAL = 16  # edge.records.FLAG_HISTORICAL
 _NOT_DATA = ("bdSeq", "Node Control/")
 _UNIT_KEYS = ("engunit", "engineeringunits", "engineering units", "engineering_units", "unit",
               "units")
 _SEQ_MODULO = 256
-SampleKind = Literal["number", "state", "null"]
-
-
-class Sample(NamedTuple):
-    """One metric value, decoded; the pipeline validates and stores it."""
-
-    sensor_id: str
-    asset_id: str | None
-    ts_us: int
-    value: float  # numbers; nan for states and nulls
-    state: str | None  # states; None for numbers and nulls
-    kind: SampleKind
-    unit: str | None
-    flags: int
+_FLOAT_FIELDS = frozenset({"double_value", "float_value"})
 
 
 class Problem(NamedTuple):
@@ -101,7 +87,8 @@ class NodeEvent:
 
 @dataclass(slots=True)
 class Decoded:
-    samples: list[Sample] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)  # numbers (not yet validated)
+    states: list[StateReading] = field(default_factory=list)  # states and nulls
     problems: list[Problem] = field(default_factory=list)
     catalog: list[CatalogEntry] = field(default_factory=list)
     births: list[Birth] = field(default_factory=list)
@@ -116,7 +103,8 @@ class _Metric(NamedTuple):
     name: str
     datatype: int
     unit: str | None
-    read: Callable[[Any], tuple[float, str | None, SampleKind]] | None  # None: unsupported
+    read: Callable[[Any], float] | None  # numbers; None: a state, or unsupported
+    read_state: Callable[[Any], str] | None  # states
 
 
 @dataclass(slots=True)
@@ -313,7 +301,8 @@ class SparkplugSessions:
             sensor_id = ids[naming.format(naming.sensor_id, topic.group, topic.node, device, name)]
             unit = _unit(metric)
             datatype = int(metric.datatype)
-            spec = _Metric(sensor_id, name, datatype, unit, _READERS.get(datatype))
+            spec = _Metric(sensor_id, name, datatype, unit, _NUMBERS.get(datatype),
+                           _STATES.get(datatype))
             scope.by_name[name] = spec
             if metric.HasField("alias"):
                 scope.by_alias[int(metric.alias)] = spec
@@ -324,45 +313,82 @@ class SparkplugSessions:
 
     def _samples(self, topic: SparkplugTopic, scope: _Scope, message: Any, received_us: int,
                  decoded: Decoded) -> None:
+        """Every metric of a birth or data message as a reading or a state (hot path: one
+        alias lookup and a datatype-specific read per metric)."""
         default_ts = int(message.timestamp) * 1000 if message.HasField("timestamp") else received_us
-        by_alias, by_name = scope.by_alias, scope.by_name
-        samples = decoded.samples
+        by_alias = scope.by_alias
+        readings = decoded.readings
         asset_id = scope.asset_id
+        # Alias 0 is a real alias only if the birth gave it; else 0 means "no alias".
+        alias_zero = 0 in by_alias
         for metric in message.metrics:
-            spec = by_alias.get(metric.alias) if metric.HasField("alias") else None
+            alias = metric.alias
+            spec = by_alias.get(alias) if alias or (alias_zero and metric.HasField("alias")) \
+                else None
             if spec is None:
-                name = metric.name
-                if name.startswith(_NOT_DATA):
-                    continue
-                spec = by_name.get(name) if name else None
+                spec = self._by_name(topic, scope, metric, decoded)
                 if spec is None:
-                    decoded.problems.append(_unknown(metric))
-                    decoded.rebirth = topic.node_key
                     continue
             if metric.is_transient:
                 self._count("transient")
                 continue
-            ts_us = int(metric.timestamp) * 1000 if metric.HasField("timestamp") else default_ts
+            stamp = metric.timestamp  # 0: not set (1970 is no reading time)
+            ts_us = stamp * 1000 if stamp else default_ts
             flags = FLAG_HISTORICAL if metric.is_historical else 0
-            if metric.is_null:
-                samples.append(Sample(spec.sensor_id, asset_id, ts_us, math.nan, None, "null",
-                                      spec.unit, flags))
-                continue
-            if spec.read is None:
-                decoded.problems.append(Problem(
-                    "unsupported_datatype", f"metric {spec.name!r}: "
-                    f"{_datatype_name(spec.datatype)} is not stored (flatten it with a mapping)"))
-                continue
-            try:
-                value, state, kind = spec.read(metric)
-            except ValueError as exc:
-                decoded.problems.append(Problem("invalid_value", f"metric {spec.name!r}: {exc}"))
-                continue
-            samples.append(Sample(spec.sensor_id, asset_id, ts_us, value, state, kind, spec.unit,
-                                  flags))
+            if spec.read is _float:  # the common case, inlined
+                which = metric.WhichOneof("value")
+                if which in _FLOAT_FIELDS:
+                    readings.append(Reading(spec.sensor_id, asset_id, ts_us, getattr(metric, which),
+                                            spec.unit, None, flags, received_us))
+                    continue
+            _store(spec, metric, Reading(spec.sensor_id, asset_id, ts_us, 0.0, spec.unit, None,
+                                         flags, received_us), decoded)
+
+    def _by_name(self, topic: SparkplugTopic, scope: _Scope, metric: Any,
+                 decoded: Decoded) -> _Metric | None:
+        name = metric.name
+        if name.startswith(_NOT_DATA):
+            return None
+        spec = scope.by_name.get(name) if name else None
+        if spec is None:
+            decoded.problems.append(_unknown(metric))
+            decoded.rebirth = topic.node_key
+        return spec
 
     def _count(self, what: str) -> None:
         self.counts[what] = self.counts.get(what, 0) + 1
+
+
+def _store(spec: _Metric, metric: Any, where: Reading, decoded: Decoded) -> None:
+    """A metric other than a plain float: a number, a state, a null, or a problem.
+
+    `where` carries the sensor, asset, time, flags and arrival (its value is a placeholder).
+    """
+    try:
+        if spec.read is not None:
+            decoded.readings.append(where._replace(value=spec.read(metric)))
+            return
+        if spec.read_state is not None:
+            decoded.states.append(StateReading(where.sensor_id, where.asset_id, where.ts_us,
+                                               spec.read_state(metric), None, where.flags,
+                                               where.received_us))
+            return
+        if not metric.is_null:
+            decoded.problems.append(Problem(
+                "unsupported_datatype", f"metric {spec.name!r}: {_datatype_name(spec.datatype)} "
+                "is not stored (flatten it with a mapping)"))
+            return
+    except _NoValue:
+        if not metric.is_null:
+            decoded.problems.append(Problem("invalid_value", f"metric {spec.name!r}: no "
+                                            f"{_datatype_name(spec.datatype)} value"))
+            return
+    except ValueError as exc:
+        decoded.problems.append(Problem("invalid_value", f"metric {spec.name!r}: {exc}"))
+        return
+    # A null (is_null, no value): kept as a null state, whatever the datatype.
+    decoded.states.append(StateReading(where.sensor_id, where.asset_id, where.ts_us, None, None,
+                                       where.flags, where.received_us))
 
 
 _HANDLERS: dict[str, Callable[[SparkplugSessions, SparkplugTopic, Any, bytes, int], Decoded]] = {
@@ -420,67 +446,78 @@ def _datatype_name(datatype: int) -> str:
 
 
 # -- value readers: one per datatype, chosen at birth -----------------------------------------
+class _NoValue(ValueError):
+    """The metric carries no value (a null, or a malformed metric)."""
+
+
 def _integer(metric: Any) -> int:
     which = metric.WhichOneof("value")
     if which == "int_value":
         return int(metric.int_value)
     if which == "long_value":
         return int(metric.long_value)
-    raise ValueError(f"an integer metric carries {which or 'no value'}")
+    if which is None:
+        raise _NoValue
+    raise ValueError(f"an integer metric carries {which}")
 
 
-def _signed(bits: int) -> Callable[[Any], tuple[float, str | None, SampleKind]]:
+def _signed(bits: int) -> Callable[[Any], float]:
     """Signed integers travel as two's complement in the unsigned fields."""
     width = 64 if bits == 64 else 32
     half, low, high = 1 << (width - 1), -(1 << (bits - 1)), 1 << (bits - 1)
 
-    def read(metric: Any) -> tuple[float, str | None, SampleKind]:
+    def read(metric: Any) -> float:
         raw = _integer(metric) & ((1 << width) - 1)
         value = raw - (1 << width) if raw >= half else raw
         if not low <= value < high:
             raise ValueError(f"{value} does not fit Int{bits}")
-        return float(value), None, "number"
+        return float(value)
     return read
 
 
-def _unsigned(metric: Any) -> tuple[float, str | None, SampleKind]:
-    return float(_integer(metric)), None, "number"
+def _unsigned(metric: Any) -> float:
+    return float(_integer(metric))
 
 
-def _float(metric: Any) -> tuple[float, str | None, SampleKind]:
+def _float(metric: Any) -> float:
     which = metric.WhichOneof("value")
-    if which == "float_value":
-        return float(metric.float_value), None, "number"
     if which == "double_value":
-        return float(metric.double_value), None, "number"
-    raise ValueError(f"a floating-point metric carries {which or 'no value'}")
+        return float(metric.double_value)
+    if which == "float_value":
+        return float(metric.float_value)
+    if which is None:
+        raise _NoValue
+    raise ValueError(f"a floating-point metric carries {which}")
 
 
-def _boolean(metric: Any) -> tuple[float, str | None, SampleKind]:
+def _boolean(metric: Any) -> str:
     if metric.WhichOneof("value") != "boolean_value":
-        raise ValueError("a Boolean metric carries no boolean_value")
-    return math.nan, "true" if metric.boolean_value else "false", "state"
+        raise _NoValue
+    return "true" if metric.boolean_value else "false"
 
 
-def _text(metric: Any) -> tuple[float, str | None, SampleKind]:
+def _text(metric: Any) -> str:
     if metric.WhichOneof("value") != "string_value":
-        raise ValueError("a String metric carries no string_value")
-    return math.nan, str(metric.string_value), "state"
+        raise _NoValue
+    return str(metric.string_value)
 
 
-def _datetime(metric: Any) -> tuple[float, str | None, SampleKind]:
+def _datetime(metric: Any) -> str:
     ms = _integer(metric)
     try:
         moment = datetime.fromtimestamp(ms / 1000, UTC)
     except (OverflowError, OSError, ValueError) as exc:
         raise ValueError(f"DateTime {ms} ms is out of range") from exc
-    return math.nan, moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"), "state"
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-_READERS: dict[int, Callable[[Any], tuple[float, str | None, SampleKind]]] = {
+_NUMBERS: dict[int, Callable[[Any], float]] = {
     DataType.INT8: _signed(8), DataType.INT16: _signed(16), DataType.INT32: _signed(32),
     DataType.INT64: _signed(64), DataType.UINT8: _unsigned, DataType.UINT16: _unsigned,
     DataType.UINT32: _unsigned, DataType.UINT64: _unsigned, DataType.FLOAT: _float,
-    DataType.DOUBLE: _float, DataType.BOOLEAN: _boolean, DataType.STRING: _text,
-    DataType.TEXT: _text, DataType.UUID: _text, DataType.DATETIME: _datetime,
+    DataType.DOUBLE: _float,
+}
+_STATES: dict[int, Callable[[Any], str]] = {
+    DataType.BOOLEAN: _boolean, DataType.STRING: _text, DataType.TEXT: _text,
+    DataType.UUID: _text, DataType.DATETIME: _datetime,
 }

@@ -3,7 +3,6 @@ here with protobuf; tests/integration/test_sparkplug.py uses the Eclipse Tahu li
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from hypothesis import given, settings
@@ -11,8 +10,8 @@ from hypothesis import strategies as st
 
 from edge.ingest.sparkplug.codec import rebirth_payload
 from edge.ingest.sparkplug.schema import DataType, Payload
-from edge.ingest.sparkplug.session import FLAG_HISTORICAL, Naming, SparkplugSessions
-from edge.records import FLAG_HISTORICAL as RECORDS_FLAG_HISTORICAL
+from edge.ingest.sparkplug.session import Naming, SparkplugSessions
+from edge.records import FLAG_HISTORICAL
 
 T_MS = 1_790_000_000_000
 NODE = "spBv1.0/Plant 1/{kind}/Edge-A"
@@ -72,20 +71,19 @@ def test_births_name_sensors_assets_units_and_values_by_datatype() -> None:
         {"alias": 13, "long_value": 9, "is_transient": True},
     ], ts_ms=T_MS + 10), 3)
     assert decoded.problems == [] and decoded.rebirth is None
-    by_sensor = {(s.sensor_id, s.ts_us): s for s in decoded.samples}
-    temp = by_sensor[("Plant_1/Edge-A/Pump_3/Motor_Temp_C", (T_MS + 5) * 1000)]
+    numbers = {(r.sensor_id.rsplit("/", 1)[1], r.ts_us): r for r in decoded.readings}
+    states = {(r.sensor_id.rsplit("/", 1)[1], r.ts_us): r.state for r in decoded.states}
+    temp = numbers[("Motor_Temp_C", (T_MS + 5) * 1000)]
     assert temp.value == 42.25 and temp.unit == "degC" and temp.asset_id == "Plant_1/Edge-A/Pump_3"
-    values = {s.sensor_id.rsplit("/", 1)[1]: (s.value, s.state, s.kind) for s in decoded.samples
-              if s.ts_us == (T_MS + 10) * 1000}
-    assert values["Running"][1:] == ("false", "state")
-    assert values["Offset"][0] == -7.0 and values["Counter"][0] == 5.0
-    assert values["Mode"][1] == "MANUAL"
-    assert values["Serviced"][1] == "2026-09-21T14:13:21.000Z"  # T_MS + 1 s
-    null = by_sensor[("Plant_1/Edge-A/Pump_3/Motor_Temp_C", (T_MS + 6) * 1000)]
-    assert null.kind == "null" and null.state is None and math.isnan(null.value)
-    historical = by_sensor[("Plant_1/Edge-A/Pump_3/Motor_Temp_C", (T_MS - 60_000) * 1000)]
-    assert historical.flags & FLAG_HISTORICAL and FLAG_HISTORICAL == RECORDS_FLAG_HISTORICAL
-    assert len(decoded.samples) == 8, "the transient metric is not stored"
+    now = (T_MS + 10) * 1000
+    assert states[("Running", now)] == "false" and states[("Mode", now)] == "MANUAL"
+    assert numbers[("Offset", now)].value == -7.0 and numbers[("Counter", now)].value == 5.0
+    assert states[("Serviced", now)] == "2026-09-21T14:13:21.000Z"  # T_MS + 1 s
+    assert states[("Motor_Temp_C", (T_MS + 6) * 1000)] is None, "a null is a null state"
+    historical = numbers[("Motor_Temp_C", (T_MS - 60_000) * 1000)]
+    assert historical.flags & FLAG_HISTORICAL
+    assert {r.received_us for r in decoded.readings} == {3}
+    assert len(decoded.readings) + len(decoded.states) == 8, "the transient one is not stored"
 
 
 def test_the_birth_catalogues_original_names_and_quarantines_what_it_cannot_store() -> None:
@@ -113,7 +111,7 @@ def test_unknown_aliases_and_seq_gaps_ask_for_a_rebirth_and_the_rest_decodes() -
         {"alias": 10, "float_value": 1.0}, {"alias": 99, "float_value": 2.0}]), 3)
     assert decoded.seq_gap and decoded.rebirth == ("Plant 1", "Edge-A")
     assert [p.reason for p in decoded.problems] == ["unknown_alias"]
-    assert len(decoded.samples) == 1
+    assert len(decoded.readings) == 1
     in_order = sessions.decode(DEVICE.format(kind="DDATA"), _payload(6, [
         {"alias": 10, "float_value": 3.0}]), 4)
     assert not in_order.seq_gap and in_order.rebirth is None
@@ -158,11 +156,14 @@ def test_births_restored_after_a_restart_decode_aliases_without_a_gap() -> None:
     decoded = restarted.decode(DEVICE.format(kind="DDATA"), _payload(40, [
         {"alias": 10, "float_value": 3.5}]), 9)
     assert decoded.problems == [] and not decoded.seq_gap
-    assert [s.value for s in decoded.samples] == [3.5]
+    assert [r.value for r in decoded.readings] == [3.5]
 
 
 def test_commands_and_state_are_not_data_and_the_rebirth_request_is_valid_sparkplug() -> None:
     sessions = SparkplugSessions()
+    compressed = Payload(uuid="SPBV1.0_COMPRESSED", body=b"\x78\x9c")
+    assert [p.reason for p in sessions.decode("spBv1.0/G/NBIRTH/N", compressed.SerializeToString(),
+                                              1).problems] == ["unsupported_compression"]
     assert sessions.decode("spBv1.0/G/NCMD/N", b"", 1).skip == "sparkplug_command"
     assert sessions.decode("spBv1.0/STATE/host-1", b"{}", 1).skip == "sparkplug_state"
     request = Payload()
@@ -177,7 +178,7 @@ def test_naming_templates_decide_ids_and_assets() -> None:
     _born(sessions)
     decoded = sessions.decode(DEVICE.format(kind="DDATA"), _payload(2, [
         {"alias": 10, "float_value": 1.0}]), 3)
-    assert [(s.sensor_id, s.asset_id) for s in decoded.samples] == \
+    assert [(r.sensor_id, r.asset_id) for r in decoded.readings] == \
         [("Edge-A.Motor_Temp_C", "Plant_1")]
 
 
@@ -191,5 +192,5 @@ def test_any_bytes_on_any_topic_decode_or_come_back_as_problems(data: bytes, kin
     decoded = sessions.decode(topic, data, 9)
     for problem in decoded.problems:
         assert problem.reason and problem.detail
-    for sample in decoded.samples:
-        assert sample.kind in ("number", "state", "null")
+    for reading in decoded.readings:
+        assert isinstance(reading.value, float)

@@ -158,6 +158,9 @@ class SparkplugSessions:
             message.ParseFromString(payload)
         except DecodeError as exc:
             return Decoded(problems=[Problem("invalid_protobuf", str(exc)[:200])])
+        if message.uuid == "SPBV1.0_COMPRESSED":
+            return Decoded(problems=[Problem("unsupported_compression",
+                                             "compressed Sparkplug payloads are not read")])
         handler = _HANDLERS[parsed.type]
         return handler(self, parsed, message, payload, received_us)
 

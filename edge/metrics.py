@@ -50,7 +50,7 @@ class GatewayMetrics:
         self.sparkplug_events = Counter(
             "edge_sparkplug_events",
             "Sparkplug B session events: seq_gap, rebirth_requested, node_offline, "
-            "node_online, stale_death.",
+            "node_online, transient_skipped.",
             ["event"], registry=r,
         )
         self.readings_duplicate = Counter(

@@ -106,6 +106,8 @@ class CodecReader:
         out.problem = _problem(problems)
         if decoded.seq_gap:
             out.counts["sparkplug_seq_gap"] += 1
+        if decoded.transient:
+            out.counts["sparkplug_transient_skipped"] += decoded.transient
         return out
 
     def _validated(self, readings: list[Reading], states: list[StateReading], out: CodecOutput,

@@ -76,6 +76,10 @@ _SKIPPED = {
     "sparkplug_state": "messages skipped: Sparkplug STATE of host applications, not data",
     "sparkplug_stale_death": "messages skipped: a Sparkplug death of an earlier session",
 }
+_SPARKPLUG_EVENTS = {
+    "seq_gap": "sparkplug seq gap (messages lost or out of order): rebirth asked if enabled",
+    "transient_skipped": "sparkplug is_transient metrics not stored",
+}
 
 
 def _flag(readings: list[Reading], first: int, flag: int) -> None:
@@ -383,7 +387,10 @@ class IngestPipeline:
         if out.rebirth is not None:
             batch.rebirths.add(out.rebirth)
         for event, count in out.counts.items():
-            self._metrics.sparkplug_events.labels(event.removeprefix("sparkplug_")).inc(count)
+            name = event.removeprefix("sparkplug_")
+            self._metrics.sparkplug_events.labels(name).inc(count)
+            self._rejections.info(f"sparkplug:{name}", _SPARKPLUG_EVENTS[name], topic=source,
+                                  count=count)
         if out.problem is not None:
             self._reject(batch, origin, payload[: self._limits.max_payload_bytes], out.problem)
 

@@ -96,6 +96,7 @@ class Decoded:
     rebirth: tuple[str, str] | None = None
     skip: str | None = None
     seq_gap: bool = False
+    transient: int = 0  # is_transient metrics: not stored (counted)
 
 
 class _Metric(NamedTuple):
@@ -333,7 +334,7 @@ class SparkplugSessions:
                 if spec is None:
                     continue
             if metric.is_transient:
-                self._count("transient")
+                decoded.transient += 1
                 continue
             stamp = metric.timestamp  # 0: not set (1970 is no reading time)
             ts_us = stamp * 1000 if stamp else default_ts

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cloud_sync.syncer import CentralSyncer
-from cloud_sync.writer import CentralWriter
+from cloud_sync.writer import LOG_KINDS, CentralWriter
 from edge.buffer import SqliteBuffer
 from edge.metrics import GatewayMetrics
 from edge.settings import BufferSettings, CentralSettings
@@ -104,7 +104,7 @@ async def test_alerts_and_tasks_go_before_a_readings_backlog(tmp_path: Path, cen
         await buffer.alerts.append(alert_versions(3, 3))  # arrives after the backlog
         settings = _central(central_db, batch_rows=5_000)
         syncer = CentralSyncer(settings, "gw-1", "test", source=buffer.sync, metrics=GatewayMetrics())
-        for kind in ("readings", "alerts", "tasks", "decisions", "labels"):
+        for kind in ("readings", *LOG_KINDS):
             syncer._positions[kind] = 0
         writer = await CentralWriter.connect(settings, "gw-1", "test")
         try:

@@ -163,5 +163,5 @@ def test_status_command_asks_the_daemon_then_reads_the_buffer_when_it_is_down(
     assert gateway.terminate() == 0
     stopped = status()
     assert stopped["source"].startswith("buffer")
-    assert set(stopped["buffer"]) == {"readings", "alerts", "tasks", "decisions", "labels",  # type: ignore[arg-type]
-                                      "quarantine"}
+    assert set(stopped["buffer"]) == {"readings", "states", "alerts", "tasks", "decisions",  # type: ignore[arg-type]
+                                      "labels", "catalog", "quarantine"}

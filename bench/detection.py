@@ -27,6 +27,7 @@ The dataset parts are skipped, with a line saying so, when the datasets folder i
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import importlib.util
 import io
@@ -229,7 +230,23 @@ def rss_child(sensors: int, per_asset: int, readings: int) -> None:
     started = time.perf_counter()
     DetectionEngine("rss", DetectionSettings()).load_snapshot(snapshot)
     loaded = time.perf_counter() - started
-    print(f"{grown} {len(snapshot)} {saved:.3f} {loaded:.3f}")
+    print(f"{grown} {len(snapshot)} {saved:.3f} {loaded:.3f} {_loop_pause_while_saving(engine):.1f}")
+
+
+def _loop_pause_while_saving(engine: DetectionEngine) -> float:
+    """The longest the event loop waits for its turn (ms) while the agent saves a snapshot
+    in a worker thread, as it does: commits and acks must go on meanwhile."""
+    async def measure() -> float:
+        saving = asyncio.ensure_future(asyncio.to_thread(engine.snapshot))
+        longest, last = 0.0, time.perf_counter()
+        while not saving.done():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            longest, last = max(longest, now - last), now
+        await saving
+        return 1000 * longest
+
+    return asyncio.run(measure())
 
 
 def memory(readings: int, cap: int) -> None:
@@ -237,10 +254,11 @@ def memory(readings: int, cap: int) -> None:
     for sensors, per_asset in ((1000, 10), (cap, 10)):
         out = subprocess.run([sys.executable, __file__, "--rss-child", str(sensors), str(per_asset),
                               str(readings)], capture_output=True, text=True, check=True)
-        grown_kib, size, saved, loaded = out.stdout.split()
+        grown_kib, size, saved, loaded, pause_ms = out.stdout.split()
         print(f"{sensors:>6} sensors in {sensors // per_asset} assets: RSS +{int(grown_kib) / 1024:.0f} MiB "
               f"({int(grown_kib) * 1024 / sensors / 1000:.1f} kB a sensor); snapshot "
-              f"{int(size) / 1e6:.1f} MB, saved in {float(saved):.2f} s, loaded in {float(loaded):.2f} s")
+              f"{int(size) / 1e6:.1f} MB, saved in {float(saved):.2f} s (the event loop's "
+              f"longest pause meanwhile {float(pause_ms):.0f} ms), loaded in {float(loaded):.2f} s")
 
 
 # -- prediction ------------------------------------------------------------------------------

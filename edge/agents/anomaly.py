@@ -258,7 +258,9 @@ class AnomalyDetectionAgent(BaseAgent):
         if self._unsaved or self.judged_seq != self._saved_seq:
             return
         started = time.monotonic()
-        data = self.engine.snapshot()
+        # In a worker thread: the pipeline's commits and acks go on meanwhile (20,000 sensors
+        # take ~10 s). The lock is held, so nothing changes the models during it.
+        data = await asyncio.to_thread(self.engine.snapshot)
         await self._positions.set_snapshot(SNAPSHOT_KEY, data, self.judged_seq)
         self._next_snapshot = self._clock() + self._settings.snapshot_interval_s
         log.debug("detection models saved", extra={"bytes": len(data), "sensors":

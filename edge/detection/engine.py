@@ -28,6 +28,7 @@ clocks; `edge.detection.benchmark` and the tests drive the very same class.
 
 from __future__ import annotations
 
+import gc
 import math
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -400,9 +401,21 @@ class DetectionEngine:
 
     # -- snapshots and release ------------------------------------------------------------
     def snapshot(self) -> bytes:
-        """Everything learned (sensor and asset models), as versioned bytes; no alerts."""
-        return encode({"sensors": {sid: self._sensor_state(sid, m) for sid, m in self._models.items()},
-                       "assets": {aid: self._asset_state(a) for aid, a in self._assets.items()}})
+        """Everything learned (sensor and asset models), as versioned bytes; no alerts.
+
+        Safe to run in a worker thread while nothing else touches the engine. The cyclic
+        garbage collector is held off meanwhile: copying the models allocates enough to start
+        full collections, each of which holds the GIL (the event loop) for most of a second;
+        reference counting frees as usual."""
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return encode({
+                "sensors": {sid: self._sensor_state(sid, m) for sid, m in self._models.items()},
+                "assets": {aid: self._asset_state(a) for aid, a in self._assets.items()}})
+        finally:
+            if was_enabled:
+                gc.enable()
 
     def load_snapshot(self, data: bytes) -> SnapshotReport:
         """Take over a snapshot (before any reading). Raises `SnapshotError` if it is unusable

@@ -91,6 +91,9 @@ class RateLimitedLog:
     def info(self, key: str, message: str, **fields: Any) -> None:
         self._limiter.log(logging.INFO, key, message, fields)
 
+    def error(self, key: str, message: str, **fields: Any) -> None:
+        self._limiter.log(logging.ERROR, key, message, fields)
+
     def flush(self) -> None:
         """Report every held-back occurrence now (at shutdown)."""
         self._limiter.flush(force=True)

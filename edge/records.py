@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Reading.flags bits
 FLAG_TS_FROM_ARRIVAL = 1  # the payload had no ts; the arrival time was used
@@ -71,6 +71,19 @@ class CatalogRecord(BaseModel):
     state: Literal["current"] = "current"
     first_seen_at: datetime
     updated_at: datetime
+
+    @field_validator("name", "scope", "unit")
+    @classmethod
+    def _without_nul(cls, text: str | None) -> str | None:
+        """A source may name things with NUL, which no PostgreSQL text or jsonb can hold:
+        shown as U+FFFD, so the entry (and every row synced after it) still goes through."""
+        return text.replace("\x00", "\ufffd") if text else text
+
+    @field_validator("properties")
+    @classmethod
+    def _properties_without_nul(cls, properties: dict[str, Any]) -> dict[str, Any]:
+        return {key.replace("\x00", "\ufffd"): value.replace("\x00", "\ufffd")
+                if isinstance(value, str) else value for key, value in properties.items()}
 
 
 class SparkplugBirth(NamedTuple):

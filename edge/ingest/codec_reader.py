@@ -53,9 +53,13 @@ class CodecReader:
 
     def read(self, context: TopicContext, topic: str, payload: bytes,
              received_us: int) -> CodecOutput:
-        if len(payload) > self._limits.max_payload_bytes:
+        limit = self._limits.max_payload_bytes
+        if context.codec == "sparkplug_b" and self.sparkplug is not None and \
+                ("/NBIRTH/" in topic or "/DBIRTH/" in topic):
+            limit = self.sparkplug.settings.max_birth_bytes
+        if len(payload) > limit:
             return CodecOutput(problem=PayloadError(
-                "payload_too_large", f"{len(payload)} bytes > limit {self._limits.max_payload_bytes}"))
+                "payload_too_large", f"{len(payload)} bytes > limit {limit}"))
         if context.codec == "sparkplug_b":
             return self._sparkplug(topic, payload, received_us)
         assert context.mapping is not None

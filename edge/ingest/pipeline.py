@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -224,7 +225,7 @@ class IngestPipeline:
                                                      - self._rows_per_message)
                     if previous is not None and not previous.done():
                         await asyncio.wait({previous})  # one commit at a time keeps ack order
-                    previous = asyncio.ensure_future(self._finish(validated))
+                    previous = asyncio.ensure_future(self._finish(validated, batch))
                 if self._closing:
                     if previous is not None:
                         await previous
@@ -268,8 +269,48 @@ class IngestPipeline:
         self._closing = True
         self._wakeup.set()
 
-    async def _finish(self, batch: _ValidatedBatch) -> None:
-        result = await self._commit(batch)
+    async def _finish(self, batch: _ValidatedBatch, messages: list[PendingMessage]) -> None:
+        try:
+            result = await self._commit(batch)
+        except Exception as exc:  # not a buffer fault (those retry in _commit): unstorable
+            await self._finish_one_by_one(messages, exc)
+            return
+        self._after_commit(batch, result)
+
+    async def _finish_one_by_one(self, messages: list[PendingMessage], exc: Exception) -> None:
+        """A batch the buffer would not take for a reason retrying cannot fix (a value it
+        cannot encode): commit its messages one at a time, and quarantine (`unstorable`) the
+        one that fails, so one message costs itself and never its neighbours."""
+        self._counts["commit_errors"] += 1
+        self._metrics.buffer_commit_errors.inc()
+        self._rejections.error("unstorable", "batch not storable: committing its messages one "
+                               "by one", error=f"{type(exc).__name__}: {exc}",
+                               traceback=traceback.format_exc(limit=-4), batch=len(messages))
+        for message in messages:
+            single = self._validate([message])
+            try:
+                result = await self._commit(single)
+            except Exception as one:
+                single = self._unstorable(message, one)
+                result = await self._commit(single)
+            self._after_commit(single, result)
+
+    def _unstorable(self, message: PendingMessage, exc: Exception) -> _ValidatedBatch:
+        """The message as one quarantine row (`unstorable`), acknowledged like any other."""
+        batch = _ValidatedBatch(1, message.received_us)
+        error = PayloadError("unstorable", f"{type(exc).__name__}: {exc}"[:500])
+        sink = message.ack_sink
+        if sink is not None:
+            batch.acks[sink] = [message.ack_token]
+            if isinstance(sink, ReceiptSink):
+                trace = MessageTrace(message.ack_token, 0)
+                trace.reject(None, error)
+                batch.traces[sink] = [trace]
+        self._reject(batch, (message.received_us, message.source, message.transport),
+                     message.payload[: self._limits.max_payload_bytes], error)
+        return batch
+
+    def _after_commit(self, batch: _ValidatedBatch, result: CommitResult) -> None:
         conflicts = dict(result.conflicted) if batch.traces else {}
         for sink, tokens in batch.acks.items():
             traces = batch.traces.get(sink)
@@ -333,8 +374,13 @@ class IngestPipeline:
                 batch.skip("retained_seen", source)
                 continue
             first = len(batch.readings)
-            self._take(batch, (received_us, source, transport), payload, context=context,
-                       trace=trace)
+            try:
+                self._take(batch, (received_us, source, transport), payload, context=context,
+                           trace=trace)
+            except Exception as exc:  # a decoder bug must cost one message, never the daemon
+                self._undecodable(batch, (received_us, source, transport), payload, exc,
+                                  first_reading=first, trace=trace)
+                continue
             if retained:
                 _flag(batch.readings, first, FLAG_RETAINED)
         for subscription, count in received_by_subscription.items():
@@ -391,17 +437,37 @@ class IngestPipeline:
             self._metrics.sparkplug_events.labels(name).inc(count)
             self._rejections.info(f"sparkplug:{name}", _SPARKPLUG_EVENTS[name], topic=source,
                                   count=count)
-        if out.problem is not None:
-            self._reject(batch, origin, payload[: self._limits.max_payload_bytes], out.problem)
+        if out.problem is not None:  # within its limit (a birth's is larger) unless too large
+            kept = payload[: self._limits.max_payload_bytes] \
+                if out.problem.reason == "payload_too_large" else payload
+            self._reject(batch, origin, kept, out.problem)
+
+    def _undecodable(self, batch: _ValidatedBatch, origin: _Origin, payload: bytes,
+                     exc: Exception, *, first_reading: int,
+                     trace: MessageTrace | None) -> None:
+        """An unexpected error while reading one message: what it added is taken back and the
+        message is quarantined as `decode_error` (its traceback logged, rate-limited)."""
+        del batch.readings[first_reading:]
+        self._rejections.error("decode_error", "message could not be decoded (a bug: please "
+                               "report it with the quarantined payload)",
+                               error=f"{type(exc).__name__}: {exc}", topic=origin[1],
+                               traceback=traceback.format_exc(limit=-4))
+        error = PayloadError("decode_error", f"{type(exc).__name__}: {exc}"[:500])
+        self._reject(batch, origin, payload[: self._limits.max_payload_bytes], error,
+                     log_it=False)
+        if trace is not None:
+            trace.elements.clear()
+            trace.reject(None, error)
 
     def _reject(self, batch: _ValidatedBatch, origin: _Origin, payload: bytes,
-                error: PayloadError) -> None:
+                error: PayloadError, *, log_it: bool = True) -> None:
         received_us, source, transport = origin
         batch.quarantine.append(QuarantineRecord(received_us, source, payload, error.reason,
                                                  error.detail, transport))
         batch.rejected[error.reason] += 1
-        self._rejections.warning(error.reason, "message quarantined",
-                                 reason=error.reason, detail=error.detail, topic=source)
+        if log_it:
+            self._rejections.warning(error.reason, "message quarantined",
+                                     reason=error.reason, detail=error.detail, topic=source)
 
     async def _commit(self, batch: _ValidatedBatch) -> CommitResult:
         """Commit, retrying with backoff until it works: nothing is acked before that."""

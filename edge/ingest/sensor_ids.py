@@ -13,6 +13,11 @@ parts). Sparkplug metric names and JSON keys are free text ("Motor Temp (°C)",
    mapping) all get the digest suffix, so the same set of names gives the same ids in any
    order.
 
+Sparkplug ids are made level by level (`level_id` for group, node and device, rules 1-4
+for the metric names of one birth), so two devices whose names differ only in letters the
+alphabet cannot hold (two pumps named in Cyrillic) stay two assets: a level that lost letters
+(or everything) in rule 1 ends in `-` plus its digest.
+
 The original name stays visible: it is kept with the id in the sensor catalogue.
 """
 
@@ -61,3 +66,19 @@ def sensor_ids(names: Iterable[str]) -> dict[str, str]:
     return {name: sensor_id(name, suffix=True)
             if used[ident] > 1 and ident != name else ident
             for name, ident in plain.items()}
+
+
+def level_id(name: str) -> str:
+    """One level of a Sparkplug id (group, node, device): rules 1-2, plus the digest when
+    rule 1 dropped letters or digits (non-Latin scripts), so distinct names stay distinct."""
+    if ID_RE.fullmatch(name) and "/" not in name:
+        return name
+    cleaned = _cleaned(name.replace("/", "_"))
+    if not cleaned:
+        return f"x-{_digest(name)}"
+    return f"{cleaned}-{_digest(name)}" if _lost_letters(name) else cleaned
+
+
+def _lost_letters(name: str) -> bool:
+    return any(ord(c) > 127 and unicodedata.category(c)[0] in "LN"
+               for c in unicodedata.normalize("NFKD", name))

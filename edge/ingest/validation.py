@@ -146,6 +146,8 @@ class ReadingValidator:
         if state is not None and len(state) > MAX_STATE:
             raise PayloadError("invalid_state",
                                f"{sensor_id[:60]}: state longer than {MAX_STATE} characters")
+        if state is not None and "\x00" in state:  # PostgreSQL text cannot hold it
+            raise PayloadError("invalid_state", f"{sensor_id[:60]}: state contains a NUL character")
         sensor_id = self._sensor_id(sensor_id, _NO_CONTEXT)
         sensor = self._known(sensor_id)
         flags = self._decoded_ts(ts_us, flags, received_us)

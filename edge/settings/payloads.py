@@ -184,6 +184,10 @@ class SparkplugSettings(Section):
                                    "alias or data before a birth (off: read-only deployments).")
     rebirth_min_interval_s: float = Field(default=30.0, ge=1,
                                           description="At most one request per node this often.")
+    max_birth_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+        description="NBIRTH/DBIRTH size limit (a birth names every metric with its properties: "
+                    "1,500 tags are ~150 KB); other messages keep ingest.max_payload_bytes.")
     primary_host_id: str | None = Field(
         default=None, description="Publish STATE as this primary host application (never "
                                   "unless set): spBv1.0/STATE/<id>, retained, with a will.")

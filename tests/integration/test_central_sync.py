@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from cloud_sync.syncer import CentralSyncer
@@ -147,3 +148,23 @@ async def test_synced_rows_are_purged_after_the_keep_time_and_unsynced_rows_neve
         await buffer.readings.commit_batch(make_readings(10, start=5_000), [])
         assert await buffer.sync.purge_synced(older_than_us=2**62) == 0  # unsynced rows stay
         assert (await buffer.status.depths())["readings"].rows == 10
+
+
+async def test_text_postgresql_cannot_hold_never_reaches_the_sync(tmp_path: Path, central_db: str) -> None:
+    """NUL in a state is quarantined at ingest, NUL in a name is shown as U+FFFD in the
+    catalogue: one such message must not stop central sync for good (review F7)."""
+    from tests.unit.test_codec_pipeline import NOW_MS, Pipeline
+
+    path = tmp_path / "buffer.sqlite"
+    async with SqliteBuffer(BufferSettings(path=path), "gw-1") as buffer, Pipeline(buffer) as p:
+        await p.send(("plant/l1/pump-1", orjson.dumps({
+            "ts": NOW_MS, "values": {"temp": 2.5, "mode": "A\u0000B", "key\u0000x": 4.0},
+            "state": "RUN"})))
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT reason FROM quarantine").fetchall() == [("invalid_state",)]
+    await sync_buffer(path, "gw-1", _central(central_db))
+    rows = await central_rows(central_db, "SELECT sensor_id, value FROM sensor_readings "
+                                          "ORDER BY sensor_id")
+    assert [tuple(r) for r in rows] == [("pump-1/key_x", 4.0), ("pump-1/temp", 2.5)]
+    names = await central_rows(central_db, "SELECT name FROM sensor_catalog")
+    assert "pump-1/key\ufffdx" in {r[0] for r in names}

@@ -152,7 +152,7 @@ def test_births_restored_after_a_restart_decode_aliases_without_a_gap() -> None:
             {"name": "Motor Temp (°C)", "alias": 10, "datatype": DataType.FLOAT,
              "float_value": 1.0}]), 1).births[0])
     restarted = SparkplugSessions()
-    assert restarted.restore([(b.scope, b.payload) for b in reversed(births)]) == 2
+    assert restarted.restore([(b.scope, b.payload, b.received_us) for b in reversed(births)]) == 2
     decoded = restarted.decode(DEVICE.format(kind="DDATA"), _payload(40, [
         {"alias": 10, "float_value": 3.5}]), 9)
     assert decoded.problems == [] and not decoded.seq_gap
@@ -194,3 +194,106 @@ def test_any_bytes_on_any_topic_decode_or_come_back_as_problems(data: bytes, kin
         assert problem.reason and problem.detail
     for reading in decoded.readings:
         assert isinstance(reading.value, float)
+
+
+def _with_bytes(payload: bytes, text: bytes, replacement: bytes) -> bytes:
+    assert payload.count(text) == 1 and len(text) == len(replacement)
+    return payload.replace(text, replacement)
+
+
+def test_invalid_utf8_or_nul_in_a_birth_or_a_string_value_is_quarantined_never_raised() -> None:
+    """proto2 hands invalid UTF-8 back as bytes: a name, a unit or a string value that is not
+    text a database can hold is a problem of that message, not an exception (review F5, F6)."""
+    sessions = SparkplugSessions()
+    for text, bad in ((b"ZQ", b"\xff\xfe"), (b"Z\x01", b"Z\x00")):
+        birth = _with_bytes(_payload(0, [
+            {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 1},
+            {"name": text.decode(), "alias": 1, "datatype": DataType.DOUBLE, "double_value": 1.0}]),
+            text, bad)
+        decoded = sessions.decode(NODE.format(kind="NBIRTH"), birth, 1)
+        assert [p.reason for p in decoded.problems] == ["invalid_protobuf"], decoded
+        assert "metric 1" in decoded.problems[0].detail and not decoded.births
+    unit = _with_bytes(_payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 1},
+        {"name": "t", "alias": 1, "datatype": DataType.DOUBLE, "double_value": 1.0, "unit": "KJ"}]),
+        b"KJ", b"\xc3\x28")
+    assert [p.reason for p in sessions.decode(NODE.format(kind="NBIRTH"), unit, 1).problems] \
+        == ["invalid_protobuf"]
+    _born(sessions)
+    for bad in (b"\xff\xfe", b"A\x00"):
+        data = _with_bytes(_payload(2, [{"alias": 14, "string_value": "AB"},
+                                        {"alias": 10, "float_value": 2.5}]), b"AB", bad)
+        decoded = sessions.decode(DEVICE.format(kind="DDATA"), data, 9)
+        assert [p.reason for p in decoded.problems] == ["invalid_value"]
+        assert "'Mode'" in decoded.problems[0].detail
+        assert [r.value for r in decoded.readings] == [2.5] and decoded.states == []
+
+
+def test_a_redelivered_message_is_not_a_seq_gap() -> None:
+    sessions = SparkplugSessions()
+    _born(sessions)
+    data = _payload(2, [{"alias": 10, "float_value": 2.5}])
+    assert not sessions.decode(DEVICE.format(kind="DDATA"), data, 9).seq_gap
+    again = sessions.decode(DEVICE.format(kind="DDATA"), data, 10)
+    assert not again.seq_gap and again.rebirth is None and sessions.counts.get("seq_gap") is None
+    assert not sessions.decode(DEVICE.format(kind="DDATA"), _payload(3, []), 11).seq_gap
+
+
+def test_data_after_a_death_waits_for_the_next_birth_and_a_repeated_death_counts_once() -> None:
+    sessions = SparkplugSessions()
+    _born(sessions)
+    death = _payload(None, [{"name": "bdSeq", "datatype": DataType.INT64, "long_value": 7}])
+    assert [e.state for e in sessions.decode(NODE.format(kind="NDEATH"), death, 5).events] \
+        == ["offline"]
+    assert sessions.decode(NODE.format(kind="NDEATH"), death, 6).skip == "sparkplug_stale_death"
+    late = sessions.decode(DEVICE.format(kind="DDATA"), _payload(2, [
+        {"alias": 10, "float_value": 2.5}]), 7)
+    assert [p.reason for p in late.problems] == ["no_birth"] and late.readings == []
+    assert "NDEATH" in late.problems[0].detail and late.rebirth == ("Plant 1", "Edge-A")
+    _born(sessions, bdseq=8)
+    assert sessions.decode(DEVICE.format(kind="DDEATH"), _payload(2, []), 8).events
+    after_device_death = sessions.decode(DEVICE.format(kind="DDATA"), _payload(3, [
+        {"alias": 10, "float_value": 2.5}]), 9)
+    assert [p.reason for p in after_device_death.problems] == ["no_birth"]
+
+
+def test_a_restart_does_not_bring_back_device_births_of_an_earlier_node_session() -> None:
+    first = SparkplugSessions()
+    old_node = first.decode(NODE.format(kind="NBIRTH"), _payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 6}]), 100).births[0]
+    old_device = first.decode(DEVICE.format(kind="DBIRTH"), _payload(1, [
+        {"name": "Motor Temp (°C)", "alias": 1, "datatype": DataType.FLOAT,
+         "float_value": 1.0}]), 200).births[0]
+    new_node = first.decode(NODE.format(kind="NBIRTH"), _payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 7}]), 300).births[0]
+    assert old_node.scope == new_node.scope  # the buffer keeps the newest per scope
+    restarted = SparkplugSessions()
+    assert restarted.restore([(b.scope, b.payload, b.received_us)
+                              for b in (new_node, old_device)]) == 1
+    stale = restarted.decode(DEVICE.format(kind="DDATA"), _payload(2, [
+        {"alias": 1, "float_value": 81.0}]), 400)
+    assert [p.reason for p in stale.problems] == ["no_birth"] and stale.readings == []
+
+
+def test_devices_named_in_other_scripts_stay_distinct_assets_and_sensors() -> None:
+    """Ids are made level by level: a device name that loses its letters keeps a digest, so
+    two pumps named in Cyrillic do not merge into one asset and one sensor (review F17)."""
+    sessions = SparkplugSessions()
+    sessions.decode("spBv1.0/G/NBIRTH/NC", _payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 1},
+        {"name": "Температура", "alias": 1, "datatype": DataType.DOUBLE, "double_value": 1.0}]), 1)
+    births = {}
+    pump = "\u041d\u0430\u0441\u043e\u0441"  # Cyrillic "pump"
+    compressor = "\u041a\u043e\u043c\u043f\u0440\u0435\u0441\u0441\u043e\u0440"
+    for device in (pump, compressor, "Pump 3"):
+        births[device] = sessions.decode(f"spBv1.0/G/DBIRTH/NC/{device}", _payload(1, [
+            {"name": "Давление", "alias": 1, "datatype": DataType.DOUBLE, "double_value": 3.0},
+            {"name": "Motor Temp (°C)", "alias": 2, "datatype": DataType.DOUBLE,
+             "double_value": 4.0}]), 2)
+    ids = {device: sorted(r.sensor_id for r in b.readings) for device, b in births.items()}
+    assets = {device: b.readings[0].asset_id for device, b in births.items()}
+    assert len(set(assets.values())) == 3 and assets["Pump 3"] == "G/NC/Pump_3"
+    assert assets[pump].startswith("G/NC/x-")
+    assert len({i for group in ids.values() for i in group}) == 6
+    assert "G/NC/Pump_3/Motor_Temp_C" in ids["Pump 3"]
+    assert all(i.count("/") == 3 and not i.endswith("/") for group in ids.values() for i in group)

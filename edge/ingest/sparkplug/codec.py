@@ -28,7 +28,7 @@ Publisher = Callable[[str, bytes, int, bool], None]  # topic, payload, qos, reta
 
 class SparkplugCodec:
     def __init__(self, settings: SparkplugSettings, clock: Callable[[], float] = time.time) -> None:
-        self._settings = settings
+        self._settings = self.settings = settings
         self._clock = clock
         self.sessions = SparkplugSessions(Naming(settings.sensor_id, settings.asset))
         self._publish: Publisher | None = None
@@ -40,7 +40,8 @@ class SparkplugCodec:
         self._publish = publish
 
     def restore(self, births: Iterable[SparkplugBirth]) -> int:
-        return self.sessions.restore((birth.scope, birth.payload) for birth in births)
+        return self.sessions.restore((birth.scope, birth.payload, birth.received_us)
+                                     for birth in births)
 
     def decode(self, topic: str, payload: bytes, received_us: int) -> Decoded:
         return self.sessions.decode(topic, payload, received_us)

@@ -32,7 +32,7 @@ from typing import Any, Literal, NamedTuple
 
 from google.protobuf.message import DecodeError
 
-from edge.ingest.sensor_ids import sensor_id, sensor_ids
+from edge.ingest.sensor_ids import level_id, sensor_id, sensor_ids
 from edge.ingest.sparkplug.schema import DataType, Payload
 from edge.ingest.sparkplug.topics import SparkplugTopic, parse_topic
 from edge.records import FLAG_HISTORICAL, Reading, StateReading
@@ -133,10 +133,14 @@ class Naming:
 
     def format(self, template: str, group: str, node: str, device: str | None,
                metric: str = "") -> str:
+        """An id from `template`: group, node and device made ids level by level
+        (`level_id`), `metric` already an id (the birth's names made ids together)."""
         if device is None:  # a node's own metrics: the device level is left out
             template = template.replace("/{device}", "").replace("{device}/", "")
             template = template.replace("{device}", "")
-        return template.format(group=group, node=node, device=device or "", metric=metric)
+        return sensor_id(template.format(group=level_id(group), node=level_id(node),
+                                         device=level_id(device) if device else "",
+                                         metric=metric))
 
 
 class SparkplugSessions:
@@ -162,15 +166,26 @@ class SparkplugSessions:
         if message.uuid == "SPBV1.0_COMPRESSED":
             return Decoded(problems=[Problem("unsupported_compression",
                                              "compressed Sparkplug payloads are not read")])
+        if parsed.type in ("NBIRTH", "DBIRTH"):
+            unreadable = _unreadable_text(message)
+            if unreadable is not None:
+                return Decoded(problems=[Problem("invalid_protobuf", unreadable)])
         handler = _HANDLERS[parsed.type]
         return handler(self, parsed, message, payload, received_us)
 
-    def restore(self, births: Iterable[tuple[str, bytes]]) -> int:
-        """Take back persisted births (node births first); returns how many were usable."""
+    def restore(self, births: Iterable[tuple[str, bytes, int]]) -> int:
+        """Take back persisted births (scope, payload, arrival; node births first); returns
+        how many were usable. A device birth older than its node's birth belongs to an
+        earlier session of the node (an NBIRTH resets its devices): not taken back."""
         restored = 0
-        for scope, payload in sorted(births, key=lambda b: b[0].count("/")):
+        node_born_us: dict[str, int] = {}
+        for scope, payload, received_us in sorted(births, key=lambda b: b[0].count("/")):
             parts = scope.split("/")
             kind = "NBIRTH" if len(parts) == 2 else "DBIRTH"
+            if kind == "NBIRTH":
+                node_born_us[scope] = received_us
+            elif received_us < node_born_us.get("/".join(parts[:2]), received_us):
+                continue
             topic = f"spBv1.0/{parts[0]}/{kind}/{'/'.join(parts[1:])}"
             decoded = self.decode(topic, payload, 0)
             if not decoded.problems:
@@ -228,9 +243,11 @@ class SparkplugSessions:
         if node is None:
             return decoded
         scope = node.scope if topic.device is None else node.devices.get(topic.device)
-        if scope is None:
+        if scope is None or not scope.online:
             decoded.problems.append(Problem("no_birth", f"device {topic.device!r} of node "
-                                            f"{topic.group}/{topic.node} was never born"))
+                                            f"{topic.group}/{topic.node} " + (
+                                                "was never born" if scope is None else
+                                                "is offline since its DDEATH")))
             decoded.rebirth = topic.node_key
             return decoded
         self._samples(topic, scope, message, received_us, decoded)
@@ -240,8 +257,9 @@ class SparkplugSessions:
                 received_us: int) -> Decoded:
         node = self._nodes.get(topic.node_key)
         bdseq = _bdseq(message)
-        if node is None or (node.bdseq is not None and bdseq is not None and bdseq != node.bdseq):
-            self._count("stale_death")
+        if node is None or not node.scope.online or \
+                (node.bdseq is not None and bdseq is not None and bdseq != node.bdseq):
+            self._count("stale_death")  # another session's, or the same death again
             return Decoded(skip="sparkplug_stale_death")
         node.scope.online = False
         for device in node.devices.values():
@@ -273,6 +291,12 @@ class SparkplugSessions:
                                             "never born (no NBIRTH seen or kept)"))
             decoded.rebirth = topic.node_key
             return None
+        if not node.scope.online and received_us:
+            # Sparkplug: after an NDEATH nothing of the node is valid until its next NBIRTH.
+            decoded.problems.append(Problem("no_birth", f"node {topic.group}/{topic.node} is "
+                                            "offline since its NDEATH; waiting for an NBIRTH"))
+            decoded.rebirth = topic.node_key
+            return None
         if received_us:
             self._check_seq(topic, node, message, decoded)
         return node
@@ -282,6 +306,8 @@ class SparkplugSessions:
         if not message.HasField("seq"):
             return
         seq = int(message.seq)
+        if seq == node.last_seq:
+            return  # a redelivered copy (QoS 1): the buffer keeps one, it is not a gap
         if node.last_seq is not None and seq != (node.last_seq + 1) % _SEQ_MODULO:
             self._count("seq_gap")
             decoded.seq_gap = True
@@ -292,17 +318,17 @@ class SparkplugSessions:
                decoded: Decoded) -> _Scope:
         naming = self._naming
         names = [m.name for m in metrics if m.name and not m.name.startswith(_NOT_DATA)]
-        ids = sensor_ids(naming.format(naming.sensor_id, topic.group, topic.node, device, name)
-                         for name in names)
+        metric_ids = sensor_ids(names)  # rule 4: colliding names of one birth get digests
         asset = naming.format(naming.asset, topic.group, topic.node, device)
-        asset_id = next(iter(sensor_ids([asset]).values())) if asset else None
+        asset_id = asset or None
         scope = _Scope(asset_id=asset_id)
         scope_name = _scope_name(topic, device)
         for metric in metrics:
             name = metric.name
             if not name or name.startswith(_NOT_DATA):
                 continue
-            sensor_id = ids[naming.format(naming.sensor_id, topic.group, topic.node, device, name)]
+            sensor_id = naming.format(naming.sensor_id, topic.group, topic.node, device,
+                                      metric_ids[name])
             unit = _unit(metric)
             datatype = int(metric.datatype)
             spec = _Metric(sensor_id, name, datatype, unit, _NUMBERS.get(datatype),
@@ -351,6 +377,9 @@ class SparkplugSessions:
     def _by_name(self, topic: SparkplugTopic, scope: _Scope, metric: Any,
                  decoded: Decoded) -> _Metric | None:
         name = metric.name
+        if not isinstance(name, str):  # proto2 hands invalid UTF-8 back as bytes
+            decoded.problems.append(Problem("invalid_protobuf", "a metric name is not UTF-8"))
+            return None
         if name.startswith(_NOT_DATA):
             return None
         spec = scope.by_name.get(name) if name else None
@@ -503,7 +532,32 @@ def _boolean(metric: Any) -> str:
 def _text(metric: Any) -> str:
     if metric.WhichOneof("value") != "string_value":
         raise _NoValue
-    return str(metric.string_value)
+    value = metric.string_value
+    if not isinstance(value, str):  # proto2 hands invalid UTF-8 back as bytes
+        raise ValueError("string value is not valid UTF-8")
+    if "\x00" in value:  # PostgreSQL text cannot hold it
+        raise ValueError("string value contains a NUL character")
+    return value
+
+
+def _unreadable_text(message: Any) -> str | None:
+    """What in a birth is not text a database can hold (invalid UTF-8, which proto2 hands
+    back as bytes, or NUL): names, property keys and string properties name sensors and
+    units, so such a birth is refused whole, its metric named by position."""
+    for index, metric in enumerate(message.metrics):
+        if not _storable(metric.name):
+            return f"metric {index}: name is not valid UTF-8 text"
+        if metric.HasField("properties"):
+            properties = metric.properties
+            for key, value in zip(properties.keys, properties.values, strict=False):
+                if not _storable(key) or (value.WhichOneof("value") == "string_value"
+                                          and not _storable(value.string_value)):
+                    return f"metric {index}: property {key!r} is not valid UTF-8 text"
+    return None
+
+
+def _storable(text: object) -> bool:
+    return isinstance(text, str) and "\x00" not in text
 
 
 def _datetime(metric: Any) -> str:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from edge.ingest.sparkplug.codec import rebirth_payload
 from edge.ingest.sparkplug.schema import DataType, Payload
 from edge.ingest.sparkplug.session import Naming, SparkplugSessions
-from edge.records import FLAG_HISTORICAL
+from edge.records import FLAG_HISTORICAL, FLAG_TS_FROM_ARRIVAL
 
 T_MS = 1_790_000_000_000
 NODE = "spBv1.0/Plant 1/{kind}/Edge-A"
@@ -98,7 +98,7 @@ def test_the_birth_catalogues_original_names_and_quarantines_what_it_cannot_stor
     ]), 2)
     names = {entry.sensor_id: (entry.name, entry.datatype, entry.unit) for entry in birth.catalog}
     assert names["Plant_1/Edge-A/Pump_3/Motor_Temp_C"] == ("Motor Temp (°C)", "Float", "degC")
-    assert names["Plant_1/Edge-A/Pump_3/Recipe"][1] == "Dataset"
+    assert names["Plant_1/Edge-A/Pump_3/Recipe"][1] == "DataSet"
     assert [p.reason for p in birth.problems] == ["unsupported_datatype"]
     assert "Recipe" in birth.problems[0].detail
     assert [b.scope for b in birth.births] == ["Plant 1/Edge-A/Pump 3"]
@@ -297,3 +297,15 @@ def test_devices_named_in_other_scripts_stay_distinct_assets_and_sensors() -> No
     assert len({i for group in ids.values() for i in group}) == 6
     assert "G/NC/Pump_3/Motor_Temp_C" in ids["Pump 3"]
     assert all(i.count("/") == 3 and not i.endswith("/") for group in ids.values() for i in group)
+
+
+def test_a_metric_without_any_timestamp_takes_the_arrival_time_and_is_flagged() -> None:
+    sessions = SparkplugSessions()
+    _born(sessions)
+    message = Payload(seq=2)
+    message.metrics.add(alias=10, float_value=5.5)
+    message.metrics.add(alias=10, float_value=6.5, timestamp=T_MS + 5)
+    [unstamped, stamped] = sessions.decode(DEVICE.format(kind="DDATA"),
+                                           message.SerializeToString(), 9_000).readings
+    assert (unstamped.ts_us, unstamped.flags) == (9_000, FLAG_TS_FROM_ARRIVAL)
+    assert (stamped.ts_us, stamped.flags) == ((T_MS + 5) * 1000, 0)

@@ -35,7 +35,7 @@ from google.protobuf.message import DecodeError
 from edge.ingest.sensor_ids import level_id, sensor_id, sensor_ids
 from edge.ingest.sparkplug.schema import DataType, Payload
 from edge.ingest.sparkplug.topics import SparkplugTopic, parse_topic
-from edge.records import FLAG_HISTORICAL, Reading, StateReading
+from edge.records import FLAG_HISTORICAL, FLAG_TS_FROM_ARRIVAL, Reading, StateReading
 
 _NOT_DATA = ("bdSeq", "Node Control/")
 _UNIT_KEYS = ("engunit", "engineeringunits", "engineering units", "engineering_units", "unit",
@@ -345,7 +345,9 @@ class SparkplugSessions:
                  decoded: Decoded) -> None:
         """Every metric of a birth or data message as a reading or a state (hot path: one
         alias lookup and a datatype-specific read per metric)."""
-        default_ts = int(message.timestamp) * 1000 if message.HasField("timestamp") else received_us
+        stamped = message.HasField("timestamp") and message.timestamp > 0
+        default_ts = int(message.timestamp) * 1000 if stamped else received_us
+        default_flags = 0 if stamped else FLAG_TS_FROM_ARRIVAL
         by_alias = scope.by_alias
         readings = decoded.readings
         asset_id = scope.asset_id
@@ -364,7 +366,9 @@ class SparkplugSessions:
                 continue
             stamp = metric.timestamp  # 0: not set (1970 is no reading time)
             ts_us = stamp * 1000 if stamp else default_ts
-            flags = FLAG_HISTORICAL if metric.is_historical else 0
+            flags = 0 if stamp else default_flags
+            if metric.is_historical:
+                flags |= FLAG_HISTORICAL
             if spec.read is _float:  # the common case, inlined
                 which = metric.WhichOneof("value")
                 if which in _FLOAT_FIELDS:
@@ -472,10 +476,16 @@ def _properties(metric: Any) -> dict[str, Any]:
 
 
 def _datatype_name(datatype: int) -> str:
+    """The specification's spelling (DateTime, DataSet, UInt64, UUID)."""
     try:
-        return DataType(datatype).name.title().replace("Uint", "UInt")
+        name = DataType(datatype).name
     except ValueError:
         return f"datatype {datatype}"
+    return _SPELLING.get(name) or name.title().replace("Uint", "UInt")
+
+
+_SPELLING = {"DATETIME": "DateTime", "DATASET": "DataSet", "PROPERTYSET": "PropertySet",
+             "PROPERTYSETLIST": "PropertySetList", "UUID": "UUID"}
 
 
 # -- value readers: one per datatype, chosen at birth -----------------------------------------

@@ -502,8 +502,9 @@ class IngestPipeline:
         metrics.readings_accepted.inc(result.inserted)
         if result.states_inserted:
             metrics.states_accepted.inc(result.states_inserted)
-        if result.duplicates:
-            metrics.readings_duplicate.inc(result.duplicates)
+        duplicates = result.duplicates + result.states_duplicates  # states repeat too
+        if duplicates:
+            metrics.readings_duplicate.inc(duplicates)
         for reason, count in batch.rejected.items():
             metrics.readings_rejected.labels(reason).inc(count)
         if result.conflicts:
@@ -520,7 +521,7 @@ class IngestPipeline:
         counts["messages"] += batch.size
         counts["batches"] += 1
         counts["readings"] += result.inserted
-        counts["duplicates"] += result.duplicates
+        counts["duplicates"] += duplicates
         counts["quarantined"] += result.quarantined
         metrics.sensors_tracked.set(self._validator.tracked_sensors)
         self._last_commit_monotonic = time.monotonic()

@@ -130,6 +130,7 @@ async def test_sparkplug_births_data_redelivery_deaths_and_a_restart(tmp_path: P
     assert {r[0] for r in _rows(path, "SELECT scope FROM sparkplug_births")} == {"G1/N1", "G1/N1/D1"}
     assert _rows(path, "SELECT count(*) FROM quarantine") == [(0,)]
     assert p.metrics.sparkplug_events.labels("seq_gap")._value.get() == 0, "a repeat is no gap"
+    assert p.metrics.readings_duplicate._value.get() == 2, "the repeat's reading and its state"
 
     # A restart between the birth and the next data: the births come back from the buffer.
     async with SqliteBuffer(BufferSettings(path=path), "gw") as buffer, Pipeline(buffer) as p:

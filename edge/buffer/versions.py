@@ -37,6 +37,8 @@ class VersionLog(Generic[ItemT]):
         self._one = f"SELECT body FROM {kind} WHERE {id_column} = ? ORDER BY seq DESC LIMIT 1"
         self._open = f"SELECT body FROM {kind} WHERE {latest} AND {open_states_sql(kind)} ORDER BY seq"
         self._count_open = f"SELECT count(*) FROM {kind} WHERE {latest} AND {open_states_sql(kind)}"
+        self._holding = (f"SELECT body FROM {kind} WHERE {latest} AND EXISTS (SELECT 1 FROM "
+                         f"json_each({kind}.body, '$.alert_ids') WHERE value = ?) ORDER BY seq DESC")
         # Pages by (started_us, id), which no update moves (the latest version's seq does).
         self._latest = (
             f"SELECT coalesce(started_us, 0), {id_column}, body FROM {kind} WHERE {latest} "
@@ -65,6 +67,11 @@ class VersionLog(Generic[ItemT]):
     async def open_items(self) -> list[ItemT]:
         """The latest version of every item whose latest version is open."""
         return self._parse(await self._connection.read(_select, self._open, ()))
+
+    async def holding_alert(self, alert_id: str) -> list[ItemT]:
+        """The latest version of every item whose `alert_ids` hold `alert_id` (tasks), newest
+        first; a scan of the latest versions, for the rare alert that no open task holds."""
+        return self._parse(await self._connection.read(_select, self._holding, (alert_id,)))
 
     async def count_open(self) -> int:
         rows = await self._connection.read(_select, self._count_open, ())

@@ -331,12 +331,15 @@ class AnomalyDetectionAgent(BaseAgent):
         """Apply an operator's decision about an alert (acknowledge, snooze, close, false
         alarm, undo); stored with the alert's new version. Raises UnknownTarget/Rejection."""
         async with self._lock:
+            await self._flush(None)  # the decision builds on the newest version, stored
             alert = await self._alerts.get(request.target_id)
             if alert is None:
                 raise UnknownTarget(f"no alert {request.target_id!r}")
             updated = alert_rules.decide(alert, request, received_at)  # may raise Rejection
             if request.action in ("close", "false_alarm"):
                 self.engine.close(alert.sensor_id, alert.detector)
+            else:  # acknowledge, snooze: the engine's next versions carry them
+                self.engine.take_decided(updated)
             detail = self._feedback_for(alert, request, received_at)
             if detail:
                 updated = updated.model_copy(update={"details": {**updated.details,

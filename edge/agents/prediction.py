@@ -159,6 +159,8 @@ class PredictionAgent(BaseAgent):
             updated = alert_rules.decide(alert, request, received_at)  # may raise Rejection
             if request.action in ("close", "false_alarm"):
                 self.predictor.close(alert.sensor_id)
+            else:  # acknowledge, snooze: the next versions carry them (predictor.take_decided)
+                self.predictor.take_decided(updated)
             record = decision_record(request, received_at, "applied", f"forecast {updated.state}")
             await self._alerts.append([updated], decision=record)
             change = AlertChange("closed" if updated.state == "closed" else "updated", updated)

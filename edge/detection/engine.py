@@ -342,6 +342,11 @@ class DetectionEngine:
                     asset.alert_sensor = None
         return self._tracker.close(sensor_id, detector)
 
+    def take_decided(self, alert: AlertRecord) -> bool:
+        """An operator acknowledged or snoozed an open alert: later versions build on `alert`
+        (the stored version with the decision), so the decision is never dropped."""
+        return self._tracker.take_decided(alert)
+
     def set_budget_factor(self, sensor_id: str, factor: float) -> None:
         """Scale a sensor's budget of false candidates per day (false-alarm feedback: < 1 is
         quieter); 1 restores its configured sensitivity."""

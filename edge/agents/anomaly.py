@@ -359,6 +359,9 @@ class AnomalyDetectionAgent(BaseAgent):
         if request.action == "false_alarm":
             view = self.feedback.false_alarm(alert.sensor_id, alert.detector, now.timestamp(),
                                              request.decision_id)
+            if view is None:
+                return (f"{alert.detector} on {alert.sensor_id}: no detection feedback, a "
+                        "datasheet limit always alerts")
         elif request.action == "undo_false_alarm":
             original = alert.details.get("false_alarm", {}).get("decision_id", "")
             view = self.feedback.undo(alert.sensor_id, alert.detector, str(original))

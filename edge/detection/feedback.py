@@ -10,11 +10,18 @@ A false alarm on (sensor, detector) does two bounded, reversible things:
   cut among the sensor's detectors (`budget_factor`).
 `undo` (the `undo_false_alarm` decision) takes one false alarm back. The book is saved in
 the buffer, shown by `status` and in the details of the alert it closed.
+
+Only learned detectors take feedback (`LEARNED_DETECTORS`: outlier, drift, flatline,
+silence, the asset model): a datasheet limit (`limits`, `rate`) is a hard physical limit and
+always alerts, so a false alarm on one is recorded on the alert but silences nothing, and
+an older book's entries for one are dropped when it is loaded.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+
+from edge.detection.sensor_model import LEARNED_DETECTORS
 
 STEP = 1 / 3
 FEEDBACK_KEY = "anomaly_detection.feedback"  # where the agent keeps the book (buffer meta)
@@ -42,7 +49,16 @@ class FeedbackBook:
         self._suppress_s = suppress_s
         self._entries: dict[tuple[str, str], _Entry] = {}
 
-    def false_alarm(self, sensor_id: str, detector: str, now: float, decision_id: str) -> FeedbackView:
+    @staticmethod
+    def takes_feedback(detector: str) -> bool:
+        """Whether a false alarm on `detector` feeds back (learned, not a datasheet limit)."""
+        return detector in LEARNED_DETECTORS
+
+    def false_alarm(self, sensor_id: str, detector: str, now: float,
+                    decision_id: str) -> FeedbackView | None:
+        """Record a false alarm (None: `detector` takes no feedback, nothing recorded)."""
+        if not self.takes_feedback(detector):
+            return None
         entry = self._entries.setdefault((sensor_id, detector), _Entry())
         entry.false_alarms += 1
         entry.suppressed_until = now + self._suppress_s
@@ -91,6 +107,8 @@ class FeedbackBook:
     def load(self, rows: list[dict[str, object]]) -> None:
         for row in rows:
             key = (str(row["sensor_id"]), str(row["detector"]))
+            if not self.takes_feedback(key[1]):
+                continue  # an older gateway silenced a datasheet limit: never again
             decisions = row.get("decisions")
             self._entries[key] = _Entry(
                 int(row["false_alarms"]),  # type: ignore[call-overload]

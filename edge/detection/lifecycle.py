@@ -84,6 +84,10 @@ class AlertTracker:
         state.alert = alert
         return True
 
+    def is_muted(self, sensor_id: str) -> bool:
+        """An operator closed an alert of this sensor while its condition lasted."""
+        return sensor_id in self._muted
+
     def has_open(self, sensor_id: str) -> bool:
         return sensor_id in self._open or sensor_id in self._muted
 

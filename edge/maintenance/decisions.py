@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.records import DecisionRecord, Origin, Outcome, TargetKind
 
@@ -28,7 +28,9 @@ class DecisionParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    until: datetime | None = Field(default=None, description="snooze: until when (with offset).")
+    until: datetime | None = Field(
+        default=None, description="snooze: until when; RFC 3339 with a UTC offset (a time "
+                                  "without one is refused).")
     assignee: str | None = Field(default=None, max_length=128, description="assign: who.")
     reason: str | None = Field(default=None, max_length=500,
                                description="false_alarm, cancel, close: why.")
@@ -38,6 +40,15 @@ class DecisionParams(BaseModel):
                              description="complete: parts used.")
     labour_h: float | None = Field(default=None, ge=0, le=10_000,
                                    description="complete: hours of work.")
+
+    @field_validator("until")
+    @classmethod
+    def _until_has_offset(cls, until: datetime | None) -> datetime | None:
+        # Refused, not guessed: a wall-clock time without a zone means different instants on
+        # the tablet, the gateway and the central server.
+        if until is not None and until.tzinfo is None:
+            raise ValueError("needs a UTC offset (e.g. 2026-11-27T08:00:00Z or +01:00)")
+        return until
 
 
 class DecisionRequest(BaseModel):

@@ -1,0 +1,94 @@
+"""The HTTP API's boundary, in-process (the app as the daemon serves it, over a fake
+GatewayApi): what it refuses and how it says so. End to end: tests/integration."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from edge.http.app import create_app
+from edge.http.backend import Page
+from edge.maintenance.decisions import DecisionParams, DecisionRequest, DecisionResult, decision_record
+from edge.settings import HttpSettings
+
+OPERATOR = {"authorization": "Bearer operator-token-0123456789"}
+INGEST = {"authorization": "Bearer ingest-token-0123456789"}
+READ = {"authorization": "Bearer read-token-0123456789"}
+
+
+class FakeApi:
+    """Just what the routes under test call; records the states asked for."""
+
+    def __init__(self) -> None:
+        self.decided: list[DecisionRequest] = []
+        self.states: list[Any] = []
+        self.status_of = "applied"
+
+    def request_rejected(self, reason: str, path: str) -> None:
+        pass
+
+    async def decide(self, request: DecisionRequest) -> DecisionResult:
+        self.decided.append(request)
+        now = datetime.now(UTC)
+        return DecisionResult(self.status_of,  # type: ignore[arg-type]
+                              decision_record(request, now, "applied", "done"))
+
+    async def alerts(self, states: Any, limit: int, cursor: str | None) -> Page[Any]:
+        self.states.append(states)
+        return Page([], None)
+
+    async def tasks(self, states: Any, limit: int, cursor: str | None) -> Page[Any]:
+        self.states.append(states)
+        return Page([], None)
+
+
+@pytest.fixture
+def api() -> FakeApi:
+    return FakeApi()
+
+
+@pytest.fixture
+async def client(api: FakeApi) -> AsyncIterator[httpx.AsyncClient]:
+    settings = HttpSettings(token=SecretStr("ingest-token-0123456789"),
+                            operator_token=SecretStr("operator-token-0123456789"),
+                            read_token=SecretStr("read-token-0123456789"))
+    transport = httpx.ASGITransport(create_app(api, settings))  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
+        yield http
+
+
+async def test_a_snooze_until_without_offset_is_refused_with_422_naming_the_field(
+    client: httpx.AsyncClient, api: FakeApi,
+) -> None:
+    response = await client.post("/api/v1/alerts/a1/decisions", headers=OPERATOR, json={
+        "action": "snooze", "actor": "jane", "params": {"until": "2026-11-27T08:00:00"}})
+    assert response.status_code == 422
+    assert "until" in response.text and "UTC offset" in response.text
+    assert api.decided == [], "never reaches the agents"
+    applied = await client.post("/api/v1/alerts/a1/decisions", headers=OPERATOR, json={
+        "action": "snooze", "actor": "jane", "params": {"until": "2026-11-27T08:00:00Z"}})
+    assert applied.status_code == 200
+    assert api.decided[0].params.until == datetime(2026, 11, 27, 8, tzinfo=UTC)
+
+
+def test_every_way_in_refuses_a_naive_snooze_time() -> None:
+    with pytest.raises(ValidationError) as caught:
+        DecisionRequest(target_kind="alert", target_id="a1", action="snooze", actor="hmi",
+                        params={"until": "2026-11-27T08:00:00"})  # type: ignore[arg-type]
+    assert caught.value.errors()[0]["loc"] == ("params", "until")
+    assert DecisionParams(until="2026-11-27T08:00:00+01:00").until is not None  # type: ignore[arg-type]
+
+
+def test_the_cli_refuses_a_naive_until_before_calling_the_daemon() -> None:
+    import argparse
+
+    from edge.operator.cli import _aware_time
+
+    with pytest.raises(argparse.ArgumentTypeError, match="needs a UTC offset"):
+        _aware_time("2026-11-27T08:00")
+    assert _aware_time("2026-11-27T08:00Z") == "2026-11-27T08:00:00+00:00"

@@ -104,8 +104,9 @@ class AnomalyDetectedEvent(BaseEventModel):
         default=None, description="An operator snoozed it: no escalation or repeat notification "
                                   "until then.")
     due_within_s: float | None = Field(
-        default=None, description="Forecasts: the crossing may come this soon (the early end of "
-                                  "the prediction interval); the task is due before it.")
+        default=None, description="Forecasts: the crossing may come this soon after `reading_ts` "
+                                  "(the early end of the prediction interval); the task is due "
+                                  "before it.")
 
     @field_validator("snoozed_until")
     @classmethod

@@ -13,7 +13,8 @@ operator completed the work while the sensor was still abnormal) neither reopens
 joins another task: its updates are that settled case. A new opening after it gets a new
 task. A task whose alert stays open beyond `escalate_after_s` is
 raised one priority step (again after each further span), unless its open alerts are all
-snoozed. A forecast makes its task due before the earliest predicted crossing.
+snoozed. A forecast makes its task due before the earliest predicted crossing (less the
+forecast's age and a margin: `_forecast_due`).
 States follow edge/maintenance/tasks.py: operators acknowledge, assign, start,
 complete and cancel; a task whose alerts all resolved and stayed quiet for
 `recovery_quiet_s` is done by recovery (`close_on_recovery`). Creation, due dates, escalation
@@ -51,6 +52,10 @@ from edge.settings import PRIORITIES, AssetSettings, MaintenanceSettings, Priori
 log = logging.getLogger(__name__)
 
 TaskChange = Literal["created", "updated", "escalated", "decided", "recovered"]
+# A forecast's task is due this long before the early end of the predicted interval: a tenth
+# of the time left, at least five minutes (and never before now).
+FORECAST_MARGIN_SHARE = 0.1
+FORECAST_MARGIN_S = 300.0
 
 
 class TaskLog(Protocol):
@@ -286,10 +291,17 @@ class MaintenanceSchedulerAgent(BaseAgent):
             created_at=created, updated_at=created)
 
     def _forecast_due(self, alert: AnomalyDetectedEvent) -> datetime | None:
-        """A forecast's task is due before the predicted crossing can come (gateway clock)."""
+        """A forecast's task is due before the crossing can come: the interval's early end
+        (`due_within_s`, counted from the forecast's reading time), less the time since that
+        reading (a forecast judged late, or caught up after a restart) and a margin, on the
+        gateway's clock; never before now (tests/unit/test_task_life_cycle.py)."""
         if alert.due_within_s is None:
             return None
-        return self._now() + timedelta(seconds=alert.due_within_s)
+        now = self._now()
+        age_s = min(max(0.0, (now - alert.reading_ts).total_seconds()), alert.due_within_s)
+        remaining_s = alert.due_within_s - age_s
+        margin_s = max(FORECAST_MARGIN_S, FORECAST_MARGIN_SHARE * remaining_s)
+        return now + timedelta(seconds=max(0.0, remaining_s - margin_s))
 
     def _label(self, task: TaskRecord, request: DecisionRequest, now: datetime) -> LabelRecord:
         first = task.details.get("first_alert_at")

@@ -253,6 +253,7 @@ class Predictor:
                     round(predicted.low_s),
                     round(predicted.high_s) if math.isfinite(predicted.high_s) else None],
                 "confidence": self._settings.confidence,
+                "evaluated_at": _iso(predicted.at),  # what interval_s counts from
                 "predicted_at": _iso(predicted.at + predicted.eta_s),
                 "slope_per_h": trend.slope * 3600, "level": trend.level, "z": round(trend.z, 2),
                 "window_s": predicted.span_s, "unit": sensor.series.unit}

@@ -143,3 +143,72 @@ def test_recover_is_refused_from_any_state_but_open_or_acknowledged(state: str) 
                       resolution="cancelled" if state == "cancelled" else None)
     with pytest.raises(Rejection):
         task_rules.recover(task, T0 + timedelta(hours=1), 600)
+
+
+def _forecast(alert_id: str, reading_ts: datetime, due_within_s: float,
+              state: str = "open") -> AnomalyDetectedEvent:
+    return _alert(alert_id, state=state, opened=reading_ts).model_copy(update={
+        "detector": "forecast", "severity": "warning", "due_within_s": due_within_s,
+        "reason": "predicted to reach max 180 in ~6 h, 80 % interval 4-9 h"})
+
+
+@pytest.mark.parametrize("late_s", [0.0, 3600.0, 5 * 3600.0])
+async def test_a_forecasts_task_is_due_before_the_earliest_crossing_and_never_before_now(
+    tmp_path: Path, late_s: float,
+) -> None:
+    """The crossing may come 4 h after the forecast's reading; the scheduler sees it on
+    time, an hour late (a catch-up), or after the crossing could already have come."""
+    clock = Clock()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        agent = _scheduler(buffer, clock)
+        await agent.start()
+        clock.now = T0.timestamp() + late_s
+        await agent.process(_forecast("f1", T0, 4 * 3600))
+        [task] = await buffer.tasks.open_items()
+        earliest_crossing = T0 + timedelta(hours=4)
+        now = datetime.fromtimestamp(clock.now, UTC)
+        assert task.due_at is not None and task.due_at >= now
+        if now < earliest_crossing:
+            assert task.due_at < earliest_crossing
+            assert earliest_crossing - task.due_at >= timedelta(minutes=5), "with a margin"
+        else:
+            assert task.due_at == now
+        await agent.stop()
+
+
+async def test_an_updated_forecast_brings_the_due_time_forward_never_back(tmp_path: Path) -> None:
+    clock = Clock()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        agent = _scheduler(buffer, clock)
+        await agent.start()
+        await agent.process(_forecast("f1", T0, 4 * 3600))
+        [first] = await buffer.tasks.open_items()
+        clock.now += 600
+        sooner = T0 + timedelta(minutes=10)
+        await agent.process(_forecast("f1", sooner, 2 * 3600, state="updated"))
+        [second] = await buffer.tasks.open_items()
+        assert second.due_at is not None and first.due_at is not None
+        assert second.due_at < sooner + timedelta(hours=2) and second.due_at < first.due_at
+        clock.now += 600
+        await agent.process(_forecast("f1", sooner + timedelta(minutes=10), 8 * 3600,
+                                      state="updated"))
+        [third] = await buffer.tasks.open_items()
+        assert third.due_at == second.due_at
+        await agent.stop()
+
+
+def test_a_forecast_event_counts_its_interval_from_the_forecasts_reading_time() -> None:
+    from edge.agents.prediction import forecast_event
+    from edge.prediction.predictor import Predictor
+    from tests.unit.test_predictor import FAST, LIMITS, SENSOR, _run
+
+    predictor = Predictor("gw", FAST, {SENSOR: LIMITS})
+    _run(predictor, 0.0, 2.0, lambda t: 60.0)
+    changes = _run(predictor, 7200.0, 1.5, lambda t: 60.0 + 6.0 * (t - 7200) / 3600)
+    [opened] = [c for c in changes if c.change == "open"]
+    # A decision stamped later on the gateway's clock must not move what the interval counts from.
+    decided = opened.alert.model_copy(update={
+        "updated_at": opened.alert.updated_at + timedelta(hours=1)})
+    event = forecast_event("prediction", type(opened)("updated", decided))
+    assert event.reading_ts == opened.alert.opened_at
+    assert event.due_within_s == opened.alert.details["interval_s"][0]

@@ -21,8 +21,9 @@ from edge.maintenance.decisions import DecisionRequest, DecisionResult
 from edge.records import AlertRecord, DecisionRecord, TaskRecord
 from edge.status import StatusReport
 
-AlertState = Literal["open", "resolved"]
-TaskState = Literal["open", "done", "cancelled"]
+# The list filters (edge/maintenance: ALERT_FILTERS, TASK_FILTERS; a test keeps them equal).
+AlertState = Literal["open", "resolved", "closed", "active"]
+TaskState = Literal["open", "acknowledged", "in_progress", "done", "cancelled", "active"]
 
 
 class Readiness(BaseModel):
@@ -103,10 +104,11 @@ class GatewayApi(Protocol):
 
     async def ingest(self, body: bytes) -> IngestOutcome: ...
 
-    async def alerts(self, state: AlertState | None, limit: int,
-                     cursor: str | None) -> Page[AlertRecord]: ...
+    async def alerts(self, states: tuple[str, ...] | None, limit: int,
+                     cursor: str | None) -> Page[AlertRecord]:
+        """The latest version of each alert whose state is one of `states` (None: all)."""
 
-    async def tasks(self, state: TaskState | None, limit: int,
+    async def tasks(self, states: tuple[str, ...] | None, limit: int,
                     cursor: str | None) -> Page[TaskRecord]: ...
 
     async def quarantine(self, reason: str | None, limit: int,

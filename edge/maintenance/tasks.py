@@ -25,6 +25,10 @@ from edge.records import TaskRecord
 OPEN_STATES = ("open", "acknowledged", "in_progress")
 TERMINAL_STATES = ("done", "cancelled")
 RECOVERABLE_STATES = ("open", "acknowledged")
+TASK_STATES = (*OPEN_STATES, *TERMINAL_STATES)
+# What the list filters select: a state, or `active` (open, acknowledged, in_progress).
+TASK_FILTERS: dict[str, tuple[str, ...]] = {**{state: (state,) for state in TASK_STATES},
+                                           "active": OPEN_STATES}
 _NEXT: dict[str, dict[str, str]] = {
     "open": {"acknowledge": "acknowledged", "assign": "open", "start": "in_progress",
              "complete": "done", "cancel": "cancelled"},

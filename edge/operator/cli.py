@@ -16,10 +16,13 @@ from typing import Any
 
 import httpx
 
+from edge.maintenance.alerts import ALERT_FILTERS
 from edge.maintenance.decisions import ACTIONS
+from edge.maintenance.tasks import TASK_FILTERS
 from edge.settings import Settings
 
 EXIT_FAILURE = 1
+FILTERS = {"alert": ALERT_FILTERS, "task": TASK_FILTERS}
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -29,7 +32,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
                                                       "(through the running daemon)")
         verbs = parser.add_subparsers(dest="verb", required=True)
         listing = verbs.add_parser("list", parents=[common], help=f"the latest {kind}s")
-        listing.add_argument("--state", default=None)
+        listing.add_argument("--state", default=None, choices=list(FILTERS[kind]),
+                             help="a state, or active (still to be dealt with)")
         listing.add_argument("--limit", type=int, default=20)
         listing.add_argument("--json", action="store_true")
         show = verbs.add_parser("show", parents=[common], help=f"one {kind} and its decisions")

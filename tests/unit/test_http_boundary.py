@@ -92,3 +92,53 @@ def test_the_cli_refuses_a_naive_until_before_calling_the_daemon() -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="needs a UTC offset"):
         _aware_time("2026-11-27T08:00")
     assert _aware_time("2026-11-27T08:00Z") == "2026-11-27T08:00:00+00:00"
+
+
+TASK_STATES = ["open", "acknowledged", "in_progress", "done", "cancelled"]
+
+
+@pytest.mark.parametrize("state", [*TASK_STATES, "active"])
+async def test_the_task_list_takes_every_state_and_active(
+    client: httpx.AsyncClient, api: FakeApi, state: str,
+) -> None:
+    response = await client.get(f"/api/v1/tasks?state={state}", headers=READ)
+    assert response.status_code == 200, response.text
+    expected = ("open", "acknowledged", "in_progress") if state == "active" else (state,)
+    assert api.states == [expected]
+
+
+@pytest.mark.parametrize("state", ["open", "resolved", "closed", "active"])
+async def test_the_alert_list_takes_every_state_and_active(
+    client: httpx.AsyncClient, api: FakeApi, state: str,
+) -> None:
+    response = await client.get(f"/api/v1/alerts?state={state}", headers=READ)
+    assert response.status_code == 200, response.text
+    # acknowledged and snoozed alerts stay open: active is every open one
+    assert api.states == [("open",) if state == "active" else (state,)]
+
+
+async def test_an_unknown_state_is_a_422_that_lists_the_valid_ones(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/tasks?state=closed", headers=READ)
+    assert response.status_code == 422 and "in_progress" in response.text
+
+
+def test_the_filters_the_api_documents_are_the_ones_the_rules_define() -> None:
+    from typing import get_args
+
+    from edge.http.backend import AlertState, TaskState
+    from edge.maintenance.alerts import ALERT_FILTERS
+    from edge.maintenance.tasks import TASK_FILTERS
+
+    assert set(get_args(AlertState)) == set(ALERT_FILTERS)
+    assert set(get_args(TaskState)) == set(TASK_FILTERS) == {*TASK_STATES, "active"}
+
+
+@pytest.mark.parametrize(("kind", "state"), [("tasks", "in_progress"), ("tasks", "active"),
+                                             ("alerts", "closed"), ("alerts", "active")])
+def test_the_cli_list_takes_the_same_filters(kind: str, state: str) -> None:
+    from edge.cli import build_parser
+
+    args = build_parser().parse_args([kind, "list", "--state", state])
+    assert args.state == state
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([kind, "list", "--state", "bogus"])

@@ -212,3 +212,15 @@ def test_a_forecast_event_counts_its_interval_from_the_forecasts_reading_time() 
     event = forecast_event("prediction", type(opened)("updated", decided))
     assert event.reading_ts == opened.alert.opened_at
     assert event.due_within_s == opened.alert.details["interval_s"][0]
+
+
+async def test_the_buffers_lists_filter_by_several_states(tmp_path: Path) -> None:
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        for k, state in enumerate(["open", "acknowledged", "in_progress", "done", "cancelled"]):
+            await buffer.tasks.append([TaskRecord(
+                task_id=f"t{k}", asset_id="p", cause="c", priority="high", state=state,  # type: ignore[arg-type]
+                description="x", created_at=T0 + timedelta(seconds=k), updated_at=T0)])
+        active = await buffer.tasks.page(task_rules.TASK_FILTERS["active"], 10, None)
+        assert [task.task_id for _, task in active] == ["t2", "t1", "t0"]
+        assert [t.task_id for t in await buffer.tasks.latest("done")] == ["t3"]
+        assert len(await buffer.tasks.latest()) == 5

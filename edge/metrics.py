@@ -123,10 +123,11 @@ class GatewayMetrics:
         )
         self.decisions = Counter(
             "edge_decisions", "Operator decisions, by where they came from and their outcome "
-            "(applied, rejected, duplicate, invalid).", ["origin", "outcome"], registry=r,
+            "(applied, rejected, unknown_target, duplicate, conflict: a decision id reused "
+            "for another decision).", ["origin", "outcome"], registry=r,
         )
         self.commands = Counter(
-            "edge_commands", "MQTT commands, by outcome (applied, duplicate, rejected, "
+            "edge_commands", "MQTT commands, by outcome (applied, duplicate, conflict, rejected, "
             "unknown_target, invalid, retained_ignored, overloaded, error).", ["outcome"],
             registry=r,
         )

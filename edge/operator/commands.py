@@ -9,7 +9,7 @@ decisions`), QoS 1, a JSON object:
 
 The answer goes to `{prefix}/responses/{request_id}` (QoS 1, not retained):
 
-    {"request_id": "r-42", "status": "applied" | "duplicate" | "rejected" |
+    {"request_id": "r-42", "status": "applied" | "duplicate" | "conflict" | "rejected" |
      "unknown_target" | "invalid", "detail": "...", "allowed_actions": [...], "decision": {...}}
 
 Who may command is the broker's business (ACLs on the command topic, README). The message

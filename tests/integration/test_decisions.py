@@ -109,6 +109,10 @@ def test_http_mqtt_and_central_decisions_move_one_task_through_its_life_cycle(
     first, again = _decide(gateway, "task", task_id, ack), _decide(gateway, "task", task_id, ack)
     assert first.status_code == 200 and first.json()["status"] == "applied"
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    # The same id for another decision: a conflict, refused, nothing applied.
+    reused = _decide(gateway, "task", task_id, {**ack, "action": "cancel"})
+    assert reused.status_code == 409 and reused.json()["status"] == "conflict", reused.text
+    assert "already used for acknowledge" in reused.json()["detail"]
     assert _get(gateway, f"/api/v1/tasks/{task_id}")["task"]["state"] == "acknowledged"
     # MQTT: start, answered on the response topic.
     responses = Responses(broker.port)

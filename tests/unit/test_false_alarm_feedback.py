@@ -9,10 +9,12 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from edge.agents.anomaly import AnomalyDetectionAgent
 from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
-from edge.detection.feedback import FEEDBACK_KEY
+from edge.detection.feedback import FEEDBACK_KEY, STEP, FeedbackBook
 from edge.detection.settings import DetectionSettings, LimitSettings
 from edge.events import DataProcessedEvent
 from edge.maintenance.decisions import DecisionRequest
@@ -147,3 +149,47 @@ async def test_an_older_books_entry_for_a_datasheet_limit_is_dropped(tmp_path: P
         [alert] = await buffer.alerts.open_items()
         assert alert.detector == "limits"
         await agent.stop()
+
+
+async def test_undoing_one_false_alarm_leaves_anothers_suppression_in_force(tmp_path: Path) -> None:
+    clock = [T0 + 1000]
+    feed = Feed()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        agent = _agent(buffer, clock, max_=500.0)
+        await agent.start()
+        await _learned(agent, feed)
+        await agent.process(feed.event(45.0))
+        [first] = await buffer.alerts.open_items()
+        await agent.decide(_decision("false_alarm", first.alert_id, "d-fa-1"),
+                           datetime.fromtimestamp(clock[0], UTC))
+        clock[0] += 3601  # the first span is over; the condition comes back and is called
+        await agent.process(feed.event(*_normal(12, 8), 300.0))  # a false alarm again
+        [second] = await buffer.alerts.open_items()
+        await agent.decide(_decision("false_alarm", second.alert_id, "d-fa-2"),
+                           datetime.fromtimestamp(clock[0], UTC))
+        clock[0] += 60
+        undone = await agent.decide(_decision("undo_false_alarm", first.alert_id, "d-undo-1"),
+                                    datetime.fromtimestamp(clock[0], UTC))
+        assert "1 false alarm(s)" in undone.outcome_detail
+        assert agent.feedback.suppressed(SENSOR, "outlier", clock[0]), "d-fa-2 still holds"
+        assert agent.feedback.budget_factor(SENSOR) == pytest.approx(1 / 3)
+        await agent.process(feed.event(*_normal(12, 9), 300.0))
+        assert await buffer.alerts.open_items() == [], "still silenced by the second decision"
+        await agent.stop()
+
+        restarted = _agent(buffer, clock, max_=500.0)  # per decision, across a restart too
+        await restarted.start()
+        assert restarted.feedback.suppressed(SENSOR, "outlier", clock[0])
+        await restarted.decide(_decision("undo_false_alarm", second.alert_id, "d-undo-2"),
+                               datetime.fromtimestamp(clock[0], UTC))
+        assert not restarted.feedback.suppressed(SENSOR, "outlier", clock[0])
+        assert restarted.feedback.views() == []
+        await restarted.stop()
+
+
+def test_an_older_books_single_span_is_read_as_each_decisions_span() -> None:
+    book = FeedbackBook(3600)
+    book.load([{"sensor_id": SENSOR, "detector": "drift", "false_alarms": 2,
+                "suppressed_until": T0 + 3600, "decisions": ["d-1", "d-2"]}])
+    book.undo(SENSOR, "drift", "d-1")
+    assert book.suppressed(SENSOR, "drift", T0) and book.sensitivity_factor(SENSOR, "drift") == STEP

@@ -34,6 +34,13 @@ class Readiness(BaseModel):
                                   "gateway unready: the buffer holds what central lacks).")
 
 
+class Identity(BaseModel):
+    """Who a bearer token is: its role (ingest, operator, read) and whether it may decide."""
+
+    role: str
+    may_decide: bool
+
+
 class AgentReport(BaseModel):
     """One bus-driven agent: its state, work done, failures and its bus queue."""
 

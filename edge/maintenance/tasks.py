@@ -59,8 +59,10 @@ def decide(task: TaskRecord, request: DecisionRequest, now: datetime) -> TaskRec
             "no_fault_found" if params.fault_found is False else "completed")
     if request.action == "cancel":
         changes["resolution"] = "cancelled"
+    # What was done, as given: "no fault found" (False) and 0 h are answers too.
     work = {key: value for key, value in (("parts", params.parts), ("labour_h", params.labour_h),
-                                           ("fault_found", params.fault_found)) if value}
+                                           ("fault_found", params.fault_found))
+            if value is not None and value != []}
     entry = {"at": _iso(now), "action": request.action, "from": task.state, "to": next_state,
              "actor": request.actor, "origin": request.origin, "note": request.note,
              "decision_id": request.decision_id, **({"work": work} if work else {})}

@@ -142,3 +142,17 @@ def test_the_cli_list_takes_the_same_filters(kind: str, state: str) -> None:
     assert args.state == state
     with pytest.raises(SystemExit):
         build_parser().parse_args([kind, "list", "--state", "bogus"])
+
+
+async def test_the_favicon_is_served_without_a_token(client: httpx.AsyncClient) -> None:
+    response = await client.get("/favicon.ico")  # browsers ask for it unasked, tokenless
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("image/svg+xml")
+
+
+async def test_whoami_names_the_role_of_the_token(client: httpx.AsyncClient) -> None:
+    for headers, role, may_decide in ((OPERATOR, "operator", True), (INGEST, "ingest", False),
+                                      (READ, "read", False)):
+        response = await client.get("/api/v1/whoami", headers=headers)
+        assert response.json() == {"role": role, "may_decide": may_decide}
+    assert (await client.get("/api/v1/whoami")).status_code == 401

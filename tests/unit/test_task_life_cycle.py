@@ -224,3 +224,13 @@ async def test_the_buffers_lists_filter_by_several_states(tmp_path: Path) -> Non
         assert [task.task_id for _, task in active] == ["t2", "t1", "t0"]
         assert [t.task_id for t in await buffer.tasks.latest("done")] == ["t3"]
         assert len(await buffer.tasks.latest()) == 5
+
+
+def test_complete_keeps_every_work_field_given_no_fault_and_zero_hours_included() -> None:
+    task = TaskRecord(task_id="t1", asset_id="p", cause="out_of_range", priority="high",
+                      state="in_progress", description="x", created_at=T0, updated_at=T0)
+    done = task_rules.decide(task, _request("t1", "complete", "d-1", fault_found=False,
+                                            labour_h=0.0, parts=["seal"]), T0)
+    assert done.resolution == "no_fault_found"
+    assert done.details["history"][-1]["work"] == {"parts": ["seal"], "labour_h": 0.0,
+                                                   "fault_found": False}

@@ -21,6 +21,10 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 _IMMUTABLE = {"immutable": True}
+# Alerts and tasks: `buffer_epoch_us` (when the gateway's buffer file was made) and
+# `version_seq` (the version's seq in that buffer's log) say which version a row holds. The
+# newest is the highest pair, never the latest updated_at: versions stamped on two clocks,
+# or at one microsecond, would leave a row stuck at an older state. NULL: from before 0005.
 # Indexes that only one storage engine has, outside the models: plain PostgreSQL gets a BRIN
 # index on time (migration 0001); TimescaleDB's create_hypertable makes its own time index.
 ENGINE_SPECIFIC_INDEXES = frozenset({"sensor_readings_time_brin", "sensor_readings_time_idx",
@@ -110,6 +114,8 @@ class AnomalyAlertORM(Base):
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=_IMMUTABLE)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    buffer_epoch_us: Mapped[int | None] = mapped_column(BigInteger)
+    version_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class MaintenanceTaskORM(Base):
@@ -135,6 +141,8 @@ class MaintenanceTaskORM(Base):
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), info=_IMMUTABLE)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    buffer_epoch_us: Mapped[int | None] = mapped_column(BigInteger)
+    version_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class MaintenanceDecisionORM(Base):

@@ -149,10 +149,17 @@ CREATE_STAGE, INSERT_READINGS = _readings_statements()
 RECORD_CONFLICTS = _conflicts_statement()
 # Alerts and tasks keep the newest version; a decision keeps its first outcome (a central
 # row gets its outcome from the gateway that applied it); labels are written once.
-UPSERT_ALERTS = _upsert(_table(AnomalyAlertORM), set(AlertRecord.model_fields),
-                        "t.updated_at <= EXCLUDED.updated_at")
-UPSERT_TASKS = _upsert(_table(MaintenanceTaskORM), set(TaskRecord.model_fields),
-                       "t.updated_at <= EXCLUDED.updated_at")
+# The newest version is the latest in the buffer's log (edge/buffer/sync.py adds its place),
+# not the latest updated_at: versions stamped on two clocks, or at one microsecond, would
+# otherwise leave a row stuck (tests/integration/test_central_versions.py). Rows from before
+# migration 0005 have no place yet: the buffer sends versions in order, the next one wins.
+VERSION_FIELDS = {"buffer_epoch_us", "version_seq"}
+_NEWER_VERSION = ("t.version_seq IS NULL OR (t.buffer_epoch_us, t.version_seq) <= "
+                  "(EXCLUDED.buffer_epoch_us, EXCLUDED.version_seq)")
+UPSERT_ALERTS = _upsert(_table(AnomalyAlertORM), set(AlertRecord.model_fields) | VERSION_FIELDS,
+                        _NEWER_VERSION)
+UPSERT_TASKS = _upsert(_table(MaintenanceTaskORM), set(TaskRecord.model_fields) | VERSION_FIELDS,
+                       _NEWER_VERSION)
 UPSERT_DECISIONS = _upsert(_table(MaintenanceDecisionORM), set(DecisionRecord.model_fields),
                            "t.outcome IS NULL", {"applied_at": "r.received_at"})
 INSERT_LABELS = _insert_from_json(_table(FaultLabelORM), set(LabelRecord.model_fields))[0] + \

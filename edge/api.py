@@ -18,13 +18,11 @@ from edge.bus import EventBus
 from edge.http.backend import (
     AgentReport,
     AlertDetail,
-    AlertState,
     Page,
     QuarantineItem,
     Readiness,
     ReadingPoint,
     TaskDetail,
-    TaskState,
 )
 from edge.ingest.http_source import HttpSource, IngestOutcome
 from edge.ingest.mqtt_source import MqttSource
@@ -113,13 +111,13 @@ class DaemonApi:
     async def ingest(self, body: bytes) -> IngestOutcome:
         return await self._http_source.ingest(body)
 
-    async def alerts(self, state: AlertState | None, limit: int,
+    async def alerts(self, states: tuple[str, ...] | None, limit: int,
                      cursor: str | None) -> Page[AlertRecord]:
-        return _page(await self._buffer.alerts.page(state, limit + 1, cursor), limit)
+        return _page(await self._buffer.alerts.page(states, limit + 1, cursor), limit)
 
-    async def tasks(self, state: TaskState | None, limit: int,
+    async def tasks(self, states: tuple[str, ...] | None, limit: int,
                     cursor: str | None) -> Page[TaskRecord]:
-        return _page(await self._buffer.tasks.page(state, limit + 1, cursor), limit)
+        return _page(await self._buffer.tasks.page(states, limit + 1, cursor), limit)
 
     async def quarantine(self, reason: str | None, limit: int,
                          cursor: int | None) -> Page[QuarantineItem]:

@@ -10,9 +10,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validator
 
 from edge.records import DecisionRecord, Reading
+from edge.times import as_utc
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -103,8 +104,15 @@ class AnomalyDetectedEvent(BaseEventModel):
         default=None, description="An operator snoozed it: no escalation or repeat notification "
                                   "until then.")
     due_within_s: float | None = Field(
-        default=None, description="Forecasts: the crossing may come this soon (the early end of "
-                                  "the prediction interval); the task is due before it.")
+        default=None, description="Forecasts: the crossing may come this soon after `reading_ts` "
+                                  "(the early end of the prediction interval); the task is due "
+                                  "before it.")
+
+    @field_validator("snoozed_until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        # A snooze stored without an offset (older buffers) is UTC: never a naive time here.
+        return None if value is None else as_utc(value)
 
 
 class HumanDecisionEvent(BaseEventModel):

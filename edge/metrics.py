@@ -123,11 +123,12 @@ class GatewayMetrics:
         )
         self.decisions = Counter(
             "edge_decisions", "Operator decisions, by where they came from and their outcome "
-            "(applied, rejected, duplicate, invalid).", ["origin", "outcome"], registry=r,
+            "(applied, rejected, unknown_target, duplicate, conflict: a decision id reused "
+            "for another decision).", ["origin", "outcome"], registry=r,
         )
         self.commands = Counter(
-            "edge_commands", "MQTT commands, by outcome (applied, duplicate, rejected, "
-            "unknown_target, invalid, retained_ignored, overloaded, error).", ["outcome"],
+            "edge_commands", "MQTT commands, by outcome (applied, duplicate, conflict, rejected, "
+            "unknown_target, invalid, retained_ignored, empty, overloaded, error).", ["outcome"],
             registry=r,
         )
         self.agent_up = Gauge("edge_agent_up", "1 while the agent runs.", ["agent"], registry=r)

@@ -31,3 +31,11 @@ def format_ts_us(ts_us: int) -> str:
 def now_us() -> int:
     """The gateway's clock, in microseconds since the epoch."""
     return time.time_ns() // 1000
+
+
+def as_utc(moment: datetime) -> datetime:
+    """`moment` with a UTC offset: a naive time (no offset) is read as UTC.
+
+    For times already stored without one (older buffers); new ones are refused at the
+    boundary (edge/maintenance/decisions.py)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

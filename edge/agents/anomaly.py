@@ -333,12 +333,15 @@ class AnomalyDetectionAgent(BaseAgent):
         """Apply an operator's decision about an alert (acknowledge, snooze, close, false
         alarm, undo); stored with the alert's new version. Raises UnknownTarget/Rejection."""
         async with self._lock:
+            await self._flush(None)  # the decision builds on the newest version, stored
             alert = await self._alerts.get(request.target_id)
             if alert is None:
                 raise UnknownTarget(f"no alert {request.target_id!r}")
             updated = alert_rules.decide(alert, request, received_at)  # may raise Rejection
             if request.action in ("close", "false_alarm"):
                 self.engine.close(alert.sensor_id, alert.detector)
+            else:  # acknowledge, snooze: the engine's next versions carry them
+                self.engine.take_decided(updated)
             detail = self._feedback_for(alert, request, received_at)
             if detail:
                 updated = updated.model_copy(update={"details": {**updated.details,
@@ -358,6 +361,9 @@ class AnomalyDetectionAgent(BaseAgent):
         if request.action == "false_alarm":
             view = self.feedback.false_alarm(alert.sensor_id, alert.detector, now.timestamp(),
                                              request.decision_id)
+            if view is None:
+                return (f"{alert.detector} on {alert.sensor_id}: no detection feedback, a "
+                        "datasheet limit always alerts")
         elif request.action == "undo_false_alarm":
             original = alert.details.get("false_alarm", {}).get("decision_id", "")
             view = self.feedback.undo(alert.sensor_id, alert.detector, str(original))

@@ -7,10 +7,14 @@ Config: `maintenance.*` (priority matrix, due dates, escalation, causes, recover
 `assets.<id>.criticality`.
 
 Rules: the priority comes from alert severity x asset criticality; there is one open task
-per asset and cause (a further alert updates it, never duplicates it; a done or cancelled
-task never takes a new alert); a task whose alert stays open beyond `escalate_after_s` is
+per asset and cause (a further alert updates it, never duplicates it). A done or cancelled
+task is final: no alert merges into it, and an alert it held that is still open (the
+operator completed the work while the sensor was still abnormal) neither reopens it nor
+joins another task: its updates are that settled case. A new opening after it gets a new
+task. A task whose alert stays open beyond `escalate_after_s` is
 raised one priority step (again after each further span), unless its open alerts are all
-snoozed. A forecast makes its task due before the earliest predicted crossing.
+snoozed. A forecast makes its task due before the earliest predicted crossing (less the
+forecast's age and a margin: `_forecast_due`).
 States follow edge/maintenance/tasks.py: operators acknowledge, assign, start,
 complete and cancel; a task whose alerts all resolved and stayed quiet for
 `recovery_quiet_s` is done by recovery (`close_on_recovery`). Creation, due dates, escalation
@@ -40,7 +44,7 @@ from edge.bus import EventBus
 from edge.detection.finding import SEVERITY_RANK
 from edge.events import AnomalyDetectedEvent, BaseEventModel, MaintenanceTaskCreatedEvent
 from edge.maintenance import tasks as task_rules
-from edge.maintenance.decisions import DecisionRequest, UnknownTarget, decision_record
+from edge.maintenance.decisions import DecisionRequest, Rejection, UnknownTarget, decision_record
 from edge.metrics import GatewayMetrics
 from edge.records import DecisionRecord, LabelRecord, TaskRecord
 from edge.settings import PRIORITIES, AssetSettings, MaintenanceSettings, Priority
@@ -48,6 +52,10 @@ from edge.settings import PRIORITIES, AssetSettings, MaintenanceSettings, Priori
 log = logging.getLogger(__name__)
 
 TaskChange = Literal["created", "updated", "escalated", "decided", "recovered"]
+# A forecast's task is due this long before the early end of the predicted interval: a tenth
+# of the time left, at least five minutes (and never before now).
+FORECAST_MARGIN_SHARE = 0.1
+FORECAST_MARGIN_S = 300.0
 
 
 class TaskLog(Protocol):
@@ -60,10 +68,14 @@ class TaskLog(Protocol):
 
     async def get(self, item_id: str) -> TaskRecord | None: ...
 
+    async def holding_alert(self, alert_id: str) -> list[TaskRecord]: ...
 
-def task_id(gateway_id: str, asset_key: str, cause: str, first_alert_opened_at: datetime) -> str:
+
+def task_id(gateway_id: str, asset_key: str, cause: str, first_alert_opened_at: datetime,
+            salt: str = "") -> str:
     stamp = round(first_alert_opened_at.timestamp() * 1_000_000)
-    return hashlib.sha256(f"{gateway_id}|{asset_key}|{cause}|{stamp}".encode()).hexdigest()[:24]
+    key = f"{gateway_id}|{asset_key}|{cause}|{stamp}" + (f"|{salt}" if salt else "")
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def _raised(priority: Priority) -> Priority:
@@ -92,6 +104,9 @@ class MaintenanceSchedulerAgent(BaseAgent):
         self._clock = clock
         self._open: dict[tuple[str, str], TaskRecord] = {}  # tasks not done or cancelled
         self._snoozed: dict[str, datetime] = {}  # alert id -> snoozed until
+        # alert id -> the done/cancelled task that holds it (None: looked up, none does);
+        # forgotten when the alert resolves or closes.
+        self._settled: dict[str, str | None] = {}
         self._lock = asyncio.Lock()  # the bus worker, decisions and the clock take turns
         self._tick_task: asyncio.Task[None] | None = None
 
@@ -146,14 +161,18 @@ class MaintenanceSchedulerAgent(BaseAgent):
             self._snoozed[item.alert_id] = item.snoozed_until
         if item.state in ("resolved", "closed"):
             self._snoozed.pop(item.alert_id, None)
+            self._settled.pop(item.alert_id, None)
             if current is not None and item.alert_id in current.details.get("open_alert_ids", []):
                 await self._save(current, "updated", self._without_alert(current, item.alert_id))
             return
         if SEVERITY_RANK[item.severity] < SEVERITY_RANK[self._settings.min_severity]:
             return
+        if (current is None or item.alert_id not in current.alert_ids) and \
+                await self._settled_task(item.alert_id) is not None:
+            return  # its task was completed or cancelled: final, whatever the alert does now
         priority = self._priority(item)
         if current is None:
-            await self._save(self._new_task(item, asset_key, cause, priority), "created")
+            await self._save(await self._new_task(item, asset_key, cause, priority), "created")
             return
         changes: dict[str, Any] = {}
         if PRIORITIES.index(priority) > PRIORITIES.index(current.priority):
@@ -170,6 +189,17 @@ class MaintenanceSchedulerAgent(BaseAgent):
             changes["details"] = details
         if changes:
             await self._save(current, "updated", changes)
+
+    async def _settled_task(self, alert_id: str) -> str | None:
+        """The done or cancelled task that holds `alert_id` (None: no such task).
+
+        Known in memory for tasks closed since the start; otherwise looked up in the buffer
+        once per alert (after a restart, or for an alert no task has held)."""
+        if alert_id not in self._settled:
+            holders = await self._store.holding_alert(alert_id)
+            self._settled[alert_id] = next(
+                (t.task_id for t in holders if t.state in task_rules.TERMINAL_STATES), None)
+        return self._settled[alert_id]
 
     def _without_alert(self, task: TaskRecord, alert_id: str) -> dict[str, Any]:
         open_ids = [a for a in task.details.get("open_alert_ids", []) if a != alert_id]
@@ -206,25 +236,48 @@ class MaintenanceSchedulerAgent(BaseAgent):
         quiet_s = self._settings.recovery_quiet_s
         for task in list(self._open.values()):
             quiet_since = task.details.get("quiet_since")
-            if task.state not in ("open", "acknowledged") or task.details.get("open_alert_ids") \
-                    or quiet_since is None:
+            if task.state not in task_rules.RECOVERABLE_STATES \
+                    or task.details.get("open_alert_ids") or quiet_since is None:
                 continue
-            if (now - datetime.fromisoformat(quiet_since)).total_seconds() >= quiet_s:
-                await self._save(task_rules.recover(task, now, quiet_s), "recovered")
-                log.info("task done by recovery", extra={"task_id": task.task_id})
+            if (now - datetime.fromisoformat(quiet_since)).total_seconds() < quiet_s:
+                continue
+            # The buffer has the last word: a person's decision is never overwritten.
+            latest = await self._store.get(task.task_id) or task
+            try:
+                recovered = task_rules.recover(latest, now, quiet_s)
+            except Rejection as exc:
+                log.info("task not closed by recovery", extra={"task_id": task.task_id,
+                                                               "reason": exc.detail})
+                self._forget_if_final(latest)
+                continue
+            await self._save(recovered, "recovered")
+            log.info("task done by recovery", extra={"task_id": task.task_id})
+
+    def _forget_if_final(self, task: TaskRecord) -> None:
+        held = self._open.get(_key(task))
+        if task.state in task_rules.TERMINAL_STATES and held is not None \
+                and held.task_id == task.task_id:
+            del self._open[_key(task)]
+            self._metrics.tasks_open.set(len(self._open))
 
     def _priority(self, alert: AnomalyDetectedEvent) -> Priority:
         asset = self._assets.get(alert.asset_id or "")
         criticality = asset.criticality if asset is not None else "medium"
         return self._settings.priorities[alert.severity][criticality]
 
-    def _new_task(self, alert: AnomalyDetectedEvent, asset_key: str, cause: str,
-                  priority: Priority) -> TaskRecord:
+    async def _new_task(self, alert: AnomalyDetectedEvent, asset_key: str, cause: str,
+                        priority: Priority) -> TaskRecord:
         # Task times are the gateway's (a PLC clock that is off must not make a task due in
         # 1970); the id still derives from the alert, so a replay finds the same task.
         created = self._now()
+        new_id = task_id(self._gateway_id, asset_key, cause, alert.opened_at)
+        existing = await self._store.get(new_id)
+        if existing is not None and existing.state in task_rules.TERMINAL_STATES:
+            # Another alert opened at that very time began a task that is closed: never
+            # write a new version over a closed task, give this one its own id.
+            new_id = task_id(self._gateway_id, asset_key, cause, alert.opened_at, alert.alert_id)
         return TaskRecord(
-            task_id=task_id(self._gateway_id, asset_key, cause, alert.opened_at),
+            task_id=new_id,
             asset_id=alert.asset_id,
             cause=cause, priority=priority, state="open",
             description=f"Inspect {alert.asset_id or alert.sensor_id}: {cause.replace('_', ' ')} "
@@ -238,10 +291,17 @@ class MaintenanceSchedulerAgent(BaseAgent):
             created_at=created, updated_at=created)
 
     def _forecast_due(self, alert: AnomalyDetectedEvent) -> datetime | None:
-        """A forecast's task is due before the predicted crossing can come (gateway clock)."""
+        """A forecast's task is due before the crossing can come: the interval's early end
+        (`due_within_s`, counted from the forecast's reading time), less the time since that
+        reading (a forecast judged late, or caught up after a restart) and a margin, on the
+        gateway's clock; never before now (tests/unit/test_task_life_cycle.py)."""
         if alert.due_within_s is None:
             return None
-        return self._now() + timedelta(seconds=alert.due_within_s)
+        now = self._now()
+        age_s = min(max(0.0, (now - alert.reading_ts).total_seconds()), alert.due_within_s)
+        remaining_s = alert.due_within_s - age_s
+        margin_s = max(FORECAST_MARGIN_S, FORECAST_MARGIN_SHARE * remaining_s)
+        return now + timedelta(seconds=max(0.0, remaining_s - margin_s))
 
     def _label(self, task: TaskRecord, request: DecisionRequest, now: datetime) -> LabelRecord:
         first = task.details.get("first_alert_at")
@@ -261,7 +321,11 @@ class MaintenanceSchedulerAgent(BaseAgent):
             task = task.model_copy(update={**updates, "updated_at": stamp})
         await self._store.append([task], decision=decision, labels=labels)
         if task.state in task_rules.TERMINAL_STATES:
-            self._open.pop(_key(task), None)
+            for alert_id in task.details.get("open_alert_ids", []):  # forgotten as they resolve
+                self._settled[alert_id] = task.task_id
+            held = self._open.get(_key(task))
+            if held is not None and held.task_id == task.task_id:
+                del self._open[_key(task)]
         else:
             self._open[_key(task)] = task
         self._metrics.tasks_open.set(len(self._open))

@@ -5,8 +5,12 @@ Publishes (MQTT, not the bus): `{prefix}/alerts/{asset_id}/{sensor_id}`,
 `{prefix}/tasks/{asset_id}` and `{prefix}/decisions/{alert|task}/{id}` as JSON, QoS
 `notifications.qos`. The alert topic holds the current state retained: a new subscriber
 sees what is wrong now; when the last open alert of a sensor resolves (or an operator
-closes it), that version is published and the retained message cleared. Updates of a
-snoozed alert are not repeated until the snooze ends.
+closes it), that version is published and the retained message cleared.
+Snooze: updates of a snoozed alert are held back (the newest one kept) until the snooze
+ends on the gateway's clock; then the newest held version is published (and posted), so
+notifications resume without waiting for the next update. A resolve or close always goes
+out at once and drops what was held. A snooze time without a UTC offset (an older buffer)
+is read as UTC, never a crash.
 Config: `notifications.*`.
 
 Retry policy: not retried (1 attempt): publishing is not idempotent (a retry after the MQTT
@@ -16,7 +20,12 @@ MQTT source queues while offline, the webhook sender has its own bounded queue).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from edge.agents.base import BaseAgent
@@ -28,10 +37,21 @@ from edge.events import (
     MaintenanceTaskCreatedEvent,
 )
 from edge.metrics import GatewayMetrics
+from edge.times import as_utc
 
 log = logging.getLogger(__name__)
 
 _NO_ASSET = "_"
+_UNMUTE_CHECK_S = 1.0  # how often held (snoozed) updates are checked for a snooze that ended
+
+
+@dataclass(slots=True)
+class _Held:
+    """The newest update of a snoozed alert, held back until `until_s` (gateway clock)."""
+
+    until_s: float
+    event: AnomalyDetectedEvent
+    body: bytes
 
 
 class MessagePublisher(Protocol):
@@ -52,15 +72,38 @@ class NotificationAgent(BaseAgent):
 
     def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics, *,
                  topic_prefix: str, qos: int, publisher: MessagePublisher,
-                 webhook: WebhookPort | None = None) -> None:
+                 webhook: WebhookPort | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__(agent_id, bus, metrics)
         self._prefix = topic_prefix
         self._qos = qos
         self._publisher = publisher
         self._webhook = webhook
         self.capabilities = ("mqtt", "webhook") if webhook else ("mqtt",)
+        self._clock = clock
         # retained topic -> open alert id -> its latest JSON
         self._open_by_topic: dict[str, dict[str, bytes]] = {}
+        self._held: dict[str, _Held] = {}  # alert id -> its newest update during a snooze
+        self._tick_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        self._tick_task = asyncio.create_task(self._tick_forever(), name="notification-tick")
+
+    async def stop(self) -> None:
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tick_task
+        await super().stop()
+
+    def tick(self) -> None:
+        """Publish the held updates of alerts whose snooze has ended (notifications resume)."""
+        now = self._clock()
+        for alert_id, held in list(self._held.items()):
+            if held.until_s <= now:
+                del self._held[alert_id]
+                self._send_alert(held.event, held.body)
 
     def alert_topic(self, asset_id: str | None, sensor_id: str) -> str:
         return f"{self._prefix}/alerts/{asset_id or _NO_ASSET}/{sensor_id}"
@@ -69,28 +112,40 @@ class NotificationAgent(BaseAgent):
         return f"{self._prefix}/tasks/{asset_id or _NO_ASSET}"
 
     async def process(self, event: BaseEventModel) -> None:
+        if self._held:
+            self.tick()
         body = event.model_dump_json().encode()
         if isinstance(event, AnomalyDetectedEvent):
-            if self._snoozed_update(event):
+            until_s = self._snoozed_until_s(event)
+            if until_s is not None:
+                self._held[event.alert_id] = _Held(until_s, event, body)
                 return
-            self._alert(event, body)
-        elif isinstance(event, HumanDecisionEvent):
+            self._held.pop(event.alert_id, None)
+            self._send_alert(event, body)
+            return
+        if isinstance(event, HumanDecisionEvent):
             decision = event.decision
             topic = f"{self._prefix}/decisions/{decision.target_kind}/{decision.target_id}"
             self._publisher.publish(topic, decision.model_dump_json().encode(), self._qos, False)
             self._metrics.notifications.labels("mqtt", "sent").inc()
             return  # decisions go to MQTT only: the webhook carries alerts and tasks
-        elif isinstance(event, MaintenanceTaskCreatedEvent):
+        if isinstance(event, MaintenanceTaskCreatedEvent):
             self._publisher.publish(self.task_topic(event.asset_id), body, self._qos, False)
             self._metrics.notifications.labels("mqtt", "sent").inc()
         if self._webhook is not None:
             self._webhook.send(body)
 
-    @staticmethod
-    def _snoozed_update(alert: AnomalyDetectedEvent) -> bool:
-        """An update of an alert an operator snoozed: not repeated until the snooze ends."""
-        return alert.state == "updated" and alert.snoozed_until is not None and \
-            alert.snoozed_until > alert.timestamp
+    def _snoozed_until_s(self, alert: AnomalyDetectedEvent) -> float | None:
+        """When the snooze of this update ends (None: not an update, or not snoozed now)."""
+        if alert.state != "updated" or alert.snoozed_until is None:
+            return None
+        until_s = as_utc(alert.snoozed_until).timestamp()
+        return until_s if until_s > self._clock() else None
+
+    def _send_alert(self, alert: AnomalyDetectedEvent, body: bytes) -> None:
+        self._alert(alert, body)
+        if self._webhook is not None:
+            self._webhook.send(body)
 
     def _alert(self, alert: AnomalyDetectedEvent, body: bytes) -> None:
         topic = self.alert_topic(alert.asset_id, alert.sensor_id)
@@ -107,3 +162,11 @@ class NotificationAgent(BaseAgent):
                 del self._open_by_topic[topic]
                 self._publisher.publish(topic, b"", self._qos, True)  # clears the retained state
         self._metrics.notifications.labels("mqtt", "sent").inc()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(_UNMUTE_CHECK_S)
+            try:
+                self.tick()
+            except Exception:  # logged and retried next tick
+                log.exception("notification tick failed")

@@ -159,6 +159,8 @@ class PredictionAgent(BaseAgent):
             updated = alert_rules.decide(alert, request, received_at)  # may raise Rejection
             if request.action in ("close", "false_alarm"):
                 self.predictor.close(alert.sensor_id)
+            else:  # acknowledge, snooze: the next versions carry them (predictor.take_decided)
+                self.predictor.take_decided(updated)
             record = decision_record(request, received_at, "applied", f"forecast {updated.state}")
             await self._alerts.append([updated], decision=record)
             change = AlertChange("closed" if updated.state == "closed" else "updated", updated)
@@ -208,11 +210,14 @@ class PredictionAgent(BaseAgent):
 def forecast_event(source: str, change: AlertChange) -> AnomalyDetectedEvent:
     alert = change.alert
     interval = alert.details.get("interval_s") or [None, None]
+    evaluated = alert.details.get("evaluated_at")
     return AnomalyDetectedEvent(
         source=source, alert_id=alert.alert_id, asset_id=alert.asset_id,
         sensor_id=alert.sensor_id, detector=alert.detector, severity=alert.severity,
         score=alert.score or 0.0,
         value=alert.value if alert.value is not None else float("nan"),
-        reading_ts=alert.updated_at, window={}, reason=alert.reason, state=change.change,
+        # the reading time `due_within_s` counts from (not a decision's later stamp)
+        reading_ts=datetime.fromisoformat(evaluated) if evaluated else alert.updated_at,
+        window={}, reason=alert.reason, state=change.change,
         opened_at=alert.opened_at, snoozed_until=alert.details.get("snoozed_until"),
         due_within_s=interval[0] if change.change in ("open", "updated") else None)

@@ -9,6 +9,7 @@ a new row, the central side keeps the latest per id.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -153,6 +154,10 @@ MIGRATIONS: tuple[str, ...] = (
 STARTED_FIELD = {"alerts": "opened_at", "tasks": "created_at", "catalog": "first_seen_at"}
 
 SCHEMA_VERSION = len(MIGRATIONS)
+# When this buffer file was made (us; buffer_meta). Synced with every alert and task version,
+# so that centrally the versions of a fresh buffer (after a corrupt one was moved aside, or
+# salvaged into it) count as newer than those of the old file, whose seqs were higher.
+EPOCH_KEY = "buffer.epoch_us"
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -164,6 +169,8 @@ def migrate(conn: sqlite3.Connection) -> int:
         conn.executescript(f"BEGIN; {MIGRATIONS[version]}; PRAGMA user_version = {version + 1}; COMMIT;")
     if found == 0:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("INSERT OR IGNORE INTO buffer_meta (key, value) VALUES (?, ?)",
+                 (EPOCH_KEY, str(time.time_ns() // 1000)))
     return int(found)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from edge.buffer.connection import BufferConnection
 from edge.buffer.retention import LOGS, SYNCED_KINDS, TIME_COLUMN, removable_synced
+from edge.buffer.schema import EPOCH_KEY
 from edge.records import ReadingRow, VersionRow
 
 _READINGS = f"SELECT {', '.join(ReadingRow._fields)} FROM readings WHERE seq > ? ORDER BY seq LIMIT ?"
@@ -29,6 +30,11 @@ _BODIES = {"states": (
     "json_object('sensor_id', sensor_id, 'asset_id', asset_id, 'time', " + _iso("ts_us")
     + ", 'state', state, 'quality', quality, 'flags', flags, 'received_at', "
     + _iso("received_us") + ")")}
+# Alert and task versions carry their place in this buffer's log: the central side keeps
+# the one with the highest (buffer_epoch_us, version_seq) (cloud_sync/statements.py).
+for _kind in ("alerts", "tasks"):
+    _BODIES[_kind] = ("json_set(body, '$.buffer_epoch_us', (SELECT CAST(value AS INTEGER) FROM "
+                      f"buffer_meta WHERE key = '{EPOCH_KEY}'), '$.version_seq', seq)")
 _VERSIONS = {kind: f"SELECT seq, {id_column}, {_BODIES.get(kind, 'body')} FROM {kind} "
                    "WHERE seq > ? ORDER BY seq LIMIT ?"
              for kind, id_column in LOGS.items()}

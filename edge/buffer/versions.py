@@ -10,6 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
+import orjson
 from pydantic import BaseModel
 
 from edge.buffer.connection import BufferConnection
@@ -37,10 +38,13 @@ class VersionLog(Generic[ItemT]):
         self._one = f"SELECT body FROM {kind} WHERE {id_column} = ? ORDER BY seq DESC LIMIT 1"
         self._open = f"SELECT body FROM {kind} WHERE {latest} AND {open_states_sql(kind)} ORDER BY seq"
         self._count_open = f"SELECT count(*) FROM {kind} WHERE {latest} AND {open_states_sql(kind)}"
+        self._holding = (f"SELECT body FROM {kind} WHERE {latest} AND EXISTS (SELECT 1 FROM "
+                         f"json_each({kind}.body, '$.alert_ids') WHERE value = ?) ORDER BY seq DESC")
         # Pages by (started_us, id), which no update moves (the latest version's seq does).
         self._latest = (
             f"SELECT coalesce(started_us, 0), {id_column}, body FROM {kind} WHERE {latest} "
-            "AND (? IS NULL OR state = ?) AND (? IS NULL OR coalesce(started_us, 0) < ? OR "
+            "AND (? IS NULL OR state IN (SELECT value FROM json_each(?))) "
+            "AND (? IS NULL OR coalesce(started_us, 0) < ? OR "
             f"(coalesce(started_us, 0) = ? AND {id_column} < ?)) "
             f"ORDER BY coalesce(started_us, 0) DESC, {id_column} DESC LIMIT ?")
 
@@ -66,21 +70,28 @@ class VersionLog(Generic[ItemT]):
         """The latest version of every item whose latest version is open."""
         return self._parse(await self._connection.read(_select, self._open, ()))
 
+    async def holding_alert(self, alert_id: str) -> list[ItemT]:
+        """The latest version of every item whose `alert_ids` hold `alert_id` (tasks), newest
+        first; a scan of the latest versions, for the rare alert that no open task holds."""
+        return self._parse(await self._connection.read(_select, self._holding, (alert_id,)))
+
     async def count_open(self) -> int:
         rows = await self._connection.read(_select, self._count_open, ())
         return int(rows[0][0])
 
     async def latest(self, state: str | None = None, limit: int = 1000) -> list[ItemT]:
         """The latest version of each item, newest first; optionally only in `state`."""
-        return [item for _, item in await self.page(state, limit, None)]
+        return [item for _, item in await self.page((state,) if state else None, limit, None)]
 
-    async def page(self, state: str | None, limit: int,
+    async def page(self, states: Sequence[str] | None, limit: int,
                    after: str | None) -> list[tuple[str, ItemT]]:
-        """(cursor, item) of the latest versions, newest opened/created first, continuing
-        after the item whose cursor is `after` (`<started_us>:<id>`, see `cursor_key`)."""
+        """(cursor, item) of the latest versions whose state is one of `states` (None: any),
+        newest opened/created first, continuing after the item whose cursor is `after`
+        (`<started_us>:<id>`, see `cursor_key`)."""
         started, item_id = cursor_key(after) if after is not None else (None, None)
+        wanted = orjson.dumps(list(states)).decode() if states is not None else None
         rows = await self._connection.read(
-            _select, self._latest, (state, state, started, started, started, item_id, limit))
+            _select, self._latest, (wanted, wanted, started, started, started, item_id, limit))
         items = self._parse([(body,) for _, _, body in rows])
         return [(f"{started_us}:{row_id}", item)
                 for (started_us, row_id, _), item in zip(rows, items, strict=True)]

@@ -114,7 +114,10 @@ class DetectionEngine:
         hot = self.last_judgements = model.update(ts, value, alerting, arrival)
         asset_id = model.profile.asset_id or asset_id
         changes = NO_CHANGES
-        if hot is not None or alerting or self._validator.pending(sensor_id):
+        # A muted condition (closed by an operator) must see the normal readings too, or it
+        # would never be lifted (tests/unit/test_false_alarm_feedback.py).
+        if hot is not None or alerting or self._validator.pending(sensor_id) or \
+                self._tracker.is_muted(sensor_id):
             changes = self._judge(model, asset_id, ts, hot)
         if asset_id is not None and self._assets_enabled:
             asset_changes = self._feed_asset(model, asset_id, ts, value, judge=True)
@@ -182,7 +185,9 @@ class DetectionEngine:
                 self._validator.note_candidate(asset_id, sensor_id, ts)
             reason = None
             if not self._tracker.is_open(sensor_id, judgement.detector):
-                if self.suppressed is not None and self.suppressed(sensor_id, judgement.detector):
+                # A datasheet limit always alerts: feedback never silences it.
+                if not datasheet and self.suppressed is not None and \
+                        self.suppressed(sensor_id, judgement.detector):
                     self._validator.counts["rejected_false_alarm_feedback"] += 1
                     undecided.add(judgement.detector)
                     continue
@@ -342,6 +347,11 @@ class DetectionEngine:
                 if asset.alert_sensor == sensor_id:
                     asset.alert_sensor = None
         return self._tracker.close(sensor_id, detector)
+
+    def take_decided(self, alert: AlertRecord) -> bool:
+        """An operator acknowledged or snoozed an open alert: later versions build on `alert`
+        (the stored version with the decision), so the decision is never dropped."""
+        return self._tracker.take_decided(alert)
 
     def set_budget_factor(self, sensor_id: str, factor: float) -> None:
         """Scale a sensor's budget of false candidates per day (false-alarm feedback: < 1 is

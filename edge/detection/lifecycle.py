@@ -75,6 +75,19 @@ class AlertTracker:
                 self._open.setdefault(alert.sensor_id, {})[alert.detector] = _OpenAlert(
                     alert, last_abnormal_ts=ts, last_emitted_ts=ts)
 
+    def take_decided(self, alert: AlertRecord) -> bool:
+        """An operator decided about an open alert (acknowledge, snooze): its stored version is
+        the one the next version builds on, so what they decided is carried forward."""
+        state = self._open.get(alert.sensor_id, {}).get(alert.detector)
+        if state is None or state.alert.alert_id != alert.alert_id or alert.state != "open":
+            return False
+        state.alert = alert
+        return True
+
+    def is_muted(self, sensor_id: str) -> bool:
+        """An operator closed an alert of this sensor while its condition lasted."""
+        return sensor_id in self._muted
+
     def has_open(self, sensor_id: str) -> bool:
         return sensor_id in self._open or sensor_id in self._muted
 

@@ -13,8 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp
 
 from edge import __version__
-from edge.http.auth import BearerTokenMiddleware, BodySizeLimitMiddleware
-from edge.http.backend import AgentReport, GatewayApi, Readiness
+from edge.http.auth import ROLE_KEY, BearerTokenMiddleware, BodySizeLimitMiddleware, required_roles
+from edge.http.backend import AgentReport, GatewayApi, Identity, Readiness
 from edge.http.decisions import decision_routes
 from edge.http.lists import list_routes
 from edge.ingest.http_source import IngestOutcome
@@ -24,6 +24,7 @@ from edge.status import StatusReport
 
 STATIC_DIR = Path(__file__).parent / "static"
 # Documents the scheme; the check itself is BearerTokenMiddleware's (auto_error off).
+_A_DECISION = "/api/v1/tasks/{task_id}/decisions"  # who may POST here may decide
 _BEARER = HTTPBearer(auto_error=False, description="http.token (or http.token_file)")
 
 
@@ -70,6 +71,18 @@ def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
     async def operator_page() -> FileResponse:
         """The operator page (it asks for the operator token; nothing in it is secret)."""
         return FileResponse(STATIC_DIR / "operator.html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> FileResponse:
+        """Browsers ask for it unasked, without a token: served, not refused."""
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+    @app.get("/api/v1/whoami", tags=["operations"])
+    async def whoami(request: Request) -> Identity:
+        """The role of the token presented, and whether it may decide (the operator page
+        says so at sign-in, and refuses the ingest token)."""
+        role = str(request.scope.get(ROLE_KEY, "none"))
+        return Identity(role=role, may_decide=role in required_roles("POST", _A_DECISION))
 
     app.include_router(list_routes(api))
     app.include_router(decision_routes(api))

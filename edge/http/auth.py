@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/docs", "/redoc",
-                          "/openapi.json", "/docs/oauth2-redirect"})
+PUBLIC_PATHS = frozenset({"/", "/favicon.ico", "/healthz", "/readyz", "/metrics", "/docs",
+                          "/redoc", "/openapi.json", "/docs/oauth2-redirect"})
+ROLE_KEY = "edge.role"  # where the guard leaves the caller's role in the ASGI scope
 # The API docs' own scripts and styles, served by the gateway (a browser cannot send the
 # token with them; they hold no data, and every API call from the docs still needs it).
 PUBLIC_PREFIXES = ("/static-offline-docs/", "/ui/")  # and the operator page's (it asks for
@@ -55,7 +56,7 @@ class BearerTokenMiddleware:
             self._on_rejected("forbidden", path)
             await _reply(send, 403, f"the {role} token may not {scope['method']} {path}")
             return
-        await self._app(scope, receive, send)
+        await self._app({**scope, ROLE_KEY: role}, receive, send)
 
     def _role(self, header: bytes) -> str | None:
         scheme, _, credentials = header.partition(b" ")

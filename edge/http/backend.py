@@ -21,8 +21,9 @@ from edge.maintenance.decisions import DecisionRequest, DecisionResult
 from edge.records import AlertRecord, DecisionRecord, TaskRecord
 from edge.status import StatusReport
 
-AlertState = Literal["open", "resolved"]
-TaskState = Literal["open", "done", "cancelled"]
+# The list filters (edge/maintenance: ALERT_FILTERS, TASK_FILTERS; a test keeps them equal).
+AlertState = Literal["open", "resolved", "closed", "active"]
+TaskState = Literal["open", "acknowledged", "in_progress", "done", "cancelled", "active"]
 
 
 class Readiness(BaseModel):
@@ -31,6 +32,13 @@ class Readiness(BaseModel):
     central: str | None = Field(
         default=None, description="The central link's state (detail; it does not make the "
                                   "gateway unready: the buffer holds what central lacks).")
+
+
+class Identity(BaseModel):
+    """Who a bearer token is: its role (ingest, operator, read) and whether it may decide."""
+
+    role: str
+    may_decide: bool
 
 
 class AgentReport(BaseModel):
@@ -103,10 +111,11 @@ class GatewayApi(Protocol):
 
     async def ingest(self, body: bytes) -> IngestOutcome: ...
 
-    async def alerts(self, state: AlertState | None, limit: int,
-                     cursor: str | None) -> Page[AlertRecord]: ...
+    async def alerts(self, states: tuple[str, ...] | None, limit: int,
+                     cursor: str | None) -> Page[AlertRecord]:
+        """The latest version of each alert whose state is one of `states` (None: all)."""
 
-    async def tasks(self, state: TaskState | None, limit: int,
+    async def tasks(self, states: tuple[str, ...] | None, limit: int,
                     cursor: str | None) -> Page[TaskRecord]: ...
 
     async def quarantine(self, reason: str | None, limit: int,

@@ -2,9 +2,10 @@
 and the detail views a person deciding needs (an alert or task with its decisions, a
 sensor's recent readings). Decisions need the operator token (edge/http/auth.py).
 
-Answers: 200 applied (or `duplicate`: that decision id was applied before, nothing
-changed); 404 no such alert or task; 409 the target's state does not allow the action, with
-the actions it allows; 422 a malformed decision.
+Answers: 200 applied (or `duplicate`: that decision id was applied before with the same
+target, action and params, nothing changed); 404 no such alert or task; 409 the target's
+state does not allow the action, with the actions it allows, or (`conflict`) that decision
+id was used before for a different decision; 422 a malformed decision.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from edge.maintenance.decisions import ACTIONS, DecisionParams, DecisionRequest
 from edge.records import DecisionRecord, TargetKind
 
 Id = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")]
-_STATUS_CODES = {"applied": 200, "duplicate": 200, "unknown_target": 404, "rejected": 409}
+_STATUS_CODES = {"applied": 200, "duplicate": 200, "unknown_target": 404, "rejected": 409,
+                 "conflict": 409}
 
 
 class DecisionBody(BaseModel):
@@ -38,8 +40,11 @@ class DecisionBody(BaseModel):
 
 
 class DecisionAnswer(BaseModel):
-    status: Literal["applied", "duplicate", "unknown_target", "rejected"]
-    decision: DecisionRecord
+    status: Literal["applied", "duplicate", "unknown_target", "rejected", "conflict"]
+    detail: str = Field(description="What came of it, in words (a conflict: what the id "
+                                    "was used for).")
+    decision: DecisionRecord = Field(description="The decision as stored (duplicate: the "
+                                                 "first one; conflict: this one, not stored).")
     allowed_actions: list[str]
 
 
@@ -57,7 +62,8 @@ def decision_routes(api: GatewayApi) -> APIRouter:
             return JSONResponse({"detail": f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
                                  .lstrip(": ")}, status_code=422)
         result = await api.decide(request)
-        answer = DecisionAnswer(status=result.status, decision=result.record,
+        answer = DecisionAnswer(status=result.status, detail=result.record.outcome_detail,
+                                decision=result.record,
                                 allowed_actions=result.record.allowed_actions)
         return JSONResponse(answer.model_dump(mode="json"), status_code=_STATUS_CODES[result.status])
 

@@ -15,6 +15,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from edge.http.backend import AlertState, GatewayApi, Page, QuarantineItem, TaskState
 from edge.ingest.replay import ReplayOutcome
+from edge.maintenance.alerts import ALERT_FILTERS
+from edge.maintenance.tasks import TASK_FILTERS
 from edge.records import AlertRecord, TaskRecord
 
 T = TypeVar("T")
@@ -38,14 +40,22 @@ def list_routes(api: GatewayApi) -> APIRouter:
     @router.get("/api/v1/alerts", tags=["maintenance"])
     async def alerts(request: Request, response: Response, state: AlertState | None = None,
                      limit: Limit = 100, cursor: ItemCursor = None) -> list[AlertRecord]:
-        """The latest version of each alert, the most recently opened first."""
-        return _paged(await api.alerts(state, limit, cursor), request, response)
+        """The latest version of each alert, the most recently opened first.
+
+        `state`: open, resolved, closed, or active (open; acknowledged and snoozed alerts
+        stay open)."""
+        states = ALERT_FILTERS[state] if state else None
+        return _paged(await api.alerts(states, limit, cursor), request, response)
 
     @router.get("/api/v1/tasks", tags=["maintenance"])
     async def tasks(request: Request, response: Response, state: TaskState | None = None,
                     limit: Limit = 100, cursor: ItemCursor = None) -> list[TaskRecord]:
-        """The latest version of each maintenance task, the most recently created first."""
-        return _paged(await api.tasks(state, limit, cursor), request, response)
+        """The latest version of each maintenance task, the most recently created first.
+
+        `state`: open, acknowledged, in_progress, done, cancelled, or active (open,
+        acknowledged and in_progress)."""
+        states = TASK_FILTERS[state] if state else None
+        return _paged(await api.tasks(states, limit, cursor), request, response)
 
     @router.get("/api/v1/quarantine", tags=["operations"])
     async def quarantine(request: Request, response: Response, reason: str | None = None,

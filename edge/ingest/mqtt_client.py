@@ -84,9 +84,13 @@ class BatchAckClient(Client):  # type: ignore[misc]
         # subscription. Under 3.1.1 every re-subscribe resends them; the pipeline remembers
         # what it took per topic (field trial item 8), which covers both.
         retain_handling = 1 if s.protocol == "5" else 0
+        # The command topics keep the retain flag as published (MQTT 5), so a command that
+        # was published retained is known as such when it arrives live too: never applied
+        # (edge/operator/commands.py). Under 3.1.1 only the resent copy carries the flag.
         self.subscribe([Subscription(sub.topic, qos=sub.qos, retain_handling_options=retain_handling)
                         for sub in s.subscriptions]
-                       + [Subscription(topic, qos=1, retain_handling_options=retain_handling)
+                       + [Subscription(topic, qos=1, retain_handling_options=retain_handling,
+                                       retain_as_published=s.protocol == "5")
                           for topic in self._extra_filters])
 
     async def reconnect(self, delay: bool = False) -> None:

@@ -18,6 +18,12 @@ from edge.maintenance.decisions import DecisionRequest, Rejection
 from edge.records import AlertRecord
 
 _OPEN_ACTIONS = ("acknowledge", "snooze", "close", "false_alarm")
+ALERT_STATES = ("open", "resolved", "closed")
+# What the list filters (HTTP `state=`, the CLI's --state) select: a state, or `active`, the
+# alerts still to be dealt with. Acknowledged and snoozed alerts stay `open` (the decision
+# is in their details), so `active` is every open one, acknowledged and snoozed included.
+ALERT_FILTERS: dict[str, tuple[str, ...]] = {**{state: (state,) for state in ALERT_STATES},
+                                            "active": ("open",)}
 
 
 def allowed_actions(alert: AlertRecord) -> tuple[str, ...]:

@@ -2,8 +2,10 @@
 
 A decision is an immutable record: who decided what about which alert or task, when, from
 where, and what came of it. The same `decision_id` applied twice changes nothing: the
-second time answers with the first outcome. HTTP, MQTT commands and decisions made in the
-central database all arrive as a `DecisionRequest` and go through one code path.
+second time answers with the first outcome. The same id with other content (another target,
+action or params: `same_content`) is a conflict, refused and counted, never taken for a
+repeat. HTTP, MQTT commands and decisions made in the central database all arrive as a
+`DecisionRequest` and go through one code path.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from edge.records import DecisionRecord, Origin, Outcome, TargetKind
 
@@ -28,7 +30,9 @@ class DecisionParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    until: datetime | None = Field(default=None, description="snooze: until when (with offset).")
+    until: datetime | None = Field(
+        default=None, description="snooze: until when; RFC 3339 with a UTC offset (a time "
+                                  "without one is refused).")
     assignee: str | None = Field(default=None, max_length=128, description="assign: who.")
     reason: str | None = Field(default=None, max_length=500,
                                description="false_alarm, cancel, close: why.")
@@ -38,6 +42,15 @@ class DecisionParams(BaseModel):
                              description="complete: parts used.")
     labour_h: float | None = Field(default=None, ge=0, le=10_000,
                                    description="complete: hours of work.")
+
+    @field_validator("until")
+    @classmethod
+    def _until_has_offset(cls, until: datetime | None) -> datetime | None:
+        # Refused, not guessed: a wall-clock time without a zone means different instants on
+        # the tablet, the gateway and the central server.
+        if until is not None and until.tzinfo is None:
+            raise ValueError("needs a UTC offset (e.g. 2026-11-27T08:00:00Z or +01:00)")
+        return until
 
 
 class DecisionRequest(BaseModel):
@@ -84,12 +97,28 @@ def decision_record(request: DecisionRequest, received_at: datetime, outcome: Ou
         allowed_actions=list(allowed))
 
 
-Status = Literal["applied", "rejected", "unknown_target", "duplicate"]
+def same_content(previous: DecisionRecord, request: DecisionRequest) -> bool:
+    """Whether `request` repeats `previous` (same target, action and params): a retry.
+
+    Who and the note may differ (a retry from another screen); what it does may not."""
+    return (previous.target_kind, previous.target_id, previous.action, previous.params) == (
+        request.target_kind, request.target_id, request.action,
+        request.params.model_dump(mode="json", exclude_defaults=True))
+
+
+def conflict_detail(previous: DecisionRecord) -> str:
+    return (f"decision id {previous.decision_id!r} was already used for {previous.action} on "
+            f"{previous.target_kind} {previous.target_id} (params {previous.params}): use a new "
+            "decision id for a different decision")
+
+
+Status = Literal["applied", "rejected", "unknown_target", "duplicate", "conflict"]
 
 
 @dataclass(frozen=True, slots=True)
 class DecisionResult:
-    """What came of a submitted decision (duplicate: that id was applied before)."""
+    """What came of a submitted decision (duplicate: that id was applied before; conflict:
+    that id was used for another decision, `record` is this one refused, not stored)."""
 
     status: Status
     record: DecisionRecord

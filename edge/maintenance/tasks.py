@@ -9,7 +9,9 @@
 
 Every transition is a new version, stamped on the gateway's clock, with who and why in
 `details.history`. `recover` (not an operator action) closes an open or acknowledged task
-whose alerts all resolved and stayed quiet: done, `resolution` resolved_by_recovery.
+whose alerts all resolved and stayed quiet: done, `resolution` resolved_by_recovery. From
+any other state it is refused (Rejection), so recovery never overwrites what a person
+decided: a task someone started, completed or cancelled stays as they left it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from edge.records import TaskRecord
 
 OPEN_STATES = ("open", "acknowledged", "in_progress")
 TERMINAL_STATES = ("done", "cancelled")
+RECOVERABLE_STATES = ("open", "acknowledged")
+TASK_STATES = (*OPEN_STATES, *TERMINAL_STATES)
+# What the list filters select: a state, or `active` (open, acknowledged, in_progress).
+TASK_FILTERS: dict[str, tuple[str, ...]] = {**{state: (state,) for state in TASK_STATES},
+                                           "active": OPEN_STATES}
 _NEXT: dict[str, dict[str, str]] = {
     "open": {"acknowledge": "acknowledged", "assign": "open", "start": "in_progress",
              "complete": "done", "cancel": "cancelled"},
@@ -52,8 +59,10 @@ def decide(task: TaskRecord, request: DecisionRequest, now: datetime) -> TaskRec
             "no_fault_found" if params.fault_found is False else "completed")
     if request.action == "cancel":
         changes["resolution"] = "cancelled"
+    # What was done, as given: "no fault found" (False) and 0 h are answers too.
     work = {key: value for key, value in (("parts", params.parts), ("labour_h", params.labour_h),
-                                           ("fault_found", params.fault_found)) if value}
+                                           ("fault_found", params.fault_found))
+            if value is not None and value != []}
     entry = {"at": _iso(now), "action": request.action, "from": task.state, "to": next_state,
              "actor": request.actor, "origin": request.origin, "note": request.note,
              "decision_id": request.decision_id, **({"work": work} if work else {})}
@@ -61,7 +70,12 @@ def decide(task: TaskRecord, request: DecisionRequest, now: datetime) -> TaskRec
 
 
 def recover(task: TaskRecord, now: datetime, quiet_s: float) -> TaskRecord:
-    """Done by recovery: every alert of the task resolved and stayed quiet for `quiet_s`."""
+    """Done by recovery: every alert of the task resolved and stayed quiet for `quiet_s`.
+
+    Raises Rejection unless the task is open or acknowledged (a person's decision stands)."""
+    if task.state not in RECOVERABLE_STATES:
+        raise Rejection(f"a task that is {task.state} is not closed by recovery",
+                        allowed_actions(task.state))
     entry = {"at": _iso(now), "action": "recover", "from": task.state, "to": "done",
              "actor": "gateway", "origin": "gateway",
              "note": f"all alerts resolved and quiet for {quiet_s:g} s"}

@@ -11,14 +11,18 @@ import argparse
 import getpass
 import json
 import sys
+from datetime import datetime
 from typing import Any
 
 import httpx
 
+from edge.maintenance.alerts import ALERT_FILTERS
 from edge.maintenance.decisions import ACTIONS
+from edge.maintenance.tasks import TASK_FILTERS
 from edge.settings import Settings
 
 EXIT_FAILURE = 1
+FILTERS = {"alert": ALERT_FILTERS, "task": TASK_FILTERS}
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
@@ -28,7 +32,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
                                                       "(through the running daemon)")
         verbs = parser.add_subparsers(dest="verb", required=True)
         listing = verbs.add_parser("list", parents=[common], help=f"the latest {kind}s")
-        listing.add_argument("--state", default=None)
+        listing.add_argument("--state", default=None, choices=list(FILTERS[kind]),
+                             help="a state, or active (still to be dealt with)")
         listing.add_argument("--limit", type=int, default=20)
         listing.add_argument("--json", action="store_true")
         show = verbs.add_parser("show", parents=[common], help=f"one {kind} and its decisions")
@@ -41,7 +46,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         decide.add_argument("--note", default="")
         decide.add_argument("--decision-id", default=None, help="idempotency key (default: new)")
         if kind == "alert":
-            decide.add_argument("--until", default=None, help="snooze: RFC 3339 end")
+            decide.add_argument("--until", default=None, type=_aware_time,
+                                help="snooze: RFC 3339 end with a UTC offset (e.g. ...T08:00Z)")
             decide.add_argument("--reason", default=None, help="false_alarm / close: why")
         else:
             decide.add_argument("--assignee", default=None)
@@ -49,6 +55,18 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
             decide.add_argument("--fault-found", action=argparse.BooleanOptionalAction, default=None)
             decide.add_argument("--parts", default=None, help="comma-separated")
             decide.add_argument("--labour-h", type=float, default=None)
+
+
+def _aware_time(text: str) -> str:
+    """An RFC 3339 time with a UTC offset (refused here, before it reaches the daemon)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} needs a UTC offset (e.g. {text}Z or {text}+01:00)")
+    return moment.isoformat()
 
 
 def run(settings: Settings, kind: str, args: argparse.Namespace) -> int:
@@ -78,13 +96,21 @@ def _decide(api: _Api, kind: str, args: argparse.Namespace) -> int:
     answer = response.json()
     if response.status_code >= 400:
         allowed = answer.get("allowed_actions")
-        print(f"{args.action} refused ({response.status_code}): "
-              f"{answer.get('decision', {}).get('outcome_detail') or answer.get('detail')}"
+        print(f"{args.action} refused ({response.status_code}): {_why(answer)}"
               + (f"; allowed now: {', '.join(allowed)}" if allowed else ""), file=sys.stderr)
         return EXIT_FAILURE
     print(f"{answer['status']}: {answer['decision']['outcome_detail']} "
           f"(decision {answer['decision']['decision_id']})")
     return 0
+
+
+def _why(answer: dict[str, Any]) -> str:
+    """The reason in a refusal: ours (`detail` or the decision's outcome), or FastAPI's list."""
+    detail = answer.get("detail")
+    if isinstance(detail, list):  # request validation: [{"loc": [...], "msg": ...}]
+        return "; ".join(f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}"
+                         for e in detail if isinstance(e, dict))
+    return str(detail or answer.get("decision", {}).get("outcome_detail") or "")
 
 
 class _Api:

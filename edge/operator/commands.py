@@ -9,13 +9,20 @@ decisions`), QoS 1, a JSON object:
 
 The answer goes to `{prefix}/responses/{request_id}` (QoS 1, not retained):
 
-    {"request_id": "r-42", "status": "applied" | "duplicate" | "rejected" |
-     "unknown_target" | "invalid", "detail": "...", "allowed_actions": [...], "decision": {...}}
+    {"request_id": "r-42", "status": "applied" | "duplicate" | "conflict" | "rejected" |
+     "unknown_target" | "invalid" | "retained", "detail": "...", "allowed_actions": [...],
+     "decision": {...}}
 
 Who may command is the broker's business (ACLs on the command topic, README). The message
-is acknowledged once its decision is stored (or refused); a retained command is ignored
-(it would be replayed on every subscribe). Malformed commands are answered `invalid` when
-they carry a usable request_id, counted in `edge_commands_total{outcome}`, and logged.
+is acknowledged once its decision is stored (or refused). A command published retained is
+never applied, live or resent by the broker at a (re)subscribe (it would be applied again on
+every reconnect and restart): it is answered `retained` when it carries a usable request_id,
+counted as `retained_ignored` and logged; the sender should clear it (an empty retained
+message, which is ignored quietly). Live retained publishes are recognised under MQTT 5
+(the command subscription keeps the retain flag as published); under 3.1.1 a broker clears
+the flag on live delivery, so only the resent copies are recognised there. Malformed
+commands are answered `invalid` when they carry a usable request_id, counted in
+`edge_commands_total{outcome}`, and logged.
 """
 
 from __future__ import annotations
@@ -85,18 +92,26 @@ class CommandHandler:
                 acks.acknowledge([token])
 
     async def _handle(self, topic: str, payload: bytes, retained: bool) -> None:
-        if retained:
-            self._count("retained_ignored")
+        if not payload:  # clears a retained command (or carries nothing): nothing to do
+            self._count("empty")
             return
         try:
             body = orjson.loads(payload)
             if not isinstance(body, dict):
                 raise ValueError("a command is a JSON object")
         except ValueError as exc:
-            self._invalid(None, f"not JSON: {exc}"[:200], topic)
+            if retained:
+                self._refuse_retained(None, topic)
+            else:
+                self._invalid(None, f"not JSON: {exc}"[:200], topic)
             return
         request_id = body.pop("request_id", None)
         if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+            request_id = None
+        if retained:
+            self._refuse_retained(request_id, topic)
+            return
+        if request_id is None:
             self._invalid(None, "request_id: 1-64 of A-Z a-z 0-9 _ . : -", topic)
             return
         try:
@@ -109,6 +124,16 @@ class CommandHandler:
         self._answer(request_id, {"status": result.status, "detail": result.record.outcome_detail,
                                   "allowed_actions": result.record.allowed_actions,
                                   "decision": result.record.model_dump(mode="json")})
+
+    def _refuse_retained(self, request_id: str | None, topic: str) -> None:
+        self._count("retained_ignored")
+        self._log.warning("retained", "retained command ignored", topic=topic,
+                          request_id=request_id)
+        if request_id is not None:
+            self._answer(request_id, {"status": "retained", "allowed_actions": [], "detail": (
+                "not applied: commands must be published with retain=false (a retained one "
+                "would be applied again at every reconnect); clear it with an empty retained "
+                f"message on {topic}")})
 
     def _invalid(self, request_id: str | None, detail: str, topic: str) -> None:
         self._count("invalid")

@@ -1,6 +1,7 @@
 """DecisionService: the one code path every operator decision takes (HTTP, MQTT, central, CLI).
 
-1. A decision id seen before answers with its first outcome and changes nothing.
+1. A decision id seen before answers with its first outcome and changes nothing; the same
+   id with other content (target, action, params) is refused as a conflict and counted.
 2. The agent that owns the target applies it through the target's state machine and
    stores the new version together with the decision (one transaction).
 3. An illegal transition or an unknown target is stored as a rejected decision (synced,
@@ -25,7 +26,9 @@ from edge.maintenance.decisions import (
     Rejection,
     Status,
     UnknownTarget,
+    conflict_detail,
     decision_record,
+    same_content,
 )
 from edge.metrics import GatewayMetrics
 from edge.records import AlertRecord, DecisionRecord, TargetKind
@@ -82,8 +85,7 @@ class DecisionService:
         async with self._lock:
             previous = await self._store.get(request.decision_id)
             if previous is not None:
-                self._metrics.decisions.labels(request.origin, "duplicate").inc()
-                return DecisionResult("duplicate", previous)
+                return self._repeated(request, previous)
             result = await self._apply(request)
         self._metrics.decisions.labels(request.origin, result.status).inc()
         log.info("decision", extra={"decision_id": request.decision_id, "origin": request.origin,
@@ -92,6 +94,19 @@ class DecisionService:
                                     "status": result.status})
         await self._bus.publish(HumanDecisionEvent(source="decisions", decision=result.record))
         return result
+
+    def _repeated(self, request: DecisionRequest, previous: DecisionRecord) -> DecisionResult:
+        """A decision id seen before: a retry (duplicate), or a conflict if it differs."""
+        if same_content(previous, request):
+            self._metrics.decisions.labels(request.origin, "duplicate").inc()
+            return DecisionResult("duplicate", previous)
+        self._metrics.decisions.labels(request.origin, "conflict").inc()
+        detail = conflict_detail(previous)
+        log.warning("decision id conflict", extra={
+            "decision_id": request.decision_id, "origin": request.origin,
+            "target": f"{request.target_kind}:{request.target_id}", "action": request.action})
+        received_at = datetime.fromtimestamp(self._clock(), UTC)
+        return DecisionResult("conflict", decision_record(request, received_at, "rejected", detail))
 
     async def decide(self, request: DecisionRequest) -> DecisionRecord:
         """The puller's entry (cloud_sync.decisions_pull.DecisionSink)."""

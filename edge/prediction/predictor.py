@@ -157,6 +157,15 @@ class Predictor:
             sensor.alert = None
             sensor.calm = 0
 
+    def take_decided(self, alert: AlertRecord) -> bool:
+        """An operator acknowledged or snoozed the open forecast: later versions build on it."""
+        sensor = self._sensors.get(alert.sensor_id)
+        if sensor is None or sensor.alert is None or sensor.alert.alert_id != alert.alert_id \
+                or alert.state != "open":
+            return False
+        sensor.alert = alert
+        return True
+
     def to_json(self) -> dict[str, Any]:
         return {sensor_id: {"series": s.series.to_json(), "calm": s.calm, "muted": s.muted}
                 for sensor_id, s in self._sensors.items() if s.series.end > -math.inf}
@@ -244,6 +253,7 @@ class Predictor:
                     round(predicted.low_s),
                     round(predicted.high_s) if math.isfinite(predicted.high_s) else None],
                 "confidence": self._settings.confidence,
+                "evaluated_at": _iso(predicted.at),  # what interval_s counts from
                 "predicted_at": _iso(predicted.at + predicted.eta_s),
                 "slope_per_h": trend.slope * 3600, "level": trend.level, "z": round(trend.z, 2),
                 "window_s": predicted.span_s, "unit": sensor.series.unit}
@@ -270,7 +280,9 @@ class Predictor:
         sensor.alert = sensor.alert.model_copy(update={
             "severity": severity, "score": abs(predicted.trend.z),
             "value": sensor.series.last_value, "reason": reason,
-            "details": self._details(sensor, predicted), "updated_at": _at(predicted.at)})
+            # what operators decided (acknowledged, snoozed) is carried forward
+            "details": {**sensor.alert.details, **self._details(sensor, predicted)},
+            "updated_at": _at(max(predicted.at, sensor.alert.updated_at.timestamp()))})
         sensor.last_emitted = predicted.at
         return AlertChange("updated", sensor.alert)
 
@@ -279,7 +291,8 @@ class Predictor:
         alert = sensor.alert.model_copy(update={
             "state": "resolved", "value": sensor.series.last_value,
             "reason": f"withdrawn: the trend stopped ({sensor.alert.reason})",
-            "updated_at": _at(at), "resolved_at": _at(at)})
+            "updated_at": _at(max(at, sensor.alert.updated_at.timestamp())),
+            "resolved_at": _at(max(at, sensor.alert.updated_at.timestamp()))})
         sensor.alert = None
         sensor.calm = 0
         return AlertChange("resolved", alert)

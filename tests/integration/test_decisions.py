@@ -109,6 +109,10 @@ def test_http_mqtt_and_central_decisions_move_one_task_through_its_life_cycle(
     first, again = _decide(gateway, "task", task_id, ack), _decide(gateway, "task", task_id, ack)
     assert first.status_code == 200 and first.json()["status"] == "applied"
     assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    # The same id for another decision: a conflict, refused, nothing applied.
+    reused = _decide(gateway, "task", task_id, {**ack, "action": "cancel"})
+    assert reused.status_code == 409 and reused.json()["status"] == "conflict", reused.text
+    assert "already used for acknowledge" in reused.json()["detail"]
     assert _get(gateway, f"/api/v1/tasks/{task_id}")["task"]["state"] == "acknowledged"
     # MQTT: start, answered on the response topic.
     responses = Responses(broker.port)
@@ -269,3 +273,37 @@ def test_the_cli_lists_shows_and_decides_through_the_running_daemon(
     assert gateway.terminate() == 0
     stopped = run_cli("tasks", "decide", task_id, "complete", "--config", config)
     assert stopped.returncode == 1 and "not reachable" in stopped.stderr
+
+
+def test_a_retained_command_is_never_applied_but_answered_and_counted(
+    broker: Broker, make_gateway: Callable[..., GatewayProcess],
+) -> None:
+    """A command published with retain=true, live or as the broker's retained message at a
+    (re)subscribe, is not applied: answered `retained`, counted, on every delivery."""
+    gateway = make_gateway(sensors={SENSOR: {"asset": "pump-1", "limits": {"max": 90.0}}},
+                           assets={"pump-1": {"criticality": "high"}},
+                           http={**_http(make_gateway), "operator_token": OPERATOR_TOKEN})
+    gateway.start()
+    task_id = _open_task(gateway, broker)["task_id"]
+    responses = Responses(broker.port)
+    command = {"request_id": "r-retained", "target_kind": "task", "target_id": task_id,
+               "action": "acknowledge", "actor": "hmi-3"}
+    try:
+        responses.client.publish("edge/gw-test/commands/decisions", json.dumps(command), qos=1,
+                                 retain=True).wait_for_publish(5)
+        answer = _wait(lambda: responses.got.get("r-retained"))
+        assert answer["status"] == "retained" and "retain" in answer["detail"], answer
+        assert _get(gateway, f"/api/v1/tasks/{task_id}")["task"]["state"] == "open"
+        metrics = httpx.get(gateway.http_url + "/metrics", timeout=10).text
+        assert 'edge_commands_total{outcome="retained_ignored"} 1.0' in metrics
+        responses.got.clear()
+        assert gateway.terminate() == 0
+        gateway.start()  # the broker still holds it: a restart must not apply it either
+        time.sleep(2)
+        assert _get(gateway, f"/api/v1/tasks/{task_id}")["task"]["state"] == "open"
+        assert _get(gateway, f"/api/v1/tasks/{task_id}")["decisions"] == []
+    finally:
+        responses.client.publish("edge/gw-test/commands/decisions", b"", qos=1,
+                                 retain=True).wait_for_publish(5)  # clear it
+        responses.close()
+    assert gateway.terminate() == 0

@@ -67,3 +67,19 @@ def test_a_silence_check_does_not_count_as_a_normal_reading_for_other_detectors(
     for t in range(1, 100):
         assert tracker.observe("s", "a", float(t), (), frozenset({"silence"})) == []
     assert tracker.open_count == 1
+
+
+def test_a_condition_closed_by_an_operator_alerts_again_once_the_sensor_was_normal() -> None:
+    from edge.detection import DetectionEngine, SensorProfile
+    from edge.detection.settings import LimitSettings
+
+    settings = DetectionSettings(resolve_after_s=0, resolve_after_readings=3)
+    engine = DetectionEngine("gw", settings, profiles={
+        "s": SensorProfile.build(settings, limits=LimitSettings(max=50.0))})
+    [opened] = engine.observe("s", "a", 1.0, 60.0)
+    assert engine.close("s", "limits")
+    assert engine.observe("s", "a", 2.0, 61.0) == [], "muted while the condition lasts"
+    for t in range(3, 8):  # normal: no detector is hot, the mute must still see them
+        assert engine.observe("s", "a", float(t), 20.0) == []
+    [again] = engine.observe("s", "a", 8.0, 62.0)
+    assert again.change == "open" and again.alert.alert_id != opened.alert.alert_id

@@ -151,6 +151,48 @@ async def test_alert_topic_is_retained_while_open_and_cleared_when_the_last_aler
     assert publisher.sent[-1] == (topic, b"", True), "retained state cleared"
 
 
+def _snoozed(alert_id: str, until: datetime, score: float) -> AnomalyDetectedEvent:
+    return _alert(alert_id, state="updated").model_copy(
+        update={"snoozed_until": until, "score": score})
+
+
+async def test_updates_of_a_snoozed_alert_are_held_and_resume_when_the_snooze_ends() -> None:
+    metrics = GatewayMetrics()
+    publisher = FakePublisher()
+    clock = Clock(T0.timestamp())
+    agent = NotificationAgent("n", EventBus(metrics), metrics, topic_prefix="edge/gw", qos=1,
+                              publisher=publisher, clock=clock)
+    await agent.process(_alert("a1"))
+    until = T0 + timedelta(hours=1)
+    await agent.process(_snoozed("a1", until, 4.0))
+    clock.now += 600
+    await agent.process(_snoozed("a1", until, 5.0))
+    agent.tick()
+    assert len(publisher.sent) == 1, "muted while snoozed"
+    clock.now = until.timestamp() + 1  # the snooze is over: no further update needed
+    agent.tick()
+    assert len(publisher.sent) == 2 and publisher.sent[-1][2] is True
+    assert json.loads(publisher.sent[-1][1])["score"] == 5.0, "the newest held update"
+    await agent.process(_snoozed("a1", until, 6.0))  # after the snooze: published at once
+    assert len(publisher.sent) == 3
+    agent.tick()
+    assert len(publisher.sent) == 3, "nothing held twice"
+
+
+async def test_a_snooze_time_without_offset_is_read_as_utc_not_a_crash() -> None:
+    metrics = GatewayMetrics()
+    publisher = FakePublisher()
+    clock = Clock(T0.timestamp())
+    agent = NotificationAgent("n", EventBus(metrics), metrics, topic_prefix="edge/gw", qos=1,
+                              publisher=publisher, clock=clock)
+    naive = (T0 + timedelta(hours=1)).replace(tzinfo=None)
+    await agent.process(_snoozed("a1", naive, 4.0))  # an older buffer's snooze
+    assert publisher.sent == []
+    clock.now += 3601
+    agent.tick()
+    assert len(publisher.sent) == 1
+
+
 class _Hook(BaseHTTPRequestHandler):
     received: list[tuple[str | None, bytes]] = []
     failures_left = 0

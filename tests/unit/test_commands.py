@@ -1,0 +1,66 @@
+"""MQTT commands: a retained command is never applied (live or resent at a subscribe), it is
+answered `retained` and counted; an empty message (clearing one) is ignored quietly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from edge.maintenance.decisions import DecisionRequest, DecisionResult
+from edge.metrics import GatewayMetrics
+from edge.operator.commands import CommandHandler
+
+
+class Decisions:
+    def __init__(self) -> None:
+        self.submitted: list[DecisionRequest] = []
+
+    async def submit(self, request: DecisionRequest) -> DecisionResult:
+        self.submitted.append(request)
+        raise AssertionError("a retained command must not be applied")
+
+
+class Publisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, object]]] = []
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> None:
+        self.sent.append((topic, json.loads(payload)))
+
+
+class Acks:
+    def __init__(self) -> None:
+        self.tokens: list[object] = []
+
+    def acknowledge(self, tokens: list[object]) -> None:
+        self.tokens += tokens
+
+
+async def _handle(*messages: tuple[bytes, bool]) -> tuple[Decisions, Publisher, Acks, GatewayMetrics]:
+    decisions, publisher, acks, metrics = Decisions(), Publisher(), Acks(), GatewayMetrics()
+    handler = CommandHandler(decisions, publisher, "edge/gw", metrics)
+    runner = asyncio.create_task(handler.run())
+    for k, (payload, retained) in enumerate(messages):
+        handler.submit("edge/gw/commands/decisions", payload, acks, k, retained=retained)
+    while len(acks.tokens) < len(messages):
+        await asyncio.sleep(0.01)
+    runner.cancel()
+    return decisions, publisher, acks, metrics
+
+
+async def test_a_retained_command_is_answered_counted_acknowledged_and_never_applied() -> None:
+    command = json.dumps({"request_id": "r-1", "target_kind": "task", "target_id": "t1",
+                          "action": "cancel", "actor": "hmi"}).encode()
+    decisions, publisher, acks, metrics = await _handle((command, True), (b"{not json", True))
+    assert decisions.submitted == []
+    [(topic, answer)] = publisher.sent  # the unreadable one has no request id to answer
+    assert topic == "edge/gw/responses/r-1" and answer["status"] == "retained"
+    assert metrics.commands.labels("retained_ignored")._value.get() == 2
+    assert acks.tokens == [0, 1], "acknowledged: the broker must not redeliver it"
+
+
+async def test_an_empty_message_clearing_a_retained_command_is_ignored_quietly() -> None:
+    decisions, publisher, _, metrics = await _handle((b"", True), (b"", False))
+    assert decisions.submitted == [] and publisher.sent == []
+    assert metrics.commands.labels("empty")._value.get() == 2
+    assert metrics.commands.labels("invalid")._value.get() == 0

@@ -53,9 +53,10 @@ class AssetModel:
     trials_factor = 1.0 / SPE_SPAN
     persist_rows = SPE_SPAN // 2  # candidate rows before the averaged SPE counts as lasting
 
-    __slots__ = ("_adapted", "_alpha", "_components", "_cov", "_expected_spe", "_leading",
-                 "_learning", "_learning_rows", "_mean", "_precision", "_precision_diag",
-                 "_recent_spe", "_since_refresh", "_spe", "_std", "columns", "last_contributions")
+    __slots__ = ("_adapted", "_alpha", "_attribution_weight", "_components", "_cov",
+                 "_expected_spe", "_inv_std", "_leading", "_learning", "_learning_rows", "_mean",
+                 "_precision", "_precision_diag", "_projections", "_recent_spe",
+                 "_since_refresh", "_spe", "_std", "columns", "last_contributions")
 
     def __init__(self, columns: int, settings: AssetModelSettings, seed: int) -> None:
         self.columns = columns
@@ -67,6 +68,10 @@ class AssetModel:
         self._std: np.ndarray = np.ones(columns)
         self._precision: np.ndarray = np.eye(columns)
         self._precision_diag: np.ndarray = np.ones(columns)
+        self._inv_std: np.ndarray = np.ones(columns)
+        # [residual projector; precision] stacked: one product gives both per row.
+        self._projections: np.ndarray = np.vstack([np.eye(columns), np.eye(columns)])
+        self._attribution_weight: np.ndarray = np.full(columns, _SPE_ALPHA)
         self._recent_spe = 0.0
         self._components: np.ndarray = np.eye(columns)[:, :1]
         self._leading = 0.0
@@ -101,15 +106,19 @@ class AssetModel:
 
     def _judge(self, row: np.ndarray) -> float:
         """The averaged SPE of `row` as a multiple of the expected, and its split by sensor."""
-        z = (row - self._mean) / self._std
-        residual = z - self._components @ (self._components.T @ z)
-        # A broken relation lasts: the SPE and the attribution are averaged over about
-        # SPE_SPAN rows (one independent judgement per SPE_SPAN rows, `trials_factor`).
-        self._recent_spe += _SPE_ALPHA * (float(residual @ residual) - self._recent_spe)
+        z = (row - self._mean) * self._inv_std
+        both = self._projections @ z
+        columns = self.columns
+        # The residual off the kept modes is R z (R = I - C Cᵀ, a projector), so its squared
+        # length is z·Rz. A broken relation lasts: the SPE and the attribution are averaged
+        # over about SPE_SPAN rows (one independent judgement per SPE_SPAN rows).
+        self._recent_spe += _SPE_ALPHA * (float(z @ both[:columns]) - self._recent_spe)
         # Attribution: how far each sensor is from what the others predict of it (leave-one-out
-        # regression through the precision matrix), in units of its usual error.
-        q = self._precision @ z
-        self.last_contributions += _SPE_ALPHA * (q * q / self._precision_diag - self.last_contributions)
+        # regression through the precision matrix, q = P z), in units of its usual error.
+        q = both[columns:]
+        contributions = self.last_contributions
+        contributions *= 1.0 - _SPE_ALPHA
+        contributions += self._attribution_weight * (q * q)
         return self._recent_spe / self._expected_spe
 
     def contributors(self, members: list[str]) -> list[dict[str, Any]]:
@@ -144,8 +153,11 @@ class AssetModel:
         self._adapted += 1
         alpha = max(self._alpha, 1.0 / (self._learning_rows + self._adapted))
         delta = row - self._mean
-        self._mean += alpha * delta
-        self._cov += alpha * (np.outer(delta, delta) - self._cov)
+        step = alpha * delta
+        self._mean += step
+        cov = self._cov  # (1 - alpha) cov + alpha delta deltaᵀ, in place
+        cov *= 1.0 - alpha
+        cov += step[:, None] * delta
         self._since_refresh += 1
         if self._since_refresh >= _REFRESH_ROWS:
             self._refresh()
@@ -167,6 +179,10 @@ class AssetModel:
         self._leading = float(values[0])
         self._precision = np.linalg.inv(corr + _RIDGE * np.eye(self.columns))
         self._precision_diag = np.diag(self._precision).copy()
+        self._inv_std = 1.0 / self._std
+        projector = np.eye(self.columns) - self._components @ self._components.T
+        self._projections = np.vstack([projector, self._precision])
+        self._attribution_weight = _SPE_ALPHA / self._precision_diag
         self._since_refresh = 0
 
     # -- snapshots ------------------------------------------------------------------------

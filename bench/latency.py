@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import orjson
 import paho.mqtt.client as mqtt
 
@@ -125,7 +126,6 @@ def main() -> None:
                   for k in range(args.probes)}
         config = gateway_config(broker.port, Path(tmp) / "buffer.sqlite",
                                 assets={"probes": {"criticality": "high"}}, sensors=probes)
-        config["http"]["enabled"] = False
         gateway = GatewayProcess(Path(tmp) / "gw", config)
         gateway.start()
         watcher = AlertWatcher(broker.port)
@@ -137,6 +137,7 @@ def main() -> None:
         time.sleep(2.0)  # let the load settle
         try:
             latencies = probe_all(broker.port, args.probes, watcher, args.interval_s)
+            overflows = _bus_overflows(gateway.http_url)
         finally:
             loader.join()
             watcher.close()
@@ -149,6 +150,20 @@ def main() -> None:
           f"{achieved.value:,.0f} QoS 1 msg/s of other traffic (asked {args.load:,}):")
     print(f"  p50 {cuts[49]:.1f} ms, p90 {cuts[89]:.1f} ms, p99 {cuts[98]:.1f} ms, "
           f"max {ms[-1]:.1f} ms (target p99 <= 20 ms)")
+    print(f"  events an agent's full queue did not take (caught up from the buffer): "
+          f"{overflows or 'none'}")
+
+
+def _bus_overflows(http_url: str) -> dict[str, float]:
+    """edge_bus_overflow_total by subscriber, from the daemon's /metrics."""
+    text = httpx.get(f"{http_url}/metrics", timeout=10).text
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("edge_bus_overflow_total{"):
+            labels, _, value = line.rpartition(" ")
+            if float(value):
+                out[labels.split('"')[1]] = float(value)
+    return out
 
 
 if __name__ == "__main__":

@@ -130,9 +130,8 @@ def config_warnings(settings: Settings) -> list[str]:
                 "missing_sensor_id (add a {sensor} level to the template, or e.g. "
                 "sensor_id: '{asset}')")
         if sub.mapping is not None:
-            warnings += [f"mqtt.subscriptions.{index}.mapping: {overlap}: one of the two "
-                         "values is refused (conflicting_duplicate) on every message that "
-                         "has both" for overlap in sub.mapping.overlaps()]
+            warnings += [f"mqtt.subscriptions.{index}.mapping: {overlap}"
+                         for overlap in sub.mapping.overlaps()]
     return warnings
 
 

@@ -295,27 +295,38 @@ class MappingSettings(Section):
         return template
 
     def overlaps(self) -> list[str]:
-        """Where a wildcard value mapping can give the same sensor id template as an
-        explicit one (`*` takes `state` raw while `state` is also mapped with `states`):
-        both values would land on one id, and one of them is refused on every message."""
+        """Where a wildcard value mapping also maps a field that an explicit one reads, into
+        the same sensor id (`*` takes `state` raw while `state` is also mapped with
+        `states`): one of the two values is refused on every message that has the field."""
         found = []
         for w, wide in enumerate(self.values):
             which = wildcard(wide.path)
             if which is None:
                 continue
             name = "key" if which == ".*" else "index"
+            base = "" if wide.path == "*" else wide.path[: -len(which)]
             head, _, tail = wide.sensor.partition(f"{{{name}}}")
             pattern = re.compile(re.escape(head) + (r"(.+)" if name == "key" else r"(\d+)")
                                  + re.escape(tail))
             for e, exact in enumerate(self.values):
                 match = pattern.fullmatch(exact.sensor) if wildcard(exact.path) is None else None
-                if match is None or "{" in match[1] or match[1] in wide.exclude:
+                if match is None or match[1] in wide.exclude or \
+                        exact.path not in _field_paths(base, name, match[1]):
                     continue
                 hint = f" (add exclude: [{match[1]}] to values.{w})" if name == "key" else ""
-                found.append(f"values.{w} ({wide.path!r}) and values.{e} ({exact.path!r}) "
-                             f"can both give sensor {exact.sensor!r} ({name} "
-                             f"{match[1]!r}){hint}")
+                found.append(f"values.{w} ({wide.path!r}) also maps {exact.path!r}, which "
+                             f"values.{e} reads, into the same sensor {exact.sensor!r}: one "
+                             "of the two values is refused (conflicting_duplicate) on every "
+                             f"message with that field{hint}")
         return found
+
+
+def _field_paths(base: str, name: str, part: str) -> set[str]:
+    """The ways a path names the field `part` of the object (or array) at `base`."""
+    if name == "index":
+        return {f"{base}[{part}]"}
+    quoted = f'"{part}"'
+    return {part, quoted} if base == "" else {f"{base}.{part}", f"{base}.{quoted}"}
 
 
 class SparkplugSettings(Section):

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -17,6 +18,7 @@ from edge.ingest.timestamps import parse_ts_us
 from edge.records import FLAG_TS_FROM_ARRIVAL
 from edge.settings import SubscriptionSettings
 from edge.settings.payloads import MappingSettings, ValueMapping
+from tests.support.services import REPO_ROOT
 
 RECEIVED = 1_790_000_000_000_000
 
@@ -329,3 +331,28 @@ def test_a_problem_inside_records_names_the_record() -> None:
     assert [r.value for r in mapped.readings] == [1.0]
     assert mapped.problems == ["mapping_ts: record 1: path 't' not found",
                                "mapping_value: record 2: path 'v': str 'nope' is not a number"]
+
+
+def _example_mapping_subscription() -> dict[str, Any]:
+    """The commented `codec: mapping` subscription of config/edge.example.yaml."""
+    lines = (REPO_ROOT / "config" / "edge.example.yaml").read_text().splitlines()
+    start = lines.index("    # - topic: plant/+/+/telemetry")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("    # ") or line.startswith("    # Sparkplug"):
+            break
+        block.append(line[len("    # "):])
+    [subscription] = yaml.safe_load("\n".join(block))
+    return dict(subscription)
+
+
+def test_the_example_configs_mapping_takes_state_once_and_warns_of_nothing() -> None:
+    """F13: the example's `*` took `state` raw and the `states` line mapped it again: the
+    mapped value was refused as conflicting_duplicate on every message."""
+    subscription = SubscriptionSettings.model_validate(_example_mapping_subscription())
+    assert subscription.mapping is not None and subscription.mapping.overlaps() == []
+    mapped = FieldMapping(subscription.mapping).decode(
+        {"ts": 1790000000000, "temp": 41.2, "state": "RUNNING", "flow": 1.5},
+        {"site": "s1", "asset": "pA"}, RECEIVED)
+    assert [(s.sensor_id, s.state) for s in mapped.states] == [("pA/state", "running")]
+    assert _numbers(mapped) == {"pA/temp": 41.2, "pA/flow": 1.5} and mapped.problems == []

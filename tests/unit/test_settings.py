@@ -214,7 +214,7 @@ def test_no_sensor_id_warning_for_mapping_and_sparkplug_subscriptions(tmp_path: 
     assert [w.split(":")[0] for w in warnings] == ["mqtt.subscriptions.2"], warnings
 
 
-def test_check_config_warns_when_a_wildcard_and_a_path_can_give_one_sensor_id(
+def test_check_config_warns_when_a_wildcard_and_a_path_give_one_field_one_sensor_id(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     """F13: `*` took `state` raw while `state` was also mapped with `states`: the mapped
@@ -224,7 +224,21 @@ def test_check_config_warns_when_a_wildcard_and_a_path_can_give_one_sensor_id(
         {"path": "state", "sensor": "{asset}/state", "states": {"RUNNING": "running"}}]})
     assert main(["check-config", "--config", str(_write(tmp_path, config))]) == 0
     err = capsys.readouterr().err
-    assert "mqtt.subscriptions.0.mapping: values.0 ('*') and values.1 ('state') can both give " \
-           "sensor '{asset}/state' (key 'state') (add exclude: [state] to values.0)" in err, err
+    assert "mqtt.subscriptions.0.mapping: values.0 ('*') also maps 'state', which values.1 " \
+           "reads, into the same sensor '{asset}/state': one of the two values is refused " \
+           "(conflicting_duplicate) on every message with that field (add exclude: [state] " \
+           "to values.0)" in err, err
     config["mqtt"]["subscriptions"][0]["mapping"]["values"][0]["exclude"] = ["ts", "state"]
     assert config_warnings(load_settings(_write(tmp_path, config))) == []
+    # The cookbook's shape 2: another object's field, another id: no warning.
+    assert config_warnings(load_settings(_write(tmp_path, _mapped({"values": [
+        {"path": "data.motor.current", "sensor": "{asset}/motor_current", "scale": 0.1},
+        {"path": "data.motor.temps.*", "sensor": "{asset}/{key}"},
+        {"path": "arr[*]", "sensor": "{asset}/a{index}"},
+        {"path": "arr[2]", "sensor": "{asset}/third"}]})))) == []
+    assert config_warnings(load_settings(_write(tmp_path, _mapped({"values": [
+        {"path": "arr[*]", "sensor": "{asset}/a{index}"},
+        {"path": "arr[2]", "sensor": "{asset}/a2", "kind": "number"}]})))) == [
+        "mqtt.subscriptions.0.mapping: values.0 ('arr[*]') also maps 'arr[2]', which values.1 "
+        "reads, into the same sensor '{asset}/a2': one of the two values is refused "
+        "(conflicting_duplicate) on every message with that field"]

@@ -4,6 +4,8 @@ properties over arbitrary JSON (no crash; every problem names its path)."""
 from __future__ import annotations
 
 import math
+import re
+import textwrap
 from typing import Any
 
 import pytest
@@ -356,3 +358,17 @@ def test_the_example_configs_mapping_takes_state_once_and_warns_of_nothing() -> 
         {"site": "s1", "asset": "pA"}, RECEIVED)
     assert [(s.sensor_id, s.state) for s in mapped.states] == [("pA/state", "running")]
     assert _numbers(mapped) == {"pA/temp": 41.2, "pA/flow": 1.5} and mapped.problems == []
+
+
+def test_the_readme_cookbook_fragments_are_whole_subscriptions_that_validate() -> None:
+    """F18: fragments 2-5 had no topic/template/codec (pasted, they failed check-config)."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    cookbook = readme[readme.index("#### Mapping cookbook"):readme.index("#### Sparkplug B")]
+    blocks = re.findall(r"```yaml\n(.*?)```", cookbook, flags=re.DOTALL)
+    assert len(blocks) == 5
+    for block in blocks:
+        [subscription] = yaml.safe_load(textwrap.dedent(block))
+        settings = SubscriptionSettings.model_validate(subscription)
+        assert settings.codec == "mapping" and settings.mapping is not None
+        assert settings.mapping.overlaps() == []
+    assert "17324" not in cookbook, "example epochs from 2024 are stored clock_suspect"

@@ -18,8 +18,13 @@ values out of any JSON by path) or `sparkplug_b` (spBv1.0 protobuf; `sparkplug:`
 Paths are JMESPath expressions (https://jmespath.org): `data.motor.current`, `samples[0].v`.
 A path whose last step is `*` maps every field of the object before it (`*` alone: of the
 message), with `{key}` the field's name (`exclude` leaves keys out); `[*]` maps every
-element of an array, with `{index}` its position. `records`
+element of an array, with `{index}` its position: the sensor template needs that one, and
+both names are reserved (no topic level, no asset template uses them). `records`
 splits one message into several (arrays of samples): each path is then read per record.
+`kind` is auto (numbers are readings, text and booleans states; a unit, unit path, scale
+or offset makes it number), number or state. Contradictions (states with a scale, a
+wildcard time path, a strftime directive that cannot parse) are refused at load, not met
+on every message.
 """
 
 from __future__ import annotations

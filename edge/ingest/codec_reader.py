@@ -65,9 +65,21 @@ class CodecReader:
         assert context.mapping is not None
         return self._mapping(context, context.mapping, payload, received_us)
 
+    def mapping_problem(self, context: TopicContext, payload: bytes,
+                        received_us: int) -> PayloadError | None:
+        """Why a `codec: mapping` message would be quarantined today (a replay judging a
+        row), or None; the catalogue memory is left alone, so the replayed message still
+        adds its catalogue entries."""
+        assert context.mapping is not None
+        if len(payload) > self._limits.max_payload_bytes:
+            return PayloadError("payload_too_large", f"{len(payload)} bytes > limit "
+                                                     f"{self._limits.max_payload_bytes}")
+        return self._mapping(context, context.mapping, payload, received_us,
+                             catalogue=False).problem
+
     # -- mapping ------------------------------------------------------------------------------
     def _mapping(self, context: TopicContext, mapping: FieldMapping, payload: bytes,
-                 received_us: int) -> CodecOutput:
+                 received_us: int, *, catalogue: bool = True) -> CodecOutput:
         out = CodecOutput()
         try:
             document = orjson.loads(payload)
@@ -75,7 +87,14 @@ class CodecReader:
             reason = "invalid_utf8" if "UTF-8" in str(exc) else "invalid_json"
             out.problem = PayloadError(reason, str(exc)[:200])
             return out
-        mapped = mapping.decode(document, context.fields, received_us)
+        try:
+            mapped = mapping.decode(document, context.fields, received_us, catalogue=catalogue)
+        # decode never raises by design (its property test); should it all the same, one
+        # message is quarantined instead of the exception ending the pipeline, and the
+        # daemon with it (and, at QoS 1, every restart: the message comes back).
+        except Exception as exc:
+            out.problem = PayloadError("mapping_failed", f"{type(exc).__name__}: {exc}"[:200])
+            return out
         problems = list(mapped.problems)
         if len(mapped.readings) + len(mapped.states) > self._limits.max_readings_per_message:
             out.problem = PayloadError("too_many_readings", f"{len(mapped.readings)} readings "

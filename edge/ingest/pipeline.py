@@ -23,6 +23,7 @@ import time
 import traceback
 from collections import Counter
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import orjson
 
@@ -83,10 +84,13 @@ _SPARKPLUG_EVENTS = {
 }
 
 
-def _flag(readings: list[Reading], first: int, flag: int) -> None:
-    """Set `flag` on readings[first:] (rare paths only: it rebuilds the tuples)."""
-    for index in range(first, len(readings)):
-        readings[index] = readings[index]._replace(flags=readings[index].flags | flag)
+_Row = TypeVar("_Row", Reading, StateReading)
+
+
+def _flag(rows: list[_Row], first: int, flag: int) -> None:
+    """Set `flag` on rows[first:] (rare paths only: it rebuilds the tuples)."""
+    for index in range(first, len(rows)):
+        rows[index] = rows[index]._replace(flags=rows[index].flags | flag)
 
 
 class _ValidatedBatch:
@@ -373,7 +377,7 @@ class IngestPipeline:
                                                      batch.retained):
                 batch.skip("retained_seen", source)
                 continue
-            first = len(batch.readings)
+            first, first_state = len(batch.readings), len(batch.states)
             try:
                 self._take(batch, (received_us, source, transport), payload, context=context,
                            trace=trace)
@@ -383,6 +387,7 @@ class IngestPipeline:
                 continue
             if retained:
                 _flag(batch.readings, first, FLAG_RETAINED)
+                _flag(batch.states, first_state, FLAG_RETAINED)
         for subscription, count in received_by_subscription.items():
             self._metrics.messages_received.labels(subscription).inc(count)
         batch.retained += retained_memory.due(messages[-1].received_us)

@@ -1,8 +1,13 @@
 """QuarantineReplay: after a config fix, send the quarantined messages that now pass again.
 
 A message quarantined as `unknown_sensor` or `unit_mismatch` becomes good data once the
-sensor or the unit is configured. Replay re-validates each row with today's settings and
-resubmits those that pass through the pipeline (same path, same durability); a row is
+sensor or the unit is configured. Replay re-validates each row with today's settings, by
+the codec of its subscription (`auto`, or `mapping`: read through today's mapping, so a
+fixed mapping replays and the reasons are the mapping's), and resubmits those that pass
+through the pipeline (same path, same durability). Rows of `sparkplug_b` subscriptions are
+never replayed: a Sparkplug message means something only in its session (aliases from the
+birth of that time, seq order; an old DBIRTH replayed would replace the current one), so
+they are counted as `not_replayable: sparkplug` and left as they are. A row is
 marked replayed only after its commit, so a replay that dies half way loses nothing, and a
 second replay skips what the first did (idempotent). A replayed reading arrives now: its
 received_us is the replay's time (the quarantine row keeps the original), so replaying
@@ -21,9 +26,10 @@ from pydantic import BaseModel, Field
 
 from edge.errors import PayloadError
 from edge.ingest.acks import AwaitedAcks
+from edge.ingest.codec_reader import CodecReader
 from edge.ingest.codecs import decode_payload
 from edge.ingest.ports import MessageSink
-from edge.ingest.topics import HTTP_CONTEXT, TopicMapper
+from edge.ingest.topics import HTTP_CONTEXT, TopicContext, TopicMapper
 from edge.ingest.validation import ReadingValidator
 from edge.records import QuarantineEntry
 from edge.settings import IngestLimits
@@ -41,6 +47,9 @@ class ReplayOutcome(BaseModel):
     replayed: int = Field(description="Rows that pass now: committed again and marked replayed.")
     still_rejected: dict[str, int] = Field(
         default_factory=dict, description="Rows that still fail, by today's reason.")
+    not_replayable: dict[str, int] = Field(
+        default_factory=dict, description="Rows no replay applies, by why: sparkplug (a "
+                                          "Sparkplug message depends on its session).")
     committed: bool = Field(default=True, description="Every replayed row was committed.")
     next_after_seq: int | None = Field(
         default=None, description="Give it as after_seq to go on with the next rows; null: "
@@ -56,6 +65,7 @@ class QuarantineReplay:
         self._mapper = mapper
         self._validator = validator
         self._limits = limits
+        self._codecs = CodecReader(validator, limits, sparkplug=None)
         self._commit_timeout_s = commit_timeout_s
         self._acks = AwaitedAcks()
         self._lock = asyncio.Lock()  # one replay at a time: no row is resubmitted twice
@@ -64,9 +74,14 @@ class QuarantineReplay:
         """Replay up to `limit` rows after `after_seq`; rows that still fail stay for later."""
         async with self._lock:
             rows = await self._quarantine.unreplayed(reason, limit, after_seq)
-            passing, still = [], Counter[str]()
+            passing, still, not_replayable = [], Counter[str](), Counter[str]()
             for row in rows:
-                problem = self._problem(row)
+                context = self._mapper.context(row.source) if row.transport == "mqtt" \
+                    else HTTP_CONTEXT
+                if context.codec == "sparkplug_b":
+                    not_replayable["sparkplug"] += 1
+                    continue
+                problem = self._problem(row, context)
                 if problem is None:
                     passing.append(row)
                 else:
@@ -75,13 +90,16 @@ class QuarantineReplay:
             done = [row.seq for row, ok in zip(passing, committed, strict=True) if ok]
             await self._quarantine.mark_replayed(done, time.time_ns() // 1000)
             return ReplayOutcome(examined=len(rows), replayed=len(done),
-                                 still_rejected=dict(still), committed=all(committed),
+                                 still_rejected=dict(still),
+                                 not_replayable=dict(not_replayable), committed=all(committed),
                                  next_after_seq=rows[-1].seq if len(rows) == limit else None)
 
-    def _problem(self, row: QuarantineEntry) -> str | None:
+    def _problem(self, row: QuarantineEntry, context: TopicContext) -> str | None:
         """Why the row would be rejected today (arriving now), or None if it passes."""
-        context = self._mapper.context(row.source) if row.transport == "mqtt" else HTTP_CONTEXT
         now_us = time.time_ns() // 1000
+        if context.skip is None and context.codec == "mapping":
+            problem = self._codecs.mapping_problem(context, row.payload, now_us)
+            return None if problem is None else problem.reason
         try:
             items = decode_payload(row.payload, self._limits.max_payload_bytes,
                                    self._limits.max_readings_per_message)

@@ -8,10 +8,13 @@ parts). Sparkplug metric names and JSON keys are free text ("Motor Temp (°C)",
 2. every character outside the id alphabet becomes `_`, runs of `_` become one, and
    leading characters that are not a letter or digit are dropped (edge `_` too);
 3. an id longer than 128 characters keeps its first 119 and ends in `-` plus 8 hex digits
-   of the name's SHA-1, as does a name with nothing left (`m-` plus the digest);
+   of the name's SHA-1, as does a name with nothing left (`m-` plus the digest); where a
+   mapping's template puts a name together (`{asset}/{key}`), each part with nothing left
+   (a Cyrillic or CJK key, an empty key) becomes `m-` plus that part's digest first, so
+   `pump-3/Давление` is `pump-3/m-<digest>`, not `pump-3/`;
 4. names that rule 2 changed and that then collide within one scope (one birth, one
-   mapping) all get the digest suffix, so the same set of names gives the same ids in any
-   order.
+   message of a mapping) all get the digest suffix, so the same set of names gives the
+   same ids in any order.
 
 Sparkplug ids are made level by level (`level_id` for group, node and device, rules 1-4
 for the metric names of one birth), so two devices whose names differ only in letters the
@@ -27,7 +30,7 @@ import hashlib
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 MAX_LEN = 128
 ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
@@ -58,12 +61,22 @@ def sensor_id(name: str, *, suffix: bool = False) -> str:
     return cleaned
 
 
+def id_part(text: str) -> str:
+    """One part of a name a template puts together, as it goes into the id: itself, or
+    `m-` plus its digest when rules 1-2 leave nothing of it (rule 3)."""
+    return text if _cleaned(text) else f"m-{_digest(text)}"
+
+
 def sensor_ids(names: Iterable[str]) -> dict[str, str]:
     """Ids for a scope's names, with colliding changed names suffixed (rule 4)."""
-    names = list(dict.fromkeys(names))
-    plain = {name: sensor_id(name) for name in names}
+    return suffix_collisions({name: sensor_id(name) for name in names})
+
+
+def suffix_collisions(plain: Mapping[str, str]) -> dict[str, str]:
+    """Rule 4 over one scope: `plain` maps each of its names to its id by rules 1-3; a
+    changed name whose id another name of the scope also has gets the digest suffix."""
     used = Counter(plain.values())
-    return {name: sensor_id(name, suffix=True)
+    return {name: f"{ident[:MAX_LEN - 9]}-{_digest(name)}"
             if used[ident] > 1 and ident != name else ident
             for name, ident in plain.items()}
 

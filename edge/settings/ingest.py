@@ -17,7 +17,7 @@ from pydantic import (
 
 from edge.detection.settings import AssetDetectionSettings, DetectorSettings, LimitSettings
 from edge.settings.base import TEMPLATE_FIELDS, Identifier, Section, secret_from_file
-from edge.settings.payloads import MappingSettings, placeholders
+from edge.settings.payloads import WILDCARD_FIELDS, MappingSettings, placeholders
 from edge.units import KNOWN_UNITS
 
 
@@ -92,6 +92,10 @@ class SubscriptionSettings(Section):
         if template is None:
             return None
         names = placeholders(template)  # plain names only
+        if names & WILDCARD_FIELDS:
+            raise ValueError(f"{{key}} and {{index}} are reserved (what a mapping's wildcard "
+                             f"maps); give the topic level another name than "
+                             f"{sorted(names & WILDCARD_FIELDS)}")
         # A mapping may name any topic level (its templates use them); elsewhere only the
         # fields that mean something, so that a typo is caught.
         unknown = names - TEMPLATE_FIELDS
@@ -125,10 +129,9 @@ class SubscriptionSettings(Section):
         if self.codec == "sparkplug_b" and not self.topic.startswith(("spBv1.0/", "#", "+")):
             raise ValueError("codec: sparkplug_b subscribes to spBv1.0/<group>/... topics")
         if self.mapping is not None:
-            available = (_placeholders(self.template) if self.template else set()) | \
-                {"key", "index"}
+            available = _placeholders(self.template) if self.template else set()
             for index, value in enumerate(self.mapping.values):
-                missing = placeholders(value.sensor) - available
+                missing = placeholders(value.sensor) - available - WILDCARD_FIELDS
                 if missing:
                     raise ValueError(f"mapping.values.{index}.sensor uses {sorted(missing)}, "
                                      "which neither the template nor a wildcard gives")

@@ -119,12 +119,20 @@ def _undefined_references(settings: Settings, path: Path) -> list[str]:
 
 def config_warnings(settings: Settings) -> list[str]:
     """Settings that are valid but probably not what was meant (check-config and `run` say so)."""
-    return [f"mqtt.subscriptions.{index}: template {sub.template!r} has no {{sensor}} level "
-            "and the subscription no sensor_id format, so only payloads that carry a "
-            "sensor_id are accepted; a bare number on it is quarantined as missing_sensor_id "
-            "(add a {sensor} level to the template, or e.g. sensor_id: '{asset}')"
-            for index, sub in enumerate(settings.mqtt.subscriptions)
-            if sub.template is not None and sub.sensor_id_format is None]
+    warnings = []
+    for index, sub in enumerate(settings.mqtt.subscriptions):
+        # Only `auto` takes ids from the topic; a mapping and Sparkplug B make their own.
+        if sub.codec == "auto" and sub.template is not None and sub.sensor_id_format is None:
+            warnings.append(
+                f"mqtt.subscriptions.{index}: template {sub.template!r} has no {{sensor}} "
+                "level and the subscription no sensor_id format, so only payloads that carry "
+                "a sensor_id are accepted; a bare number on it is quarantined as "
+                "missing_sensor_id (add a {sensor} level to the template, or e.g. "
+                "sensor_id: '{asset}')")
+        if sub.mapping is not None:
+            warnings += [f"mqtt.subscriptions.{index}.mapping: {overlap}"
+                         for overlap in sub.mapping.overlaps()]
+    return warnings
 
 
 def _notifications_inside_data(settings: Settings, path: Path) -> list[str]:

@@ -18,26 +18,36 @@ values out of any JSON by path) or `sparkplug_b` (spBv1.0 protobuf; `sparkplug:`
 Paths are JMESPath expressions (https://jmespath.org): `data.motor.current`, `samples[0].v`.
 A path whose last step is `*` maps every field of the object before it (`*` alone: of the
 message), with `{key}` the field's name (`exclude` leaves keys out); `[*]` maps every
-element of an array, with `{index}` its position. `records`
+element of an array, with `{index}` its position: the sensor template needs that one, and
+both names are reserved (no topic level, no asset template uses them). `records`
 splits one message into several (arrays of samples): each path is then read per record.
+`kind` is auto (numbers are readings, text and booleans states; a unit, unit path, scale
+or offset makes it number), number or state. Contradictions (states with a scale, a
+wildcard time path, a strftime directive that cannot parse) are refused at load, not met
+on every message.
 """
 
 from __future__ import annotations
 
 import re
 import string
-from typing import Literal
+from datetime import UTC, datetime
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jmespath
 from jmespath.exceptions import JMESPathError
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from edge.settings.base import Section
 
 TS_FORMATS = ("epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "rfc3339")
 _STRFTIME = "strftime:"
 _PLACEHOLDER = re.compile(r"[a-z_][a-z0-9_]*")
+# What a wildcard maps: reserved in topic templates and the asset template.
+WILDCARD_FIELDS = frozenset({"key", "index"})
+# Value-mapping settings that only make sense for numbers: they imply `kind: number`.
+NUMERIC_SETTINGS = frozenset({"unit", "unit_path", "scale", "offset"})
 
 
 def compiled_path(path: str) -> str:
@@ -56,6 +66,39 @@ def compiled_path(path: str) -> str:
     except JMESPathError as exc:
         raise ValueError(f"{path!r} is not a JMESPath expression: {exc}") from None
     return path
+
+
+def wildcard(path: str) -> str | None:
+    """The wildcard a path ends in: '.*' (every field of an object), '[*]' (every element
+    of an array) or None."""
+    if path == "*" or path.endswith(".*"):
+        return ".*"
+    return "[*]" if path.endswith("[*]") else None
+
+
+def _single_path(path: str) -> str:
+    """A path that must give one value (a time, a quality): no wildcard."""
+    compiled_path(path)
+    if wildcard(path) is not None:
+        raise ValueError(f"{path!r} ends in a wildcard, which maps many values; this path "
+                         "must name one")
+    return path
+
+
+def text_map(raw: Any, what: str) -> Any:
+    """A YAML mapping of codes to names: say how to write what YAML reads as booleans or
+    numbers (`true: running` is the boolean True, `on` too), instead of pydantic's
+    'Input should be a valid string'."""
+    if not isinstance(raw, dict):
+        return raw
+    for code, name in raw.items():
+        for item in (code, name):
+            if isinstance(item, bool | int | float):
+                raise ValueError(
+                    f"{what}: {item!r} is not text (YAML reads unquoted true/false/yes/no/"
+                    "on/off as booleans, and numbers as numbers): quote it, e.g. "
+                    "{'true': running, '0': stopped}")
+    return raw
 
 
 def placeholders(template: str) -> set[str]:
@@ -80,14 +123,28 @@ class TimestampMapping(Section):
     @field_validator("path")
     @classmethod
     def _valid_path(cls, path: str) -> str:
-        return compiled_path(path)
+        return _single_path(path)
+
+    @field_validator("format")
+    @classmethod
+    def _valid_directives(cls, fmt: str) -> str:
+        if fmt.startswith(_STRFTIME):
+            pattern = fmt[len(_STRFTIME):]
+            if "%" not in pattern:
+                raise ValueError("strftime: needs a format such as %d.%m.%Y %H:%M:%S")
+            # A bad directive (%Q, %-d) would fail on every message: try it on a sample.
+            sample = datetime(2026, 11, 24, 10, 30, 7, 123456, tzinfo=UTC)
+            try:
+                datetime.strptime(sample.strftime(pattern), pattern)
+            except ValueError as exc:
+                raise ValueError(f"strftime format {pattern!r} cannot read the time it "
+                                 f"writes: {exc}") from None
+        return fmt
 
     @model_validator(mode="after")
     def _known_format(self) -> TimestampMapping:
         if self.format.startswith(_STRFTIME):
             pattern = self.format[len(_STRFTIME):]
-            if "%" not in pattern:
-                raise ValueError("strftime: needs a format such as %d.%m.%Y %H:%M:%S")
             if "%z" not in pattern and self.zone is None:
                 raise ValueError("a strftime format without %z needs `zone` (the time zone "
                                  "the device writes in)")
@@ -110,24 +167,34 @@ class QualityMapping(Section):
     @field_validator("path")
     @classmethod
     def _valid_path(cls, path: str) -> str:
-        return compiled_path(path)
+        return _single_path(path)
+
+    @field_validator("map", mode="before")
+    @classmethod
+    def _text_codes(cls, raw: Any) -> Any:
+        return text_map(raw, "quality codes and names are text")
 
 
 class ValueMapping(Section):
     """One value (or, with a wildcard, many) picked out of a record."""
 
     path: str
-    sensor: str = Field(description="Sensor id template: topic fields, {key}, {index}.")
-    unit: str | None = Field(default=None, description="A constant unit.")
+    sensor: str = Field(description="Sensor id template: topic fields, {key} (for .*), "
+                                    "{index} (for [*]).")
+    unit: str | None = Field(default=None, description="A constant unit (implies kind: number).")
     unit_path: str | None = Field(default=None,
-                                  description="Where the unit is (may use {key}).")
-    scale: float = Field(default=1.0, description="value * scale + offset")
-    offset: float = 0.0
+                                  description="Where the unit is (may use {key}; implies "
+                                              "kind: number).")
+    scale: float = Field(default=1.0, allow_inf_nan=False,
+                         description="value * scale + offset (implies kind: number)")
+    offset: float = Field(default=0.0, allow_inf_nan=False)
     states: dict[str, str] | None = Field(
         default=None, description="Values that are states, and their names (true/false for "
-                                  "booleans): {RUNNING: running, '0': stopped}.")
+                                  "booleans, quoted): {RUNNING: running, '0': stopped}.")
     kind: Literal["auto", "number", "state"] = Field(
-        default="auto", description="auto: numbers are readings, booleans and strings states.")
+        default="auto", description="auto: numbers are readings, booleans and strings states "
+                                    "(unit, unit_path, scale or offset make it number); "
+                                    "number: anything else is quarantined; state: kept as text.")
     exclude: list[str] = Field(default_factory=list,
                                description="Keys a .* path leaves out (e.g. ts, id).")
 
@@ -136,22 +203,75 @@ class ValueMapping(Section):
     def _valid_path(cls, path: str) -> str:
         return compiled_path(path)
 
+    @field_validator("sensor")
+    @classmethod
+    def _names_what_the_path_maps(cls, sensor: str, info: ValidationInfo) -> str:
+        path = info.data.get("path")
+        if path is None:
+            return sensor  # the path itself is wrong, and said so
+        fields = placeholders(sensor) & WILDCARD_FIELDS
+        needed = {".*": "key", "[*]": "index", None: None}[wildcard(path)]
+        if needed is None and fields:
+            raise ValueError("{key} and {index} name what a wildcard path (.* or [*]) maps; "
+                             f"{path!r} has none")
+        if needed is not None and fields != {needed}:
+            raise ValueError(f"a {wildcard(path)} path maps many values: the sensor template "
+                             f"needs {{{needed}}} (and only it) to tell them apart "
+                             f"({'key: the field name' if needed == 'key' else 'index: the position'})")
+        return sensor
+
+    @field_validator("states", mode="before")
+    @classmethod
+    def _text_states(cls, raw: Any) -> Any:
+        return text_map(raw, "states are text")
+
+    @field_validator("states")
+    @classmethod
+    def _states_are_not_numbers(cls, states: dict[str, str] | None,
+                                info: ValidationInfo) -> dict[str, str] | None:
+        numeric = _numeric_settings(info)
+        if states is not None and numeric:
+            raise ValueError(f"states are names, not numbers: {sorted(numeric)} do not apply "
+                             "to them")
+        return states
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_fits(cls, kind: str, info: ValidationInfo) -> str:
+        if kind == "number" and info.data.get("states") is not None:
+            raise ValueError("kind: number contradicts states (states are names)")
+        numeric = _numeric_settings(info)
+        if kind == "state" and numeric:
+            raise ValueError(f"kind: state contradicts {sorted(numeric)} (they apply to numbers)")
+        return kind
+
     @model_validator(mode="after")
     def _consistent(self) -> ValueMapping:
         if self.unit is not None and self.unit_path is not None:
             raise ValueError("give unit or unit_path, not both")
         if self.unit_path is not None:
             compiled_path(self.unit_path.replace("{key}", "k"))
-        wildcard = self.path == "*" or self.path.endswith((".*", "[*]"))
-        if self.exclude and not (self.path == "*" or self.path.endswith(".*")):
+        if self.exclude and wildcard(self.path) != ".*":
             raise ValueError("exclude applies to a .* path only")
-        fields = placeholders(self.sensor)
-        if not wildcard and fields & {"key", "index"}:
-            raise ValueError("{key} and {index} name what a wildcard path (.* or [*]) maps")
-        if wildcard and not fields & {"key", "index"}:
-            raise ValueError("a wildcard path maps many values: the sensor template needs "
-                             "{key} (for .*) or {index} (for [*])")
         return self
+
+    @property
+    def numeric(self) -> bool:
+        """Whether only numbers are read: `kind: number`, or a unit, scale or offset given."""
+        return self.kind == "number" or (
+            self.kind == "auto" and bool(self.model_fields_set & NUMERIC_SETTINGS))
+
+
+def _numeric_settings(info: ValidationInfo) -> set[str]:
+    """The numeric settings given so far (a default scale of 1 and offset of 0 count
+    as given only when written)."""
+    data = info.data
+    given = {name for name in ("unit", "unit_path") if data.get(name) is not None}
+    if data.get("scale", 1.0) != 1.0:
+        given.add("scale")
+    if data.get("offset", 0.0) != 0.0:
+        given.add("offset")
+    return given
 
 
 class MappingSettings(Section):
@@ -162,14 +282,56 @@ class MappingSettings(Section):
     ts: TimestampMapping | None = Field(default=None,
                                         description="Default: the arrival time (flagged).")
     quality: QualityMapping | None = None
-    asset: str | None = Field(default=None, description="Asset id template; default: the "
-                                                        "topic's {asset}.")
+    asset: str | None = Field(default=None, description="Asset id template (topic fields); "
+                                                        "default: the topic's {asset}.")
     values: list[ValueMapping] = Field(min_length=1)
 
     @field_validator("records")
     @classmethod
     def _records_path(cls, path: str | None) -> str | None:
         return None if path is None else compiled_path(path)
+
+    @field_validator("asset")
+    @classmethod
+    def _asset_from_the_topic(cls, template: str | None) -> str | None:
+        if template is not None and placeholders(template) & WILDCARD_FIELDS:
+            raise ValueError("the asset is one per message: {key} and {index} (what a "
+                             "wildcard maps) cannot name it; use topic fields")
+        return template
+
+    def overlaps(self) -> list[str]:
+        """Where a wildcard value mapping also maps a field that an explicit one reads, into
+        the same sensor id (`*` takes `state` raw while `state` is also mapped with
+        `states`): one of the two values is refused on every message that has the field."""
+        found = []
+        for w, wide in enumerate(self.values):
+            which = wildcard(wide.path)
+            if which is None:
+                continue
+            name = "key" if which == ".*" else "index"
+            base = "" if wide.path == "*" else wide.path[: -len(which)]
+            head, _, tail = wide.sensor.partition(f"{{{name}}}")
+            pattern = re.compile(re.escape(head) + (r"(.+)" if name == "key" else r"(\d+)")
+                                 + re.escape(tail))
+            for e, exact in enumerate(self.values):
+                match = pattern.fullmatch(exact.sensor) if wildcard(exact.path) is None else None
+                if match is None or match[1] in wide.exclude or \
+                        exact.path not in _field_paths(base, name, match[1]):
+                    continue
+                hint = f" (add exclude: [{match[1]}] to values.{w})" if name == "key" else ""
+                found.append(f"values.{w} ({wide.path!r}) also maps {exact.path!r}, which "
+                             f"values.{e} reads, into the same sensor {exact.sensor!r}: one "
+                             "of the two values is refused (conflicting_duplicate) on every "
+                             f"message with that field{hint}")
+        return found
+
+
+def _field_paths(base: str, name: str, part: str) -> set[str]:
+    """The ways a path names the field `part` of the object (or array) at `base`."""
+    if name == "index":
+        return {f"{base}[{part}]"}
+    quoted = f'"{part}"'
+    return {part, quoted} if base == "" else {f"{base}.{part}", f"{base}.{quoted}"}
 
 
 class SparkplugSettings(Section):
@@ -194,9 +356,13 @@ class SparkplugSettings(Section):
 
     @field_validator("sensor_id", "asset")
     @classmethod
-    def _known_fields(cls, template: str) -> str:
-        unknown = placeholders(template) - {"group", "node", "device", "metric"}
+    def _known_fields(cls, template: str, info: ValidationInfo) -> str:
+        names = placeholders(template)
+        unknown = names - {"group", "node", "device", "metric"}
         if unknown:
             raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use group, node, "
                              "device, metric")
+        if info.field_name == "sensor_id" and "metric" not in names:
+            raise ValueError("needs {metric}: without it every metric of a device gets the "
+                             "same sensor id")
         return template

@@ -4,17 +4,23 @@ properties over arbitrary JSON (no crash; every problem names its path)."""
 from __future__ import annotations
 
 import math
+import re
+import textwrap
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from edge.ingest.mapping import FieldMapping, Mapped
+from edge.ingest.sensor_ids import ID_RE
+from edge.ingest.timestamps import parse_ts_us
 from edge.records import FLAG_TS_FROM_ARRIVAL
 from edge.settings import SubscriptionSettings
-from edge.settings.payloads import MappingSettings
+from edge.settings.payloads import MappingSettings, ValueMapping
+from tests.support.services import REPO_ROOT
 
 RECEIVED = 1_790_000_000_000_000
 
@@ -155,3 +161,214 @@ def test_any_json_reads_or_comes_back_as_named_problems(document: Any) -> None:
         assert reason.startswith("mapping_") and ("path" in detail or "topic" in detail)
     for reading in mapped.readings:
         assert math.isfinite(reading.value)
+
+
+# -- review of issue 13 ------------------------------------------------------------------------
+def test_topic_fields_never_reach_str_format_twice() -> None:
+    """F1: a topic field named `key` (or `index`) made every value mapping raise
+    `TypeError: got multiple values for keyword argument 'key'` out of decode (and the
+    daemon). Settings now refuse such templates; decode builds one dict regardless."""
+    mapped = _read({"values": [{"path": "values.*", "sensor": "x/{key}"},
+                               {"path": "v", "sensor": "{site}/temp"}]},
+                   {"values": {"a": 1}, "v": 2}, {"site": "p1", "key": "pA", "index": "3"})
+    assert _numbers(mapped) == {"x/a": 1.0, "p1/temp": 2.0}
+
+
+def test_an_empty_key_under_a_wildcard_with_a_unit_path_reads_its_unit() -> None:
+    """F2: the key "" was taken for "no key" and `units.{key}` compiled literally: a
+    ParseError out of decode, from any publisher, with the cookbook's own shape 2."""
+    mapped = _read({"values": [{"path": "fields.*", "sensor": "{asset}/{key}",
+                                "unit_path": "units.{key}"}]},
+                   {"fields": {"": 3, 'a"b': 4, "x.y": 5, "back\\slash": 6},
+                    "units": {"": "degC", 'a"b': "bar", "x.y": "A", "back\\slash": "V"}})
+    assert mapped.problems == []
+    assert sorted((r.value, r.unit) for r in mapped.readings) == [
+        (3.0, "degC"), (4.0, "bar"), (5.0, "A"), (6.0, "V")]
+
+
+@pytest.mark.parametrize(("mapping", "document", "reason", "path"), [
+    ({"records": "samples[?v > `0`]", "values": [{"path": "v", "sensor": "{asset}/v"}]},
+     {"samples": [{"v": 1}, {"v": "x"}]}, "mapping_records", "samples[?v > `0`]"),
+    ({"values": [{"path": "abs(v)", "sensor": "{asset}/v"}]}, {"v": "x"},
+     "mapping_missing", "abs(v)"),
+    ({"values": [{"path": "length(v)", "sensor": "{asset}/v"}]}, {"v": 5},
+     "mapping_missing", "length(v)"),
+    ({"values": [{"path": "max(vals)", "sensor": "{asset}/v"}]}, {"vals": [1, "a"]},
+     "mapping_missing", "max(vals)"),
+    ({"ts": {"path": "abs(t)", "format": "epoch_ms"},
+      "values": [{"path": "v", "sensor": "{asset}/v"}]}, {"t": "x", "v": 1},
+     "mapping_ts", "abs(t)"),
+    ({"quality": {"path": "starts_with(q, 'G')"},
+      "values": [{"path": "v", "sensor": "{asset}/v"}]}, {"q": 0, "v": 1},
+     "mapping_quality", "starts_with(q, 'G')"),
+    ({"values": [{"path": "v.*", "sensor": "{asset}/{key}", "unit_path": "abs(units.{key})"}]},
+     {"v": {"a": 1}, "units": {"a": "degC"}}, "mapping_unit", "abs(units."),
+])
+def test_a_path_that_raises_on_this_message_is_a_problem_naming_the_path(
+    mapping: dict[str, Any], document: Any, reason: str, path: str,
+) -> None:
+    """F3: filters and functions raise at search time on a payload of the wrong type
+    (TypeError, JMESPathTypeError): that came out of decode and ended the daemon."""
+    mapped = _read(mapping, document)
+    assert [p.split(":", 1)[0] for p in mapped.problems] == [reason], mapped.problems
+    assert path in mapped.problems[0]
+    assert mapped.readings == [] and mapped.states == []
+
+
+_ODD_KEYS = st.sampled_from(["", 'a"b', "x.y", "back\\slash", "汉字", "Δp", "p", " ", "{key}",
+                             "units", "v", "q", "t", "0", "`", "'", "[*]"])
+_MIXED = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True)
+                      | st.integers(min_value=-(2 ** 64), max_value=2 ** 64)
+                      | st.text(max_size=6),
+                      lambda inner: st.lists(inner, max_size=4)
+                      | st.dictionaries(_ODD_KEYS | st.text(max_size=4), inner, max_size=4),
+                      max_leaves=25)
+_TRICKY_MAPPINGS = [
+    {"records": "items[?v > `0`]", "ts": {"path": "t", "format": "epoch_ns"},
+     "values": [{"path": "v", "sensor": "{asset}/v"}]},
+    {"quality": {"path": "starts_with(q, 'G')"},
+     "values": [{"path": "abs(v)", "sensor": "{asset}/abs"},
+                {"path": "v.*", "sensor": "{asset}/{key}", "unit_path": "units.{key}"},
+                {"path": "sort(arr)[*]", "sensor": "{asset}/s{index}"}]},
+    {"ts": {"path": "to_number(t) || `1790000000000`", "format": "epoch_ms"},
+     "values": [{"path": "*", "sensor": "{asset}/{key}", "unit_path": "units.{key}.name"},
+                {"path": "max(vals)", "sensor": "{asset}/max", "kind": "number"},
+                {"path": "merge(a, b).*", "sensor": "{asset}/m_{key}", "scale": 0.1},
+                {"path": "length(v)", "sensor": "{asset}/len", "states": {"1": "one"}},
+                {"path": "keys(v)[*]", "sensor": "{asset}/k{index}", "kind": "state"}]},
+    {"values": [{"path": "join(', ', v)", "sensor": "{asset}/joined"},
+                {"path": "v[?@ > `1`] | [0]", "sensor": "{asset}/first"},
+                {"path": "sum(v)", "sensor": "{asset}/sum", "offset": 1e308},
+                {"path": "*", "sensor": "{asset}/{key}", "unit_path": "abs(units.{key})"}]},
+]
+_DOCUMENT = st.dictionaries(st.sampled_from(["items", "t", "v", "q", "arr", "units", "vals",
+                                             "a", "b"]) | _ODD_KEYS, _MIXED, min_size=2,
+                            max_size=7)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(_TRICKY_MAPPINGS), _DOCUMENT | _MIXED)
+def test_decode_never_raises_with_filters_and_functions_over_mixed_json(
+    mapping: dict[str, Any], document: Any,
+) -> None:
+    """F3 property: whatever the message, decode returns; each problem names its path."""
+    mapped = _read(mapping, document)
+    for problem in mapped.problems:
+        reason, _, detail = problem.partition(": ")
+        assert reason.startswith("mapping_") and "path" in detail, problem
+    for reading in mapped.readings:
+        assert math.isfinite(reading.value)
+    ids = [r.sensor_id for r in mapped.readings] + [s.sensor_id for s in mapped.states]
+    assert all(ID_RE.fullmatch(ident) for ident in ids), ids
+
+
+def test_keys_that_collide_as_ids_in_one_message_are_told_apart_the_same_way_every_time() -> None:
+    """F4: `Давление` and `Температура` both became `ru/`, `Δp` became `p` (the plain key's
+    id): all but one value of each group were refused on every message, and the catalogue
+    named the wrong key."""
+    mapping = {"values": [{"path": "*", "sensor": "{asset}/{key}", "exclude": ["ts"]}]}
+    document = {"Температура": 41.2, "Давление": 3.1, "p": 1.0, "Δp": 0.2, "": 7.0}
+    first = _read(mapping, document, {"asset": "ru"})
+    again = _read(mapping, dict(reversed(document.items())), {"asset": "ru"})
+    ids = {r.value: r.sensor_id for r in first.readings}
+    assert len(set(ids.values())) == 5, ids
+    assert ids[1.0] == "ru/p", "a key that needed no change keeps its id"
+    assert ids[0.2].startswith("ru/p-")
+    assert all(ids[v].startswith("ru/m-") for v in (41.2, 3.1, 7.0)), ids
+    assert {r.value: r.sensor_id for r in again.readings} == ids, "same names, same ids"
+    catalogue = {n.sensor_id: n.name for n in first.new_sensors}
+    assert catalogue == {ids[41.2]: "ru/Температура", ids[3.1]: "ru/Давление",
+                         ids[0.2]: "ru/Δp", ids[7.0]: "ru/"}
+
+
+def test_a_key_with_nothing_left_gets_a_digest_not_the_bare_prefix() -> None:
+    """F4: an id that is only the template's prefix (`ru/`) gets `m-<digest>` for the key."""
+    mapped = _read({"values": [{"path": "*", "sensor": "{asset}/{key}"}]},
+                   {"汉字": 6}, {"asset": "u1"})
+    [reading] = mapped.readings
+    assert reading.sensor_id.startswith("u1/m-") and len(reading.sensor_id) == len("u1/m-") + 8
+    assert [(n.sensor_id, n.name) for n in mapped.new_sensors] == [(reading.sensor_id, "u1/汉字")]
+
+
+def test_a_string_where_a_unit_or_scale_says_number_is_quarantined_not_a_state() -> None:
+    """F16: `{"v": "bad"}` under `unit: m3/h` became a state `bad` on a numeric sensor."""
+    mapped = _read({"records": "samples", "ts": {"path": "t", "format": "epoch_s"},
+                    "values": [{"path": "v", "sensor": "{asset}/flow", "unit": "m3/h"},
+                               {"path": "c", "sensor": "{asset}/current", "scale": 0.1},
+                               {"path": "w.*", "sensor": "{asset}/{key}",
+                                "unit_path": "units.{key}"},
+                               {"path": "s", "sensor": "{asset}/s"}]},
+                   {"samples": [{"t": 1790000000, "v": "bad", "c": "ERR", "w": {"x": "---"},
+                                 "s": "RUNNING"}]})
+    assert mapped.readings == []
+    assert [s.sensor_id for s in mapped.states] == ["pump-3/s"], "kind auto stays auto"
+    assert len(mapped.problems) == 3
+    assert all(p.startswith("mapping_value: record 0: path ") and "is not a number" in p
+               for p in mapped.problems), mapped.problems
+    assert ValueMapping(path="v", sensor="x", unit="A").numeric
+    assert not ValueMapping(path="v", sensor="x").numeric
+
+
+def test_epoch_ns_gives_the_same_microsecond_as_the_auto_codec() -> None:
+    """F18: epoch_ns went through a float (`...123457` µs) where auto floors (`...123456`)."""
+    ns = 1795708500123456789
+    for raw in (ns, str(ns)):
+        mapped = _read({"ts": {"path": "t", "format": "epoch_ns"},
+                        "values": [{"path": "v", "sensor": "{asset}/v"}]}, {"t": raw, "v": 1})
+        assert mapped.readings[0].ts_us == parse_ts_us(ns) == 1795708500123456
+    cases: list[tuple[str, float]] = [("epoch_s", 1795708500), ("epoch_ms", 1795708500123),
+                                      ("epoch_us", 1795708500123456), ("epoch_s", 1795708500.5)]
+    for fmt, number in cases:
+        mapped = _read({"ts": {"path": "t", "format": fmt},
+                        "values": [{"path": "v", "sensor": "{asset}/v"}]}, {"t": number, "v": 1})
+        assert mapped.readings[0].ts_us == parse_ts_us(number), fmt
+
+
+def test_a_problem_inside_records_names_the_record() -> None:
+    """F18: a 50-sample message with one bad sample said only `path 't' not found`."""
+    mapped = _read({"records": "samples", "ts": {"path": "t", "format": "epoch_s"},
+                    "values": [{"path": "v", "sensor": "{asset}/v", "kind": "number"}]},
+                   {"samples": [{"t": 1790000000, "v": 1}, {"v": 2},
+                                {"t": 1790000002, "v": "nope"}]})
+    assert [r.value for r in mapped.readings] == [1.0]
+    assert mapped.problems == ["mapping_ts: record 1: path 't' not found",
+                               "mapping_value: record 2: path 'v': str 'nope' is not a number"]
+
+
+def _example_mapping_subscription() -> dict[str, Any]:
+    """The commented `codec: mapping` subscription of config/edge.example.yaml."""
+    lines = (REPO_ROOT / "config" / "edge.example.yaml").read_text().splitlines()
+    start = lines.index("    # - topic: plant/+/+/telemetry")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("    # ") or line.startswith("    # Sparkplug"):
+            break
+        block.append(line[len("    # "):])
+    [subscription] = yaml.safe_load("\n".join(block))
+    return dict(subscription)
+
+
+def test_the_example_configs_mapping_takes_state_once_and_warns_of_nothing() -> None:
+    """F13: the example's `*` took `state` raw and the `states` line mapped it again: the
+    mapped value was refused as conflicting_duplicate on every message."""
+    subscription = SubscriptionSettings.model_validate(_example_mapping_subscription())
+    assert subscription.mapping is not None and subscription.mapping.overlaps() == []
+    mapped = FieldMapping(subscription.mapping).decode(
+        {"ts": 1790000000000, "temp": 41.2, "state": "RUNNING", "flow": 1.5},
+        {"site": "s1", "asset": "pA"}, RECEIVED)
+    assert [(s.sensor_id, s.state) for s in mapped.states] == [("pA/state", "running")]
+    assert _numbers(mapped) == {"pA/temp": 41.2, "pA/flow": 1.5} and mapped.problems == []
+
+
+def test_the_readme_cookbook_fragments_are_whole_subscriptions_that_validate() -> None:
+    """F18: fragments 2-5 had no topic/template/codec (pasted, they failed check-config)."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    cookbook = readme[readme.index("#### Mapping cookbook"):readme.index("#### Sparkplug B")]
+    blocks = re.findall(r"```yaml\n(.*?)```", cookbook, flags=re.DOTALL)
+    assert len(blocks) == 5
+    for block in blocks:
+        [subscription] = yaml.safe_load(textwrap.dedent(block))
+        settings = SubscriptionSettings.model_validate(subscription)
+        assert settings.codec == "mapping" and settings.mapping is not None
+        assert settings.mapping.overlaps() == []
+    assert "17324" not in cookbook, "example epochs from 2024 are stored clock_suspect"

@@ -5,13 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from edge.cli import main
 from edge.errors import ConfigError
-from edge.settings import load_settings
+from edge.settings import config_warnings, load_settings
 from tests.support.services import REPO_ROOT, env_without_edge_vars
 
 VALID = {
@@ -26,8 +27,8 @@ def _write(tmp_path: Path, config: object, name: str = "edge.yaml") -> Path:
     return path
 
 
-def _with(section: str, **values: object) -> dict[str, object]:
-    config = yaml.safe_load(yaml.safe_dump(VALID))
+def _with(section: str, **values: object) -> dict[str, Any]:
+    config: dict[str, Any] = yaml.safe_load(yaml.safe_dump(VALID))
     config.setdefault(section, {}).update(values)
     return config
 
@@ -39,8 +40,60 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+def _mapped(mapping: dict[str, object], template: str = "p/{site}/{asset}",
+            topic: str = "p/+/+") -> dict[str, Any]:
+    """VALID with one `codec: mapping` subscription."""
+    return _with("mqtt", subscriptions=[{"topic": topic, "template": template,
+                                         "codec": "mapping", "mapping": mapping}])
+
+
+_WIDE = {"path": "values.*", "sensor": "x/{key}"}
+# Review of issue 13 (F1, F14, F15): mappings that passed check-config, then crashed the
+# daemon or quarantined every message.
+MAPPING_CONFIGS: list[tuple[str, object, str]] = [
+    ("topic level named key", _mapped({"values": [_WIDE]}, "h/m6/{key}", "h/m6/+"),
+     "mqtt.subscriptions.0.template: {key} and {index} are reserved"),
+    ("topic level named index", _mapped({"values": [{"path": "v", "sensor": "{site}/temp"}]},
+                                        "p/{site}/{index}/t", "p/+/+/t"),
+     "mqtt.subscriptions.0.template: {key} and {index} are reserved"),
+    (".* with {index}", _mapped({"values": [{"path": "values.*", "sensor": "{asset}/{index}"}]}),
+     "mqtt.subscriptions.0.mapping.values.0.sensor: a .* path maps many values: "
+     "the sensor template needs {key}"),
+    ("[*] with {key}", _mapped({"values": [{"path": "arr[*]", "sensor": "{asset}/a{key}"}]}),
+     "mqtt.subscriptions.0.mapping.values.0.sensor: a [*] path maps many values: "
+     "the sensor template needs {index}"),
+    ("asset from {key}", _mapped({"asset": "{key}", "values": [_WIDE]}),
+     "mqtt.subscriptions.0.mapping.asset"),
+    ("wildcard ts path", _mapped({"ts": {"path": "times.*", "format": "epoch_ms"},
+                                  "values": [_WIDE]}),
+     "mqtt.subscriptions.0.mapping.ts.path"),
+    ("wildcard quality path", _mapped({"quality": {"path": "q[*]"}, "values": [_WIDE]}),
+     "mqtt.subscriptions.0.mapping.quality.path"),
+    ("bad strftime directive", _mapped({"ts": {"path": "t", "format": "strftime:%Q %H",
+                                               "zone": "UTC"}, "values": [_WIDE]}),
+     "mqtt.subscriptions.0.mapping.ts.format: strftime format '%Q %H' cannot read"),
+    ("scale not finite", _mapped({"values": [{**_WIDE, "scale": float("nan")}]}),
+     "mqtt.subscriptions.0.mapping.values.0.scale: Input should be a finite number"),
+    ("offset not finite", _mapped({"values": [{**_WIDE, "offset": float("inf")}]}),
+     "mqtt.subscriptions.0.mapping.values.0.offset: Input should be a finite number"),
+    ("states with kind number", _mapped({"values": [
+        {"path": "s", "sensor": "x/s", "states": {"A": "a"}, "kind": "number"}]}),
+     "mqtt.subscriptions.0.mapping.values.0.kind: kind: number contradicts states"),
+    ("scale with states", _mapped({"values": [
+        {"path": "s", "sensor": "x/s", "states": {"A": "a"}, "scale": 0.1}]}),
+     "mqtt.subscriptions.0.mapping.values.0.states: states are names"),
+    ("unit with kind state", _mapped({"values": [
+        {"path": "s", "sensor": "x/s", "unit": "A", "kind": "state"}]}),
+     "mqtt.subscriptions.0.mapping.values.0.kind: kind: state contradicts ['unit']"),
+    ("YAML boolean states", _mapped({"values": [
+        {"path": "s", "sensor": "x/s", "states": {True: "running", False: "stopped"}}]}),
+     "quote it, e.g. {'true': running"),
+    ("sparkplug sensor_id without metric", {**VALID, "sparkplug": {"sensor_id": "{group}/{node}"}},
+     "sparkplug.sensor_id: needs {metric}"),
+]
+
 # (case, config, text the error line must contain)
-BROKEN_CONFIGS: list[tuple[str, object, str]] = [
+BROKEN_CONFIGS: list[tuple[str, object, str]] = [*MAPPING_CONFIGS,
     ("unknown top-level key", {**VALID, "mqqt": {}}, "mqqt: unknown key"),
     ("unknown nested key", _with("mqtt", hots="x"), "mqtt.hots: unknown key"),
     ("port out of range", _with("mqtt", port=70000), "mqtt.port"),
@@ -149,3 +202,43 @@ def test_run_with_bad_config_exits_2_as_a_process(tmp_path: Path) -> None:
                             env=env_without_edge_vars())
     assert result.returncode == 2
     assert "mqtt.port" in result.stderr and str(path) in result.stderr
+
+
+def test_no_sensor_id_warning_for_mapping_and_sparkplug_subscriptions(tmp_path: Path) -> None:
+    """F15: every `codec: mapping` subscription got the warning that only payloads with a
+    sensor_id are accepted, which is about `auto` only (5 spurious lines for the cookbook)."""
+    config = _mapped({"values": [{"path": "*", "sensor": "{asset}/{key}"}]})
+    config["mqtt"]["subscriptions"] += [
+        {"topic": "spBv1.0/G/#", "codec": "sparkplug_b"}, {"topic": "a/+", "template": "a/{asset}"}]
+    warnings = config_warnings(load_settings(_write(tmp_path, config)))
+    assert [w.split(":")[0] for w in warnings] == ["mqtt.subscriptions.2"], warnings
+
+
+def test_check_config_warns_when_a_wildcard_and_a_path_give_one_field_one_sensor_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """F13: `*` took `state` raw while `state` was also mapped with `states`: the mapped
+    value was refused as conflicting_duplicate on every message."""
+    config = _mapped({"values": [
+        {"path": "*", "sensor": "{asset}/{key}", "exclude": ["ts"]},
+        {"path": "state", "sensor": "{asset}/state", "states": {"RUNNING": "running"}}]})
+    assert main(["check-config", "--config", str(_write(tmp_path, config))]) == 0
+    err = capsys.readouterr().err
+    assert "mqtt.subscriptions.0.mapping: values.0 ('*') also maps 'state', which values.1 " \
+           "reads, into the same sensor '{asset}/state': one of the two values is refused " \
+           "(conflicting_duplicate) on every message with that field (add exclude: [state] " \
+           "to values.0)" in err, err
+    config["mqtt"]["subscriptions"][0]["mapping"]["values"][0]["exclude"] = ["ts", "state"]
+    assert config_warnings(load_settings(_write(tmp_path, config))) == []
+    # The cookbook's shape 2: another object's field, another id: no warning.
+    assert config_warnings(load_settings(_write(tmp_path, _mapped({"values": [
+        {"path": "data.motor.current", "sensor": "{asset}/motor_current", "scale": 0.1},
+        {"path": "data.motor.temps.*", "sensor": "{asset}/{key}"},
+        {"path": "arr[*]", "sensor": "{asset}/a{index}"},
+        {"path": "arr[2]", "sensor": "{asset}/third"}]})))) == []
+    assert config_warnings(load_settings(_write(tmp_path, _mapped({"values": [
+        {"path": "arr[*]", "sensor": "{asset}/a{index}"},
+        {"path": "arr[2]", "sensor": "{asset}/a2", "kind": "number"}]})))) == [
+        "mqtt.subscriptions.0.mapping: values.0 ('arr[*]') also maps 'arr[2]', which values.1 "
+        "reads, into the same sensor '{asset}/a2': one of the two values is refused "
+        "(conflicting_duplicate) on every message with that field"]

@@ -120,6 +120,10 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=300)
     parser.add_argument("--load", type=int, default=10_000, help="other traffic, msg/s")
     parser.add_argument("--interval-s", type=float, default=0.1, help="between probes")
+    parser.add_argument("--settle-s", type=float, default=30.0,
+                        help="load before the first probe: the steady state, once the load "
+                             "sensors are past their learning period (200 readings at 10 a "
+                             "second each: 20 s)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, running_broker(Path(tmp) / "broker") as broker:
         probes = {f"probe-{k:04d}": {"asset": "probes", "limits": {"max": 100.0}}
@@ -129,12 +133,12 @@ def main() -> None:
         gateway = GatewayProcess(Path(tmp) / "gw", config)
         gateway.start()
         watcher = AlertWatcher(broker.port)
-        seconds = args.probes * (args.interval_s + 0.02) + 5.0
+        seconds = args.probes * (args.interval_s + 0.02) + args.settle_s + 3.0
         achieved = multiprocessing.Value("d", 0.0)
         loader = multiprocessing.Process(target=load, args=(broker.port, args.load, seconds,
                                                             achieved))
         loader.start()
-        time.sleep(2.0)  # let the load settle
+        time.sleep(args.settle_s)
         try:
             latencies = probe_all(broker.port, args.probes, watcher, args.interval_s)
             overflows = _bus_overflows(gateway.http_url)

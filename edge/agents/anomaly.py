@@ -72,6 +72,7 @@ from edge.settings import AssetSettings, SensorSettings
 log = logging.getLogger(__name__)
 
 _RELEASE_SWEEP_S = 60.0
+_JUDGE_SLICE = 500  # readings judged between two turns of the event loop (~5 ms)
 
 
 class AlertLog(Protocol):
@@ -206,7 +207,7 @@ class AnomalyDetectionAgent(BaseAgent):
                     and event.last_seq > self.judged_seq:
                 if event.first_seq is not None and event.first_seq > self.judged_seq + 1:
                     await self._catch_up(event.first_seq - 1)
-                self._judge(event.readings)
+                await self._judge_in_turns(event.readings)
                 self.judged_seq = event.last_seq
             await self._flush(event.correlation_id or event.event_id)
 
@@ -306,6 +307,15 @@ class AnomalyDetectionAgent(BaseAgent):
             if not r.flags & FLAG_CLOCK_SUSPECT:
                 learn(r.sensor_id, r.asset_id, r.ts_us / 1e6, r.value, r.received_us / 1e6)
 
+    async def _judge_in_turns(self, readings: Sequence[Reading]) -> None:
+        """Judge in slices, giving the event loop a turn between them: a large batch or a
+        catch-up chunk (20,000 readings, ~0.2 s of judging) must not hold up the commits,
+        acknowledgements and alerts of everything else meanwhile."""
+        for start in range(0, len(readings), _JUDGE_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            self._judge(readings[start:start + _JUDGE_SLICE])
+
     def _judge(self, readings: Iterable[Reading]) -> None:
         observe = self.engine.observe
         changes = self._unsaved
@@ -384,7 +394,7 @@ class AnomalyDetectionAgent(BaseAgent):
         target = up_to_seq if up_to_seq is not None else await self._readings.last_seq()
 
         async def judge(readings: list[Reading], last_seq: int) -> None:
-            self._judge(readings)
+            await self._judge_in_turns(readings)
             self.judged_seq = last_seq
             await self._flush(None)
 

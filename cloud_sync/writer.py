@@ -10,6 +10,7 @@ is derived from the central models (cloud_sync/statements.py).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -188,7 +189,7 @@ class CentralWriter:
     async def _upsert(self, kind: str, sql: str, rows: Sequence[VersionRow]) -> int:
         # One statement cannot update a row twice: keep the newest version of each id.
         newest = {row.item_id: row.body for row in rows}
-        document = "[" + ",".join(newest.values()) + "]"
+        document = _without_nul("[" + ",".join(newest.values()) + "]")
         async with self._conn.transaction():
             status = await self._conn.execute(sql, self._gateway_id, document)
             await self._advance(kind, rows[-1].seq)
@@ -196,3 +197,14 @@ class CentralWriter:
 
     async def _advance(self, kind: str, last_seq: int) -> None:
         await self._conn.execute(_heartbeat_sql(kind), self._gateway_id, self._version, last_seq)
+
+
+# An escaped NUL (`\u0000`, not itself an escaped backslash followed by "u0000").
+_ESCAPED_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _without_nul(document: str) -> str:
+    """PostgreSQL's jsonb and text cannot hold NUL, and one such version would stop every
+    later row of its kind (and the kinds behind it) forever: shown as U+FFFD instead. The
+    ways in refuse NUL already; this keeps an older buffer's rows from wedging the sync."""
+    return _ESCAPED_NUL.sub(r"\1\\ufffd", document) if "\\u0000" in document else document

@@ -43,6 +43,16 @@ class DecisionParams(BaseModel):
     labour_h: float | None = Field(default=None, ge=0, le=10_000,
                                    description="complete: hours of work.")
 
+    @field_validator("assignee", "reason")
+    @classmethod
+    def _params_storable(cls, text: str | None) -> str | None:
+        return _storable(text) if text is not None else None
+
+    @field_validator("parts")
+    @classmethod
+    def _parts_storable(cls, parts: list[str]) -> list[str]:
+        return [_storable(part) for part in parts]
+
     @field_validator("until")
     @classmethod
     def _until_has_offset(cls, until: datetime | None) -> datetime | None:
@@ -70,6 +80,11 @@ class DecisionRequest(BaseModel):
                                         description="When it was decided (default: received).")
     origin: Origin = "gateway"
 
+    @field_validator("actor", "note")
+    @classmethod
+    def _text_storable(cls, text: str) -> str:
+        return _storable(text)
+
     @model_validator(mode="after")
     def _known_action(self) -> DecisionRequest:
         allowed = ACTIONS[self.target_kind]
@@ -83,6 +98,13 @@ class DecisionRequest(BaseModel):
         if self.decided_at is not None and self.decided_at.tzinfo is None:
             raise ValueError("decided_at needs a UTC offset")
         return self
+
+
+def _storable(text: str) -> str:
+    """Text every store can hold: PostgreSQL refuses NUL in text and jsonb."""
+    if "\x00" in text:
+        raise ValueError("contains a NUL character")
+    return text
 
 
 def decision_record(request: DecisionRequest, received_at: datetime, outcome: Outcome,

@@ -168,3 +168,21 @@ async def test_text_postgresql_cannot_hold_never_reaches_the_sync(tmp_path: Path
     assert [tuple(r) for r in rows] == [("pump-1/key_x", 4.0), ("pump-1/temp", 2.5)]
     names = await central_rows(central_db, "SELECT name FROM sensor_catalog")
     assert "pump-1/key\ufffdx" in {r[0] for r in names}
+
+
+async def test_a_buffered_version_holding_nul_syncs_and_nothing_behind_it_waits(
+    tmp_path: Path, central_db: str,
+) -> None:
+    """A NUL inside an alert's or task's text (from a buffer written before the ways in refused
+    it) once made PostgreSQL refuse the batch forever, and every kind behind it waited
+    (issue 12 review F0): it arrives as U+FFFD, and what follows syncs."""
+    path = tmp_path / "buffer.sqlite"
+    async with SqliteBuffer(BufferSettings(path=path), "gw-1") as buffer:
+        [alert] = alert_versions(1, 1)
+        await buffer.alerts.append([alert.model_copy(update={"reason": "spike\u0000x",
+                                                             "details": {"note": "a\u0000b"}})])
+        await buffer.readings.commit_batch(make_readings(10), [])
+    await sync_buffer(path, "gw-1", _central(central_db))
+    rows = await central_rows(central_db, "SELECT reason, details->>'note' FROM anomaly_alerts")
+    assert [tuple(r) for r in rows] == [("spike\ufffdx", "a\ufffdb")]
+    assert (await _counts(central_db))[0] == 10

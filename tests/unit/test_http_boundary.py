@@ -156,3 +156,19 @@ async def test_whoami_names_the_role_of_the_token(client: httpx.AsyncClient) -> 
         response = await client.get("/api/v1/whoami", headers=headers)
         assert response.json() == {"role": role, "may_decide": may_decide}
     assert (await client.get("/api/v1/whoami")).status_code == 401
+
+
+@pytest.mark.parametrize("body", [
+    {"action": "assign", "actor": "x", "note": "a\u0000b", "params": {"assignee": "bob"}},
+    {"action": "assign", "actor": "x\u0000", "params": {"assignee": "bob"}},
+    {"action": "assign", "actor": "x", "params": {"assignee": "b\u0000ob"}},
+    {"action": "complete", "actor": "x", "params": {"parts": ["seal\u0000"]}},
+])
+async def test_text_with_nul_is_refused_with_422_and_never_applied(
+    client: httpx.AsyncClient, api: FakeApi, body: dict[str, object],
+) -> None:
+    """PostgreSQL cannot store NUL: one decision note holding it once stopped all central
+    sync of the gateway (issue 12 review F0). Refused at every way in, as 422 here."""
+    response = await client.post("/api/v1/tasks/t1/decisions", headers=OPERATOR, json=body)
+    assert response.status_code == 422 and "NUL" in response.text
+    assert api.decided == []

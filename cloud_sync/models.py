@@ -157,12 +157,14 @@ class MaintenanceDecisionORM(Base):
 
     __tablename__ = "maintenance_decisions"
     __table_args__ = (
+        # Ids are chosen by whoever decides: unique per gateway, not across the fleet.
+        PrimaryKeyConstraint("gateway_id", "decision_id", name="maintenance_decisions_pkey"),
         Index("maintenance_decisions_pending", "gateway_id", "decided_at",
               postgresql_where=text("outcome IS NULL")),
     )
 
-    decision_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    gateway_id: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
+    gateway_id: Mapped[str] = mapped_column(Text)
+    decision_id: Mapped[str] = mapped_column(Text)
     target_kind: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
     target_id: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)
     action: Mapped[str] = mapped_column(Text, info=_IMMUTABLE)

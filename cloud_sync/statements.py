@@ -160,8 +160,13 @@ UPSERT_ALERTS = _upsert(_table(AnomalyAlertORM), set(AlertRecord.model_fields) |
                         _NEWER_VERSION)
 UPSERT_TASKS = _upsert(_table(MaintenanceTaskORM), set(TaskRecord.model_fields) | VERSION_FIELDS,
                        _NEWER_VERSION)
+# A gateway's record settles a pending central row of the same id only if it is that
+# decision (same target and action); another one under a reused id leaves the row pending,
+# and the gateway answers it as a conflict when it pulls it.
 UPSERT_DECISIONS = _upsert(_table(MaintenanceDecisionORM), set(DecisionRecord.model_fields),
-                           "t.outcome IS NULL", {"applied_at": "r.received_at"})
+                           "t.outcome IS NULL AND t.target_kind = EXCLUDED.target_kind AND "
+                           "t.target_id = EXCLUDED.target_id AND t.action = EXCLUDED.action",
+                           {"applied_at": "r.received_at"})
 INSERT_LABELS = _insert_from_json(_table(FaultLabelORM), set(LabelRecord.model_fields))[0] + \
     " ON CONFLICT DO NOTHING"
 # States are keyed like readings (a replay adds nothing); the catalogue keeps the newest.

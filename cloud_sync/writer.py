@@ -51,7 +51,7 @@ _PENDING = ("SELECT decision_id, target_kind, target_id, action, actor, note, pa
             "ORDER BY decided_at, decision_id LIMIT $2")
 _SETTLE = ("UPDATE maintenance_decisions SET outcome = $2, outcome_detail = $3, "
            "allowed_actions = $4::jsonb, received_at = $5, applied_at = now() "
-           "WHERE decision_id = $1 AND outcome IS NULL")
+           "WHERE gateway_id = $6 AND decision_id = $1 AND outcome IS NULL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +184,7 @@ class CentralWriter:
         """Fill a central decision's outcome (first outcome wins)."""
         await self._conn.execute(_SETTLE, record.decision_id, record.outcome,
                                  record.outcome_detail, orjson.dumps(record.allowed_actions).decode(),
-                                 record.received_at)
+                                 record.received_at, self._gateway_id)
 
     async def _upsert(self, kind: str, sql: str, rows: Sequence[VersionRow]) -> int:
         # One statement cannot update a row twice: keep the newest version of each id.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edge.buffer import SqliteBuffer
-from edge.records import AlertRecord, TaskRecord
+from edge.records import AlertRecord, DecisionRecord, TaskRecord
 from edge.settings import BufferSettings, CentralSettings
 from tests.integration.test_central_sync import sync_buffer
 from tests.support.central import T0, central_rows, dsn_for, fresh_database
@@ -84,3 +84,34 @@ async def test_a_fresh_buffers_versions_win_over_an_old_files_higher_seqs(
     assert await _state(central_db) == ("closed", "cancelled")
     rows = await central_rows(central_db, "SELECT version_seq FROM anomaly_alerts")
     assert rows[0][0] == 1
+
+
+def _decision(target: str, action: str) -> DecisionRecord:
+    return DecisionRecord(decision_id="wo-1001", target_kind="task", target_id=target,
+                          action=action, actor="floor", note="", params={}, origin="gateway",
+                          decided_at=T0, received_at=T0, outcome="applied",
+                          outcome_detail="task open -> acknowledged")
+
+
+async def test_one_decision_id_on_two_gateways_is_two_decisions_and_settles_no_other(
+    tmp_path: Path, central_db: str,
+) -> None:
+    """Decision ids are chosen by whoever decides (work-order numbers): keyed by the id alone,
+    the second gateway's decision was lost and could settle a pending central decision of
+    another gateway or of other content (issue 12 review F1)."""
+    settings = _central(central_db)
+    await sync_buffer(tmp_path / "empty.sqlite", "gw-2", settings)  # the schema, gw-2 known
+    await central_rows(central_db, (
+        "INSERT INTO maintenance_decisions (decision_id, gateway_id, target_kind, target_id, "
+        "action, actor, decided_at) VALUES ('wo-1001', 'gw-2', 'task', 'task-9', 'cancel', "
+        "'office', now())"))
+    for gateway, action in (("gw-1", "acknowledge"), ("gw-2", "acknowledge")):
+        async with SqliteBuffer(BufferSettings(path=tmp_path / f"{gateway}.sqlite"),
+                                gateway) as buffer:
+            await buffer.decisions.append(_decision("task-1", action))
+        await sync_buffer(tmp_path / f"{gateway}.sqlite", gateway, settings)
+    rows = await central_rows(central_db, "SELECT gateway_id, target_id, action, outcome "
+                                          "FROM maintenance_decisions ORDER BY gateway_id")
+    assert [tuple(r) for r in rows] == [("gw-1", "task-1", "acknowledge", "applied"),
+                                        ("gw-2", "task-9", "cancel", None)], \
+        "gw-1's decision arrives; gw-2's pending cancel stays pending for gw-2 to answer"

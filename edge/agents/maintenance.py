@@ -163,7 +163,8 @@ class MaintenanceSchedulerAgent(BaseAgent):
             self._snoozed.pop(item.alert_id, None)
             self._settled.pop(item.alert_id, None)
             if current is not None and item.alert_id in current.details.get("open_alert_ids", []):
-                await self._save(current, "updated", self._without_alert(current, item.alert_id))
+                await self._save(current, "updated", self._without_alert(
+                    current, item.alert_id, recovered=item.state == "resolved"))
             return
         if SEVERITY_RANK[item.severity] < SEVERITY_RANK[self._settings.min_severity]:
             return
@@ -201,11 +202,17 @@ class MaintenanceSchedulerAgent(BaseAgent):
                 (t.task_id for t in holders if t.state in task_rules.TERMINAL_STATES), None)
         return self._settled[alert_id]
 
-    def _without_alert(self, task: TaskRecord, alert_id: str) -> dict[str, Any]:
+    def _without_alert(self, task: TaskRecord, alert_id: str, *,
+                       recovered: bool) -> dict[str, Any]:
+        """The task's details without `alert_id` among its open alerts. An alert a person
+        closed (or called a false alarm) did not recover: the condition may go on, so the
+        task then waits for a person, never for recovery."""
         open_ids = [a for a in task.details.get("open_alert_ids", []) if a != alert_id]
         details: dict[str, Any] = {**task.details, "open_alert_ids": open_ids}
-        if not open_ids:  # quiet from now on: recovery counts from here
-            details["quiet_since"] = self._now().isoformat()
+        if not recovered:
+            details["closed_alert_ids"] = [*task.details.get("closed_alert_ids", []), alert_id]
+        if not open_ids and not details.get("closed_alert_ids"):
+            details["quiet_since"] = self._now().isoformat()  # recovery counts from here
         return {"details": details}
 
     async def _escalate_due(self) -> None:

@@ -112,6 +112,28 @@ async def test_recovery_never_closes_a_task_that_a_person_completed(tmp_path: Pa
         await agent.stop()
 
 
+async def test_an_alert_a_person_closed_is_no_recovery_the_task_waits_for_a_person(
+    tmp_path: Path,
+) -> None:
+    """Closing an alert (or calling it a false alarm) says "seen, stop nagging", not "it
+    recovered": the task was auto-completed as resolved_by_recovery while the fault went on
+    (issue 12 review F7). A resolved alert still counts."""
+    clock = Clock()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        agent = _scheduler(buffer, clock)
+        await agent.start()
+        await agent.process(_alert("a1"))
+        await agent.process(_alert("a2"))
+        await agent.process(_alert("a1", state="closed"))
+        await agent.process(_alert("a2", state="resolved"))
+        clock.now += 3600
+        await agent.check_escalations()
+        [task] = await buffer.tasks.open_items()
+        assert task.state == "open" and task.details["closed_alert_ids"] == ["a1"]
+        assert "quiet_since" not in task.details
+        await agent.stop()
+
+
 async def test_recovery_takes_the_buffers_latest_version_over_what_it_holds(tmp_path: Path) -> None:
     clock = Clock()
     async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:

@@ -42,9 +42,8 @@ class DecisionPuller:
         """Apply the pending central decisions; how many were settled."""
         pending = await writer.pending_decisions(_BATCH)
         for row in pending:
-            record = await self._apply(row)
+            record = await self._apply(row)  # counted where it is decided, once
             await writer.settle_decision(record)
-            self._metrics.decisions.labels("central", record.outcome).inc()
         return len(pending)
 
     async def _apply(self, row: CentralDecision) -> DecisionRecord:
@@ -58,6 +57,7 @@ class DecisionPuller:
             detail = _first_error(exc)
             log.warning("central decision is malformed; rejected",
                         extra={"decision_id": row.decision_id, "error": detail})
+            self._metrics.decisions.labels("central", "rejected").inc()
             now = datetime.now(UTC)
             return DecisionRecord(
                 decision_id=row.decision_id, target_kind="task" if row.target_kind != "alert"

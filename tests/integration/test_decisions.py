@@ -190,6 +190,9 @@ def test_a_central_decision_that_commits_late_is_not_skipped(
     detail = _get(gateway, f"/api/v1/alerts/{alert_id}")
     assert detail["alert"]["details"]["acknowledged"]["decision_id"] == "d-early"
     assert "snoozed_until" in detail["alert"]["details"]
+    metrics = httpx.get(gateway.http_url + "/metrics", timeout=10).text
+    assert 'edge_decisions_total{origin="central",outcome="applied"} 2.0' in metrics, \
+        "each central decision counted once (it was counted twice: review F8)"
     assert gateway.terminate() == 0
 
 

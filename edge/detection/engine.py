@@ -162,6 +162,11 @@ class DetectionEngine:
             if model.silence is None:
                 continue
             finding = model.silence.check(now)
+            if finding is not None and self.suppressed is not None and \
+                    not self._tracker.is_open(sensor_id, "silence") and \
+                    self.suppressed(sensor_id, "silence"):
+                self._validator.counts["rejected_false_alarm_feedback"] += 1
+                continue  # an operator called this sensor's silence a false alarm
             if finding is not None:
                 asset_id = model.profile.asset_id or self._asset_of.get(sensor_id)
                 changes += self._tracker.observe(sensor_id, asset_id, now, (finding,), silence_only)

@@ -193,3 +193,19 @@ def test_an_older_books_single_span_is_read_as_each_decisions_span() -> None:
                 "suppressed_until": T0 + 3600, "decisions": ["d-1", "d-2"]}])
     book.undo(SENSOR, "drift", "d-1")
     assert book.suppressed(SENSOR, "drift", T0) and book.sensitivity_factor(SENSOR, "drift") == STEP
+
+
+def test_a_false_alarm_on_silence_keeps_that_sensors_silence_quiet() -> None:
+    """Silence is judged by the clock, not by a reading: the suppression must hold there too
+    (a silence alert called a false alarm opened again at the next pause: review F2)."""
+    from edge.detection.engine import DetectionEngine
+
+    opened = {}
+    for suppressed in (False, True):
+        engine = DetectionEngine("gw")
+        engine.suppressed = lambda sensor, detector, s=suppressed: s and detector == "silence"
+        for k in range(300):
+            engine.observe("motor-1/temp", "motor-1", T0 + k, 20.0 + (k % 7) * 0.1, T0 + k)
+        changes = engine.tick(T0 + 299 + 60)
+        opened[suppressed] = [c.alert.detector for c in changes if c.change == "open"]
+    assert opened == {False: ["silence"], True: []}

@@ -117,7 +117,8 @@ class Gateway:
         if s.maintenance.enabled:
             self.agents.register(MaintenanceSchedulerAgent(
                 "maintenance-scheduler", self.bus, self.metrics, gateway_id=gateway_id,
-                settings=s.maintenance, assets=s.assets, store=self.buffer.tasks))
+                settings=s.maintenance, assets=s.assets, store=self.buffer.tasks,
+                alerts=self.buffer.alerts))
         if s.notifications.enabled:
             self.agents.register(NotificationAgent(
                 "notification", self.bus, self.metrics, topic_prefix=s.notification_prefix,

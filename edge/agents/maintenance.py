@@ -46,8 +46,9 @@ from edge.events import AnomalyDetectedEvent, BaseEventModel, MaintenanceTaskCre
 from edge.maintenance import tasks as task_rules
 from edge.maintenance.decisions import DecisionRequest, Rejection, UnknownTarget, decision_record
 from edge.metrics import GatewayMetrics
-from edge.records import DecisionRecord, LabelRecord, TaskRecord
+from edge.records import AlertRecord, DecisionRecord, LabelRecord, TaskRecord
 from edge.settings import PRIORITIES, AssetSettings, MaintenanceSettings, Priority
+from edge.times import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,12 @@ def _key(task: TaskRecord) -> tuple[str, str]:
     return task.details.get("asset_key", task.asset_id or ""), task.cause
 
 
+class OpenAlerts(Protocol):
+    """The buffer's alert log, as far as the scheduler reads it (snoozes at start)."""
+
+    async def open_items(self) -> list[AlertRecord]: ...
+
+
 class MaintenanceSchedulerAgent(BaseAgent):
     subscriptions = (AnomalyDetectedEvent,)
     max_attempts = 3
@@ -95,12 +102,14 @@ class MaintenanceSchedulerAgent(BaseAgent):
     def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics, *,
                  gateway_id: str, settings: MaintenanceSettings,
                  assets: dict[str, AssetSettings], store: TaskLog,
+                 alerts: OpenAlerts | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(agent_id, bus, metrics)
         self._gateway_id = gateway_id
         self._settings = settings
         self._assets = assets
         self._store = store
+        self._alerts = alerts
         self._clock = clock
         self._open: dict[tuple[str, str], TaskRecord] = {}  # tasks not done or cancelled
         self._snoozed: dict[str, datetime] = {}  # alert id -> snoozed until
@@ -113,6 +122,11 @@ class MaintenanceSchedulerAgent(BaseAgent):
     async def start(self) -> None:
         for task in await self._store.open_items():
             self._open[_key(task)] = task
+        if self._alerts is not None:  # snoozes outlive a restart: they are in the alerts
+            for alert in await self._alerts.open_items():
+                until = alert.details.get("snoozed_until")
+                if isinstance(until, str):
+                    self._snoozed[alert.alert_id] = as_utc(datetime.fromisoformat(until))
         self._metrics.tasks_open.set(len(self._open))
         await super().start()
         self._tick_task = asyncio.create_task(self._tick_forever(), name="maintenance-tick")

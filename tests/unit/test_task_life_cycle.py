@@ -17,7 +17,7 @@ from edge.events import AnomalyDetectedEvent
 from edge.maintenance import tasks as task_rules
 from edge.maintenance.decisions import DecisionParams, DecisionRequest, Rejection
 from edge.metrics import GatewayMetrics
-from edge.records import TaskRecord
+from edge.records import AlertRecord, TaskRecord
 from edge.settings import AssetSettings, BufferSettings, MaintenanceSettings
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
@@ -50,7 +50,8 @@ def _scheduler(buffer: SqliteBuffer, clock: Clock) -> MaintenanceSchedulerAgent:
     return MaintenanceSchedulerAgent(
         "maintenance", EventBus(metrics), metrics, gateway_id="gw",
         settings=MaintenanceSettings(recovery_quiet_s=600),
-        assets={"press-1": AssetSettings(criticality="high")}, store=buffer.tasks, clock=clock)
+        assets={"press-1": AssetSettings(criticality="high")}, store=buffer.tasks,
+        alerts=buffer.alerts, clock=clock)
 
 
 async def _versions(buffer: SqliteBuffer, task_id: str) -> int:
@@ -132,6 +133,35 @@ async def test_an_alert_a_person_closed_is_no_recovery_the_task_waits_for_a_pers
         assert task.state == "open" and task.details["closed_alert_ids"] == ["a1"]
         assert "quiet_since" not in task.details
         await agent.stop()
+
+
+async def test_a_snooze_outlives_a_restart_and_its_task_does_not_escalate(tmp_path: Path) -> None:
+    """Snoozes lived only in the scheduler's memory: after a restart the snoozed alert's task
+    escalated (issue 12 review F6). They are read back from the open alerts."""
+    clock = Clock()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        agent = _scheduler(buffer, clock)
+        await agent.start()
+        await agent.process(_alert("a1").model_copy(update={"severity": "warning"}))
+        await agent.stop()
+        [created] = await buffer.tasks.open_items()
+        until = T0 + timedelta(hours=8)
+        await buffer.alerts.append([AlertRecord(
+            alert_id="a1", asset_id="press-1", sensor_id="press-1/pressure", detector="limits",
+            severity="warning", state="open", reason="above", opened_at=T0, updated_at=T0,
+            details={"snoozed_until": until.isoformat()})])
+        restarted = _scheduler(buffer, clock)
+        await restarted.start()
+        clock.now += 4 * 3600
+        await restarted.check_escalations()
+        [task] = await buffer.tasks.open_items()
+        assert task.priority == created.priority != "urgent"
+        assert not task.details.get("escalations")
+        clock.now += 5 * 3600  # the snooze is over: escalation resumes
+        await restarted.check_escalations()
+        [task] = await buffer.tasks.open_items()
+        assert task.details.get("escalations") == 1 and task.priority != created.priority
+        await restarted.stop()
 
 
 async def test_recovery_takes_the_buffers_latest_version_over_what_it_holds(tmp_path: Path) -> None:

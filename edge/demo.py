@@ -56,7 +56,8 @@ def demo_settings(broker_port: int, workdir: Path, central_dsn: str | None) -> S
         "detection": {"resolve_after_s": 30, "resolve_after_readings": 5,
                       "update_interval_s": 10},
         "maintenance": {"escalate_after_s": 120, "check_interval_s": 5},
-        "http": {"port": _free_port(), "token": secrets.token_urlsafe(24)},
+        "http": {"port": _free_port(), "token": secrets.token_urlsafe(24),
+                 "operator_token": secrets.token_urlsafe(24)},
         "logging": {"format": "text", "level": "WARNING"},
         **factory,
     }
@@ -119,12 +120,18 @@ async def _simulate_when_connected(gateway: Gateway, settings: Settings,
 
 
 def _print_intro(settings: Settings, broker_port: int, workdir: Path) -> None:
-    token = settings.http.token.get_secret_value() if settings.http.token else ""
+    http = settings.http
+    token = http.token.get_secret_value() if http.token else ""
+    operator = http.operator_token.get_secret_value() if http.operator_token else ""
+    url = f"http://127.0.0.1:{http.port}"
     print(f"edge-gateway demo: embedded MQTT broker on 127.0.0.1:{broker_port}, "
           f"buffer in {workdir}\n"
-          f"HTTP API on http://127.0.0.1:{settings.http.port} (token {token})\n"
-          f"  curl -H 'Authorization: Bearer {token}' "
-          f"http://127.0.0.1:{settings.http.port}/api/v1/alerts?state=open\n"
+          f"Operator page: {url}/  (sign in with the operator token {operator})\n"
+          f"HTTP API on {url} (sensors' ingest token {token})\n"
+          f"  curl -H 'Authorization: Bearer {token}' {url}/api/v1/alerts?state=open\n"
+          f"  curl -X POST -H 'Authorization: Bearer {operator}' -H 'content-type: "
+          f"application/json' -d '{{\"action\": \"acknowledge\", \"actor\": \"me\"}}' "
+          f"{url}/api/v1/alerts/<alert id>/decisions\n"
           "Ctrl-C stops the demo.\n", flush=True)
 
 

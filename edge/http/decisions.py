@@ -102,6 +102,8 @@ def decision_routes(api: GatewayApi) -> APIRouter:
                        until: datetime | None = None,
                        limit: Annotated[int, Query(ge=1, le=5000)] = 2000) -> list[ReadingPoint]:
         """A sensor's readings from the buffer (for the chart around an alert), oldest first."""
+        if until is not None and until.tzinfo is None:
+            raise HTTPException(422, "until needs a UTC offset (e.g. 2026-11-27T08:00:00Z)")
         return await api.sensor_readings(sensor_id, minutes, until, limit)
 
     return router

@@ -21,8 +21,10 @@ from edge.records import AlertRecord, TaskRecord
 
 T = TypeVar("T")
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
-Cursor = Annotated[int | None, Query(ge=0, description="X-Next-Cursor of the previous page.")]
-ItemCursor = Annotated[str | None, Query(pattern=r"^\d+:.+$",
+Cursor = Annotated[int | None, Query(ge=0, le=2**63 - 1,
+                                     description="X-Next-Cursor of the previous page.")]
+# <time in microseconds>:<id>; at most 18 digits, so it fits SQLite's 64-bit integers.
+ItemCursor = Annotated[str | None, Query(pattern=r"^\d{1,18}:.+$", max_length=300,
                                          description="X-Next-Cursor of the previous page.")]
 
 

@@ -172,3 +172,15 @@ async def test_text_with_nul_is_refused_with_422_and_never_applied(
     response = await client.post("/api/v1/tasks/t1/decisions", headers=OPERATOR, json=body)
     assert response.status_code == 422 and "NUL" in response.text
     assert api.decided == []
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/sensors/pump-3/temperature/readings?until=2026-11-26T16:00:00",
+    "/api/v1/alerts?cursor=99999999999999999999999:x",
+    "/api/v1/tasks?cursor=99999999999999999999999:x",
+    "/api/v1/quarantine?cursor=99999999999999999999999",
+])
+async def test_odd_read_parameters_are_a_422_not_a_500(client: httpx.AsyncClient, path: str) -> None:
+    """A naive chart time and an oversized cursor answered 500 with a traceback (review F10)."""
+    response = await client.get(path, headers=OPERATOR)
+    assert response.status_code == 422, response.text

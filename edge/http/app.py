@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import Request, Response, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -36,6 +37,15 @@ def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
     app = FastAPIOffline(title="edge-gateway", version=__version__,
                          description="Smart Maintenance Edge Gateway: health, metrics and API.",
                          dependencies=[Security(_BEARER)])
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each field and what is wrong, counted and logged (rate-limited); the
+        offending input is not echoed back (a 200 KB note would come back whole)."""
+        api.request_rejected("invalid_request", request.url.path)
+        return JSONResponse({"detail": [{"loc": list(error["loc"]), "msg": error["msg"],
+                                         "type": error["type"]} for error in exc.errors()]},
+                            status_code=422)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -28,9 +28,10 @@ class FakeApi:
         self.decided: list[DecisionRequest] = []
         self.states: list[Any] = []
         self.status_of = "applied"
+        self.rejected: list[tuple[str, str]] = []
 
     def request_rejected(self, reason: str, path: str) -> None:
-        pass
+        self.rejected.append((reason, path))
 
     async def decide(self, request: DecisionRequest) -> DecisionResult:
         self.decided.append(request)
@@ -184,3 +185,15 @@ async def test_odd_read_parameters_are_a_422_not_a_500(client: httpx.AsyncClient
     """A naive chart time and an oversized cursor answered 500 with a traceback (review F10)."""
     response = await client.get(path, headers=OPERATOR)
     assert response.status_code == 422, response.text
+
+
+async def test_a_malformed_decision_is_counted_and_its_input_not_echoed(
+    client: httpx.AsyncClient, api: FakeApi,
+) -> None:
+    """HTTP 422s were neither counted nor logged, and echoed the whole input (review F5)."""
+    note = "x" * 200_000
+    response = await client.post("/api/v1/tasks/t1/decisions", headers=OPERATOR,
+                                 json={"action": "fly", "actor": "x", "note": note})
+    assert response.status_code == 422 and len(response.content) < 2_000
+    assert "note" in response.text and api.rejected == [("invalid_request",
+                                                        "/api/v1/tasks/t1/decisions")]

@@ -362,8 +362,10 @@ class AnomalyDetectionAgent(BaseAgent):
             if detail:
                 await self._positions.set_json(FEEDBACK_KEY, self.feedback.to_json())
             self._metrics.alerts_open.set(self.engine.open_count)
-            change = AlertChange("closed" if updated.state == "closed" else "updated", updated)
-            await self._publish(_event(self.agent_id, change, None))
+            if alert.state == "open":  # a label on a resolved alert changes nothing live
+                change = AlertChange("closed" if updated.state == "closed" else "updated",
+                                     updated)
+                await self._publish(_event(self.agent_id, change, None))
             return record
 
     def _feedback_for(self, alert: AlertRecord, request: DecisionRequest, now: datetime) -> str:

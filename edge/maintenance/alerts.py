@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from edge.detection.sensor_model import LEARNED_DETECTORS
 from edge.maintenance.decisions import DecisionRequest, Rejection
 from edge.records import AlertRecord
 
@@ -30,7 +31,12 @@ def allowed_actions(alert: AlertRecord) -> tuple[str, ...]:
     if alert.state == "open":
         return _OPEN_ACTIONS
     false_alarm = alert.details.get("false_alarm")
-    return ("undo_false_alarm",) if false_alarm and "undone" not in false_alarm else ()
+    if false_alarm:
+        return ("undo_false_alarm",) if "undone" not in false_alarm else ()
+    # A learned detector's alert often resolves on its own before anyone walks to it: calling
+    # it a false alarm afterwards is a label about the past, and still teaches the detector.
+    return ("false_alarm",) if alert.state == "resolved" and \
+        alert.detector in LEARNED_DETECTORS else ()
 
 
 def decide(alert: AlertRecord, request: DecisionRequest, now: datetime) -> AlertRecord:
@@ -50,8 +56,9 @@ def decide(alert: AlertRecord, request: DecisionRequest, now: datetime) -> Alert
         details["snoozed_until"] = _iso(request.params.until)
         details["snoozed"] = who
     elif request.action in ("close", "false_alarm"):
-        changes.update(state="closed", resolved_at=stamp)
-        details["closed"] = {**who, "reason": request.params.reason or request.note}
+        if alert.state == "open":  # a resolved alert stays resolved: only the label is added
+            changes.update(state="closed", resolved_at=stamp)
+            details["closed"] = {**who, "reason": request.params.reason or request.note}
         if request.action == "false_alarm":
             details["false_alarm"] = {**who, "reason": request.params.reason or request.note}
     else:  # undo_false_alarm

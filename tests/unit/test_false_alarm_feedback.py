@@ -209,3 +209,37 @@ def test_a_false_alarm_on_silence_keeps_that_sensors_silence_quiet() -> None:
         changes = engine.tick(T0 + 299 + 60)
         opened[suppressed] = [c.alert.detector for c in changes if c.change == "open"]
     assert opened == {False: ["silence"], True: []}
+
+
+async def test_a_resolved_alert_of_a_learned_detector_can_still_be_called_a_false_alarm(
+    tmp_path: Path,
+) -> None:
+    """A learned detector's alert often resolves before anyone reaches it; false_alarm was
+    refused then, so the detector never learned (review F4). It stays resolved, gets the
+    label, and the feedback applies; a datasheet limit's resolved alert takes no label."""
+    clock = [T0 + 1000]
+    feed = Feed()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        agent = _agent(buffer, clock, max_=500.0)
+        await agent.start()
+        await _learned(agent, feed)
+        await agent.process(feed.event(45.0))
+        [alert] = await buffer.alerts.open_items()
+        await agent.process(feed.event(*_normal(30, 8)))
+        resolved = await buffer.alerts.get(alert.alert_id)
+        assert resolved is not None and resolved.state == "resolved"
+        record = await agent.decide(_decision("false_alarm", alert.alert_id, "d-late"),
+                                    datetime.fromtimestamp(clock[0], UTC))
+        assert record.outcome == "applied" and "budget x0.333" in record.outcome_detail
+        labelled = await buffer.alerts.get(alert.alert_id)
+        assert labelled is not None and labelled.state == "resolved"
+        assert labelled.details["false_alarm"]["decision_id"] == "d-late"
+        assert agent.feedback.suppressed(SENSOR, "outlier", clock[0])
+        await agent.process(feed.event(600.0))  # beyond the datasheet limit (500)
+        [limit] = [a for a in await buffer.alerts.open_items() if a.detector == "limits"]
+        await agent.process(feed.event(*_normal(30, 9)))
+        from edge.maintenance.alerts import allowed_actions
+        limit_now = await buffer.alerts.get(limit.alert_id)
+        assert limit_now is not None and limit_now.state == "resolved"
+        assert allowed_actions(limit_now) == ()
+        await agent.stop()

@@ -72,6 +72,7 @@ from edge.settings import AssetSettings, SensorSettings
 log = logging.getLogger(__name__)
 
 _RELEASE_SWEEP_S = 60.0
+_CLOSED_RESTORED = 1000  # the newest closed alerts whose mute a restart takes back
 _JUDGE_SLICE = 500  # readings judged between two turns of the event loop (~5 ms)
 
 
@@ -84,6 +85,8 @@ class AlertLog(Protocol):
     async def open_items(self) -> list[AlertRecord]: ...
 
     async def get(self, item_id: str) -> AlertRecord | None: ...
+
+    async def latest(self, state: str | None = None, limit: int = 1000) -> list[AlertRecord]: ...
 
 
 class PositionStore(Protocol):
@@ -163,6 +166,13 @@ class AnomalyDetectionAgent(BaseAgent):
         learned_from = await self._load_snapshot()
         restored = [a for a in await self._alerts.open_items() if a.detector != FORECAST]
         self.engine.restore(restored)
+        # Closed by a person within the last suppression span: still muted (until normal).
+        # A false alarm's own suppression (the feedback book) covers those it closed.
+        since = self._clock() - self._settings.false_alarm_suppress_s
+        self.engine.restore_closed(
+            a for a in await self._alerts.latest("closed", limit=_CLOSED_RESTORED)
+            if a.detector != FORECAST and "false_alarm" not in a.details
+            and a.updated_at.timestamp() >= since)
         self.feedback.load(await self._positions.get_json(FEEDBACK_KEY) or [])
         for sensor_id in self.feedback.sensor_ids():
             self.engine.set_budget_factor(sensor_id, self.feedback.budget_factor(sensor_id))

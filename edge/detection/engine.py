@@ -392,6 +392,10 @@ class DetectionEngine:
                 asset = self._assets.get(alert.asset_id) or self._new_asset(alert.asset_id)
                 asset.alert_sensor = alert.sensor_id
 
+    def restore_closed(self, alerts: Iterable[AlertRecord]) -> None:
+        """Take back what operators closed while its condition lasted (see `close`)."""
+        self._tracker.restore_muted(a for a in alerts if a.detector != ASSET_DETECTOR)
+
     def open_alerts(self) -> list[AlertRecord]:
         return self._tracker.open_alerts()
 

@@ -75,6 +75,16 @@ class AlertTracker:
                 self._open.setdefault(alert.sensor_id, {})[alert.detector] = _OpenAlert(
                     alert, last_abnormal_ts=ts, last_emitted_ts=ts)
 
+    def restore_muted(self, alerts: Iterable[AlertRecord]) -> None:
+        """Take back the conditions operators closed: muted again until the sensor has been
+        normal by the resolve rule (harmless if it already was: the first normal readings
+        lift it), so a restart does not reopen what a person closed."""
+        for alert in alerts:
+            if alert.state == "closed" and not self.is_open(alert.sensor_id, alert.detector):
+                ts = alert.updated_at.timestamp()
+                self._muted.setdefault(alert.sensor_id, {}).setdefault(
+                    alert.detector, _OpenAlert(alert, last_abnormal_ts=ts, last_emitted_ts=ts))
+
     def take_decided(self, alert: AlertRecord) -> bool:
         """An operator decided about an open alert (acknowledge, snooze): its stored version is
         the one the next version builds on, so what they decided is carried forward."""

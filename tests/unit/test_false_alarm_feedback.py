@@ -243,3 +243,27 @@ async def test_a_resolved_alert_of_a_learned_detector_can_still_be_called_a_fals
         assert limit_now is not None and limit_now.state == "resolved"
         assert allowed_actions(limit_now) == ()
         await agent.stop()
+
+
+async def test_a_close_holds_across_a_restart_while_the_condition_lasts(tmp_path: Path) -> None:
+    """The mute of a closed condition lived in memory only: every restart reopened what an
+    operator had closed (review F3). It comes back from the buffer and lifts once normal."""
+    clock = [T0 + 1000]
+    feed = Feed()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        agent = _agent(buffer, clock)  # datasheet max 50
+        await agent.start()
+        await agent.process(feed.event(60.0, 61.0))
+        [alert] = await buffer.alerts.open_items()
+        await agent.decide(DecisionRequest(target_kind="alert", target_id=alert.alert_id,
+                                           action="close", actor="jane", note="known"),
+                           datetime.fromtimestamp(clock[0], UTC))
+        await agent.stop()
+        restarted = _agent(buffer, clock)
+        await restarted.start()
+        await restarted.process(feed.event(62.0, 63.0))
+        assert await buffer.alerts.open_items() == [], "closed while the condition lasts"
+        await restarted.process(feed.event(*_normal(12), 64.0))
+        [again] = await buffer.alerts.open_items()
+        assert again.alert_id != alert.alert_id, "normal again, then a new fault: a new alert"
+        await restarted.stop()

@@ -18,6 +18,10 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Reading.flags bits
+# The detectors that judge against what a sensor (or asset) learned, as opposed to the
+# datasheet's hard limits (`limits`, `rate`), which always alert: operators' false-alarm
+# feedback tunes only these (tests/unit/test_detectors.py checks the names).
+LEARNED_DETECTORS = frozenset({"outlier", "drift", "flatline", "silence", "asset_model"})
 FLAG_TS_FROM_ARRIVAL = 1  # the payload had no ts; the arrival time was used
 FLAG_UNIT_CONVERTED = 2  # the value was converted to the sensor's canonical unit
 FLAG_CLOCK_SUSPECT = 4  # stamped before ingest.min_reading_time or older than max_reading_age_s

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edge.detection.sensor_model import LEARNED_DETECTORS
+from edge.records import LEARNED_DETECTORS
 
 STEP = 1 / 3
 FEEDBACK_KEY = "anomaly_detection.feedback"  # where the agent keeps the book (buffer meta)

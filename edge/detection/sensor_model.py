@@ -33,10 +33,6 @@ DRIFT_PERSIST = 0.5
 _MIN_DISTINCT = 3  # different values a sensor must show before its learning can end
 NOT_JUDGED: frozenset[str] = frozenset()
 ASSET_DETECTOR = "asset_model"  # the asset model's alerts are filed under a member sensor
-# What each sensor (or asset) learns for itself, as opposed to the datasheet's hard limits
-# (`limits`, `rate`), which always alert: operators' false-alarm feedback tunes only these.
-LEARNED_DETECTORS = frozenset({OutlierDetector.name, DriftDetector.name, FlatlineDetector.name,
-                               SilenceDetector.name, ASSET_DETECTOR})
 
 
 class Judgement(NamedTuple):

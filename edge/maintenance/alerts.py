@@ -14,9 +14,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from edge.detection.sensor_model import LEARNED_DETECTORS
 from edge.maintenance.decisions import DecisionRequest, Rejection
-from edge.records import AlertRecord
+from edge.records import LEARNED_DETECTORS, AlertRecord
 
 _OPEN_ACTIONS = ("acknowledge", "snooze", "close", "false_alarm")
 ALERT_STATES = ("open", "resolved", "closed")

@@ -39,6 +39,9 @@ class FlakyAlertLog:
     async def open_items(self) -> list[AlertRecord]:
         return await self._inner.open_items()  # type: ignore[attr-defined, no-any-return]
 
+    async def latest(self, state: str | None = None, limit: int = 1000) -> list[AlertRecord]:
+        return await self._inner.latest(state, limit)  # type: ignore[attr-defined, no-any-return]
+
 
 def _readings(values: list[float], start_s: float) -> tuple[Reading, ...]:
     return tuple(Reading("pump/temp", "pump", int((start_s + i) * 1e6), v, None, None, 0,

@@ -209,3 +209,18 @@ def test_per_sensor_overrides_merge_onto_the_defaults() -> None:
 def test_unknown_detector_keys_are_config_errors() -> None:
     with pytest.raises(ValueError):
         DetectorSettings.model_validate({"zscore": {"window": 60}})
+
+
+def test_the_learned_detectors_named_in_records_are_the_engines() -> None:
+    """Feedback and the false-alarm rule read LEARNED_DETECTORS from the records layer (below
+    detection and maintenance): its names must be the detectors' own."""
+    from edge.detection.drift import DriftDetector
+    from edge.detection.flatline import FlatlineDetector
+    from edge.detection.outlier import OutlierDetector
+    from edge.detection.sensor_model import ASSET_DETECTOR
+    from edge.detection.silence import SilenceDetector
+    from edge.records import LEARNED_DETECTORS
+
+    engines = {OutlierDetector.name, DriftDetector.name, FlatlineDetector.name,
+               SilenceDetector.name, ASSET_DETECTOR}
+    assert engines == LEARNED_DETECTORS

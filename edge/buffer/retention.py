@@ -1,7 +1,8 @@
 """Which buffered rows may be deleted: the one rule that purge and eviction share.
 
 A synced row (its `seq` at or below the kind's sync cursor) may go, except the latest version
-of an alert or task that is still open: it is what a restart restores. Purge applies the
+of an alert or task that is still open (it is what a restart restores), and the latest
+version of a settled task that holds a still-open alert (it keeps the task final). Purge applies the
 rule to rows older than `central.keep_synced_s`; eviction (buffer cap) applies it first and
 only then takes unsynced rows (eviction.py).
 """
@@ -42,4 +43,16 @@ def removable_synced(kind: str) -> str:
         return "seq <= :cursor"
     id_column, _ = VERSIONED[kind]
     latest = f"(SELECT max(seq) FROM {kind} AS b WHERE b.{id_column} = {kind}.{id_column})"
-    return f"seq <= :cursor AND (NOT {open_states_sql(kind)} OR seq < {latest})"
+    keep = open_states_sql(kind)
+    if kind == "tasks":
+        # A done or cancelled task is final while an alert it held is still open: its latest
+        # version is what tells the scheduler so (else the alert's next event would start
+        # the same task id again, open, without its history).
+        keep = f"({keep} OR {_HOLDS_AN_OPEN_ALERT})"
+    return f"seq <= :cursor AND (NOT {keep} OR seq < {latest})"
+
+
+_HOLDS_AN_OPEN_ALERT = (
+    "EXISTS (SELECT 1 FROM json_each(tasks.body, '$.alert_ids') AS held "
+    "JOIN alerts AS a ON a.alert_id = held.value WHERE a.state = 'open' "
+    "AND a.seq = (SELECT max(seq) FROM alerts AS b WHERE b.alert_id = a.alert_id))")

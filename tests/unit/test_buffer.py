@@ -158,3 +158,42 @@ async def test_another_gateways_buffer_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BufferSchemaError, match="belongs to gateway 'gw-1'"):
         async with _buffer(path, "gw-2"):
             pass
+
+
+async def test_a_settled_task_stays_while_an_alert_it_held_is_open_then_goes(tmp_path: Path) -> None:
+    """Purging a done task's versions while its alert stayed open let the alert's next event
+    start the same task id again, open and without its history (issue 12 review F15)."""
+    from datetime import UTC, datetime, timedelta
+
+    from edge.records import AlertRecord, TaskRecord
+
+    t0 = datetime(2026, 11, 24, 8, tzinfo=UTC)
+
+    def alert(state: str, k: int) -> AlertRecord:
+        return AlertRecord(alert_id="a1", asset_id="pump", sensor_id="pump/temp", detector="silence",
+                           severity="critical", state=state, reason="silent",  # type: ignore[arg-type]
+                           opened_at=t0, updated_at=t0 + timedelta(seconds=k),
+                           resolved_at=t0 + timedelta(seconds=k) if state != "open" else None)
+
+    def task(state: str, k: int) -> TaskRecord:
+        return TaskRecord(task_id="t1", asset_id="pump", cause="no_data", priority="high",
+                          state=state, description="check", alert_ids=["a1"],  # type: ignore[arg-type]
+                          created_at=t0, updated_at=t0 + timedelta(seconds=k))
+
+    def tasks_left() -> list[str]:
+        with sqlite3.connect(tmp_path / "b.sqlite") as conn:
+            return [r[0] for r in conn.execute("SELECT state FROM tasks ORDER BY seq")]
+
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        await buffer.alerts.append([alert("open", 0)])
+        await buffer.tasks.append([task("open", 0)])
+        await buffer.tasks.append([task("cancelled", 1)])
+        for kind in ("alerts", "tasks"):
+            await buffer.sync.mark_synced(kind, 10)
+        far_future_us = 10**18
+        await buffer.sync.purge_synced(far_future_us)
+        assert tasks_left() == ["cancelled"], "kept: its alert is still open"
+        await buffer.alerts.append([alert("resolved", 2)])
+        await buffer.sync.mark_synced("alerts", 10)
+        await buffer.sync.purge_synced(far_future_us)
+        assert tasks_left() == [], "the alert resolved: nothing needs the settled task now"

@@ -84,10 +84,18 @@ def recover(task: TaskRecord, now: datetime, quiet_s: float) -> TaskRecord:
 
 def _next_version(task: TaskRecord, now: datetime, changes: dict[str, Any],
                   entry: dict[str, Any]) -> TaskRecord:
+    """Every version carries the task's recent history: the last HISTORY_KEPT entries (each
+    decision is kept whole in the decisions log), so versions do not grow without bound."""
     history = [*task.details.get("history", []), entry]
+    details = {**task.details, "history": history[-HISTORY_KEPT:]}
+    if len(history) > HISTORY_KEPT:
+        details["history_dropped"] = int(task.details.get("history_dropped", 0)) + \
+            len(history) - HISTORY_KEPT
     stamp = max(now, task.updated_at)
-    return task.model_copy(update={**changes, "updated_at": stamp,
-                                   "details": {**task.details, "history": history}})
+    return task.model_copy(update={**changes, "updated_at": stamp, "details": details})
+
+
+HISTORY_KEPT = 20
 
 
 def _iso(moment: datetime) -> str:

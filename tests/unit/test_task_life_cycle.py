@@ -286,3 +286,19 @@ def test_complete_keeps_every_work_field_given_no_fault_and_zero_hours_included(
     assert done.resolution == "no_fault_found"
     assert done.details["history"][-1]["work"] == {"parts": ["seal"], "labour_h": 0.0,
                                                    "fault_found": False}
+
+
+def test_a_tasks_versions_carry_only_its_recent_history() -> None:
+    """Each version carried the whole history: 300 decisions with long notes made the buffer
+    grow quadratically (issue 12 review F12). The decisions log keeps every decision."""
+    from edge.maintenance.tasks import HISTORY_KEPT
+
+    task = TaskRecord(task_id="t1", asset_id="press-1", cause="out_of_range", priority="high",
+                      state="open", description="inspect", created_at=T0, updated_at=T0)
+    for k in range(HISTORY_KEPT + 15):
+        action = "acknowledge" if task.state == "open" else "assign"
+        task = task_rules.decide(task, _request("t1", action, f"d-{k}", **(
+            {"assignee": f"tech-{k}"} if action == "assign" else {})), T0)
+    history = task.details["history"]
+    assert len(history) == HISTORY_KEPT and task.details["history_dropped"] == 15
+    assert history[-1]["decision_id"] == f"d-{HISTORY_KEPT + 14}"

@@ -5,7 +5,8 @@ decisions`), QoS 1, a JSON object:
 
     {"request_id": "r-42", "target_kind": "task", "target_id": "<task id>",
      "action": "complete", "actor": "jane", "note": "bearing replaced",
-     "decision_id": "optional idempotency key", "params": {"fault_found": true}}
+     "decision_id": "optional idempotency key (default: mqtt-<request_id>)",
+     "params": {"fault_found": true}}
 
 The answer goes to `{prefix}/responses/{request_id}` (QoS 1, not retained):
 
@@ -114,6 +115,12 @@ class CommandHandler:
         if request_id is None:
             self._invalid(None, "request_id: 1-64 of A-Z a-z 0-9 _ . : -", topic)
             return
+        if "origin" in body:
+            self._invalid(request_id, "origin: set by the gateway (mqtt), not by a command", topic)
+            return
+        # Without a decision_id the request_id is the idempotency key: a copy the broker
+        # redelivers (QoS 1) is then a duplicate, not a second decision.
+        body.setdefault("decision_id", f"mqtt-{request_id}")
         try:
             request = DecisionRequest(**body, origin="mqtt")
         except (ValidationError, TypeError) as exc:

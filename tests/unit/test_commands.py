@@ -64,3 +64,39 @@ async def test_an_empty_message_clearing_a_retained_command_is_ignored_quietly()
     assert decisions.submitted == [] and publisher.sent == []
     assert metrics.commands.labels("empty")._value.get() == 2
     assert metrics.commands.labels("invalid")._value.get() == 0
+
+
+class Recording:
+    """Submitted decisions, answered applied (the first time an id is seen) or duplicate."""
+
+    def __init__(self) -> None:
+        self.submitted: list[DecisionRequest] = []
+
+    async def submit(self, request: DecisionRequest) -> DecisionResult:
+        from datetime import UTC, datetime
+
+        from edge.maintenance.decisions import decision_record
+
+        seen = any(r.decision_id == request.decision_id for r in self.submitted)
+        self.submitted.append(request)
+        record = decision_record(request, datetime.now(UTC), "applied", "done")
+        return DecisionResult("duplicate" if seen else "applied", record)
+
+
+async def test_a_redelivered_command_without_decision_id_is_a_duplicate_and_origin_is_refused() -> None:
+    """Without a decision_id a redelivered copy was applied again; `origin` in a command gave a
+    Python-internals error (issue 12 review F14, M-list)."""
+    decisions, publisher, acks = Recording(), Publisher(), Acks()
+    handler = CommandHandler(decisions, publisher, "edge/gw", GatewayMetrics())
+    runner = asyncio.create_task(handler.run())
+    command = {"request_id": "r-7", "target_kind": "task", "target_id": "t1",
+               "action": "start", "actor": "hmi"}
+    for k, body in enumerate((command, command, {**command, "request_id": "r-8",
+                                                  "origin": "central"})):
+        handler.submit("edge/gw/commands/decisions", json.dumps(body).encode(), acks, k)
+    while len(acks.tokens) < 3:
+        await asyncio.sleep(0.01)
+    runner.cancel()
+    assert [r.decision_id for r in decisions.submitted] == ["mqtt-r-7", "mqtt-r-7"]
+    assert [answer["status"] for _, answer in publisher.sent] == ["applied", "duplicate", "invalid"]
+    assert "origin" in str(publisher.sent[2][1]["detail"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, Header, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -48,16 +48,23 @@ class DecisionAnswer(BaseModel):
     allowed_actions: list[str]
 
 
+# The way in a decision is recorded under: `cli` when `edge-gateway alerts|tasks decide`
+# sends it (through this same API), `http` otherwise.
+WayIn = Annotated[Literal["http", "cli"], Header(alias="X-Edge-Client")]
+
+
 def decision_routes(api: GatewayApi) -> APIRouter:
     router = APIRouter(tags=["decisions"])
 
-    async def decide(kind: TargetKind, target_id: str, body: DecisionBody) -> JSONResponse:
+    async def decide(kind: TargetKind, target_id: str, body: DecisionBody,
+                     client: WayIn) -> JSONResponse:
         fields: dict[str, Any] = {k: v for k, v in body.model_dump().items()
                                   if v is not None and k != "params"}
         try:
             request = DecisionRequest(**fields, params=body.params, target_kind=kind,
-                                      target_id=target_id, origin="http")
+                                      target_id=target_id, origin=client)
         except ValidationError as exc:
+            api.request_rejected("invalid_request", f"/api/v1/{kind}s/{target_id}/decisions")
             error = exc.errors()[0]
             return JSONResponse({"detail": f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
                                  .lstrip(": ")}, status_code=422)
@@ -69,16 +76,16 @@ def decision_routes(api: GatewayApi) -> APIRouter:
 
     @router.post("/api/v1/alerts/{alert_id}/decisions", response_model=DecisionAnswer,
                  responses={404: {"model": DecisionAnswer}, 409: {"model": DecisionAnswer}})
-    async def decide_alert(alert_id: Id, body: DecisionBody) -> JSONResponse:
+    async def decide_alert(alert_id: Id, body: DecisionBody, client: WayIn = "http") -> JSONResponse:
         """Acknowledge, snooze (params.until), close, false_alarm (params.reason), undo_false_alarm."""
-        return await decide("alert", alert_id, body)
+        return await decide("alert", alert_id, body, client)
 
     @router.post("/api/v1/tasks/{task_id}/decisions", response_model=DecisionAnswer,
                  responses={404: {"model": DecisionAnswer}, 409: {"model": DecisionAnswer}})
-    async def decide_task(task_id: Id, body: DecisionBody) -> JSONResponse:
+    async def decide_task(task_id: Id, body: DecisionBody, client: WayIn = "http") -> JSONResponse:
         """Acknowledge, assign (params.assignee), start, complete (note, params.fault_found,
         parts, labour_h), cancel."""
-        return await decide("task", task_id, body)
+        return await decide("task", task_id, body, client)
 
     @router.get("/api/v1/alerts/{alert_id}", responses={404: {}})
     async def alert(alert_id: Id) -> AlertDetail:

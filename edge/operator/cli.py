@@ -131,7 +131,8 @@ class _Api:
     def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         if not self._operator:
             raise SystemExit("decide: set http.operator_token (or operator_token_file) in the config")
-        return httpx.post(self.base + path, headers=self._operator, json=body, timeout=30)
+        return httpx.post(self.base + path, headers={**self._operator, "x-edge-client": "cli"},
+                          json=body, timeout=30)
 
 
 def _print(data: Any, as_json: bool, render: Any) -> int:

@@ -273,6 +273,9 @@ def test_the_cli_lists_shows_and_decides_through_the_running_daemon(
     assert refused.returncode == 1 and "allowed now: assign, complete, cancel" in refused.stderr
     shown = run_cli("tasks", "show", task_id, "--config", config)
     assert "in_progress" in shown.stdout and "ssh-user" in shown.stdout
+    decisions = _get(gateway, f"/api/v1/tasks/{task_id}")["decisions"]
+    assert {d["origin"] for d in decisions if d["actor"] == "ssh-user"} == {"cli"}, \
+        "recorded as the CLI's, not as any HTTP client's"
     assert gateway.terminate() == 0
     stopped = run_cli("tasks", "decide", task_id, "complete", "--config", config)
     assert stopped.returncode == 1 and "not reachable" in stopped.stderr

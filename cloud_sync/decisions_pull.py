@@ -19,7 +19,7 @@ import orjson
 from pydantic import ValidationError
 
 from cloud_sync.writer import CentralDecision, CentralWriter
-from edge.maintenance.decisions import DecisionRequest
+from edge.maintenance.decisions import DecisionRequest, first_error
 from edge.metrics import GatewayMetrics
 from edge.records import DecisionRecord
 
@@ -54,7 +54,7 @@ class DecisionPuller:
                 target_id=row.target_id, action=row.action, actor=row.actor, note=row.note or "",
                 params=params or {}, decided_at=row.decided_at, origin="central")
         except (ValidationError, orjson.JSONDecodeError) as exc:
-            detail = _first_error(exc)
+            detail = first_error(exc)
             log.warning("central decision is malformed; rejected",
                         extra={"decision_id": row.decision_id, "error": detail})
             self._metrics.decisions.labels("central", "rejected").inc()
@@ -67,10 +67,3 @@ class DecisionPuller:
                 outcome_detail=f"malformed: {detail}")
         return await self._sink.decide(request)
 
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        return f"{where}: {error['msg']}" if where else str(error["msg"])
-    return str(exc)

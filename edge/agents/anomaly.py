@@ -149,7 +149,6 @@ class AnomalyDetectionAgent(BaseAgent):
         self.engine.suppressed = self._suppressed
         self._unsaved: list[AlertChange] = []
         self._lock = asyncio.Lock()  # the bus worker and the clock tick take turns
-        self._tick_task: asyncio.Task[None] | None = None
         self.judged_seq = 0  # every reading up to this buffer seq has been judged
         self._saved_seq = 0
         self._seq_at_last_tick = -1
@@ -183,13 +182,10 @@ class AnomalyDetectionAgent(BaseAgent):
         self._metrics.alerts_open.set(self.engine.open_count)
         self._next_snapshot = self._clock() + self._settings.snapshot_interval_s
         await super().start()
-        self._tick_task = asyncio.create_task(self._tick_forever(), name="anomaly-tick")
+        self._tick_every(self._settings.silence_check_interval_s, self.tick)
 
     async def stop(self) -> None:
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tick_task
+        await self._stop_ticking()
         try:
             async with self._lock:
                 await self._flush(None)
@@ -412,13 +408,6 @@ class AnomalyDetectionAgent(BaseAgent):
 
         await catch_up(self._readings, self.judged_seq, target, judge)
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.silence_check_interval_s)
-            try:
-                await self.tick()
-            except Exception:  # logged and retried next tick; one bad tick stops nothing
-                log.exception("anomaly detection tick failed")
 
     async def _flush(self, correlation_id: str | None) -> None:
         """Store the waiting alert changes, then announce them (durable first)."""

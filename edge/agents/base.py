@@ -9,9 +9,12 @@ idempotent under retry (each agent's docstring says which it is and why).
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
+import inspect
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,6 +55,29 @@ class BaseAgent(abc.ABC):
         self._errors = 0
         self._last_error: str | None = None
         self._started_monotonic: float | None = None
+        self._ticker: asyncio.Task[None] | None = None
+
+    def _tick_every(self, interval_s: float, work: Callable[[], Awaitable[None] | None]) -> None:
+        """Run `work` every `interval_s` seconds until `_stop_ticking` (clock-driven duties:
+        silence, escalations, snoozes ending); a failing tick is logged, the next one runs."""
+        async def tick_forever() -> None:
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    done = work()
+                    if inspect.isawaitable(done):
+                        await done
+                except Exception:
+                    log.exception("tick failed", extra={"agent": self.agent_id})
+
+        self._ticker = asyncio.create_task(tick_forever(), name=f"{self.agent_id}-tick")
+
+    async def _stop_ticking(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
 
     async def start(self) -> None:
         if self.subscriptions:

@@ -31,7 +31,6 @@ failed write derives the same change again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import time
@@ -117,7 +116,6 @@ class MaintenanceSchedulerAgent(BaseAgent):
         # forgotten when the alert resolves or closes.
         self._settled: dict[str, str | None] = {}
         self._lock = asyncio.Lock()  # the bus worker, decisions and the clock take turns
-        self._tick_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         for task in await self._store.open_items():
@@ -129,13 +127,10 @@ class MaintenanceSchedulerAgent(BaseAgent):
                     self._snoozed[alert.alert_id] = as_utc(datetime.fromisoformat(until))
         self._metrics.tasks_open.set(len(self._open))
         await super().start()
-        self._tick_task = asyncio.create_task(self._tick_forever(), name="maintenance-tick")
+        self._tick_every(self._settings.check_interval_s, self.check_escalations)
 
     async def stop(self) -> None:
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tick_task
+        await self._stop_ticking()
         await super().stop()
 
     async def process(self, event: BaseEventModel) -> None:
@@ -363,10 +358,3 @@ class MaintenanceSchedulerAgent(BaseAgent):
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.check_interval_s)
-            try:
-                await self.check_escalations()
-            except Exception:  # retried next tick
-                log.exception("maintenance check failed")

@@ -20,8 +20,6 @@ MQTT source queues while offline, the webhook sender has its own bounded queue).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -84,17 +82,13 @@ class NotificationAgent(BaseAgent):
         # retained topic -> open alert id -> its latest JSON
         self._open_by_topic: dict[str, dict[str, bytes]] = {}
         self._held: dict[str, _Held] = {}  # alert id -> its newest update during a snooze
-        self._tick_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await super().start()
-        self._tick_task = asyncio.create_task(self._tick_forever(), name="notification-tick")
+        self._tick_every(_UNMUTE_CHECK_S, self.tick)
 
     async def stop(self) -> None:
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tick_task
+        await self._stop_ticking()
         await super().stop()
 
     def tick(self) -> None:
@@ -163,10 +157,3 @@ class NotificationAgent(BaseAgent):
                 self._publisher.publish(topic, b"", self._qos, True)  # clears the retained state
         self._metrics.notifications.labels("mqtt", "sent").inc()
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(_UNMUTE_CHECK_S)
-            try:
-                self.tick()
-            except Exception:  # logged and retried next tick
-                log.exception("notification tick failed")

@@ -23,7 +23,6 @@ from the alert log.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -86,7 +85,6 @@ class PredictionAgent(BaseAgent):
         self._watched = self.predictor.sensor_ids
         self._unsaved: list[AlertChange] = []
         self._lock = asyncio.Lock()
-        self._tick_task: asyncio.Task[None] | None = None
         self._ticks = 0
         self._seq_at_last_tick = -1
         self.seen_seq = 0  # every reading up to this buffer seq has been observed
@@ -104,13 +102,10 @@ class PredictionAgent(BaseAgent):
         log.info("prediction ready", extra={"sensors": len(self._watched),
                                             "open_forecasts": self.predictor.open_count})
         await super().start()
-        self._tick_task = asyncio.create_task(self._tick_forever(), name="prediction-tick")
+        self._tick_every(self._settings.check_interval_s, self.tick)
 
     async def stop(self) -> None:
-        if self._tick_task is not None:
-            self._tick_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._tick_task
+        await self._stop_ticking()
         try:
             async with self._lock:
                 await self._flush()
@@ -198,13 +193,6 @@ class PredictionAgent(BaseAgent):
         await self._store.set_json(STATE_KEY, {"seen_seq": self.seen_seq,
                                                "sensors": self.predictor.to_json()})
 
-    async def _tick_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.check_interval_s)
-            try:
-                await self.tick()
-            except Exception:  # logged and retried next tick
-                log.exception("prediction tick failed")
 
 
 def forecast_event(source: str, change: AlertChange) -> AnomalyDetectedEvent:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from edge.records import DecisionRecord, Origin, Outcome, TargetKind
 
@@ -157,3 +157,13 @@ class Rejection(Exception):
 
 class UnknownTarget(Exception):
     """No alert or task with that id."""
+
+
+def first_error(exc: Exception) -> str:
+    """A malformed decision's first problem in one line (`params.until: ...`), as MQTT
+    responses and central outcome details give it."""
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        return f"{where}: {error['msg']}" if where else str(error["msg"])
+    return str(exc)

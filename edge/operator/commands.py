@@ -37,7 +37,7 @@ import orjson
 from pydantic import ValidationError
 
 from edge.logs import RateLimitedLog
-from edge.maintenance.decisions import DecisionRequest, DecisionResult
+from edge.maintenance.decisions import DecisionRequest, DecisionResult, first_error
 from edge.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class CommandHandler:
         try:
             request = DecisionRequest(**body, origin="mqtt")
         except (ValidationError, TypeError) as exc:
-            self._invalid(request_id, _first_error(exc), topic)
+            self._invalid(request_id, first_error(exc), topic)
             return
         result = await self._decisions.submit(request)
         self._count(result.status)
@@ -156,10 +156,3 @@ class CommandHandler:
     def _count(self, outcome: str) -> None:
         self._metrics.commands.labels(outcome).inc()
 
-
-def _first_error(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        return f"{where}: {error['msg']}" if where else str(error["msg"])
-    return str(exc)

@@ -132,7 +132,22 @@ def config_warnings(settings: Settings) -> list[str]:
         if sub.mapping is not None:
             warnings += [f"mqtt.subscriptions.{index}.mapping: {overlap}"
                          for overlap in sub.mapping.overlaps()]
+    warnings += _codecs_that_overlap(settings)
     return warnings
+
+
+def _codecs_that_overlap(settings: Settings) -> list[str]:
+    """A topic two subscriptions match is read by the first one listed only: with different
+    codecs, the second one's codec is never used for it (and under MQTT 5 the broker may
+    deliver such a message twice)."""
+    subs = settings.mqtt.subscriptions
+    return [f"mqtt.subscriptions.{later}: topic {subs[later].topic!r} (codec "
+            f"{subs[later].codec}) overlaps mqtt.subscriptions.{first}: {subs[first].topic!r} "
+            f"(codec {subs[first].codec}); a message on both is read by the first listed only: "
+            "list the more specific subscription first, or narrow the filters"
+            for later in range(len(subs)) for first in range(later)
+            if subs[first].codec != subs[later].codec
+            and filters_intersect(subs[first].topic, subs[later].topic)]
 
 
 def _notifications_inside_data(settings: Settings, path: Path) -> list[str]:

@@ -242,3 +242,16 @@ def test_check_config_warns_when_a_wildcard_and_a_path_give_one_field_one_sensor
         "mqtt.subscriptions.0.mapping: values.0 ('arr[*]') also maps 'arr[2]', which values.1 "
         "reads, into the same sensor '{asset}/a2': one of the two values is refused "
         "(conflicting_duplicate) on every message with that field"]
+
+
+def test_check_config_warns_when_subscriptions_with_other_codecs_overlap(tmp_path: Path) -> None:
+    """A topic two subscriptions match is read by the first listed only: `ov/#` (auto) before
+    `ov/+/t` (mapping) silently never used the mapping (issue 13 review F15)."""
+    config = _mapped({"values": [_WIDE]}, "ov/{asset}/t", "ov/+/t")
+    mapped = config["mqtt"]["subscriptions"][0]
+    config["mqtt"]["subscriptions"] = [{"topic": "ov/#", "qos": 1}, mapped]
+    [warning] = config_warnings(load_settings(_write(tmp_path, config)))
+    assert warning.startswith("mqtt.subscriptions.1: topic 'ov/+/t' (codec mapping) overlaps "
+                              "mqtt.subscriptions.0: 'ov/#' (codec auto)"), warning
+    config["mqtt"]["subscriptions"] = [mapped, {"topic": "other/#", "qos": 1}]
+    assert config_warnings(load_settings(_write(tmp_path, config))) == []

@@ -210,12 +210,9 @@ class SparkplugSessions:
         bdseq = _bdseq(message)
         known = self._nodes.get(topic.node_key)
         scope = self._scope(topic, None, message.metrics, decoded)
-        if known is not None and not known.scope.online:
-            decoded.events.append(NodeEvent(_scope_name(topic, None), "online", (), "NBIRTH"))
         self._nodes[topic.node_key] = _Node(scope, bdseq, int(message.seq))
-        decoded.births.append(Birth(_scope_name(topic, None), bdseq, raw, received_us))
-        if received_us:
-            self._samples(topic, scope, message, received_us, decoded)
+        self._take_birth(topic, None, scope, previous=known.scope if known else None,
+                         bdseq=bdseq, received=(message, raw, received_us), decoded=decoded)
         return decoded
 
     def _dbirth(self, topic: SparkplugTopic, message: Any, raw: bytes,
@@ -228,13 +225,22 @@ class SparkplugSessions:
         previous = node.devices.get(topic.device)
         scope = self._scope(topic, topic.device, message.metrics, decoded)
         node.devices[topic.device] = scope
+        self._take_birth(topic, topic.device, scope, previous=previous, bdseq=None,
+                         received=(message, raw, received_us), decoded=decoded)
+        return decoded
+
+    def _take_birth(self, topic: SparkplugTopic, device: str | None, scope: _Scope, *,
+                    previous: _Scope | None, bdseq: int | None,
+                    received: tuple[Any, bytes, int], decoded: Decoded) -> None:
+        """What every birth does once its scope is in place: say the source is back (if it
+        was dead), keep the birth for restarts, and store its values (not when restored)."""
+        message, raw, received_us = received
+        name = _scope_name(topic, device)
         if previous is not None and not previous.online:
-            decoded.events.append(NodeEvent(_scope_name(topic, topic.device), "online", (),
-                                            "DBIRTH"))
-        decoded.births.append(Birth(_scope_name(topic, topic.device), None, raw, received_us))
+            decoded.events.append(NodeEvent(name, "online", (), "DBIRTH" if device else "NBIRTH"))
+        decoded.births.append(Birth(name, bdseq, raw, received_us))
         if received_us:
             self._samples(topic, scope, message, received_us, decoded)
-        return decoded
 
     def _data(self, topic: SparkplugTopic, message: Any, raw: bytes,
               received_us: int) -> Decoded:

@@ -108,7 +108,7 @@ class Gateway:
                 "anomaly-detection", self.bus, self.metrics, gateway_id=gateway_id,
                 settings=s.detection, sensors=s.sensors, assets=s.assets,
                 alerts=self.buffer.alerts, readings=self.buffer.readings,
-                positions=self.buffer.meta))
+                positions=self.buffer.meta, worker=s.detection.worker == "process"))
         if s.prediction.enabled:
             self.agents.register(PredictionAgent(
                 "prediction", self.bus, self.metrics, gateway_id=gateway_id,

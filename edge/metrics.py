@@ -117,6 +117,11 @@ class GatewayMetrics:
             "Events not queued because the subscriber's queue was full (it catches up from "
             "the buffer).", ["subscriber"], registry=r,
         )
+        self.detection_worker_restarts = Counter(
+            "edge_detection_worker_restarts",
+            "Detection worker processes that died and were replaced (recovered from the saved "
+            "position).", registry=r,
+        )
         self.http_rejected = Counter(
             "edge_http_requests_rejected", "HTTP requests refused by a guard, by reason.",
             ["reason"], registry=r,

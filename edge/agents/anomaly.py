@@ -8,7 +8,12 @@ Config: `detection.*` (sensitivity, learning, detectors, validation, asset model
 cycle), `sensors.<id>.limits` and `sensors.<id>.detection`, `assets.<id>.detection`.
 
 The decisions are the engine's (edge/detection/engine.py, docs/detection.md); this agent
-adds storage, events, the clock, operators' decisions and false-alarm feedback.
+adds storage, events, the clock, operators' decisions and false-alarm feedback. The engine
+runs where its host says (edge/agents/detection_host.py): by default in a worker process on
+the other core, so judging never takes CPU from commits and acknowledgements. Should the
+worker die, a new one is started and recovers as after a restart (below), from the saved
+position: alert changes not stored yet are judged again, and restored open alerts keep a
+fault that is still going on from opening a second alert.
 
 Retry policy: retried (3 attempts), because `process` is idempotent under retry: the
 engine judges each reading once (an older or repeated timestamp is skipped, and a reading
@@ -38,20 +43,25 @@ models learn from the last `detection.warmup_window_s` of judged readings instea
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from edge.agents.base import BaseAgent
+from edge.agents.detection_host import (
+    DetectionHost,
+    DetectionWorkerError,
+    InlineDetection,
+    WorkerDetection,
+)
 from edge.agents.follow import ReadingsSource, catch_up
 from edge.bus import EventBus
-from edge.detection.engine import DetectionEngine, SensorInAlertError
 from edge.detection.feedback import FEEDBACK_KEY, FeedbackBook, FeedbackView
 from edge.detection.lifecycle import AlertChange
 from edge.detection.profiles import AssetProfile, SensorProfile
+from edge.detection.session import DetectionSession
 from edge.detection.settings import DetectionSettings
 from edge.detection.snapshot import SnapshotError
 from edge.events import (
@@ -66,14 +76,13 @@ from edge.maintenance import alerts as alert_rules
 from edge.maintenance.decisions import DecisionRequest, UnknownTarget, decision_record
 from edge.metrics import GatewayMetrics
 from edge.prediction.predictor import DETECTOR as FORECAST
-from edge.records import FLAG_CLOCK_SUSPECT, AlertRecord, DecisionRecord, LabelRecord, Reading
+from edge.records import AlertRecord, DecisionRecord, LabelRecord, Reading
 from edge.settings import AssetSettings, SensorSettings
 
 log = logging.getLogger(__name__)
 
 _RELEASE_SWEEP_S = 60.0
 _CLOSED_RESTORED = 1000  # the newest closed alerts whose mute a restart takes back
-_JUDGE_SLICE = 500  # readings judged between two turns of the event loop (~5 ms)
 
 
 class AlertLog(Protocol):
@@ -136,17 +145,20 @@ class AnomalyDetectionAgent(BaseAgent):
                  gateway_id: str, settings: DetectionSettings,
                  sensors: dict[str, SensorSettings], alerts: AlertLog, readings: ReadingsSource,
                  positions: PositionStore, assets: dict[str, AssetSettings] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, worker: bool = False) -> None:
+        """`worker`: run the engine in a worker process (the daemon does, by
+        `detection.worker`); else inline, on this event loop and this agent's clock."""
         super().__init__(agent_id, bus, metrics)
         self._settings = settings
         self._alerts = alerts
         self._readings = readings
         self._positions = positions
         self._clock = clock
-        self.engine = DetectionEngine(gateway_id, settings,
-                                      profiles=sensor_profiles(settings, sensors),
-                                      assets=asset_profiles(settings, assets or {}))
-        self.engine.suppressed = self._suppressed
+        profiles, asset_models = sensor_profiles(settings, sensors), \
+            asset_profiles(settings, assets or {})
+        self.detection: DetectionHost = (
+            WorkerDetection(gateway_id, settings, profiles, asset_models) if worker else
+            InlineDetection(DetectionSession(gateway_id, settings, profiles, asset_models, clock)))
         self._unsaved: list[AlertChange] = []
         self._lock = asyncio.Lock()  # the bus worker and the clock tick take turns
         self.judged_seq = 0  # every reading up to this buffer seq has been judged
@@ -162,27 +174,43 @@ class AnomalyDetectionAgent(BaseAgent):
         # A buffer from before this position was kept: start at its end, as before.
         self.judged_seq = self._saved_seq = saved if saved is not None else \
             await self._readings.last_seq()
-        learned_from = await self._load_snapshot()
-        restored = [a for a in await self._alerts.open_items() if a.detector != FORECAST]
-        self.engine.restore(restored)
-        # Closed by a person within the last suppression span: still muted (until normal).
-        # A false alarm's own suppression (the feedback book) covers those it closed.
-        since = self._clock() - self._settings.false_alarm_suppress_s
-        self.engine.restore_closed(
-            a for a in await self._alerts.latest("closed", limit=_CLOSED_RESTORED)
-            if a.detector != FORECAST and "false_alarm" not in a.details
-            and a.updated_at.timestamp() >= since)
         self.feedback.load(await self._positions.get_json(FEEDBACK_KEY) or [])
-        for sensor_id in self.feedback.sensor_ids():
-            self.engine.set_budget_factor(sensor_id, self.feedback.budget_factor(sensor_id))
-        relearned = await self._relearn(learned_from)
-        log.info("anomaly detection ready", extra={
-            "restored_open_alerts": len(restored), "snapshot_position": learned_from,
-            "relearned_readings": relearned, "judged_seq": self.judged_seq})
-        self._metrics.alerts_open.set(self.engine.open_count)
+        await self.detection.start()
+        await self._prepare("anomaly detection ready")
         self._next_snapshot = self._clock() + self._settings.snapshot_interval_s
         await super().start()
         self._tick_every(self._settings.silence_check_interval_s, self.tick)
+
+    async def _prepare(self, message: str) -> None:
+        """Bring fresh models to the saved position: the snapshot, the readings judged after
+        it (learned, no alerts), the open alerts, operators' mutes and the feedback."""
+        learned_from = await self._load_snapshot()
+        restored = [a for a in await self._alerts.open_items() if a.detector != FORECAST]
+        await self.detection.restore(restored)
+        # Closed by a person within the last suppression span: still muted (until normal).
+        # A false alarm's own suppression (the feedback book) covers those it closed.
+        since = self._clock() - self._settings.false_alarm_suppress_s
+        await self.detection.restore_closed([
+            a for a in await self._alerts.latest("closed", limit=_CLOSED_RESTORED)
+            if a.detector != FORECAST and "false_alarm" not in a.details
+            and a.updated_at.timestamp() >= since])
+        await self.detection.set_feedback(self.feedback.to_json())
+        relearned = await self._relearn(learned_from)
+        log.info(message, extra={
+            "restored_open_alerts": len(restored), "snapshot_position": learned_from,
+            "relearned_readings": relearned, "judged_seq": self.judged_seq})
+        self._metrics.alerts_open.set(self.detection.open_count)
+
+    async def _recover(self, error: DetectionWorkerError) -> None:
+        """A new worker, recovered from the saved position as after a restart; what was
+        judged after it is judged again (by the next event or tick)."""
+        log.error("detection worker lost: starting a new one", extra={"error": str(error)})
+        self._metrics.detection_worker_restarts.inc()
+        assert isinstance(self.detection, WorkerDetection)
+        await self.detection.restart()
+        self._unsaved = []
+        self.judged_seq = self._saved_seq
+        await self._prepare("detection worker recovered")
 
     async def stop(self) -> None:
         await self._stop_ticking()
@@ -193,65 +221,77 @@ class AnomalyDetectionAgent(BaseAgent):
                 await self._save_snapshot()
         except Exception:  # the buffer may be failing; the next start re-judges what is left
             log.warning("anomaly detection stopped with unsaved alert changes", exc_info=True)
+        await self.detection.stop()
         self._opened_log.flush()  # the count of 'alert opened' lines held back
         await super().stop()
 
     @property
     def tracked_sensors(self) -> int:
-        return self.engine.sensor_count
+        return self.detection.sensor_count
 
     def backlog(self, last_committed_seq: int) -> int | None:
         return max(0, last_committed_seq - self.judged_seq)
 
     async def process(self, event: BaseEventModel) -> None:
         async with self._lock:
-            if isinstance(event, FeedGapEvent):
-                await self._catch_up(None)
-            elif isinstance(event, NodeStateEvent):
-                self._node_state(event)
-            elif isinstance(event, DataProcessedEvent) and event.last_seq is not None \
-                    and event.last_seq > self.judged_seq:
-                if event.first_seq is not None and event.first_seq > self.judged_seq + 1:
-                    await self._catch_up(event.first_seq - 1)
-                await self._judge_in_turns(event.readings)
-                self.judged_seq = event.last_seq
+            try:
+                await self._process(event)
+            except DetectionWorkerError as exc:
+                await self._recover(exc)  # the next tick catches up what this missed
+                return
             await self._flush(event.correlation_id or event.event_id)
+
+    async def _process(self, event: BaseEventModel) -> None:
+        if isinstance(event, FeedGapEvent):
+            await self._catch_up(None)
+        elif isinstance(event, NodeStateEvent):
+            await self._node_state(event)
+        elif isinstance(event, DataProcessedEvent) and event.last_seq is not None \
+                and event.last_seq > self.judged_seq:
+            if event.first_seq is not None and event.first_seq > self.judged_seq + 1:
+                await self._catch_up(event.first_seq - 1)
+            self._unsaved += await self.detection.judge(event.readings)
+            self.judged_seq = event.last_seq
 
     async def tick(self) -> None:
         """Clock work: catch up when behind and idle, judge silence when caught up, save."""
         async with self._lock:
-            last_seq = await self._readings.last_seq()
-            behind = self.judged_seq < last_seq
-            if behind and self.judged_seq == self._seq_at_last_tick:
-                await self._catch_up(last_seq)  # nothing came by event since the last tick
-                behind = self.judged_seq < last_seq
-            self._seq_at_last_tick = self.judged_seq
-            now = self._clock()
-            if behind:
-                # Judge silence only up to the arrival of the oldest reading not judged yet:
-                # a sensor is not silent because this agent has not seen its readings.
-                oldest = await self._readings.readings_after(self.judged_seq, 1)
-                if oldest:
-                    now = min(now, oldest[0].received_us / 1e6)
-            self._unsaved += self.engine.tick(now)
-            self._release_idle(now)
-            self._count_candidates()
-            await self._flush(None)
-            await self._save_position()
-            if self._clock() >= self._next_snapshot and self.judged_seq == self._saved_seq:
-                await self._save_snapshot()
+            try:
+                await self._tick()
+            except DetectionWorkerError as exc:
+                await self._recover(exc)
 
-    def _release_idle(self, now: float) -> None:
+    async def _tick(self) -> None:
+        last_seq = await self._readings.last_seq()
+        behind = self.judged_seq < last_seq
+        if behind and self.judged_seq == self._seq_at_last_tick:
+            await self._catch_up(last_seq)  # nothing came by event since the last tick
+            behind = self.judged_seq < last_seq
+        self._seq_at_last_tick = self.judged_seq
+        now = self._clock()
+        if behind:
+            # Judge silence only up to the arrival of the oldest reading not judged yet:
+            # a sensor is not silent because this agent has not seen its readings.
+            oldest = await self._readings.readings_after(self.judged_seq, 1)
+            if oldest:
+                now = min(now, oldest[0].received_us / 1e6)
+        self._unsaved += await self.detection.tick(now)
+        await self._release_idle(now)
+        await self._count_candidates()
+        await self._flush(None)
+        await self._save_position()
+        if self._clock() >= self._next_snapshot and self.judged_seq == self._saved_seq:
+            await self._save_snapshot()
+
+    async def _release_idle(self, now: float) -> None:
         """Give back the models of sensors idle for long (none with an open alert)."""
         if now < self._next_release:
             return
         self._next_release = now + _RELEASE_SWEEP_S
-        for sensor_id in self.engine.idle_sensors(now - self._settings.release_idle_s):
-            with contextlib.suppress(SensorInAlertError):
-                self.engine.release(sensor_id)
+        await self.detection.release_idle(now - self._settings.release_idle_s)
 
-    def _count_candidates(self) -> None:
-        for outcome, count in self.engine.drain_candidate_counts().items():
+    async def _count_candidates(self) -> None:
+        for outcome, count in (await self.detection.drain_candidate_counts()).items():
             self._metrics.anomaly_candidates.labels(outcome).inc(count)
 
     async def _save_position(self) -> None:
@@ -265,13 +305,12 @@ class AnomalyDetectionAgent(BaseAgent):
         if self._unsaved or self.judged_seq != self._saved_seq:
             return
         started = time.monotonic()
-        # In a worker thread: the pipeline's commits and acks go on meanwhile (20,000 sensors
-        # take ~10 s). The lock is held, so nothing changes the models during it.
-        data = await asyncio.to_thread(self.engine.snapshot)
+        # Off the event loop (worker process or thread): commits and acks go on meanwhile.
+        data = await self.detection.snapshot()
         await self._positions.set_snapshot(SNAPSHOT_KEY, data, self.judged_seq)
         self._next_snapshot = self._clock() + self._settings.snapshot_interval_s
         log.debug("detection models saved", extra={"bytes": len(data), "sensors":
-                                                   self.engine.sensor_count,
+                                                   self.detection.sensor_count,
                                                    "seconds": round(time.monotonic() - started, 3)})
 
     async def _load_snapshot(self) -> int | None:
@@ -281,7 +320,7 @@ class AnomalyDetectionAgent(BaseAgent):
             return None
         data, position = saved
         try:
-            report = self.engine.load_snapshot(data)
+            report = await self.detection.load_snapshot(data)
         except SnapshotError as exc:
             log.warning("detection models not loaded: they relearn", extra={"error": str(exc)})
             return None
@@ -297,53 +336,22 @@ class AnomalyDetectionAgent(BaseAgent):
 
             async def learn(readings: list[Reading], _last_seq: int) -> None:
                 nonlocal count
-                self._learn(readings)
-                count += len(readings)
+                count += await self.detection.learn(readings)
 
             await catch_up(self._readings, snapshot_position, self.judged_seq, learn)
             return count
         since_us = int((self._clock() - self._settings.warmup_window_s) * 1_000_000)
-        readings = await self._readings.recent_readings(since_us, self.judged_seq)
-        self._learn(readings)
-        return len(readings)
+        return await self.detection.learn(
+            await self._readings.recent_readings(since_us, self.judged_seq))
 
-    def _learn(self, readings: Iterable[Reading]) -> None:
-        learn = self.engine.learn
-        for r in readings:
-            if not r.flags & FLAG_CLOCK_SUSPECT:
-                learn(r.sensor_id, r.asset_id, r.ts_us / 1e6, r.value, r.received_us / 1e6)
-
-    async def _judge_in_turns(self, readings: Sequence[Reading]) -> None:
-        """Judge in slices, giving the event loop a turn between them: a large batch or a
-        catch-up chunk (20,000 readings, ~0.2 s of judging) must not hold up the commits,
-        acknowledgements and alerts of everything else meanwhile."""
-        for start in range(0, len(readings), _JUDGE_SLICE):
-            if start:
-                await asyncio.sleep(0)
-            self._judge(readings[start:start + _JUDGE_SLICE])
-
-    def _judge(self, readings: Iterable[Reading]) -> None:
-        observe = self.engine.observe
-        changes = self._unsaved
-        for r in readings:
-            if r.flags & FLAG_CLOCK_SUSPECT:
-                continue  # its time cannot be trusted: stored, not judged
-            found = observe(r.sensor_id, r.asset_id, r.ts_us / 1e6, r.value, r.received_us / 1e6)
-            if found:
-                changes += found
-
-    def _node_state(self, event: NodeStateEvent) -> None:
+    async def _node_state(self, event: NodeStateEvent) -> None:
         """A Sparkplug node or device died or was born again (NodeStateEvent)."""
         ts = event.at.timestamp()
         if event.state == "offline":
-            self._unsaved += self.engine.source_offline(event.source_id, event.source_id,
-                                                        event.sensor_ids, ts, event.reason)
+            self._unsaved += await self.detection.source_offline(
+                event.source_id, event.sensor_ids, ts, event.reason)
         else:
-            self._unsaved += self.engine.source_online(event.source_id, ts)
-
-    def _suppressed(self, sensor_id: str, detector: str) -> bool:
-        """An operator's recent false-alarm decision silences this condition."""
-        return self.feedback.active and self.feedback.suppressed(sensor_id, detector, self._clock())
+            self._unsaved += await self.detection.source_online(event.source_id, ts)
 
     async def decide(self, request: DecisionRequest, received_at: datetime) -> DecisionRecord:
         """Apply an operator's decision about an alert (acknowledge, snooze, close, false
@@ -355,10 +363,12 @@ class AnomalyDetectionAgent(BaseAgent):
                 raise UnknownTarget(f"no alert {request.target_id!r}")
             updated = alert_rules.decide(alert, request, received_at)  # may raise Rejection
             if request.action in ("close", "false_alarm"):
-                self.engine.close(alert.sensor_id, alert.detector)
+                await self.detection.close(alert.sensor_id, alert.detector)
             else:  # acknowledge, snooze: the engine's next versions carry them
-                self.engine.take_decided(updated)
+                await self.detection.take_decided(updated)
             detail = self._feedback_for(alert, request, received_at)
+            if detail:
+                await self.detection.set_feedback(self.feedback.to_json())
             if detail:
                 updated = updated.model_copy(update={"details": {**updated.details,
                                                                  "feedback": detail}})
@@ -367,7 +377,7 @@ class AnomalyDetectionAgent(BaseAgent):
             await self._alerts.append([updated], decision=record)
             if detail:
                 await self._positions.set_json(FEEDBACK_KEY, self.feedback.to_json())
-            self._metrics.alerts_open.set(self.engine.open_count)
+            self._metrics.alerts_open.set(self.detection.open_count)
             if alert.state == "open":  # a label on a resolved alert changes nothing live
                 change = AlertChange("closed" if updated.state == "closed" else "updated",
                                      updated)
@@ -390,7 +400,6 @@ class AnomalyDetectionAgent(BaseAgent):
         else:
             return ""
         budget = self.feedback.budget_factor(alert.sensor_id)
-        self.engine.set_budget_factor(alert.sensor_id, budget)
         return (f"{alert.detector} on {alert.sensor_id}: {view.false_alarms} false alarm(s), "
                 f"false-candidate budget x{budget:.3g}, suppressed until "
                 f"{datetime.fromtimestamp(view.suppressed_until, UTC).isoformat()}"
@@ -402,7 +411,7 @@ class AnomalyDetectionAgent(BaseAgent):
         target = up_to_seq if up_to_seq is not None else await self._readings.last_seq()
 
         async def judge(readings: list[Reading], last_seq: int) -> None:
-            await self._judge_in_turns(readings)
+            self._unsaved += await self.detection.judge(readings)
             self.judged_seq = last_seq
             await self._flush(None)
 
@@ -419,7 +428,7 @@ class AnomalyDetectionAgent(BaseAgent):
         for change in changes:
             self._log_change(change)
             await self._publish(_event(self.agent_id, change, correlation_id))
-        self._metrics.alerts_open.set(self.engine.open_count)
+        self._metrics.alerts_open.set(self.detection.open_count)
 
     def _log_change(self, change: AlertChange) -> None:
         alert = change.alert

@@ -26,7 +26,7 @@ same number means the same on a 1 Hz vibration sensor and a 5-minute temperature
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -171,6 +171,11 @@ class DetectionSettings(_Model):
     """Detection and the alert life cycle, for every sensor."""
 
     enabled: bool = True
+    worker: Literal["process", "inline"] = Field(
+        default="process",
+        description="process: the models run in a child process on another core, so judging "
+                    "never takes CPU from commits and acknowledgements; inline: on the daemon's "
+                    "event loop (a one-core box).")
     sensitivity: float = Field(default=0.55, ge=0, le=1,
                                description="False alerts allowed per sensor-day on normal "
                                            "behaviour: 10 ** (4 * sensitivity - 3).")

@@ -89,7 +89,7 @@ async def test_a_false_alarm_silences_the_condition_cuts_the_budget_and_can_be_u
         assert await buffer.alerts.open_items() == []
         await agent.process(feed.event(*_normal(12, 8), 45.0, 46.0))  # normal, then again
         assert await buffer.alerts.open_items() == [], "silenced for false_alarm_suppress_s"
-        assert agent.engine.drain_candidate_counts().get("rejected_false_alarm_feedback", 0) >= 1
+        assert agent.detection.session.drain_candidate_counts().get("rejected_false_alarm_feedback", 0) >= 1
         await agent.stop()
 
         status = await build_status(buffer, mqtt_connected=None, central="not configured")
@@ -132,7 +132,7 @@ async def test_a_false_alarm_on_a_datasheet_limit_silences_nothing(tmp_path: Pat
         [again] = await buffer.alerts.open_items()
         assert again.detector == "limits" and again.alert_id != alert.alert_id
         assert agent.feedback.views() == []
-        assert agent.engine.drain_candidate_counts().get("rejected_false_alarm_feedback", 0) == 0
+        assert agent.detection.session.drain_candidate_counts().get("rejected_false_alarm_feedback", 0) == 0
         await agent.stop()
 
 

@@ -1,0 +1,217 @@
+"""Where the anomaly agent's detection runs: in a worker process, or inline.
+
+Detection costs about 10-20 µs a reading (edge/detection); on the daemon's event loop that
+is CPU taken from every commit and acknowledgement, and it capped ingest at a third of what
+the durable path does without it. So by default (`detection.worker: process`) the models
+live in a child process (`python -m edge.agents.detection_worker`) on the other core: the
+agent sends it batches of readings and gets alert changes back, over the child's stdin and
+stdout, one call at a time (length-prefixed pickles; parent and child are the same code).
+`inline` keeps them on the loop (one core, or tests that drive a fake clock).
+
+Both hosts offer the same typed calls (`DetectionSession`'s, awaited) and keep the engine's
+counts from the last call. A worker that dies raises `DetectionWorkerError` on the call in
+flight; the agent starts a new one and recovers its state as after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pickle
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
+from typing import Any
+
+from edge.detection.engine import SnapshotReport
+from edge.detection.lifecycle import AlertChange
+from edge.detection.profiles import AssetProfile, SensorProfile
+from edge.detection.session import DetectionSession, Row
+from edge.detection.settings import DetectionSettings
+from edge.records import AlertRecord, Reading
+
+log = logging.getLogger(__name__)
+
+_ROW = itemgetter(0, 1, 2, 3, 6, 7)  # Reading -> Row, in C: the agent's only per-reading cost
+_JUDGE_SLICE = 500  # inline: readings judged between two turns of the event loop (~5 ms)
+HEADER_BYTES = 8  # a frame: its length (big-endian), then a pickle
+
+
+class DetectionWorkerError(RuntimeError):
+    """The detection worker process is gone (it crashed, or was killed)."""
+
+
+def rows(readings: Iterable[Reading]) -> list[Row]:
+    return list(map(_ROW, readings))
+
+
+class DetectionHost:
+    """Typed, awaited calls to a `DetectionSession`; subclasses say where it runs."""
+
+    open_count = 0
+    sensor_count = 0
+
+    async def start(self) -> None:
+        """Ready for calls."""
+
+    async def stop(self) -> None:
+        """No more calls."""
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        raise NotImplementedError
+
+    async def judge(self, readings: Sequence[Reading]) -> list[AlertChange]:
+        result: list[AlertChange] = await self._call("judge", rows(readings))
+        return result
+
+    async def learn(self, readings: Sequence[Reading]) -> int:
+        result: int = await self._call("learn", rows(readings))
+        return result
+
+    async def tick(self, now: float) -> list[AlertChange]:
+        result: list[AlertChange] = await self._call("tick", now)
+        return result
+
+    async def release_idle(self, before: float) -> int:
+        result: int = await self._call("release_idle", before)
+        return result
+
+    async def source_offline(self, source_id: str, sensor_ids: Sequence[str], ts: float,
+                             reason: str) -> list[AlertChange]:
+        result: list[AlertChange] = await self._call("source_offline", source_id,
+                                                     list(sensor_ids), ts, reason)
+        return result
+
+    async def source_online(self, source_id: str, ts: float) -> list[AlertChange]:
+        result: list[AlertChange] = await self._call("source_online", source_id, ts)
+        return result
+
+    async def close(self, sensor_id: str, detector: str) -> bool:
+        result: bool = await self._call("close", sensor_id, detector)
+        return result
+
+    async def take_decided(self, alert: AlertRecord) -> bool:
+        result: bool = await self._call("take_decided", alert)
+        return result
+
+    async def set_feedback(self, book: list[dict[str, object]]) -> None:
+        await self._call("set_feedback", book)
+
+    async def restore(self, alerts: Sequence[AlertRecord]) -> None:
+        await self._call("restore", list(alerts))
+
+    async def restore_closed(self, alerts: Sequence[AlertRecord]) -> None:
+        await self._call("restore_closed", list(alerts))
+
+    async def drain_candidate_counts(self) -> dict[str, int]:
+        result: dict[str, int] = await self._call("drain_candidate_counts")
+        return result
+
+    async def snapshot(self) -> bytes:
+        result: bytes = await self._call("snapshot")
+        return result
+
+    async def load_snapshot(self, data: bytes) -> SnapshotReport:
+        result: SnapshotReport = await self._call("load_snapshot", data)
+        return result
+
+
+class InlineDetection(DetectionHost):
+    """The session on the event loop, judging in slices with a loop turn between them."""
+
+    def __init__(self, session: DetectionSession) -> None:
+        self.session = session
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        result = getattr(self.session, name)(*args)
+        self.open_count, self.sensor_count = self.session.counts()
+        return result
+
+    async def judge(self, readings: Sequence[Reading]) -> list[AlertChange]:
+        """A large batch or a catch-up chunk (20,000 readings, ~0.2 s of judging) must not
+        hold up the commits, acknowledgements and alerts of everything else meanwhile."""
+        changes: list[AlertChange] = []
+        for start in range(0, len(readings), _JUDGE_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            changes += self.session.judge(rows(readings[start:start + _JUDGE_SLICE]))
+        self.open_count, self.sensor_count = self.session.counts()
+        return changes
+
+    async def snapshot(self) -> bytes:
+        # In a worker thread: commits and acks go on meanwhile (20,000 sensors take ~10 s).
+        # The agent's lock is held, so nothing changes the models during it.
+        return await asyncio.to_thread(self.session.snapshot)
+
+
+class WorkerDetection(DetectionHost):
+    """The session in a child process; see the module docstring."""
+
+    def __init__(self, gateway_id: str, settings: DetectionSettings,
+                 profiles: Mapping[str, SensorProfile], assets: Mapping[str, AssetProfile],
+                 command: Sequence[str] | None = None) -> None:
+        self._init = (gateway_id, settings, dict(profiles), dict(assets))
+        self._command = list(command or (sys.executable, "-m", "edge.agents.detection_worker"))
+        self._process: asyncio.subprocess.Process | None = None
+        self._lock = asyncio.Lock()  # one call at a time on the pipe
+        self.pid: int | None = None
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            *self._command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        self.pid = self._process.pid
+        self.open_count = self.sensor_count = 0
+        await self._call("init", *self._init)
+
+    async def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()  # end of input: the worker exits
+        try:
+            await asyncio.wait_for(process.wait(), 10.0)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    async def restart(self) -> None:
+        """A new worker with empty models (the agent restores them)."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+        await self.start()
+
+    async def _call(self, name: str, *args: Any) -> Any:
+        async with self._lock:
+            process = self._process
+            if process is None or process.stdin is None or process.stdout is None:
+                raise DetectionWorkerError("the detection worker is not running")
+            frame = pickle.dumps((name, args), protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                process.stdin.write(len(frame).to_bytes(HEADER_BYTES, "big"))
+                process.stdin.write(frame)
+                await process.stdin.drain()
+                size = int.from_bytes(await process.stdout.readexactly(HEADER_BYTES), "big")
+                ok, result, counts = pickle.loads(await process.stdout.readexactly(size))
+            except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
+                code = process.returncode
+                raise DetectionWorkerError(
+                    f"the detection worker (pid {process.pid}) is gone"
+                    + (f", exit {code}" if code is not None else "")) from exc
+        self.open_count, self.sensor_count = counts
+        if not ok:
+            raise result
+        return result
+
+
+def worker_host(gateway_id: str, settings: DetectionSettings,
+                profiles: Mapping[str, SensorProfile], assets: Mapping[str, AssetProfile],
+                clock: Callable[[], float]) -> DetectionHost:
+    """The host `detection.worker` asks for."""
+    if settings.worker == "process":
+        return WorkerDetection(gateway_id, settings, profiles, assets)
+    return InlineDetection(DetectionSession(gateway_id, settings, profiles, assets, clock))

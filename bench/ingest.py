@@ -170,8 +170,8 @@ async def _gateway_run(settings: Settings, expected: int | None) -> GatewayRun:
                 runner.result()
             await asyncio.sleep(0.005)
         committed_at = time.perf_counter()
-        agent = next(a for a in gateway.agents if a.agent_id == "anomaly-detection")
-        while agent.backlog(gateway.pipeline.last_seq):
+        agent = next((a for a in gateway.agents if a.agent_id == "anomaly-detection"), None)
+        while agent is not None and agent.backlog(gateway.pipeline.last_seq):
             await asyncio.sleep(0.005)
         judged_at = time.perf_counter()
     overflows = gateway.pipeline.health(30).announce_overflows

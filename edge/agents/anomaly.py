@@ -56,7 +56,7 @@ from edge.agents.detection_host import (
     InlineDetection,
     WorkerDetection,
 )
-from edge.agents.follow import ReadingsSource, catch_up
+from edge.agents.follow import ReadingsSource, catch_up, catch_up_rows
 from edge.bus import EventBus
 from edge.detection.feedback import FEEDBACK_KEY, FeedbackBook, FeedbackView
 from edge.detection.lifecycle import AlertChange
@@ -76,7 +76,7 @@ from edge.maintenance import alerts as alert_rules
 from edge.maintenance.decisions import DecisionRequest, UnknownTarget, decision_record
 from edge.metrics import GatewayMetrics
 from edge.prediction.predictor import DETECTOR as FORECAST
-from edge.records import AlertRecord, DecisionRecord, LabelRecord, Reading
+from edge.records import AlertRecord, DecisionRecord, LabelRecord, Reading, ReadingRow
 from edge.settings import AssetSettings, SensorSettings
 
 log = logging.getLogger(__name__)
@@ -410,12 +410,12 @@ class AnomalyDetectionAgent(BaseAgent):
         storing alerts chunk by chunk, so a long backlog does not delay the first alert."""
         target = up_to_seq if up_to_seq is not None else await self._readings.last_seq()
 
-        async def judge(readings: list[Reading], last_seq: int) -> None:
-            self._unsaved += await self.detection.judge(readings)
+        async def judge(readings: list[ReadingRow], last_seq: int) -> None:
+            self._unsaved += await self.detection.judge_buffered(readings)
             self.judged_seq = last_seq
             await self._flush(None)
 
-        await catch_up(self._readings, self.judged_seq, target, judge)
+        await catch_up_rows(self._readings, self.judged_seq, target, judge)
 
 
     async def _flush(self, correlation_id: str | None) -> None:

@@ -29,11 +29,12 @@ from edge.detection.lifecycle import AlertChange
 from edge.detection.profiles import AssetProfile, SensorProfile
 from edge.detection.session import DetectionSession, Row
 from edge.detection.settings import DetectionSettings
-from edge.records import AlertRecord, Reading
+from edge.records import AlertRecord, Reading, ReadingRow
 
 log = logging.getLogger(__name__)
 
 _ROW = itemgetter(0, 1, 2, 3, 6, 7)  # Reading -> Row, in C: the agent's only per-reading cost
+_BUFFERED_ROW = itemgetter(1, 2, 3, 4, 7, 8)  # ReadingRow (seq first) -> Row
 _JUDGE_SLICE = 500  # inline: readings judged between two turns of the event loop (~5 ms)
 HEADER_BYTES = 8  # a frame: its length (big-endian), then a pickle
 
@@ -44,6 +45,10 @@ class DetectionWorkerError(RuntimeError):
 
 def rows(readings: Iterable[Reading]) -> list[Row]:
     return list(map(_ROW, readings))
+
+
+def buffered_rows(readings: Iterable[ReadingRow]) -> list[Row]:
+    return list(map(_BUFFERED_ROW, readings))
 
 
 class DetectionHost:
@@ -62,7 +67,14 @@ class DetectionHost:
         raise NotImplementedError
 
     async def judge(self, readings: Sequence[Reading]) -> list[AlertChange]:
-        result: list[AlertChange] = await self._call("judge", rows(readings))
+        return await self.judge_rows(rows(readings))
+
+    async def judge_buffered(self, readings: Sequence[ReadingRow]) -> list[AlertChange]:
+        """`judge` for rows read back from the buffer (a catch-up)."""
+        return await self.judge_rows(buffered_rows(readings))
+
+    async def judge_rows(self, batch: list[Row]) -> list[AlertChange]:
+        result: list[AlertChange] = await self._call("judge", batch)
         return result
 
     async def learn(self, readings: Sequence[Reading]) -> int:
@@ -128,14 +140,14 @@ class InlineDetection(DetectionHost):
         self.open_count, self.sensor_count = self.session.counts()
         return result
 
-    async def judge(self, readings: Sequence[Reading]) -> list[AlertChange]:
+    async def judge_rows(self, batch: list[Row]) -> list[AlertChange]:
         """A large batch or a catch-up chunk (20,000 readings, ~0.2 s of judging) must not
         hold up the commits, acknowledgements and alerts of everything else meanwhile."""
         changes: list[AlertChange] = []
-        for start in range(0, len(readings), _JUDGE_SLICE):
+        for start in range(0, len(batch), _JUDGE_SLICE):
             if start:
                 await asyncio.sleep(0)
-            changes += self.session.judge(rows(readings[start:start + _JUDGE_SLICE]))
+            changes += self.session.judge(batch[start:start + _JUDGE_SLICE])
         self.open_count, self.sensor_count = self.session.counts()
         return changes
 

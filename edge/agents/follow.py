@@ -35,10 +35,22 @@ async def catch_up(source: ReadingsSource, after_seq: int, up_to_seq: int,
     The target is fixed by the caller, so a long backlog does not run after a moving end;
     `take` runs per chunk, so results (alerts) go out early.
     """
+    async def take_readings(rows: list[ReadingRow], position: int) -> None:
+        await take([Reading._make(row[1:]) for row in rows], position)
+
+    await catch_up_rows(source, after_seq, up_to_seq, take_readings, chunk)
+
+
+async def catch_up_rows(source: ReadingsSource, after_seq: int, up_to_seq: int,
+                        take: Callable[[list[ReadingRow], int], Awaitable[None]],
+                        chunk: int = CATCH_UP_CHUNK) -> None:
+    """`catch_up` with the buffer's rows as they come (no conversion per reading)."""
     position = after_seq
     while position < up_to_seq:
-        rows = [row for row in await source.readings_after(position, chunk) if row.seq <= up_to_seq]
+        rows = await source.readings_after(position, chunk)
+        if rows and rows[-1].seq > up_to_seq:
+            rows = [row for row in rows if row.seq <= up_to_seq]
         if not rows:
             break
         position = rows[-1].seq
-        await take([Reading._make(row[1:]) for row in rows], position)
+        await take(rows, position)

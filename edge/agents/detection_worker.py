@@ -11,7 +11,6 @@ still needs its worker to save the models while it stops.
 
 from __future__ import annotations
 
-import os
 import pickle
 import signal
 import sys
@@ -20,8 +19,6 @@ from typing import Any, BinaryIO
 
 from edge.agents.detection_host import HEADER_BYTES
 from edge.detection.session import CALLS, DetectionSession
-
-NICENESS = 10
 
 
 def _read_frame(stream: BinaryIO) -> Any:
@@ -65,7 +62,6 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
 
 
 def main() -> None:
-    os.nice(NICENESS)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     requests, replies = sys.stdin.buffer, sys.stdout.buffer

@@ -162,12 +162,15 @@ class WorkerDetection(DetectionHost):
 
     def __init__(self, gateway_id: str, settings: DetectionSettings,
                  profiles: Mapping[str, SensorProfile], assets: Mapping[str, AssetProfile],
-                 command: Sequence[str] | None = None) -> None:
+                 *, command: Sequence[str] | None = None, call_timeout_s: float = 120.0) -> None:
         self._init = (gateway_id, settings, dict(profiles), dict(assets))
         self._command = list(command or (sys.executable, "-m", "edge.agents.detection_worker"))
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()  # one call at a time on the pipe
         self.pid: int | None = None
+        # The longest a call may take before the worker counts as stuck (and is replaced):
+        # far above the slowest real call, a snapshot of 20,000 sensors (~10 s).
+        self.call_timeout_s = call_timeout_s
 
     async def start(self) -> None:
         self._process = await asyncio.create_subprocess_exec(
@@ -207,8 +210,15 @@ class WorkerDetection(DetectionHost):
                 process.stdin.write(len(frame).to_bytes(HEADER_BYTES, "big"))
                 process.stdin.write(frame)
                 await process.stdin.drain()
-                size = int.from_bytes(await process.stdout.readexactly(HEADER_BYTES), "big")
-                ok, result, counts = pickle.loads(await process.stdout.readexactly(size))
+                async with asyncio.timeout(self.call_timeout_s):
+                    size = int.from_bytes(await process.stdout.readexactly(HEADER_BYTES), "big")
+                    ok, result, counts = pickle.loads(await process.stdout.readexactly(size))
+            except TimeoutError as exc:  # stopped or stuck: as good as dead
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                raise DetectionWorkerError(
+                    f"the detection worker (pid {process.pid}) did not answer {name!r} within "
+                    f"{self.call_timeout_s:g} s; killed") from exc
             except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
                 code = process.returncode
                 raise DetectionWorkerError(
@@ -219,11 +229,3 @@ class WorkerDetection(DetectionHost):
             raise result
         return result
 
-
-def worker_host(gateway_id: str, settings: DetectionSettings,
-                profiles: Mapping[str, SensorProfile], assets: Mapping[str, AssetProfile],
-                clock: Callable[[], float]) -> DetectionHost:
-    """The host `detection.worker` asks for."""
-    if settings.worker == "process":
-        return WorkerDetection(gateway_id, settings, profiles, assets)
-    return InlineDetection(DetectionSession(gateway_id, settings, profiles, assets, clock))

@@ -11,8 +11,10 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from edge.agents.anomaly import AnomalyDetectionAgent
-from edge.agents.detection_host import InlineDetection, WorkerDetection
+from edge.agents.detection_host import DetectionWorkerError, InlineDetection, WorkerDetection
 from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
 from edge.detection.session import DetectionSession
@@ -106,3 +108,18 @@ async def test_the_worker_ignores_sigterm_and_exits_when_the_daemon_is_gone() ->
     assert process is not None and process.stdin is not None
     process.stdin.close()  # what a SIGKILLed daemon leaves it: the end of its input
     assert await asyncio.wait_for(process.wait(), 10) == 0
+
+
+async def test_a_stopped_worker_counts_as_dead_after_the_call_timeout() -> None:
+    worker = WorkerDetection("gw", DetectionSettings(), {}, {}, call_timeout_s=1.0)
+    await worker.start()
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGSTOP)  # stuck: alive, but it never answers
+    with pytest.raises(DetectionWorkerError, match="did not answer 'tick'"):
+        await worker.tick(T0)
+    process = worker._process
+    assert process is not None
+    assert await asyncio.wait_for(process.wait(), 10) == -signal.SIGKILL
+    await worker.restart()
+    assert await worker.tick(T0) == [] and worker.pid != process.pid
+    await worker.stop()

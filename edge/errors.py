@@ -24,6 +24,11 @@ class PayloadError(EdgeError):
         self.detail = detail
 
 
+class TemporarilyUnavailable(EdgeError):
+    """A part of the gateway cannot answer now but is being brought back: try again soon
+    (HTTP 503 with Retry-After)."""
+
+
 class BufferStoreError(EdgeError):
     """Base of the SQLite buffer's errors; the message names the buffer file."""
 

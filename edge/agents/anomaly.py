@@ -45,9 +45,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from edge.agents.base import BaseAgent
 from edge.agents.detection_host import (
@@ -80,9 +80,12 @@ from edge.records import AlertRecord, DecisionRecord, LabelRecord, Reading, Read
 from edge.settings import AssetSettings, SensorSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _RELEASE_SWEEP_S = 60.0
 _CLOSED_RESTORED = 1000  # the newest closed alerts whose mute a restart takes back
+# A stop must end within systemd's TimeoutStopSec (45 s): a stuck worker cannot hold it longer.
+_STOP_SNAPSHOT_TIMEOUT_S = 25.0
 
 
 class AlertLog(Protocol):
@@ -185,6 +188,12 @@ class AnomalyDetectionAgent(BaseAgent):
         """Bring fresh models to the saved position: the snapshot, the readings judged after
         it (learned, no alerts), the open alerts, operators' mutes and the feedback."""
         learned_from = await self._load_snapshot()
+        relearned = 0
+        if learned_from is None:
+            # From nothing: learn the recent readings first. With the open alerts restored
+            # first, their sensors would learn nothing (alerting spans are not learned) and
+            # stay blind in their learning period, unable even to resolve the alert.
+            relearned = await self._relearn(None)
         restored = [a for a in await self._alerts.open_items() if a.detector != FORECAST]
         await self.detection.restore(restored)
         # Closed by a person within the last suppression span: still muted (until normal).
@@ -195,21 +204,28 @@ class AnomalyDetectionAgent(BaseAgent):
             if a.detector != FORECAST and "false_alarm" not in a.details
             and a.updated_at.timestamp() >= since])
         await self.detection.set_feedback(self.feedback.to_json())
-        relearned = await self._relearn(learned_from)
+        if learned_from is not None:
+            # After the alerts: as when these readings were first judged, an alert's span
+            # is not learned.
+            relearned = await self._relearn(learned_from)
         log.info(message, extra={
             "restored_open_alerts": len(restored), "snapshot_position": learned_from,
             "relearned_readings": relearned, "judged_seq": self.judged_seq})
         self._metrics.alerts_open.set(self.detection.open_count)
 
     async def _recover(self, error: DetectionWorkerError) -> None:
-        """A new worker, recovered from the saved position as after a restart; what was
-        judged after it is judged again (by the next event or tick)."""
+        """A new worker, brought to the judged position as after a restart (snapshot,
+        relearning, the stored open alerts). Alert changes still waiting to be stored are
+        dropped, and the readings after the saved position are judged again (by the next
+        event or tick), so nothing is lost; with none waiting, every change up to the
+        judged position is stored and none is judged, stored or announced twice."""
         log.error("detection worker lost: starting a new one", extra={"error": str(error)})
         self._metrics.detection_worker_restarts.inc()
         assert isinstance(self.detection, WorkerDetection)
         await self.detection.restart()
-        self._unsaved = []
-        self.judged_seq = self._saved_seq
+        if self._unsaved:
+            self._unsaved = []
+            self.judged_seq = self._saved_seq
         await self._prepare("detection worker recovered")
 
     async def stop(self) -> None:
@@ -218,7 +234,7 @@ class AnomalyDetectionAgent(BaseAgent):
             async with self._lock:
                 await self._flush(None)
                 await self._save_position()
-                await self._save_snapshot()
+                await self._save_snapshot(timeout_s=_STOP_SNAPSHOT_TIMEOUT_S)
         except Exception:  # the buffer may be failing; the next start re-judges what is left
             log.warning("anomaly detection stopped with unsaved alert changes", exc_info=True)
         await self.detection.stop()
@@ -300,13 +316,13 @@ class AnomalyDetectionAgent(BaseAgent):
             await self._positions.set_int(JUDGED_SEQ_KEY, self.judged_seq)
             self._saved_seq = self.judged_seq
 
-    async def _save_snapshot(self) -> None:
+    async def _save_snapshot(self, timeout_s: float | None = None) -> None:
         """The models at the saved position, whose alerts are all stored."""
         if self._unsaved or self.judged_seq != self._saved_seq:
             return
         started = time.monotonic()
         # Off the event loop (worker process or thread): commits and acks go on meanwhile.
-        data = await self.detection.snapshot()
+        data = await self.detection.snapshot(timeout_s)
         await self._positions.set_snapshot(SNAPSHOT_KEY, data, self.judged_seq)
         self._next_snapshot = self._clock() + self._settings.snapshot_interval_s
         log.debug("detection models saved", extra={"bytes": len(data), "sensors":
@@ -362,14 +378,10 @@ class AnomalyDetectionAgent(BaseAgent):
             if alert is None:
                 raise UnknownTarget(f"no alert {request.target_id!r}")
             updated = alert_rules.decide(alert, request, received_at)  # may raise Rejection
-            if request.action in ("close", "false_alarm"):
-                await self.detection.close(alert.sensor_id, alert.detector)
-            else:  # acknowledge, snooze: the engine's next versions carry them
-                await self.detection.take_decided(updated)
+            await self._tell_detection(alert, updated, request.action)
             detail = self._feedback_for(alert, request, received_at)
             if detail:
-                await self.detection.set_feedback(self.feedback.to_json())
-            if detail:
+                await self._on_worker(lambda: self.detection.set_feedback(self.feedback.to_json()))
                 updated = updated.model_copy(update={"details": {**updated.details,
                                                                  "feedback": detail}})
             record = decision_record(request, received_at, "applied",
@@ -383,6 +395,22 @@ class AnomalyDetectionAgent(BaseAgent):
                                      updated)
                 await self._publish(_event(self.agent_id, change, None))
             return record
+
+    async def _tell_detection(self, alert: AlertRecord, updated: AlertRecord,
+                              action: str) -> None:
+        if action in ("close", "false_alarm"):
+            await self._on_worker(lambda: self.detection.close(alert.sensor_id, alert.detector))
+        else:  # acknowledge, snooze: the engine's next versions carry them
+            await self._on_worker(lambda: self.detection.take_decided(updated))
+
+    async def _on_worker(self, call: Callable[[], Awaitable[T]]) -> T:
+        """An operator's call that a lost worker does not fail: recover, then once more.
+        (Raises DetectionWorkerError, HTTP 503 with nothing applied, if that fails too.)"""
+        try:
+            return await call()
+        except DetectionWorkerError as exc:
+            await self._recover(exc)
+            return await call()
 
     def _feedback_for(self, alert: AlertRecord, request: DecisionRequest, now: datetime) -> str:
         view: FeedbackView | None
@@ -429,6 +457,9 @@ class AnomalyDetectionAgent(BaseAgent):
             self._log_change(change)
             await self._publish(_event(self.agent_id, change, correlation_id))
         self._metrics.alerts_open.set(self.detection.open_count)
+        # At once, not at the next tick: a daemon killed in between would judge these
+        # readings again after its restart and store and announce their changes twice.
+        await self._save_position()
 
     def _log_change(self, change: AlertChange) -> None:
         alert = change.alert

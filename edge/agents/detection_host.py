@@ -9,8 +9,10 @@ stdout, one call at a time (length-prefixed pickles; parent and child are the sa
 `inline` keeps them on the loop (one core, or tests that drive a fake clock).
 
 Both hosts offer the same typed calls (`DetectionSession`'s, awaited) and keep the engine's
-counts from the last call. A worker that dies raises `DetectionWorkerError` on the call in
-flight; the agent starts a new one and recovers its state as after a restart.
+counts from the last call. A worker that dies, or does not answer in time, raises
+`DetectionWorkerError` on the call in flight; the agent starts a new one and recovers its
+state as after a restart. A call abandoned half way (its task cancelled) leaves a reply in
+the pipe that the next call would take for its own, so the worker is killed then too.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from edge.detection.lifecycle import AlertChange
 from edge.detection.profiles import AssetProfile, SensorProfile
 from edge.detection.session import DetectionSession, Row
 from edge.detection.settings import DetectionSettings
+from edge.errors import TemporarilyUnavailable
 from edge.records import AlertRecord, Reading, ReadingRow
 
 log = logging.getLogger(__name__)
@@ -37,10 +40,15 @@ _ROW = itemgetter(0, 1, 2, 3, 6, 7)  # Reading -> Row, in C: the agent's only pe
 _BUFFERED_ROW = itemgetter(1, 2, 3, 4, 7, 8)  # ReadingRow (seq first) -> Row
 _JUDGE_SLICE = 500  # inline: readings judged between two turns of the event loop (~5 ms)
 HEADER_BYTES = 8  # a frame: its length (big-endian), then a pickle
+# Calls whose work grows with the number of sensors or readings held (a snapshot of 20,000
+# sensors takes ~10 s, relearning 200,000 readings ~4 s); every other call answers in well
+# under a second, so a worker silent for longer than `call_timeout_s` is stuck.
+_SLOW_CALLS = frozenset({"init", "snapshot", "load_snapshot", "learn"})
 
 
-class DetectionWorkerError(RuntimeError):
-    """The detection worker process is gone (it crashed, or was killed)."""
+class DetectionWorkerError(TemporarilyUnavailable):
+    """The detection worker process is gone (it crashed, was killed, or stopped answering);
+    the agent starts a new one."""
 
 
 def rows(readings: Iterable[Reading]) -> list[Row]:
@@ -63,7 +71,7 @@ class DetectionHost:
     async def stop(self) -> None:
         """No more calls."""
 
-    async def _call(self, name: str, *args: Any) -> Any:
+    async def _call(self, name: str, *args: Any, timeout_s: float | None = None) -> Any:
         raise NotImplementedError
 
     async def judge(self, readings: Sequence[Reading]) -> list[AlertChange]:
@@ -120,8 +128,9 @@ class DetectionHost:
         result: dict[str, int] = await self._call("drain_candidate_counts")
         return result
 
-    async def snapshot(self) -> bytes:
-        result: bytes = await self._call("snapshot")
+    async def snapshot(self, timeout_s: float | None = None) -> bytes:
+        """The models, serialised; `timeout_s` bounds the wait (a stop has a deadline)."""
+        result: bytes = await self._call("snapshot", timeout_s=timeout_s)
         return result
 
     async def load_snapshot(self, data: bytes) -> SnapshotReport:
@@ -135,7 +144,7 @@ class InlineDetection(DetectionHost):
     def __init__(self, session: DetectionSession) -> None:
         self.session = session
 
-    async def _call(self, name: str, *args: Any) -> Any:
+    async def _call(self, name: str, *args: Any, timeout_s: float | None = None) -> Any:
         result = getattr(self.session, name)(*args)
         self.open_count, self.sensor_count = self.session.counts()
         return result
@@ -151,7 +160,7 @@ class InlineDetection(DetectionHost):
         self.open_count, self.sensor_count = self.session.counts()
         return changes
 
-    async def snapshot(self) -> bytes:
+    async def snapshot(self, timeout_s: float | None = None) -> bytes:
         # In a worker thread: commits and acks go on meanwhile (20,000 sensors take ~10 s).
         # The agent's lock is held, so nothing changes the models during it.
         return await asyncio.to_thread(self.session.snapshot)
@@ -162,20 +171,25 @@ class WorkerDetection(DetectionHost):
 
     def __init__(self, gateway_id: str, settings: DetectionSettings,
                  profiles: Mapping[str, SensorProfile], assets: Mapping[str, AssetProfile],
-                 *, command: Sequence[str] | None = None, call_timeout_s: float = 120.0) -> None:
+                 *, command: Sequence[str] | None = None, call_timeout_s: float = 15.0,
+                 slow_call_timeout_s: float = 120.0) -> None:
         self._init = (gateway_id, settings, dict(profiles), dict(assets))
         self._command = list(command or (sys.executable, "-m", "edge.agents.detection_worker"))
         self._process: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()  # one call at a time on the pipe
+        self._broken = False  # a call went unanswered: the pipe is out of step, killed
         self.pid: int | None = None
-        # The longest a call may take before the worker counts as stuck (and is replaced):
-        # far above the slowest real call, a snapshot of 20,000 sensors (~10 s).
+        # The longest a call may take before the worker counts as stuck (and is replaced),
+        # far above the slowest real one: a stuck worker blinds detection (datasheet limits
+        # included) and holds up operators' decisions until then.
         self.call_timeout_s = call_timeout_s
+        self.slow_call_timeout_s = slow_call_timeout_s
 
     async def start(self) -> None:
         self._process = await asyncio.create_subprocess_exec(
             *self._command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
         self.pid = self._process.pid
+        self._broken = False
         self.open_count = self.sensor_count = 0
         await self._call("init", *self._init)
 
@@ -200,32 +214,39 @@ class WorkerDetection(DetectionHost):
             await process.wait()
         await self.start()
 
-    async def _call(self, name: str, *args: Any) -> Any:
+    async def _call(self, name: str, *args: Any, timeout_s: float | None = None) -> Any:
+        if timeout_s is None:
+            timeout_s = self.slow_call_timeout_s if name in _SLOW_CALLS else self.call_timeout_s
         async with self._lock:
             process = self._process
-            if process is None or process.stdin is None or process.stdout is None:
+            if process is None or process.stdin is None or process.stdout is None \
+                    or self._broken:
                 raise DetectionWorkerError("the detection worker is not running")
             frame = pickle.dumps((name, args), protocol=pickle.HIGHEST_PROTOCOL)
+            answered = False
             try:
-                process.stdin.write(len(frame).to_bytes(HEADER_BYTES, "big"))
-                process.stdin.write(frame)
-                await process.stdin.drain()
-                async with asyncio.timeout(self.call_timeout_s):
+                async with asyncio.timeout(timeout_s):  # a stopped worker's pipe fills up too
+                    process.stdin.write(len(frame).to_bytes(HEADER_BYTES, "big"))
+                    process.stdin.write(frame)
+                    await process.stdin.drain()
                     size = int.from_bytes(await process.stdout.readexactly(HEADER_BYTES), "big")
                     ok, result, counts = pickle.loads(await process.stdout.readexactly(size))
+                answered = True
             except TimeoutError as exc:  # stopped or stuck: as good as dead
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
                 raise DetectionWorkerError(
                     f"the detection worker (pid {process.pid}) did not answer {name!r} within "
-                    f"{self.call_timeout_s:g} s; killed") from exc
+                    f"{timeout_s:g} s; killed") from exc
             except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
                 code = process.returncode
                 raise DetectionWorkerError(
                     f"the detection worker (pid {process.pid}) is gone"
                     + (f", exit {code}" if code is not None else "")) from exc
+            finally:
+                if not answered:  # timed out, gone, or cancelled mid-call: out of step
+                    self._broken = True
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
         self.open_count, self.sensor_count = counts
         if not ok:
             raise result
         return result
-

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp
 
 from edge import __version__
+from edge.errors import TemporarilyUnavailable
 from edge.http.auth import ROLE_KEY, BearerTokenMiddleware, BodySizeLimitMiddleware, required_roles
 from edge.http.backend import AgentReport, GatewayApi, Identity, Readiness
 from edge.http.decisions import decision_routes
@@ -46,6 +47,12 @@ def create_app(api: GatewayApi, settings: HttpSettings) -> ASGIApp:
         return JSONResponse({"detail": [{"loc": list(error["loc"]), "msg": error["msg"],
                                          "type": error["type"]} for error in exc.errors()]},
                             status_code=422)
+
+    @app.exception_handler(TemporarilyUnavailable)
+    async def unavailable(request: Request, exc: TemporarilyUnavailable) -> JSONResponse:
+        """A part being brought back (the detection worker restarting): nothing was applied."""
+        return JSONResponse({"detail": f"temporarily unavailable, nothing applied: {exc}"},
+                            status_code=503, headers={"Retry-After": "5"})
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:

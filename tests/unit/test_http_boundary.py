@@ -11,6 +11,7 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
+from edge.errors import TemporarilyUnavailable
 from edge.http.app import create_app
 from edge.http.backend import Page
 from edge.maintenance.decisions import DecisionParams, DecisionRequest, DecisionResult, decision_record
@@ -29,11 +30,14 @@ class FakeApi:
         self.states: list[Any] = []
         self.status_of = "applied"
         self.rejected: list[tuple[str, str]] = []
+        self.unavailable = False
 
     def request_rejected(self, reason: str, path: str) -> None:
         self.rejected.append((reason, path))
 
     async def decide(self, request: DecisionRequest) -> DecisionResult:
+        if self.unavailable:
+            raise TemporarilyUnavailable("the detection worker is not running")
         self.decided.append(request)
         now = datetime.now(UTC)
         return DecisionResult(self.status_of,  # type: ignore[arg-type]
@@ -197,3 +201,14 @@ async def test_a_malformed_decision_is_counted_and_its_input_not_echoed(
     assert response.status_code == 422 and len(response.content) < 2_000
     assert "note" in response.text and api.rejected == [("invalid_request",
                                                         "/api/v1/tasks/t1/decisions")]
+
+
+async def test_a_part_being_brought_back_is_a_503_with_retry_after_not_a_500(
+    client: httpx.AsyncClient, api: FakeApi,
+) -> None:
+    api.unavailable = True
+    response = await client.post("/api/v1/alerts/a1/decisions", headers=OPERATOR,
+                                 json={"action": "acknowledge", "actor": "jane"})
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert "nothing applied" in response.json()["detail"]
+    assert api.decided == []

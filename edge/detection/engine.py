@@ -569,9 +569,20 @@ def _finding(judgement: Judgement, thresholds: Thresholds, accepted_because: str
     if contributors is not None:
         details["contributors"] = contributors
     severity: Severity = "critical" if rate <= thresholds.extreme else "warning"
-    once_in = "never seen" if rate <= 0 else f"about once in {1.0 / rate:,.0f} days"
+    once_in = _once_in(rate)
     where = f" (mostly {contributors[0]['sensor_id']})" if contributors else ""
     reason = (f"{judgement.detector} ({judgement.kind}){where}: as rare as {once_in} of normal "
               f"behaviour, likelihood {score:.4f}")
     return Finding(judgement.detector, severity, score, judgement.value, judgement.ts, reason,
                    judgement.window or {}, details)
+
+
+def _once_in(rate_per_day: float) -> str:
+    """How rare, in words a person reads at a glance (not a 30-digit count of days)."""
+    if rate_per_day <= 0 or 1.0 / rate_per_day >= 365_000:
+        return "less than once in a thousand years"
+    days = 1.0 / rate_per_day
+    if days >= 365:
+        return f"about once in {days / 365:,.0f} years"
+    return f"about once in {days:,.0f} days" if days >= 1.5 else \
+        f"about {rate_per_day:,.1f} times a day"

@@ -246,3 +246,12 @@ def test_a_relation_break_is_one_asset_alert_not_also_a_sensor_alert() -> None:
                   for c in engine.observe(spec.sensor_id, spec.asset_id, ts, value)
                   if c.change == "open"]
         assert opened == ([("asset_model", "pump-1/current")] if faults else [])
+
+
+def test_how_rare_reads_at_a_glance() -> None:
+    from edge.detection.engine import _once_in
+
+    assert _once_in(1e-30) == _once_in(0.0) == "less than once in a thousand years"
+    assert _once_in(1 / 3650) == "about once in 10 years"
+    assert _once_in(1 / 20) == "about once in 20 days"
+    assert _once_in(2.0) == "about 2.0 times a day"

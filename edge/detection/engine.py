@@ -258,7 +258,9 @@ class DetectionEngine:
             return NO_CHANGES
         column = asset.rows.index.get(model.sensor_id)
         if column is None:
-            if not asset.rows.join(model.sensor_id):
+            # A new member makes the model relearn, and it never learns while its alert is
+            # open: joined now, that alert could never resolve. It joins once the alert ends.
+            if asset.alert_sensor is not None or not asset.rows.join(model.sensor_id):
                 return NO_CHANGES
             column = asset.rows.index[model.sensor_id]
             asset.model = None  # a new member changes the row: relearn

@@ -255,3 +255,28 @@ def test_how_rare_reads_at_a_glance() -> None:
     assert _once_in(1 / 3650) == "about once in 10 years"
     assert _once_in(1 / 20) == "about once in 20 days"
     assert _once_in(2.0) == "about 2.0 times a day"
+
+
+def test_a_sensor_joining_an_asset_during_its_alert_waits_and_the_alert_still_resolves() -> None:
+    """A new member changes the asset's rows and its model relearns, but a model never learns
+    while its alert is open: joined then, the alert could never resolve. It joins after."""
+    import random
+
+    from edge.simulator.factory import DEFAULT_SENSORS, FactoryModel, Fault
+
+    pump = tuple(s for s in DEFAULT_SENSORS if s.asset_id == "pump-1")
+    model = FactoryModel(seed=7, period_s=10.0, sensors=pump)
+    start, duration = 1_700_006_400.0, 3 * 86_400.0
+    fault = Fault("relation_break", "pump-1/current", "pump-1", start + duration - 6000,
+                  start + duration - 2000, 4.0)
+    engine = DetectionEngine("gw")
+    noise = random.Random(3)
+    changes: list[str] = []
+    for ts, spec, value in model.stream(start, duration, [fault]):
+        for c in engine.observe(spec.sensor_id, spec.asset_id, ts, value):
+            if c.alert.detector == "asset_model":
+                changes.append(c.change)
+        if changes and spec.sensor_id == pump[0].sensor_id:  # a newcomer, once it is open
+            engine.observe("pump-1/newcomer", "pump-1", ts + 0.5, 20.0 + noise.gauss(0, 1))
+    assert changes[0] == "open" and "resolved" in changes, changes
+    assert "pump-1/newcomer" in engine._assets["pump-1"].rows.members, "it joined after"

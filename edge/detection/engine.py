@@ -22,16 +22,19 @@ clocks; `edge.detection.benchmark` and the tests drive the very same class.
   for the asset model (detector `asset_model`, sensor = top contributor), `contributors`.
 - `candidate_counts` / `drain_candidate_counts()` count candidate episodes by outcome for
   `edge_anomaly_candidates_total{outcome}`.
-- `release(sensor_id)` returns a released sensor's snapshot (refused with `SensorInAlertError`
-  while it has an open alert); `adopt(sensor_id, data)` takes it back.
+- `release(sensor_id)` frees a sensor's live model (refused with `SensorInAlertError` while it
+  has an open alert) and keeps it compressed: taken back when the sensor returns, and saved
+  with every snapshot; `adopt(sensor_id, data)` takes a released model back explicitly.
 """
 
 from __future__ import annotations
 
+import base64
 import gc
 import math
 import zlib
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +56,8 @@ AssetSource = Callable[[str], AssetProfile | None] | Mapping[str, AssetProfile]
 NO_CHANGES: list[AlertChange] = []
 NODE_OFFLINE = "node_offline"
 _PERIOD_ALPHA = 0.05
+# Compressed models of released (long idle) sensors kept to be taken back: ~6,500 of them.
+RELEASED_KEPT_BYTES = 32 * 1024 * 1024
 ASSET_GATE = 1.0
 
 
@@ -94,6 +99,10 @@ class DetectionEngine:
         self._models: dict[str, SensorModel] = {}
         self._assets: dict[str, _Asset] = {}
         self._asset_of: dict[str, str | None] = {}
+        # Released sensors' models, compressed (~5 kB, a fifth of a live model), oldest first:
+        # taken back when the sensor returns, and part of every snapshot.
+        self._released: dict[str, bytes] = {}
+        self._released_bytes = 0
         self._thresholds: dict[float, Thresholds] = {}
         self._default_profile = SensorProfile.build(settings)
         self._assets_enabled = settings.asset_model.enabled
@@ -107,7 +116,7 @@ class DetectionEngine:
                 arrival: float | None = None) -> list[AlertChange]:
         """Judge one reading (`ts` in seconds since the epoch, reading time; `arrival`: when
         it reached the gateway, for silence; None: at `ts`)."""
-        model = self._models.get(sensor_id) or self._new_model(sensor_id, asset_id)
+        model = self._models.get(sensor_id) or self._model_for(sensor_id, asset_id)
         if ts <= model.last_ts or not math.isfinite(value):
             return NO_CHANGES  # redelivered, out of order, or not a number: nothing to judge
         alerting = self._tracker.open_detectors(sensor_id)
@@ -146,7 +155,7 @@ class DetectionEngine:
     def learn(self, sensor_id: str, asset_id: str | None, ts: float, value: float,
               arrival: float | None = None) -> None:
         """Feed the models without judging (replaying readings judged before a restart)."""
-        model = self._models.get(sensor_id) or self._new_model(sensor_id, asset_id)
+        model = self._models.get(sensor_id) or self._model_for(sensor_id, asset_id)
         if ts <= model.last_ts or not math.isfinite(value):
             return
         model.update(ts, value, self._tracker.open_detectors(sensor_id), arrival)
@@ -433,7 +442,9 @@ class DetectionEngine:
         try:
             return encode({
                 "sensors": {sid: self._sensor_state(sid, m) for sid, m in self._models.items()},
-                "assets": {aid: self._asset_state(a) for aid, a in self._assets.items()}})
+                "assets": {aid: self._asset_state(a) for aid, a in self._assets.items()},
+                "released": {sid: base64.b64encode(data).decode()
+                             for sid, data in self._released.items()}})
         finally:
             if was_enabled:
                 gc.enable()
@@ -448,19 +459,50 @@ class DetectionEngine:
         skipped: dict[str, str] = {}
         restored = sum(self._load_sensor(sid, state, skipped) for sid, state in sensors.items())
         restored_assets = sum(self._load_asset(aid, state, skipped) for aid, state in assets.items())
+        released = body.get("released", {})  # absent in snapshots from before it was kept
+        for sensor_id, text in released.items() if isinstance(released, dict) else ():
+            try:
+                self._keep_released(str(sensor_id), base64.b64decode(text, validate=True))
+            except (TypeError, ValueError):
+                skipped[str(sensor_id)] = "released model malformed"
         return SnapshotReport(restored, restored_assets, skipped)
 
     def release(self, sensor_id: str) -> bytes | None:
-        """Forget a sensor to free memory, returning its snapshot (None: not known).
+        """Free a sensor's live model, keeping it compressed (taken back when the sensor
+        returns, saved with every snapshot); returns that snapshot (None: not known).
 
-        Refused with `SensorInAlertError` while the sensor has an open alert."""
+        Refused with `SensorInAlertError` while the sensor has an open alert. The compressed
+        models kept are bounded (`RELEASED_KEPT_BYTES`): beyond it the oldest relearn."""
         if self._tracker.has_open(sensor_id):
             raise SensorInAlertError(f"sensor {sensor_id!r} has an open alert")
         model = self._models.pop(sensor_id, None)
         if model is None:
             return None
         self._validator.forget(sensor_id)
-        return encode({"sensors": {sensor_id: self._sensor_state(sensor_id, model)}, "assets": {}})
+        data = encode({"sensors": {sensor_id: self._sensor_state(sensor_id, model)}, "assets": {}})
+        self._keep_released(sensor_id, data)
+        return data
+
+    def _keep_released(self, sensor_id: str, data: bytes) -> None:
+        self._released_bytes += len(data) - len(self._released.pop(sensor_id, b""))
+        self._released[sensor_id] = data
+        while self._released_bytes > RELEASED_KEPT_BYTES and self._released:
+            oldest = next(iter(self._released))
+            self._released_bytes -= len(self._released.pop(oldest))
+
+    @property
+    def released_count(self) -> int:
+        return len(self._released)
+
+    def _model_for(self, sensor_id: str, asset_id: str | None) -> SensorModel:
+        """A sensor without a live model: its released model back, or a new one."""
+        data = self._released.pop(sensor_id, None)
+        if data is not None:
+            self._released_bytes -= len(data)
+            with suppress(SnapshotError):
+                if self.adopt(sensor_id, data):
+                    return self._models[sensor_id]
+        return self._new_model(sensor_id, asset_id)
 
     def adopt(self, sensor_id: str, data: bytes) -> bool:
         """Take back a released sensor's snapshot; False if it does not fit (it relearns)."""

@@ -280,3 +280,22 @@ def test_a_sensor_joining_an_asset_during_its_alert_waits_and_the_alert_still_re
             engine.observe("pump-1/newcomer", "pump-1", ts + 0.5, 20.0 + noise.gauss(0, 1))
     assert changes[0] == "open" and "resolved" in changes, changes
     assert "pump-1/newcomer" in engine._assets["pump-1"].rows.members, "it joined after"
+
+
+def test_a_released_sensor_returning_takes_its_model_back_even_after_a_restart() -> None:
+    """Released for memory, a model is kept compressed and saved with the snapshot: the sensor
+    returning after a restart judges as if it had never been released."""
+    values = _series(7, 800, spike_at=700)
+    kept = DetectionEngine("gw")
+    _feed(kept, values[:600])
+    released = DetectionEngine("gw")
+    _feed(released, values[:600])
+    assert released.release("s") is not None
+    assert released.sensor_count == 0 and released.released_count == 1
+    restarted = DetectionEngine("gw")
+    restarted.load_snapshot(released.snapshot())
+    assert restarted.released_count == 1
+    expected = [c.alert for c in _feed(kept, values, first=600)]
+    assert expected, "the spike is caught by what was learned"
+    assert [c.alert for c in _feed(restarted, values, first=600)] == expected
+    assert restarted.released_count == 0 and restarted.sensor_count == 1

@@ -133,7 +133,8 @@ class GatewayMetrics:
         )
         self.commands = Counter(
             "edge_commands", "MQTT commands, by outcome (applied, duplicate, conflict, rejected, "
-            "unknown_target, invalid, retained_ignored, empty, overloaded, error).", ["outcome"],
+            "unknown_target, invalid, retained_ignored, unavailable, empty, overloaded, error).",
+            ["outcome"],
             registry=r,
         )
         self.agent_up = Gauge("edge_agent_up", "1 while the agent runs.", ["agent"], registry=r)

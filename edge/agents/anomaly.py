@@ -85,14 +85,15 @@ T = TypeVar("T")
 _RELEASE_SWEEP_S = 60.0
 _CLOSED_RESTORED = 1000  # the newest closed alerts whose mute a restart takes back
 # A stop must end within systemd's TimeoutStopSec (45 s): a stuck worker cannot hold it longer.
-_STOP_SNAPSHOT_TIMEOUT_S = 25.0
+_STOP_SNAPSHOT_TIMEOUT_S = 15.0
 
 
 class AlertLog(Protocol):
     """The buffer's alert log, as this agent sees it."""
 
     async def append(self, items: Sequence[AlertRecord], decision: DecisionRecord | None = None,
-                     labels: Sequence[LabelRecord] = ()) -> None: ...
+                     labels: Sequence[LabelRecord] = (),
+                     position: tuple[str, int] | None = None) -> None: ...
 
     async def open_items(self) -> list[AlertRecord]: ...
 
@@ -163,6 +164,7 @@ class AnomalyDetectionAgent(BaseAgent):
             WorkerDetection(gateway_id, settings, profiles, asset_models) if worker else
             InlineDetection(DetectionSession(gateway_id, settings, profiles, asset_models, clock)))
         self._unsaved: list[AlertChange] = []
+        self._prepared = False  # the models are brought to the judged position (snapshot-worthy)
         self._lock = asyncio.Lock()  # the bus worker and the clock tick take turns
         self.judged_seq = 0  # every reading up to this buffer seq has been judged
         self._saved_seq = 0
@@ -211,6 +213,7 @@ class AnomalyDetectionAgent(BaseAgent):
         log.info(message, extra={
             "restored_open_alerts": len(restored), "snapshot_position": learned_from,
             "relearned_readings": relearned, "judged_seq": self.judged_seq})
+        self._prepared = True
         self._metrics.alerts_open.set(self.detection.open_count)
 
     async def _recover(self, error: DetectionWorkerError) -> None:
@@ -222,11 +225,18 @@ class AnomalyDetectionAgent(BaseAgent):
         log.error("detection worker lost: starting a new one", extra={"error": str(error)})
         self._metrics.detection_worker_restarts.inc()
         assert isinstance(self.detection, WorkerDetection)
-        await self.detection.restart()
         if self._unsaved:
             self._unsaved = []
             self.judged_seq = self._saved_seq
-        await self._prepare("detection worker recovered")
+        self._prepared = False
+        try:
+            await self.detection.restart()
+            await self._prepare("detection worker recovered")
+        except BaseException:
+            # Half restored (the buffer failed, or a stop cancelled it): never judge or save
+            # with it; the next event or tick starts another.
+            self.detection.abandon()
+            raise
 
     async def stop(self) -> None:
         await self._stop_ticking()
@@ -318,7 +328,7 @@ class AnomalyDetectionAgent(BaseAgent):
 
     async def _save_snapshot(self, timeout_s: float | None = None) -> None:
         """The models at the saved position, whose alerts are all stored."""
-        if self._unsaved or self.judged_seq != self._saved_seq:
+        if self._unsaved or self.judged_seq != self._saved_seq or not self._prepared:
             return
         started = time.monotonic()
         # Off the event loop (worker process or thread): commits and acks go on meanwhile.
@@ -378,10 +388,17 @@ class AnomalyDetectionAgent(BaseAgent):
             if alert is None:
                 raise UnknownTarget(f"no alert {request.target_id!r}")
             updated = alert_rules.decide(alert, request, received_at)  # may raise Rejection
-            await self._tell_detection(alert, updated, request.action)
-            detail = self._feedback_for(alert, request, received_at)
+            book = self.feedback.to_json()
+            try:
+                detail = self._feedback_for(alert, request, received_at)
+                # All of it again on a new worker (recovered from the store, it knows none).
+                await self._on_worker(lambda: self._tell_detection(alert, updated, request.action,
+                                                                   bool(detail)))
+            except BaseException:  # nothing applied: nor may the false-alarm book change
+                self.feedback = FeedbackBook(self._settings.false_alarm_suppress_s)
+                self.feedback.load(book)
+                raise
             if detail:
-                await self._on_worker(lambda: self.detection.set_feedback(self.feedback.to_json()))
                 updated = updated.model_copy(update={"details": {**updated.details,
                                                                  "feedback": detail}})
             record = decision_record(request, received_at, "applied",
@@ -396,12 +413,14 @@ class AnomalyDetectionAgent(BaseAgent):
                 await self._publish(_event(self.agent_id, change, None))
             return record
 
-    async def _tell_detection(self, alert: AlertRecord, updated: AlertRecord,
-                              action: str) -> None:
+    async def _tell_detection(self, alert: AlertRecord, updated: AlertRecord, action: str,
+                              feedback_changed: bool) -> None:
         if action in ("close", "false_alarm"):
-            await self._on_worker(lambda: self.detection.close(alert.sensor_id, alert.detector))
+            await self.detection.close(alert.sensor_id, alert.detector)
         else:  # acknowledge, snooze: the engine's next versions carry them
-            await self._on_worker(lambda: self.detection.take_decided(updated))
+            await self.detection.take_decided(updated)
+        if feedback_changed:
+            await self.detection.set_feedback(self.feedback.to_json())
 
     async def _on_worker(self, call: Callable[[], Awaitable[T]]) -> T:
         """An operator's call that a lost worker does not fail: recover, then once more.
@@ -451,15 +470,16 @@ class AnomalyDetectionAgent(BaseAgent):
         if not self._unsaved:
             return
         changes = self._unsaved
-        await self._alerts.append([change.alert for change in changes])
+        # With the judged position, in one transaction: a daemon killed after it never judges
+        # these readings again (it would store and announce their changes twice).
+        await self._alerts.append([change.alert for change in changes],
+                                  position=(JUDGED_SEQ_KEY, self.judged_seq))
+        self._saved_seq = self.judged_seq
         self._unsaved = []
         for change in changes:
             self._log_change(change)
             await self._publish(_event(self.agent_id, change, correlation_id))
         self._metrics.alerts_open.set(self.detection.open_count)
-        # At once, not at the next tick: a daemon killed in between would judge these
-        # readings again after its restart and store and announce their changes twice.
-        await self._save_position()
 
     def _log_change(self, change: AlertChange) -> None:
         alert = change.alert

@@ -205,6 +205,13 @@ class WorkerDetection(DetectionHost):
             process.kill()
             await process.wait()
 
+    def abandon(self) -> None:
+        """Kill the worker and refuse calls until `restart` (it holds a half-built state)."""
+        self._broken = True
+        if self._process is not None and self._process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+
     async def restart(self) -> None:
         """A new worker with empty models (the agent restores them)."""
         process, self._process = self._process, None
@@ -230,7 +237,13 @@ class WorkerDetection(DetectionHost):
                     process.stdin.write(frame)
                     await process.stdin.drain()
                     size = int.from_bytes(await process.stdout.readexactly(HEADER_BYTES), "big")
-                    ok, result, counts = pickle.loads(await process.stdout.readexactly(size))
+                    reply = await process.stdout.readexactly(size)
+                try:
+                    ok, result, counts = pickle.loads(reply)
+                except Exception as exc:  # an answer that cannot be read is no answer
+                    raise DetectionWorkerError(
+                        f"the detection worker (pid {process.pid}) answered {name!r} with an "
+                        f"unreadable reply: {exc!r}") from exc
                 answered = True
             except TimeoutError as exc:  # stopped or stuck: as good as dead
                 raise DetectionWorkerError(

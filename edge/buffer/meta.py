@@ -27,7 +27,7 @@ class MetaStore:
         return await self._connection.read(_get_int, key)
 
     async def set_int(self, key: str, value: int) -> None:
-        await self._connection.write(_set, key, str(value))
+        await self._connection.write(set_meta, key, str(value))
 
     async def get_snapshot(self, key: str) -> tuple[bytes, int] | None:
         """A saved blob and the position it was taken at (None: none saved)."""
@@ -41,7 +41,7 @@ class MetaStore:
         return await self._connection.read(_get_json, key)
 
     async def set_json(self, key: str, value: Any) -> None:
-        await self._connection.write(_set, key, orjson.dumps(value).decode())
+        await self._connection.write(set_meta, key, orjson.dumps(value).decode())
 
 
 def _get_int(conn: sqlite3.Connection, key: str) -> int | None:
@@ -54,8 +54,11 @@ def _get_json(conn: sqlite3.Connection, key: str) -> Any:
     return orjson.loads(row[0]) if row is not None else None
 
 
-def _set(conn: sqlite3.Connection, key: str, value: str) -> None:
+def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    """Within the caller's transaction (a position stored with what it made)."""
     conn.execute(_SET, (key, value))
+
+
 
 
 def _get_snapshot(conn: sqlite3.Connection, key: str) -> tuple[bytes, int] | None:

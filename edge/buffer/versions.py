@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from edge.buffer.connection import BufferConnection
 from edge.buffer.decisions import insert_decision
+from edge.buffer.meta import set_meta
 from edge.buffer.retention import VERSIONED, open_states_sql
 from edge.buffer.schema import STARTED_FIELD, transaction
 from edge.records import AlertRecord, DecisionRecord, LabelRecord, TaskRecord
@@ -49,17 +50,21 @@ class VersionLog(Generic[ItemT]):
             f"ORDER BY coalesce(started_us, 0) DESC, {id_column} DESC LIMIT ?")
 
     async def append(self, items: Sequence[ItemT], decision: DecisionRecord | None = None,
-                     labels: Sequence[LabelRecord] = ()) -> None:
+                     labels: Sequence[LabelRecord] = (),
+                     position: tuple[str, int] | None = None) -> None:
         """Log new versions (each state change is a row; the central side keeps the latest).
 
-        With the decision that made them (and the labels it confirmed), in one transaction:
-        a decision is never stored without its effect, nor the effect without it.
+        With the decision that made them (and the labels it confirmed), and the position of
+        the agent that made them (`buffer_meta` key and value), in one transaction: a
+        decision is never stored without its effect, nor the effect without it, and a crash
+        cannot keep the versions but lose the position that says they were made.
         """
         rows = [(getattr(item, self._id_column), item.state, datetime_to_us(item.updated_at),
                  datetime_to_us(getattr(item, self._started_field)), item.model_dump_json())
                 for item in items]
         if rows or decision is not None:
-            await self._connection.write(_insert_all, self._insert, rows, decision, labels)
+            await self._connection.write(_insert_all, self._insert, rows, decision, labels,
+                                         position=position)
 
     async def get(self, item_id: str) -> ItemT | None:
         """The latest version of one item."""
@@ -109,8 +114,11 @@ def cursor_key(cursor: str) -> tuple[int, str]:
 
 
 def _insert_all(conn: sqlite3.Connection, sql: str, rows: Sequence[tuple[object, ...]],
-                decision: DecisionRecord | None, labels: Sequence[LabelRecord]) -> None:
+                decision: DecisionRecord | None, labels: Sequence[LabelRecord], *,
+                position: tuple[str, int] | None) -> None:
     with transaction(conn):
+        if position is not None:
+            set_meta(conn, position[0], str(position[1]))
         if rows:
             conn.executemany(sql, rows)
         if decision is not None:

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import orjson
 from pydantic import ValidationError
 
+from edge.errors import TemporarilyUnavailable
 from edge.logs import RateLimitedLog
 from edge.maintenance.decisions import DecisionRequest, DecisionResult, first_error
 from edge.metrics import GatewayMetrics
@@ -126,7 +127,13 @@ class CommandHandler:
         except (ValidationError, TypeError) as exc:
             self._invalid(request_id, first_error(exc), topic)
             return
-        result = await self._decisions.submit(request)
+        try:
+            result = await self._decisions.submit(request)
+        except TemporarilyUnavailable as exc:  # the sender may send it again, same request_id
+            self._count("unavailable")
+            self._answer(request_id, {"status": "unavailable", "allowed_actions": [],
+                                      "detail": f"not applied, try again: {exc}"})
+            return
         self._count(result.status)
         self._answer(request_id, {"status": result.status, "detail": result.record.outcome_detail,
                                   "allowed_actions": result.record.allowed_actions,

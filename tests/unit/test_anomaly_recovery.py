@@ -18,10 +18,11 @@ from edge.agents.detection_host import DetectionWorkerError, InlineDetection, Wo
 from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
 from edge.detection.settings import DetectionSettings, LimitSettings
+from edge.errors import BufferReadError
 from edge.events import DataProcessedEvent
 from edge.maintenance.decisions import DecisionRequest
 from edge.metrics import GatewayMetrics
-from edge.records import Reading
+from edge.records import AlertRecord, Reading
 from edge.settings import BufferSettings, SensorSettings
 
 SENSOR = "pump/temp"
@@ -138,3 +139,110 @@ async def test_a_call_abandoned_half_way_leaves_no_reply_for_the_next_call() -> 
     await worker.restart()
     assert await worker.close(SENSOR, "limits") is False, "a new worker answers in step"
     await worker.stop()
+
+
+async def _limits_alert_with_worker(buffer: SqliteBuffer, metrics: GatewayMetrics
+                                    ) -> tuple[AnomalyDetectionAgent, AlertRecord]:
+    agent = _agent(buffer, metrics, worker=True, sensors={SENSOR: SensorSettings(
+        limits=LimitSettings(max=90.0))})
+    await agent.start()
+    await _commit_and_tell(buffer, agent, _readings(_normal(300) + [95.0] * 3, START))
+    alerts = [a for a in await buffer.alerts.open_items() if a.detector == "limits"]
+    assert len(alerts) == 1
+    return agent, alerts[0]
+
+
+async def test_a_worker_lost_half_way_through_a_decision_gets_all_of_it_again(
+    tmp_path: Path,
+) -> None:
+    """Closed on the old worker, the alert is open again on the new one (restored from the
+    store, where the decision is not yet): the close must be sent again with the rest."""
+    metrics = GatewayMetrics()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        agent, alert = await _limits_alert_with_worker(buffer, metrics)
+        detection = agent.detection
+        assert isinstance(detection, WorkerDetection)
+        original = detection.set_feedback
+        calls = 0
+
+        async def dies_first(book: list[dict[str, object]]) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:  # after the close, before the feedback
+                assert detection.pid is not None
+                os.kill(detection.pid, signal.SIGKILL)
+            await original(book)
+
+        detection.set_feedback = dies_first  # type: ignore[method-assign]
+        open_before = detection.open_count
+        try:
+            request = DecisionRequest(decision_id="d-2", target_kind="alert",
+                                      target_id=alert.alert_id, action="false_alarm",
+                                      actor="op", origin="http")
+            record = await agent.decide(request, alert.updated_at)
+            assert record.outcome == "applied"
+            assert metrics.detection_worker_restarts._value.get() == 1
+            assert detection.open_count == open_before - 1, "the new worker knows it is closed"
+            assert await detection.close(SENSOR, "limits") is False
+            stored = await buffer.alerts.get(alert.alert_id)
+            assert stored is not None and stored.state == "closed"
+        finally:
+            await agent.stop()
+
+
+async def test_a_decision_that_cannot_be_applied_changes_nothing_not_even_the_feedback(
+    tmp_path: Path,
+) -> None:
+    metrics = GatewayMetrics()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        agent, alert = await _limits_alert_with_worker(buffer, metrics)
+        detection = agent.detection
+        assert isinstance(detection, WorkerDetection)
+
+        async def always_lost(sensor_id: str, detector: str) -> bool:
+            raise DetectionWorkerError("the detection worker is not running")
+
+        detection.close = always_lost  # type: ignore[method-assign]
+        book = agent.feedback.to_json()
+        try:
+            request = DecisionRequest(decision_id="d-3", target_kind="alert",
+                                      target_id=alert.alert_id, action="false_alarm",
+                                      actor="op", origin="http")
+            with pytest.raises(DetectionWorkerError):
+                await agent.decide(request, alert.updated_at)
+            assert agent.feedback.to_json() == book
+            stored = await buffer.alerts.get(alert.alert_id)
+            assert stored is not None and stored.state == "open", "nothing applied"
+        finally:
+            await agent.stop()
+
+
+async def test_a_recovery_that_fails_half_way_never_judges_with_the_half_restored_worker(
+    tmp_path: Path,
+) -> None:
+    metrics = GatewayMetrics()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        agent, alert = await _limits_alert_with_worker(buffer, metrics)
+        detection = agent.detection
+        assert isinstance(detection, WorkerDetection) and detection.pid is not None
+        original = buffer.alerts.open_items
+        failures = 1
+
+        async def fails_once() -> list[AlertRecord]:
+            nonlocal failures
+            if failures:
+                failures -= 1
+                raise BufferReadError("the buffer cannot be read")
+            return await original()
+
+        buffer.alerts.open_items = fails_once  # type: ignore[method-assign]
+        os.kill(detection.pid, signal.SIGKILL)
+        with pytest.raises(BufferReadError):  # the bus retries the event
+            await _commit_and_tell(buffer, agent, _readings([96.0] * 2, START + 400))
+        assert detection._broken, "the half-restored worker is not used"
+        await _commit_and_tell(buffer, agent, _readings([97.0] * 2, START + 500))
+        for _ in range(2):
+            await agent.tick()
+        limits = [a for a in await buffer.alerts.open_items() if a.detector == "limits"]
+        assert [a.alert_id for a in limits] == [alert.alert_id], "no second alert"
+        await agent.stop()

@@ -30,11 +30,12 @@ class FlakyAlertLog:
         self._inner = inner
         self.failures = failures
 
-    async def append(self, items: Sequence[AlertRecord]) -> None:
+    async def append(self, items: Sequence[AlertRecord],
+                     position: tuple[str, int] | None = None) -> None:
         if self.failures:
             self.failures -= 1
             raise BufferWriteError("database or disk is full (simulated)")
-        await self._inner.append(items)  # type: ignore[attr-defined]
+        await self._inner.append(items, position=position)  # type: ignore[attr-defined]
 
     async def open_items(self) -> list[AlertRecord]:
         return await self._inner.open_items()  # type: ignore[attr-defined, no-any-return]

@@ -100,3 +100,26 @@ async def test_a_redelivered_command_without_decision_id_is_a_duplicate_and_orig
     assert [r.decision_id for r in decisions.submitted] == ["mqtt-r-7", "mqtt-r-7"]
     assert [answer["status"] for _, answer in publisher.sent] == ["applied", "duplicate", "invalid"]
     assert "origin" in str(publisher.sent[2][1]["detail"])
+
+
+async def test_a_command_meeting_a_part_being_brought_back_is_answered_unavailable() -> None:
+    from edge.errors import TemporarilyUnavailable
+
+    class Unavailable(Decisions):
+        async def submit(self, request: DecisionRequest) -> DecisionResult:
+            raise TemporarilyUnavailable("the detection worker is not running")
+
+    publisher, acks, metrics = Publisher(), Acks(), GatewayMetrics()
+    handler = CommandHandler(Unavailable(), publisher, "edge/gw", metrics)
+    runner = asyncio.create_task(handler.run())
+    command = json.dumps({"request_id": "r-9", "target_kind": "alert", "target_id": "a1",
+                          "action": "acknowledge", "actor": "hmi"}).encode()
+    handler.submit("edge/gw/commands/decisions", command, acks, 0)
+    while not acks.tokens:
+        await asyncio.sleep(0.01)
+    runner.cancel()
+    [(topic, answer)] = publisher.sent
+    assert topic == "edge/gw/responses/r-9" and answer["status"] == "unavailable"
+    assert "try again" in str(answer["detail"])
+    assert metrics.commands.labels("unavailable")._value.get() == 1
+    assert metrics.commands.labels("error")._value.get() == 0

@@ -3,14 +3,15 @@
 Catches faults where each sensor alone looks normal but their relation breaks (a pump drawing
 more current for the same flow and pressure). Rows (see `asset_rows`) are standardised by each
 sensor's mean and deviation; the principal components of their correlation with an eigenvalue of
-at least one (Kaiser's rule: more than one sensor's worth of variance) carry the asset's shared
-modes (load, duty). A row is judged by its squared
+at least one (Kaiser's rule: more than one sensor's worth of variance, with hysteresis across
+refits, `kept_modes`) carry the asset's shared modes (load, duty). A row is judged by its squared
 residual off those modes, SPE (Q): large when the sensors no longer move together as they did.
-A broken relation lasts, so the SPE is averaged over about `SPE_SPAN` rows (EWMA), taken as a
-multiple of the SPE the model expects (the variance its kept modes leave out, so refits of the
-model do not disturb its history), scored by a `TailModel` of its own history and turned into
-a rate per day by the asset's row rate (one independent judgement per `SPE_SPAN` rows), like a
-sensor's judgement. Unusual levels of single sensors (Hotelling's T² along the modes) are left
+A broken relation lasts, so the SPE, each row's taken as a multiple of the SPE the model
+expects (the variance its kept modes leave out, so refits of the model do not disturb its
+history), is averaged over about `SPE_SPAN` rows (EWMA), scored by a `TailModel` of its own
+history and turned into a rate per day by the asset's row rate (one independent judgement per
+`SPE_SPAN` rows), like a sensor's judgement. Rows a member sensor's own alert explains are left
+out of the average. Unusual levels of single sensors (Hotelling's T² along the modes) are left
 to the sensor models, which judge levels against each sensor's own history.
 
 Contributions name where to look: for each sensor, how far it is from what the other sensors
@@ -44,6 +45,7 @@ MIN_SHARED_MODE = 1.5
 SPE_SPAN = 10
 _SPE_ALPHA = 2.0 / (SPE_SPAN + 1)
 _RIDGE = 1e-3  # keeps the precision matrix finite for (nearly) collinear sensors
+_KAISER_HYSTERESIS = 0.15  # an eigenvalue must clear one by this much to add or drop a mode
 
 
 class AssetModel:
@@ -53,10 +55,29 @@ class AssetModel:
     trials_factor = 1.0 / SPE_SPAN
     persist_rows = SPE_SPAN // 2  # candidate rows before the averaged SPE counts as lasting
 
-    __slots__ = ("_adapted", "_alpha", "_attribution_weight", "_components", "_cov",
-                 "_expected_spe", "_inv_std", "_leading", "_learning", "_learning_rows", "_mean",
-                 "_precision", "_precision_diag", "_projections", "_recent_spe",
-                 "_since_refresh", "_spe", "_std", "columns", "last_contributions")
+    __slots__ = (
+        "_adapted",
+        "_alpha",
+        "_attribution_weight",
+        "_components",
+        "_cov",
+        "_expected_spe",
+        "_inv_std",
+        "_kept_known",
+        "_leading",
+        "_learning",
+        "_learning_rows",
+        "_mean",
+        "_precision",
+        "_precision_diag",
+        "_projections",
+        "_recent_spe",
+        "_since_refresh",
+        "_spe",
+        "_std",
+        "columns",
+        "last_contributions",
+    )
 
     def __init__(self, columns: int, settings: AssetModelSettings, seed: int) -> None:
         self.columns = columns
@@ -79,6 +100,7 @@ class AssetModel:
         self._expected_spe = 1.0
         self._adapted = 0
         self._since_refresh = 0
+        self._kept_known = False  # no modes chosen yet (the hysteresis has nothing to keep)
         self.last_contributions: np.ndarray = np.zeros(columns)
 
     @property
@@ -90,13 +112,20 @@ class AssetModel:
         """The sensors share a mode: there is a relation that can break."""
         return self._leading >= MIN_SHARED_MODE
 
-    def update(self, row: np.ndarray, may_learn: bool, p_learn: float = 0.0) -> float:
+    def update(self, row: np.ndarray, may_learn: bool, p_learn: float = 0.0,
+               explained: bool = False) -> float:
         """Tail probability of `row`'s SPE (1.0 while learning or unrelated); learns the row if
-        allowed and its probability is above `p_learn` (a suspect row does not teach)."""
+        allowed and its probability is above `p_learn` (a suspect row does not teach).
+
+        `explained`: a member sensor's own alert covers this row (a spike, say). Its SPE is
+        left out of the average, or one reading would linger in it for tens of rows, long
+        after the sensor's alert ended, and read as a broken relation."""
         if self._learning is not None:
             if may_learn:
                 self._learn_initial(row)
             return 1.0
+        if explained:
+            return self._spe.upper(self._recent_spe) if self._leading >= MIN_SHARED_MODE else 1.0
         spe = self._judge(row)
         p = self._spe.upper(spe) if self._leading >= MIN_SHARED_MODE else 1.0
         if may_learn and p > p_learn:
@@ -112,14 +141,17 @@ class AssetModel:
         # The residual off the kept modes is R z (R = I - C Cᵀ, a projector), so its squared
         # length is z·Rz. A broken relation lasts: the SPE and the attribution are averaged
         # over about SPE_SPAN rows (one independent judgement per SPE_SPAN rows).
-        self._recent_spe += _SPE_ALPHA * (float(z @ both[:columns]) - self._recent_spe)
+        # Each row's SPE is taken as a multiple of what the model expects before averaging,
+        # so a refit that changes the expected SPE does not rescale the rows already averaged.
+        self._recent_spe += _SPE_ALPHA * (float(z @ both[:columns]) / self._expected_spe
+                                          - self._recent_spe)
         # Attribution: how far each sensor is from what the others predict of it (leave-one-out
         # regression through the precision matrix, q = P z), in units of its usual error.
         q = both[columns:]
         contributions = self.last_contributions
         contributions *= 1.0 - _SPE_ALPHA
         contributions += self._attribution_weight * (q * q)
-        return self._recent_spe / self._expected_spe
+        return self._recent_spe
 
     def contributors(self, members: list[str]) -> list[dict[str, Any]]:
         """The sensors behind the last judgement, largest share first."""
@@ -170,8 +202,8 @@ class AssetModel:
         values, vectors = np.linalg.eigh(corr)
         values, vectors = values[::-1], vectors[:, ::-1]
         values = np.maximum(values, 1e-9 * max(float(values[0]), 1e-12))
-        # Kaiser's rule: a mode is shared when it carries more than one sensor's variance.
-        kept = max(1, min(int(np.sum(values >= 1.0)), self.columns - 1))
+        kept = kept_modes(values, self._components.shape[1] if self._kept_known else None)
+        self._kept_known = True
         self._components = vectors[:, :kept]
         # The SPE expected of a normal row: the variance left off the kept modes. Scoring the
         # SPE as a multiple of it keeps its tail valid across refits of the model.
@@ -190,7 +222,8 @@ class AssetModel:
         return {"columns": self.columns, "adapted": self._adapted,
                 "learning": None if self._learning is None else np.array(self._learning).tolist(),
                 "mean": self._mean.tolist(), "cov": self._cov.tolist(),
-                "recent_spe": self._recent_spe, "recent": self.last_contributions.tolist(),
+                "recent_spe": self._recent_spe, "spe_scaled": True, "kept": self._components.shape[1],
+                "recent": self.last_contributions.tolist(),
                 "spe": self._spe.state()}
 
     def load(self, state: dict[str, Any]) -> None:
@@ -205,6 +238,29 @@ class AssetModel:
         self._learning = None if learning is None else [np.array(r, dtype=float) for r in learning]
         self._adapted = int(state["adapted"])
         self._mean, self._cov, self.last_contributions = mean, cov, recent
-        self._recent_spe = float(state["recent_spe"])
+        kept = state.get("kept")
+        if isinstance(kept, int) and 1 <= kept < self.columns:
+            self._components = np.eye(self.columns)[:, :kept]
+            self._kept_known = True
         self._refresh()
+        self._recent_spe = float(state["recent_spe"])
+        if not state.get("spe_scaled"):  # saved before rows were scaled one by one
+            self._recent_spe /= self._expected_spe
         self._spe.load(state["spe"])
+
+
+def kept_modes(values: np.ndarray, previous: int | None) -> int:
+    """How many modes (eigenvalues of the correlation, largest first) the model keeps.
+
+    Kaiser's rule: a mode is shared when it carries more than one sensor's variance; with
+    hysteresis against the `previous` count, so an eigenvalue hovering about one does not flip
+    the model's shape (and what its SPE measures) back and forth with every refresh."""
+    columns = len(values)
+    kept = max(1, min(int(np.sum(values >= 1.0)), columns - 1))
+    if previous is None:
+        return kept
+    if kept > previous and values[previous] < 1.0 + _KAISER_HYSTERESIS:
+        return previous
+    if kept < previous and values[previous - 1] >= 1.0 - _KAISER_HYSTERESIS:
+        return previous
+    return kept

@@ -250,6 +250,13 @@ class DetectionEngine:
             (_finding(judgement, asset.thresholds, "corroborated", contributors),),
             frozenset({ASSET_DETECTOR}))
 
+    def _members_alerting(self, asset: _Asset) -> bool:
+        """A member sensor has an open alert of its own: what the SPE sees now is that
+        sensor's deviation (a spike on two sensors ripples through the averaged SPE for some
+        rows), already alerted and named; a second, asset-wide alert would only repeat it."""
+        has_open = self._tracker.has_open
+        return any(has_open(member) for member in asset.rows.members)
+
     def _asset_alert_names(self, asset_id: str | None, sensor_id: str) -> bool:
         asset = self._assets.get(asset_id) if asset_id is not None else None
         return asset is not None and asset.alert_sensor == sensor_id
@@ -290,9 +297,10 @@ class DetectionEngine:
             asset.model = AssetModel(len(members), self.settings.asset_model, zlib.crc32(asset_id.encode()))
         per_day = SECONDS_PER_DAY / asset.period_s if asset.period_s > 0 else SECONDS_PER_DAY
         # Never learn from alerting periods: the asset's or any of its sensors' alert is open.
-        quiet = asset.alert_sensor is None and not any(self._tracker.has_open(m) for m in members)
+        members_alerting = asset.alert_sensor is None and self._members_alerting(asset)
+        quiet = asset.alert_sensor is None and not members_alerting
         p_learn = ASSET_GATE * asset.thresholds.normal / (per_day * asset.model.trials_factor)
-        p = asset.model.update(row, may_learn=quiet, p_learn=p_learn)
+        p = asset.model.update(row, may_learn=quiet, p_learn=p_learn, explained=members_alerting)
         if not judge or not asset.model.learned:
             return NO_CHANGES
         return self._judge_asset(asset, asset_id, row_ts, p * per_day * asset.model.trials_factor)
@@ -316,7 +324,7 @@ class DetectionEngine:
         if rate <= thresholds.candidate:
             self._validator.note_candidate(asset_id, _ASSET_SOURCE, ts)
             reason = None
-            if asset.alert_sensor is None:
+            if asset.alert_sensor is None and not self._members_alerting(asset):
                 # Like a drift, an averaged SPE must last: no extreme shortcut, no corroboration.
                 reason = self._validator.consider(Candidate(
                     episode_key, asset_id, ASSET_DETECTOR, model.kind, ts, rate,
@@ -333,6 +341,9 @@ class DetectionEngine:
         changes = self._tracker.observe(sensor_id, asset_id, ts, findings, judged)
         if any(c.change == "resolved" for c in changes):
             asset.alert_sensor = None
+            # Its candidates were evidence for the alert that just ended: they must not
+            # corroborate a sensor's candidate into reopening it a moment later.
+            self._validator.forget_candidates(asset_id, _ASSET_SOURCE)
         return changes
 
     # -- sources that say they are gone -----------------------------------------------------

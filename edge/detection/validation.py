@@ -82,6 +82,12 @@ class Validator:
         if asset_id is not None:
             self._recent.setdefault(asset_id, {})[source] = ts
 
+    def forget_candidates(self, asset_id: str, source: str) -> None:
+        """`source`'s recent candidate corroborates nothing more (its alert has ended)."""
+        recent = self._recent.get(asset_id)
+        if recent is not None:
+            recent.pop(source, None)
+
     def consider(self, candidate: Candidate, history: LevelHistory | None = None,
                  relations: Relations = "unknown") -> str | None:
         """The accept reason if this candidate reading opens an alert now, else None."""

@@ -19,7 +19,8 @@ PERIOD_S = 10.0
 
 
 def _pump(seed: int, rows: int, break_from: int | None = None, offset_sigmas: float = 0.0,
-          related: bool = True, pressure_sensor: bool = True) -> list[AlertChange]:
+          related: bool = True, pressure_sensor: bool = True,
+          spike_at: int | None = None) -> list[AlertChange]:
     """Flow, pressure and current of one pump follow its load (a daily cycle that moves the
     current by about 40 noise sigmas); from `break_from` the current departs from what the
     load implies. `related=False`: the current wanders on its own (an AR(1) of a few minutes).
@@ -41,6 +42,9 @@ def _pump(seed: int, rows: int, break_from: int | None = None, offset_sigmas: fl
         current = 10.0 + 5.0 * drive + rng.gauss(0.0, 0.05)
         if break_from is not None and i >= break_from:
             current += offset_sigmas * 0.05 * min(1.0, (i - break_from) / 50)
+        if i == spike_at:  # one reading, far out, on two sensors at once
+            flow += 80 * 0.1
+            pressure -= 80 * 0.02
         changes += engine.observe("pump/flow", "pump", ts, flow)
         if pressure_sensor:
             changes += engine.observe("pump/pressure", "pump", ts, pressure)
@@ -94,3 +98,27 @@ def test_a_member_that_stops_reporting_stops_the_rows() -> None:
     assert rows.add(1, START, 2.0, 1.0) is not None
     made = [rows.add(0, START + t, 1.0, 1.0) for t in range(1, 20)]  # b is silent
     assert sum(m is not None for m in made) <= 3 and rows.dropped > 0  # 3 periods of tolerance
+
+
+def test_a_spike_that_the_sensors_alert_is_not_alerted_again_by_the_asset_model() -> None:
+    """The spike ripples through the averaged SPE for some rows; the sensors' own alerts name
+    it already, so the asset model opens no second, asset-wide one."""
+    opened = _pump(1, 6000, spike_at=5000)
+    assert {c.alert.detector for c in opened if c.alert.sensor_id in
+            ("pump/flow", "pump/pressure")} >= {"outlier"}, "the spike is alerted"
+    assert [c for c in opened if c.alert.detector == ASSET_DETECTOR] == []
+
+
+def test_an_eigenvalue_hovering_about_one_does_not_flip_the_modes() -> None:
+    """Kaiser's rule with hysteresis: a second mode is kept (or left out) until its eigenvalue
+    clears one by a margin, so refits do not change what the SPE measures back and forth."""
+    from edge.detection.asset_model import kept_modes
+
+    def eigenvalues(second: float) -> np.ndarray:
+        return np.array([1.9, second, 3.0 - 1.9 - second])
+
+    assert kept_modes(eigenvalues(1.05), None) == 2, "Kaiser's rule on a first fit"
+    assert kept_modes(eigenvalues(1.05), previous=1) == 1, "not clear of one: unchanged"
+    assert kept_modes(eigenvalues(1.2), previous=1) == 2
+    assert kept_modes(eigenvalues(0.95), previous=2) == 2, "not clear below one: unchanged"
+    assert kept_modes(eigenvalues(0.8), previous=2) == 1

@@ -241,6 +241,8 @@ class DetectionEngine:
         model = asset.model
         if model is None or asset.alert_sensor is not None:
             return NO_CHANGES
+        if self._asset_suppressed(asset):
+            return NO_CHANGES
         contributors = model.contributors(asset.rows.members)
         judgement = Judgement(ASSET_DETECTOR, asset.last_rate, float("nan"), ts, model.kind,
                               window={"contributors": contributors})
@@ -249,6 +251,17 @@ class DetectionEngine:
             sensor_id, asset_id, ts,
             (_finding(judgement, asset.thresholds, "corroborated", contributors),),
             frozenset({ASSET_DETECTOR}))
+
+    def _asset_suppressed(self, asset: _Asset) -> bool:
+        """An operator called this asset's model a false alarm lately. Its alert is filed
+        under whichever sensor contributes most, so the decision on any member counts
+        (counted like a sensor's candidate silenced by feedback)."""
+        suppressed = self.suppressed
+        if suppressed is None or not any(suppressed(member, ASSET_DETECTOR)
+                                         for member in asset.rows.members):
+            return False
+        self._validator.counts["rejected_false_alarm_feedback"] += 1
+        return True
 
     def _members_alerting(self, asset: _Asset) -> bool:
         """A member sensor has an open alert of its own: what the SPE sees now is that
@@ -324,7 +337,8 @@ class DetectionEngine:
         if rate <= thresholds.candidate:
             self._validator.note_candidate(asset_id, _ASSET_SOURCE, ts)
             reason = None
-            if asset.alert_sensor is None and not self._members_alerting(asset):
+            if asset.alert_sensor is None and not self._members_alerting(asset) \
+                    and not self._asset_suppressed(asset):
                 # Like a drift, an averaged SPE must last: no extreme shortcut, no corroboration.
                 reason = self._validator.consider(Candidate(
                     episode_key, asset_id, ASSET_DETECTOR, model.kind, ts, rate,

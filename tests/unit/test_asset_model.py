@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,7 +21,8 @@ PERIOD_S = 10.0
 
 def _pump(seed: int, rows: int, break_from: int | None = None, offset_sigmas: float = 0.0,
           related: bool = True, pressure_sensor: bool = True,
-          spike_at: int | None = None) -> list[AlertChange]:
+          spike_at: int | None = None,
+          suppressed: Callable[[str, str], bool] | None = None) -> list[AlertChange]:
     """Flow, pressure and current of one pump follow its load (a daily cycle that moves the
     current by about 40 noise sigmas); from `break_from` the current departs from what the
     load implies. `related=False`: the current wanders on its own (an AR(1) of a few minutes).
@@ -29,6 +31,7 @@ def _pump(seed: int, rows: int, break_from: int | None = None, offset_sigmas: fl
     is what lets the alert name the current.)"""
     rng = random.Random(seed)
     engine = DetectionEngine("gw")
+    engine.suppressed = suppressed
     changes = []
     other = 0.5
     keep = math.exp(-PERIOD_S / 300.0)
@@ -122,3 +125,12 @@ def test_an_eigenvalue_hovering_about_one_does_not_flip_the_modes() -> None:
     assert kept_modes(eigenvalues(1.2), previous=1) == 2
     assert kept_modes(eigenvalues(0.95), previous=2) == 2, "not clear below one: unchanged"
     assert kept_modes(eigenvalues(0.8), previous=2) == 1
+
+
+def test_an_operators_false_alarm_on_the_asset_model_silences_it_whichever_sensor_it_named() -> None:
+    """The asset alert is filed under its top contributor; a false-alarm decision filed under
+    another member (an earlier alert's sensor) silences the asset model all the same."""
+    opened = _pump(1, 6000, break_from=5000, offset_sigmas=6.0,
+                   suppressed=lambda sensor, detector: detector == ASSET_DETECTOR
+                   and sensor == "pump/flow")
+    assert [c for c in opened if c.alert.detector == ASSET_DETECTOR] == []

@@ -71,7 +71,10 @@ class AlertTracker:
         """Take back the alerts that were open when the daemon stopped."""
         for alert in alerts:
             if alert.state == "open":
-                ts = alert.updated_at.timestamp()
+                # The reading time of its last abnormal reading, not `updated_at`: an
+                # operator's decision stamps that on the gateway's clock, and against a
+                # sensor clock behind it the alert would resolve only once readings caught up.
+                ts = _reading_ts(alert)
                 self._open.setdefault(alert.sensor_id, {})[alert.detector] = _OpenAlert(
                     alert, last_abnormal_ts=ts, last_emitted_ts=ts)
 
@@ -175,7 +178,8 @@ class AlertTracker:
                 asset_id=asset_id, sensor_id=sensor_id, detector=finding.detector,
                 severity=finding.severity, state="open", score=finding.score,
                 value=_finite(finding.value), reason=finding.reason,
-                details={**finding.details, "window": finding.window, "abnormal_readings": 1},
+                details={**finding.details, "window": finding.window, "abnormal_readings": 1,
+                         "last_abnormal_ts": finding.ts},
                 opened_at=_at(finding.ts), updated_at=_at(finding.ts))
             by_detector[finding.detector] = _OpenAlert(alert, finding.ts, finding.ts)
             return AlertChange("open", alert)
@@ -189,7 +193,8 @@ class AlertTracker:
             "severity": finding.severity if worse else state.alert.severity,
             "score": finding.score, "value": _finite(finding.value), "reason": finding.reason,
             "details": {**state.alert.details, **finding.details, "window": finding.window,
-                        "abnormal_readings": state.abnormal_readings},
+                        "abnormal_readings": state.abnormal_readings,
+                        "last_abnormal_ts": finding.ts},
             "updated_at": _at(max(finding.ts, state.alert.updated_at.timestamp())),
         })
         state.last_emitted_ts = finding.ts
@@ -218,6 +223,13 @@ class AlertTracker:
             "state": "resolved", "updated_at": resolved_at, "resolved_at": resolved_at,
             "details": {**state.alert.details, "abnormal_readings": state.abnormal_readings}})
         return AlertChange("resolved", alert)
+
+
+def _reading_ts(alert: AlertRecord) -> float:
+    last = alert.details.get("last_abnormal_ts")
+    updated = alert.updated_at.timestamp()
+    return min(float(last), updated) if isinstance(last, int | float) and math.isfinite(last) \
+        else updated
 
 
 def _finite(value: float) -> float | None:

@@ -83,3 +83,22 @@ def test_a_condition_closed_by_an_operator_alerts_again_once_the_sensor_was_norm
         assert engine.observe("s", "a", float(t), 20.0) == []
     [again] = engine.observe("s", "a", 8.0, 62.0)
     assert again.change == "open" and again.alert.alert_id != opened.alert.alert_id
+
+
+def test_a_restored_acknowledged_alert_resolves_by_reading_time_not_the_decision_time() -> None:
+    """Acknowledged at 300 s on the gateway's clock while the sensor's clock says 10 s: after a
+    restart the alert still resolves by the sensor's readings, not 290 s later."""
+    from datetime import UTC, datetime
+
+    tracker = AlertTracker("gw", SETTINGS)
+    opened = tracker.observe("s", "a", 10.0, _finding(10.0))[0].alert
+    acknowledged = opened.model_copy(update={
+        "updated_at": datetime.fromtimestamp(300.0, UTC),
+        "details": {**opened.details, "acknowledged": {"by": "op"}}})
+    restarted = AlertTracker("gw", SETTINGS)
+    restarted.restore([acknowledged])
+    changes = []
+    for t in range(11, 40):
+        changes += restarted.observe("s", "a", float(t), ())
+    assert [c.change for c in changes] == ["resolved"]
+    assert changes[0].alert.details["acknowledged"] == {"by": "op"}

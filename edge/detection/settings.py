@@ -79,6 +79,13 @@ class DriftSettings(_Model):
     fast_span: int = Field(default=30, ge=2, le=10_000)
     slow_span: int = Field(default=1000, ge=10, le=1_000_000)
 
+    @model_validator(mode="after")
+    def _fast_below_slow(self) -> DriftSettings:
+        if self.fast_span >= self.slow_span:
+            raise ValueError("fast_span must be below slow_span (the baseline it is compared "
+                             "with is the slow one)")
+        return self
+
 
 class FlatlineSettings(_Model):
     """Stuck sensor: a run of identical readings far longer than this sensor's own runs.
@@ -159,6 +166,12 @@ class AssetModelSettings(_Model):
     horizon_rows: int = Field(default=5000, ge=100,
                               description="Rows the slow adaptation of the model averages over.")
 
+    @model_validator(mode="after")
+    def _consistent(self) -> AssetModelSettings:
+        if self.min_sensors > self.max_sensors:
+            raise ValueError("min_sensors must be <= max_sensors (no asset could have a model)")
+        return self
+
 
 class AssetDetectionSettings(_Model):
     """Per-asset detection settings (`assets.<id>.detection`)."""
@@ -207,7 +220,8 @@ class DetectionSettings(_Model):
     release_idle_s: float = Field(
         default=7 * 86_400.0, gt=0,
         description="A sensor with no reading for this long gives its detection state back "
-                    "(never while it has an open alert); if it returns, it learns anew.")
+                    "(never while it has an open alert); kept compressed, taken back if it "
+                    "returns.")
 
 
 def merged(defaults: DetectorSettings, override: DetectorSettings | None) -> DetectorSettings:

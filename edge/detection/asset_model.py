@@ -222,7 +222,9 @@ class AssetModel:
         return {"columns": self.columns, "adapted": self._adapted,
                 "learning": None if self._learning is None else np.array(self._learning).tolist(),
                 "mean": self._mean.tolist(), "cov": self._cov.tolist(),
-                "recent_spe": self._recent_spe, "spe_scaled": True, "kept": self._components.shape[1],
+                "recent_spe": self._recent_spe, "spe_scaled": True,
+                # None until the first fit chose the modes (before, it is a placeholder)
+                "kept": self._components.shape[1] if self._kept_known else None,
                 "recent": self.last_contributions.tolist(),
                 "spe": self._spe.state()}
 
@@ -239,10 +241,11 @@ class AssetModel:
         self._adapted = int(state["adapted"])
         self._mean, self._cov, self.last_contributions = mean, cov, recent
         kept = state.get("kept")
-        if isinstance(kept, int) and 1 <= kept < self.columns:
+        if type(kept) is int and 1 <= kept < self.columns:
             self._components = np.eye(self.columns)[:, :kept]
             self._kept_known = True
-        self._refresh()
+        if self._learning is None or len(self._learning) >= self._learning_rows // 2:
+            self._refresh()  # fitted when saved (before the half-way fit there is nothing)
         self._recent_spe = float(state["recent_spe"])
         if not state.get("spe_scaled"):  # saved before rows were scaled one by one
             self._recent_spe /= self._expected_spe

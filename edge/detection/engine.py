@@ -83,6 +83,10 @@ class _Asset:
     period_s: float = 0.0
     last_row_ts: float = float("-inf")
     alert_sensor: str | None = None  # the sensor id its open alert is filed under
+    # Its alert was closed by an operator while the condition lasted: filed under this sensor,
+    # muted in the tracker until the rows are normal by the resolve rule (as a sensor's).
+    muted_sensor: str | None = None
+    feedback_counted: bool = False  # this episode's rejection by feedback is counted
     last_rate: float = math.inf  # the newest row's rate per day (for a corroborated opening)
 
 
@@ -99,6 +103,9 @@ class DetectionEngine:
         self._models: dict[str, SensorModel] = {}
         self._assets: dict[str, _Asset] = {}
         self._asset_of: dict[str, str | None] = {}
+        # Assets whose restored open alert no model can judge (the model was not restored,
+        # or is off): resolved at the asset's next reading, so the model can learn again.
+        self._orphans: set[str] = set()
         # Released sensors' models, compressed (~5 kB, a fifth of a live model), oldest first:
         # taken back when the sensor returns, and part of every snapshot.
         self._released: dict[str, bytes] = {}
@@ -123,11 +130,14 @@ class DetectionEngine:
         hot = self.last_judgements = model.update(ts, value, alerting, arrival)
         asset_id = model.profile.asset_id or asset_id
         changes = NO_CHANGES
+        if self._orphans and asset_id in self._orphans:
+            changes = self._resolve_orphan(asset_id, ts)
         # A muted condition (closed by an operator) must see the normal readings too, or it
         # would never be lifted (tests/unit/test_false_alarm_feedback.py).
         if hot is not None or alerting or self._validator.pending(sensor_id) or \
                 self._tracker.is_muted(sensor_id):
-            changes = self._judge(model, asset_id, ts, hot)
+            judged = self._judge(model, asset_id, ts, hot)
+            changes = changes + judged if changes else judged
         if asset_id is not None and self._assets_enabled:
             asset_changes = self._feed_asset(model, asset_id, ts, value, judge=True)
             if asset_changes:
@@ -225,10 +235,15 @@ class DetectionEngine:
                     continue
                 if reason == "corroborated" and asset_id is not None:
                     # Its relation to the asset's other sensors broke: the asset model's
-                    # alert, filed under this sensor, names where to look.
-                    asset_changes += self._open_asset_alert(asset_id, sensor_id, ts)
-                    undecided.add(judgement.detector)
-                    continue
+                    # alert, filed under this sensor, names where to look. Where the asset
+                    # may not alert (a member's own alert explains the rows, or feedback
+                    # silenced it), the sensor's own alert does.
+                    opened = self._open_asset_alert(asset_id, sensor_id, ts)
+                    asset = self._assets[asset_id]
+                    if opened or asset.alert_sensor is not None or asset.muted_sensor is not None:
+                        asset_changes += opened
+                        undecided.add(judgement.detector)
+                        continue
             findings.append(_finding(judgement, thresholds, reason))
         self._validator.quiet(sensor_id, model.judged - candidates)
         judged = model.judged - undecided if undecided else model.judged
@@ -239,9 +254,9 @@ class DetectionEngine:
         """Open the asset model's alert under `sensor_id`, accepted by corroboration."""
         asset = self._assets[asset_id]
         model = asset.model
-        if model is None or asset.alert_sensor is not None:
+        if model is None or asset.alert_sensor is not None or asset.muted_sensor is not None:
             return NO_CHANGES
-        if self._asset_suppressed(asset):
+        if self._members_alerting(asset) or self._asset_suppressed(asset):
             return NO_CHANGES
         contributors = model.contributors(asset.rows.members)
         judgement = Judgement(ASSET_DETECTOR, asset.last_rate, float("nan"), ts, model.kind,
@@ -255,20 +270,23 @@ class DetectionEngine:
     def _asset_suppressed(self, asset: _Asset) -> bool:
         """An operator called this asset's model a false alarm lately. Its alert is filed
         under whichever sensor contributes most, so the decision on any member counts
-        (counted like a sensor's candidate silenced by feedback)."""
+        (counted once per episode, like a sensor's candidate silenced by feedback)."""
         suppressed = self.suppressed
         if suppressed is None or not any(suppressed(member, ASSET_DETECTOR)
                                          for member in asset.rows.members):
             return False
-        self._validator.counts["rejected_false_alarm_feedback"] += 1
+        if not asset.feedback_counted:
+            asset.feedback_counted = True
+            self._validator.counts["rejected_false_alarm_feedback"] += 1
         return True
 
     def _members_alerting(self, asset: _Asset) -> bool:
         """A member sensor has an open alert of its own: what the SPE sees now is that
         sensor's deviation (a spike on two sensors ripples through the averaged SPE for some
-        rows), already alerted and named; a second, asset-wide alert would only repeat it."""
+        rows), already alerted and named; a second, asset-wide alert would only repeat it.
+        The asset model's own alert (filed under a member) does not count."""
         has_open = self._tracker.has_open
-        return any(has_open(member) for member in asset.rows.members)
+        return any(has_open(member, ASSET_DETECTOR) for member in asset.rows.members)
 
     def _asset_alert_names(self, asset_id: str | None, sensor_id: str) -> bool:
         asset = self._assets.get(asset_id) if asset_id is not None else None
@@ -321,38 +339,49 @@ class DetectionEngine:
     def _judge_asset(self, asset: _Asset, asset_id: str, ts: float, rate: float) -> list[AlertChange]:
         thresholds = asset.thresholds
         asset.last_rate = rate
-        if rate > thresholds.normal and asset.alert_sensor is None and \
-                not self._validator.pending(_ASSET_SOURCE + asset_id):
+        episode_key = _ASSET_SOURCE + asset_id
+        # The sensor its alert is filed under: open, or closed while the condition lasts.
+        holder = asset.alert_sensor or asset.muted_sensor
+        if rate > thresholds.normal and holder is None and not self._validator.pending(episode_key):
+            asset.feedback_counted = False
             return NO_CHANGES
         model = asset.model
         assert model is not None
         contributors = model.contributors(asset.rows.members)
-        sensor_id = asset.alert_sensor or (contributors[0]["sensor_id"] if contributors
-                                           else asset.rows.members[0])
+        sensor_id = holder or (contributors[0]["sensor_id"] if contributors
+                               else asset.rows.members[0])
         judgement = Judgement(ASSET_DETECTOR, rate, float("nan"), ts, model.kind,
                               window={"contributors": contributors})
-        episode_key = _ASSET_SOURCE + asset_id
         findings: tuple[Finding, ...] = ()
         judged = frozenset({ASSET_DETECTOR})
         if rate <= thresholds.candidate:
-            self._validator.note_candidate(asset_id, _ASSET_SOURCE, ts)
-            reason = None
-            if asset.alert_sensor is None and not self._members_alerting(asset) \
-                    and not self._asset_suppressed(asset):
+            # A candidate row corroborates its sensors' candidates (they are then this
+            # episode), except where it is no evidence: a member's own alert explains it, or
+            # an operator called the asset model a false alarm (`_asset_suppressed`).
+            if holder is not None:
+                findings = (_finding(judgement, thresholds, None, contributors),)
+                if asset.alert_sensor is not None or not self._asset_suppressed(asset):
+                    self._validator.note_candidate(asset_id, _ASSET_SOURCE, ts)
+            elif not self._members_alerting(asset) and not self._asset_suppressed(asset):
+                self._validator.note_candidate(asset_id, _ASSET_SOURCE, ts)
                 # Like a drift, an averaged SPE must last: no extreme shortcut, no corroboration.
                 reason = self._validator.consider(Candidate(
                     episode_key, asset_id, ASSET_DETECTOR, model.kind, ts, rate,
                     persist=model.persist_rows, period_s=asset.period_s))
-            if asset.alert_sensor is not None or reason is not None:
-                findings = (_finding(judgement, thresholds, reason, contributors),)
-                asset.alert_sensor = sensor_id
+                if reason is not None:
+                    findings = (_finding(judgement, thresholds, reason, contributors),)
+                    asset.alert_sensor = sensor_id
         else:
+            asset.feedback_counted = False
             self._validator.quiet(episode_key, judged)
             if rate <= thresholds.normal:
                 judged = frozenset()
-        if asset.alert_sensor is None:
+        if asset.alert_sensor is None and asset.muted_sensor is None:
             return NO_CHANGES
         changes = self._tracker.observe(sensor_id, asset_id, ts, findings, judged)
+        if asset.muted_sensor is not None and \
+                not self._tracker.is_muted_detector(asset.muted_sensor, ASSET_DETECTOR):
+            asset.muted_sensor = None  # normal again: the next episode may alert
         if any(c.change == "resolved" for c in changes):
             asset.alert_sensor = None
             # Its candidates were evidence for the alert that just ended: they must not
@@ -383,11 +412,13 @@ class DetectionEngine:
     def close(self, sensor_id: str, detector: str) -> bool:
         """An operator closed an alert: it is dropped, and the same condition opens none until
         the sensor has been normal by the resolve rule (so a close does not flap)."""
+        closed = self._tracker.close(sensor_id, detector)
         if detector == ASSET_DETECTOR:
             for asset in self._assets.values():
                 if asset.alert_sensor == sensor_id:
                     asset.alert_sensor = None
-        return self._tracker.close(sensor_id, detector)
+                    asset.muted_sensor = sensor_id if closed else None
+        return closed
 
     def take_decided(self, alert: AlertRecord) -> bool:
         """An operator acknowledged or snoozed an open alert: later versions build on `alert`
@@ -427,6 +458,22 @@ class DetectionEngine:
             if alert.detector == ASSET_DETECTOR and alert.asset_id is not None:
                 asset = self._assets.get(alert.asset_id) or self._new_asset(alert.asset_id)
                 asset.alert_sensor = alert.sensor_id
+                # No learned model to judge it (none in the snapshot, or asset models are
+                # off now): it could never resolve, and it would keep new members out.
+                if not (self._assets_enabled and asset.profile.enabled and
+                        asset.model is not None and asset.model.learned):
+                    self._orphans.add(alert.asset_id)
+
+    def _resolve_orphan(self, asset_id: str, ts: float) -> list[AlertChange]:
+        """Resolve a restored asset alert no model can judge, at the asset's next reading."""
+        self._orphans.discard(asset_id)
+        asset = self._assets[asset_id]
+        sensor_id, asset.alert_sensor = asset.alert_sensor, None
+        change = None if sensor_id is None else self._tracker.resolve_now(
+            sensor_id, ASSET_DETECTOR, ts,
+            because="the asset model was not restored after a restart: it learns again, and "
+                    "this alert cannot be judged")
+        return [change] if change is not None else NO_CHANGES
 
     def restore_closed(self, alerts: Iterable[AlertRecord]) -> None:
         """Take back what operators closed while its condition lasted (see `close`)."""

@@ -84,7 +84,7 @@ class AlertTracker:
         lift it), so a restart does not reopen what a person closed."""
         for alert in alerts:
             if alert.state == "closed" and not self.is_open(alert.sensor_id, alert.detector):
-                ts = alert.updated_at.timestamp()
+                ts = _reading_ts(alert)  # as in `restore`: reading time, not the close's
                 self._muted.setdefault(alert.sensor_id, {}).setdefault(
                     alert.detector, _OpenAlert(alert, last_abnormal_ts=ts, last_emitted_ts=ts))
 
@@ -101,8 +101,18 @@ class AlertTracker:
         """An operator closed an alert of this sensor while its condition lasted."""
         return sensor_id in self._muted
 
-    def has_open(self, sensor_id: str) -> bool:
-        return sensor_id in self._open or sensor_id in self._muted
+    def has_open(self, sensor_id: str, besides: str | None = None) -> bool:
+        """An alert of `sensor_id` is open, or closed while its condition lasts (muted);
+        `besides`: one detector not to count."""
+        if besides is None:
+            return sensor_id in self._open or sensor_id in self._muted
+        return any(detector != besides for by_detector in (self._open.get(sensor_id),
+                                                          self._muted.get(sensor_id))
+                   if by_detector for detector in by_detector)
+
+    def is_muted_detector(self, sensor_id: str, detector: str) -> bool:
+        muted_here = self._muted.get(sensor_id)
+        return muted_here is not None and detector in muted_here
 
     def close(self, sensor_id: str, detector: str) -> bool:
         """An operator closed the alert: drop it, and open none for the same condition until
@@ -200,12 +210,16 @@ class AlertTracker:
         state.last_emitted_ts = finding.ts
         return AlertChange("updated", state.alert)
 
-    def resolve_now(self, sensor_id: str, detector: str, ts: float) -> AlertChange | None:
+    def resolve_now(self, sensor_id: str, detector: str, ts: float,
+                    because: str | None = None) -> AlertChange | None:
         """Resolve an open alert at once (its condition ended by an event, not by readings:
-        a Sparkplug node that was offline is born again)."""
+        a Sparkplug node that was offline is born again); `because` is kept in its details."""
         state = self._open.get(sensor_id, {}).get(detector)
         if state is None:
             return None
+        if because is not None:
+            state.alert = state.alert.model_copy(
+                update={"details": {**state.alert.details, "resolved_because": because}})
         state.normal_readings = self._resolve_after_readings
         state.last_abnormal_ts = min(state.last_abnormal_ts, ts - self._resolve_after_s)
         return self._normal(sensor_id, detector, state, ts)
@@ -226,10 +240,17 @@ class AlertTracker:
 
 
 def _reading_ts(alert: AlertRecord) -> float:
-    last = alert.details.get("last_abnormal_ts")
+    """The reading time of the alert's last abnormal reading (details written by this
+    module), never later than its last version; `updated_at` where the details lack it."""
     updated = alert.updated_at.timestamp()
-    return min(float(last), updated) if isinstance(last, int | float) and math.isfinite(last) \
-        else updated
+    last = alert.details.get("last_abnormal_ts")
+    if type(last) not in (int, float):  # bool is an int: not a time
+        return updated
+    try:
+        ts = float(last)  # type: ignore[arg-type]
+    except OverflowError:
+        return updated
+    return min(ts, updated) if math.isfinite(ts) else updated
 
 
 def _finite(value: float) -> float | None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Model(BaseModel):
@@ -79,12 +79,14 @@ class DriftSettings(_Model):
     fast_span: int = Field(default=30, ge=2, le=10_000)
     slow_span: int = Field(default=1000, ge=10, le=1_000_000)
 
-    @model_validator(mode="after")
-    def _fast_below_slow(self) -> DriftSettings:
+    def span_problem(self) -> str | None:
+        """Why these spans cannot work, if they cannot. Checked on `detection.defaults` and on
+        each sensor's override merged onto them (a partial override alone proves nothing: its
+        unset span is a class default, not the one that applies)."""
         if self.fast_span >= self.slow_span:
-            raise ValueError("fast_span must be below slow_span (the baseline it is compared "
-                             "with is the slow one)")
-        return self
+            return (f"fast_span ({self.fast_span}) must be below slow_span ({self.slow_span}): "
+                    "the baseline it is compared with is the slow one")
+        return None
 
 
 class FlatlineSettings(_Model):
@@ -222,6 +224,14 @@ class DetectionSettings(_Model):
         description="A sensor with no reading for this long gives its detection state back "
                     "(never while it has an open alert); kept compressed, taken back if it "
                     "returns.")
+
+    @field_validator("defaults")
+    @classmethod
+    def _drift_spans(cls, defaults: DetectorSettings) -> DetectorSettings:
+        problem = defaults.drift.span_problem()
+        if problem is not None:
+            raise ValueError(f"drift: {problem}")
+        return defaults
 
 
 def merged(defaults: DetectorSettings, override: DetectorSettings | None) -> DetectorSettings:

@@ -12,7 +12,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from edge.detection.settings import DetectionSettings
+from edge.detection.settings import DetectionSettings, merged
 from edge.errors import ConfigError
 from edge.prediction.settings import PredictionSettings
 from edge.settings.base import DEFAULT_CONFIG_PATHS, ENV_PREFIX, Identifier
@@ -103,7 +103,8 @@ def load_settings(path: Path) -> Settings:
         settings = Settings(**raw)
     except ValidationError as exc:
         raise ConfigError([_describe(error, path) for error in exc.errors()]) from None
-    problems = _undefined_references(settings, path) + _notifications_inside_data(settings, path)
+    problems = (_undefined_references(settings, path) + _notifications_inside_data(settings, path)
+                + _contradictory_overrides(settings, path))
     if problems:
         raise ConfigError(problems)
     return settings
@@ -115,6 +116,22 @@ def _undefined_references(settings: Settings, path: Path) -> list[str]:
             f"(in {_source(('sensors', sensor_id, 'asset'), path)})"
             for sensor_id, sensor in settings.sensors.items()
             if sensor.asset is not None and sensor.asset not in settings.assets]
+
+
+def _contradictory_overrides(settings: Settings, path: Path) -> list[str]:
+    """A sensor's detector override is judged merged onto detection.defaults, as the engine
+    will use it: a drift fast span fine against the class default may not be against the
+    configured slow span."""
+    problems = []
+    for sensor_id, sensor in settings.sensors.items():
+        if sensor.detection is None:
+            continue
+        problem = merged(settings.detection.defaults, sensor.detection).drift.span_problem()
+        if problem is not None:
+            loc = ("sensors", sensor_id, "detection", "drift")
+            problems.append(f"{'.'.join(loc)}: {problem} (merged with detection.defaults.drift; "
+                            f"in {_source(loc, path)})")
+    return problems
 
 
 def config_warnings(settings: Settings) -> list[str]:

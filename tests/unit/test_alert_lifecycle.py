@@ -102,3 +102,39 @@ def test_a_restored_acknowledged_alert_resolves_by_reading_time_not_the_decision
         changes += restarted.observe("s", "a", float(t), ())
     assert [c.change for c in changes] == ["resolved"]
     assert changes[0].alert.details["acknowledged"] == {"by": "op"}
+
+
+def test_a_restored_close_is_lifted_by_reading_time_not_the_close_time() -> None:
+    """Closed at 300 s on the gateway's clock while the sensor's clock says 10 s: after a
+    restart the mute lifts after the resolve span of readings, not once they reach 310 s."""
+    from datetime import UTC, datetime
+
+    tracker = AlertTracker("gw", SETTINGS)
+    opened = tracker.observe("s", "a", 10.0, _finding(10.0))[0].alert
+    closed = opened.model_copy(update={"state": "closed",
+                                       "updated_at": datetime.fromtimestamp(300.0, UTC)})
+    restarted = AlertTracker("gw", SETTINGS)
+    restarted.restore_muted([closed])
+    for t in range(11, 25):
+        restarted.observe("s", "a", float(t), ())
+    assert not restarted.is_muted("s")
+    assert [c.change for c in restarted.observe("s", "a", 25.0, _finding(25.0))] == ["open"]
+
+
+def test_a_restored_alert_with_a_nonsense_reading_time_falls_back_to_its_last_version() -> None:
+    """details come back from storage as JSON: a boolean or an integer too large for a float
+    is no time; the alert resolves by `updated_at` instead of failing to restore."""
+    from datetime import UTC, datetime
+
+    for nonsense in (True, 10**400, "10", float("nan")):
+        tracker = AlertTracker("gw", SETTINGS)
+        opened = tracker.observe("s", "a", 10.0, _finding(10.0))[0].alert
+        odd = opened.model_copy(update={
+            "updated_at": datetime.fromtimestamp(20.0, UTC),
+            "details": {**opened.details, "last_abnormal_ts": nonsense}})
+        restarted = AlertTracker("gw", SETTINGS)
+        restarted.restore([odd])
+        early = [c for t in range(21, 29) for c in restarted.observe("s", "a", float(t), ())]
+        assert early == [], f"{nonsense!r}: resolves by updated_at (20 s), not earlier"
+        late = [c for t in range(30, 34) for c in restarted.observe("s", "a", float(t), ())]
+        assert [c.change for c in late] == ["resolved"], repr(nonsense)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -19,20 +19,18 @@ START = 1_767_225_600.0
 PERIOD_S = 10.0
 
 
-def _pump(seed: int, rows: int, break_from: int | None = None, offset_sigmas: float = 0.0,
-          related: bool = True, pressure_sensor: bool = True,
-          spike_at: int | None = None,
-          suppressed: Callable[[str, str], bool] | None = None) -> list[AlertChange]:
+def _pump_readings(seed: int, rows: int, breaks: tuple[tuple[int, int], ...] = (),
+                   offset_sigmas: float = 0.0, related: bool = True,
+                   pressure_sensor: bool = True, spike_at: int | None = None,
+                   ) -> Iterator[tuple[int, float, list[tuple[str, float]]]]:
     """Flow, pressure and current of one pump follow its load (a daily cycle that moves the
-    current by about 40 noise sigmas); from `break_from` the current departs from what the
-    load implies. `related=False`: the current wanders on its own (an AR(1) of a few minutes).
+    current by about 40 noise sigmas); within each `breaks` span of rows [start, end) the
+    current departs from what the load implies. `related=False`: the current wanders on its
+    own (an AR(1) of a few minutes). Yields (row, ts, [(sensor, value)]).
 
     (With only two sensors a broken relation cannot say which of them broke it: the third one
     is what lets the alert name the current.)"""
     rng = random.Random(seed)
-    engine = DetectionEngine("gw")
-    engine.suppressed = suppressed
-    changes = []
     other = 0.5
     keep = math.exp(-PERIOD_S / 300.0)
     for i in range(rows):
@@ -43,15 +41,32 @@ def _pump(seed: int, rows: int, break_from: int | None = None, offset_sigmas: fl
         pressure = 4.0 + 1.5 * load + rng.gauss(0.0, 0.02)
         drive = load if related else other
         current = 10.0 + 5.0 * drive + rng.gauss(0.0, 0.05)
-        if break_from is not None and i >= break_from:
-            current += offset_sigmas * 0.05 * min(1.0, (i - break_from) / 50)
+        for start, end in breaks:
+            if start <= i < end:
+                current += offset_sigmas * 0.05 * min(1.0, (i - start) / 50)
         if i == spike_at:  # one reading, far out, on two sensors at once
             flow += 80 * 0.1
             pressure -= 80 * 0.02
-        changes += engine.observe("pump/flow", "pump", ts, flow)
+        readings = [("pump/flow", flow)]
         if pressure_sensor:
-            changes += engine.observe("pump/pressure", "pump", ts, pressure)
-        changes += engine.observe("pump/current", "pump", ts, current)
+            readings.append(("pump/pressure", pressure))
+        readings.append(("pump/current", current))
+        yield i, ts, readings
+
+
+def _pump(seed: int, rows: int, break_from: int | None = None, offset_sigmas: float = 0.0,
+          related: bool = True, pressure_sensor: bool = True,
+          spike_at: int | None = None,
+          suppressed: Callable[[str, str], bool] | None = None) -> list[AlertChange]:
+    """The alerts `_pump_readings` opens (a break from `break_from` to the end)."""
+    engine = DetectionEngine("gw")
+    engine.suppressed = suppressed
+    changes = []
+    breaks = () if break_from is None else ((break_from, rows),)
+    for _, ts, readings in _pump_readings(seed, rows, breaks, offset_sigmas, related,
+                                          pressure_sensor, spike_at):
+        for sensor_id, value in readings:
+            changes += engine.observe(sensor_id, "pump", ts, value)
     return [c for c in changes if c.change == "open"]
 
 
@@ -134,3 +149,95 @@ def test_an_operators_false_alarm_on_the_asset_model_silences_it_whichever_senso
                    suppressed=lambda sensor, detector: detector == ASSET_DETECTOR
                    and sensor == "pump/flow")
     assert [c for c in opened if c.alert.detector == ASSET_DETECTOR] == []
+
+
+def _drive(engine: DetectionEngine, readings: Iterator[tuple[int, float, list[tuple[str, float]]]],
+           on_open: Callable[[int, AlertChange], None] | None = None) -> list[tuple[int, AlertChange]]:
+    """Feed `_pump_readings` to `engine`; the openings and resolutions, by row."""
+    seen = []
+    for i, ts, values in readings:
+        for sensor_id, value in values:
+            for change in engine.observe(sensor_id, "pump", ts, value):
+                if change.change in ("open", "resolved"):
+                    seen.append((i, change))
+                    if on_open is not None and change.change == "open":
+                        on_open(i, change)
+    return seen
+
+
+def test_a_silenced_asset_model_does_not_swallow_a_members_own_fault() -> None:
+    """While feedback silences the asset model, its candidate rows are no evidence: the
+    current's own candidates must not be 'corroborated' by them into an asset alert that may
+    not open (and so dropped); the current's own detectors alert its 20-sigma shift."""
+    engine = DetectionEngine("gw")
+    engine.suppressed = lambda sensor, detector: detector == ASSET_DETECTOR
+    seen = _drive(engine, _pump_readings(1, 5600, ((5000, 5600),), offset_sigmas=20.0))
+    opened = [(i, c.alert) for i, c in seen if c.change == "open"]
+    assert [a for _, a in opened if a.detector == ASSET_DETECTOR] == []
+    assert any(a.sensor_id == "pump/current" and 5000 <= i < 5600 for i, a in opened), opened
+    counts = engine.candidate_counts
+    assert counts.get("accepted_corroborated", 0) == 0
+    # per episode (a few), not per candidate row (hundreds over these 600 rows)
+    assert 1 <= counts["rejected_false_alarm_feedback"] <= 10
+
+
+def test_an_asset_alert_closed_by_an_operator_lets_the_next_fault_alert() -> None:
+    """A close mutes the asset model's condition until its rows are normal again, as for a
+    sensor; then the mute lifts, and the member it was filed under is not 'alerting' for good
+    (which would freeze the model and swallow every later fault)."""
+    engine = DetectionEngine("gw")
+    closed: list[int] = []
+
+    def close_soon(i: int, change: AlertChange) -> None:
+        if change.alert.detector == ASSET_DETECTOR and not closed:
+            assert engine.close(change.alert.sensor_id, ASSET_DETECTOR)
+            closed.append(i)
+
+    seen = _drive(engine, _pump_readings(1, 8200, ((5000, 5600), (7000, 7600)), 6.0), close_soon)
+    asset_opened = [i for i, c in seen if c.change == "open" and c.alert.detector == ASSET_DETECTOR]
+    assert closed and asset_opened[0] == closed[0] and 5000 <= closed[0] < 5600
+    assert [i for i in asset_opened[1:] if i < 7000] == [], "the closed condition stays quiet"
+    assert any(7000 <= i < 7600 for i in asset_opened[1:]), "the next fault alerts again"
+    assert not engine._tracker.has_open("pump/current", besides="drift")
+
+
+def test_a_restored_asset_alert_without_a_model_resolves_and_the_model_relearns() -> None:
+    """After a restart without the asset model (no snapshot), nothing can judge its open
+    alert: it resolves at the asset's next reading, saying why, and the model learns again."""
+    first = DetectionEngine("gw")
+    seen = _drive(first, _pump_readings(1, 5200, ((5000, 5200),), 6.0))
+    restored = [a for a in first.open_alerts() if a.detector == ASSET_DETECTOR]
+    assert restored, seen
+    second = DetectionEngine("gw")
+    second.restore(restored)
+    later = _drive(second, ((i, START + (6000 + i) * PERIOD_S, values)
+                            for i, _, values in _pump_readings(2, 3000)))
+    resolved = [(i, c.alert) for i, c in later if c.change == "resolved"]
+    assert resolved and resolved[0][0] == 0 and resolved[0][1].alert_id == restored[0].alert_id
+    assert "not restored" in resolved[0][1].details["resolved_because"]
+    model = second._assets["pump"].model
+    assert model is not None and model.learned, "the members joined and the model relearned"
+
+
+def test_a_snapshot_in_the_first_half_of_learning_restores_the_same_model() -> None:
+    """Before its first fit the model has chosen no modes: a snapshot then must not pin the
+    placeholder (one mode), or the restarted model keeps a different shape by hysteresis."""
+    from edge.detection.asset_model import AssetModel
+
+    settings = AssetModelSettings()
+    rng = np.random.default_rng(3)
+    mixing = rng.normal(size=(4, 4))
+    rows = rng.normal(size=(settings.learning_rows + 400, 4)) @ mixing
+    straight = AssetModel(4, settings, seed=1)
+    early = settings.learning_rows // 4
+    for row in rows[:early]:
+        straight.update(row, may_learn=True)
+    state = straight.state()
+    assert state["kept"] is None
+    restarted = AssetModel(4, settings, seed=1)
+    restarted.load(state)
+    p_straight = [straight.update(row, may_learn=True) for row in rows[early:]]
+    p_restarted = [restarted.update(row, may_learn=True) for row in rows[early:]]
+    assert straight.learned and restarted.learned
+    assert straight.state()["kept"] == restarted.state()["kept"]
+    assert p_straight == p_restarted

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from edge.cli import main
+from edge.detection.settings import merged
 from edge.errors import ConfigError
 from edge.settings import config_warnings, load_settings
 from tests.support.services import REPO_ROOT, env_without_edge_vars
@@ -110,7 +111,11 @@ BROKEN_CONFIGS: list[tuple[str, object, str]] = [*MAPPING_CONFIGS,
     ("missing password file", _with("mqtt", password_file="/nonexistent/secret"), "mqtt"),
     ("tls cert without key", _with("mqtt", tls={"enabled": True, "cert_file": "/c.pem"}), "mqtt.tls"),
     ("drift spans reversed", {**VALID, "detection": {"defaults": {"drift": {"fast_span": 2000}}}},
-     "detection.defaults.drift: fast_span must be below slow_span"),
+     "detection.defaults: drift: fast_span (2000) must be below slow_span (1000)"),
+    ("override drift spans reversed once merged",
+     {**VALID, "detection": {"defaults": {"drift": {"slow_span": 300}}},
+      "sensors": {"p1/t": {"detection": {"drift": {"fast_span": 500}}}}},
+     "sensors.p1/t.detection.drift: fast_span (500) must be below slow_span (300)"),
     ("asset sensors reversed", {**VALID, "detection": {"asset_model": {"min_sensors": 40}}},
      "detection.asset_model: min_sensors must be <= max_sensors"),
     ("not a mapping", "- just\n- a list\n", "top level must be a mapping"),
@@ -259,3 +264,15 @@ def test_check_config_warns_when_subscriptions_with_other_codecs_overlap(tmp_pat
                               "mqtt.subscriptions.0: 'ov/#' (codec auto)"), warning
     config["mqtt"]["subscriptions"] = [mapped, {"topic": "other/#", "qos": 1}]
     assert config_warnings(load_settings(_write(tmp_path, config))) == []
+
+
+def test_a_partial_drift_override_is_judged_merged_onto_the_defaults(tmp_path: Path) -> None:
+    """slow_span 20 alone is below the class default fast span (30), but the configured
+    defaults make the fast span 10: merged, the sensor's drift is valid."""
+    config = {**VALID, "detection": {"defaults": {"drift": {"fast_span": 10}}},
+              "sensors": {"p1/t": {"detection": {"drift": {"slow_span": 20}}}}}
+    settings = load_settings(_write(tmp_path, config))
+    override = settings.sensors["p1/t"].detection
+    assert override is not None
+    drift = merged(settings.detection.defaults, override).drift
+    assert (drift.fast_span, drift.slow_span) == (10, 20)

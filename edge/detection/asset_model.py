@@ -240,12 +240,14 @@ class AssetModel:
         self._learning = None if learning is None else [np.array(r, dtype=float) for r in learning]
         self._adapted = int(state["adapted"])
         self._mean, self._cov, self.last_contributions = mean, cov, recent
-        kept = state.get("kept")
-        if type(kept) is int and 1 <= kept < self.columns:
-            self._components = np.eye(self.columns)[:, :kept]
-            self._kept_known = True
+        # Fitted when saved? Before the half-way fit there are no modes (and snapshots of
+        # earlier versions saved a placeholder `kept` then).
         if self._learning is None or len(self._learning) >= self._learning_rows // 2:
-            self._refresh()  # fitted when saved (before the half-way fit there is nothing)
+            kept = state.get("kept")
+            if type(kept) is int and 1 <= kept < self.columns:
+                self._components = np.eye(self.columns)[:, :kept]
+                self._kept_known = True
+            self._refresh()
         self._recent_spe = float(state["recent_spe"])
         if not state.get("spe_scaled"):  # saved before rows were scaled one by one
             self._recent_spe /= self._expected_spe

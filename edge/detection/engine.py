@@ -285,8 +285,7 @@ class DetectionEngine:
         sensor's deviation (a spike on two sensors ripples through the averaged SPE for some
         rows), already alerted and named; a second, asset-wide alert would only repeat it.
         The asset model's own alert (filed under a member) does not count."""
-        has_open = self._tracker.has_open
-        return any(has_open(member, ASSET_DETECTOR) for member in asset.rows.members)
+        return self._tracker.any_alerting(asset.rows.members, besides=ASSET_DETECTOR)
 
     def _asset_alert_names(self, asset_id: str | None, sensor_id: str) -> bool:
         asset = self._assets.get(asset_id) if asset_id is not None else None
@@ -321,9 +320,13 @@ class DetectionEngine:
                 asset.period_s + _PERIOD_ALPHA * (min(step, 10 * asset.period_s) - asset.period_s)
         asset.last_row_ts = max(row_ts, asset.last_row_ts)
         members = asset.rows.members
-        if len(members) < self.settings.asset_model.min_sensors or \
-                any(self._models[m].resting for m in members if m in self._models):
-            return NO_CHANGES  # too few sensors, or an operating state (idle) the model skips
+        if len(members) < self.settings.asset_model.min_sensors:
+            return NO_CHANGES  # too few sensors for a relation
+        models = self._models
+        for member in members:
+            member_model = models.get(member)
+            if member_model is not None and member_model.resting:
+                return NO_CHANGES  # an operating state (idle) the model skips
         if asset.model is None:
             asset.model = AssetModel(len(members), self.settings.asset_model, zlib.crc32(asset_id.encode()))
         per_day = SECONDS_PER_DAY / asset.period_s if asset.period_s > 0 else SECONDS_PER_DAY
@@ -414,9 +417,14 @@ class DetectionEngine:
         the sensor has been normal by the resolve rule (so a close does not flap)."""
         closed = self._tracker.close(sensor_id, detector)
         if detector == ASSET_DETECTOR:
-            for asset in self._assets.values():
-                if asset.alert_sensor == sensor_id:
-                    asset.alert_sensor = None
+            for asset_id, asset in self._assets.items():
+                if asset.alert_sensor != sensor_id:
+                    continue
+                asset.alert_sensor = None
+                if asset_id in self._orphans:  # no model judges it: no mute could be lifted
+                    self._orphans.discard(asset_id)
+                    self._tracker.unmute(sensor_id, detector)
+                else:
                     asset.muted_sensor = sensor_id if closed else None
         return closed
 
@@ -460,9 +468,13 @@ class DetectionEngine:
                 asset.alert_sensor = alert.sensor_id
                 # No learned model to judge it (none in the snapshot, or asset models are
                 # off now): it could never resolve, and it would keep new members out.
-                if not (self._assets_enabled and asset.profile.enabled and
-                        asset.model is not None and asset.model.learned):
+                if not self._judging(asset):
                     self._orphans.add(alert.asset_id)
+
+    def _judging(self, asset: _Asset) -> bool:
+        """The asset has a learned model that judges its rows."""
+        return self._assets_enabled and asset.profile.enabled and \
+            asset.model is not None and asset.model.learned
 
     def _resolve_orphan(self, asset_id: str, ts: float) -> list[AlertChange]:
         """Resolve a restored asset alert no model can judge, at the asset's next reading."""
@@ -471,13 +483,25 @@ class DetectionEngine:
         sensor_id, asset.alert_sensor = asset.alert_sensor, None
         change = None if sensor_id is None else self._tracker.resolve_now(
             sensor_id, ASSET_DETECTOR, ts,
-            because="the asset model was not restored after a restart: it learns again, and "
-                    "this alert cannot be judged")
+            because="the asset model was not restored after a restart, so nothing can judge "
+                    "this alert; the model learns the asset again from now on (a fault still "
+                    "lasting would be learned as normal: check the asset)")
         return [change] if change is not None else NO_CHANGES
 
     def restore_closed(self, alerts: Iterable[AlertRecord]) -> None:
-        """Take back what operators closed while its condition lasted (see `close`)."""
-        self._tracker.restore_muted(a for a in alerts if a.detector != ASSET_DETECTOR)
+        """Take back what operators closed while its condition lasted (see `close`), newest
+        first. An asset model's close is muted again only where a learned model will judge
+        the rows that lift it (else a restart forgets it: nothing could lift the mute)."""
+        muted = []
+        for alert in alerts:
+            if alert.detector == ASSET_DETECTOR:
+                asset = self._assets.get(alert.asset_id) if alert.asset_id is not None else None
+                if asset is None or not self._judging(asset) or \
+                        asset.alert_sensor is not None or asset.muted_sensor is not None:
+                    continue
+                asset.muted_sensor = alert.sensor_id
+            muted.append(alert)
+        self._tracker.restore_muted(muted)
 
     def open_alerts(self) -> list[AlertRecord]:
         return self._tracker.open_alerts()

@@ -110,6 +110,14 @@ class AlertTracker:
                                                           self._muted.get(sensor_id))
                    if by_detector for detector in by_detector)
 
+    def any_alerting(self, sensor_ids: Iterable[str], besides: str | None = None) -> bool:
+        """`has_open` for any of `sensor_ids` (per asset row: cheap while nothing is open)."""
+        open_, muted = self._open, self._muted
+        if not open_ and not muted:
+            return False
+        return any((sensor_id in open_ or sensor_id in muted) and self.has_open(sensor_id, besides)
+                   for sensor_id in sensor_ids)
+
     def is_muted_detector(self, sensor_id: str, detector: str) -> bool:
         muted_here = self._muted.get(sensor_id)
         return muted_here is not None and detector in muted_here
@@ -126,6 +134,14 @@ class AlertTracker:
         state.normal_readings = 0
         self._muted.setdefault(sensor_id, {})[detector] = state
         return True
+
+    def unmute(self, sensor_id: str, detector: str) -> None:
+        """Forget a close's mute (its condition can no longer be judged)."""
+        muted_here = self._muted.get(sensor_id)
+        if muted_here is not None:
+            muted_here.pop(detector, None)
+            if not muted_here:
+                del self._muted[sensor_id]
 
     def open_detectors(self, sensor_id: str) -> Container[str]:
         """The detectors with an open alert on `sensor_id` (a live view; empty: none)."""

@@ -31,6 +31,9 @@ class SensorProfile:
               override: DetectorSettings | None = None, asset_id: str | None = None) -> SensorProfile:
         """Merge a per-sensor override onto `detection.defaults` and resolve the sensitivity."""
         detectors = merged(detection.defaults, override)
+        problem = detectors.drift.span_problem()
+        if problem is not None:  # the config loader names the field; this catches code
+            raise ValueError(f"drift: {problem}")
         sensitivity = detectors.sensitivity if detectors.sensitivity is not None \
             else detection.sensitivity
         return cls(detectors, limits, sensitivity, asset_id)

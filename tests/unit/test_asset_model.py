@@ -13,7 +13,8 @@ import numpy as np
 from edge.detection import ASSET_DETECTOR, DetectionEngine
 from edge.detection.asset_rows import AssetRows
 from edge.detection.lifecycle import AlertChange
-from edge.detection.settings import AssetModelSettings
+from edge.detection.settings import AssetModelSettings, DetectionSettings
+from edge.records import AlertRecord
 
 START = 1_767_225_600.0
 PERIOD_S = 10.0
@@ -241,3 +242,44 @@ def test_a_snapshot_in_the_first_half_of_learning_restores_the_same_model() -> N
     assert straight.learned and restarted.learned
     assert straight.state()["kept"] == restarted.state()["kept"]
     assert p_straight == p_restarted
+
+
+def test_a_closed_asset_alert_stays_closed_across_a_restart() -> None:
+    """The agent restores the latest closes after a restart (or a worker recovery): an asset
+    model's close is muted again, so the condition still lasting does not reopen it, and
+    the next fault alerts as without a restart."""
+    readings = list(_pump_readings(1, 8200, ((5000, 5600), (7000, 7600)), 6.0))
+    first = DetectionEngine("gw")
+    closed: list[AlertRecord] = []
+
+    def close(_: int, change: AlertChange) -> None:
+        if change.alert.detector == ASSET_DETECTOR and not closed:
+            assert first.close(change.alert.sensor_id, ASSET_DETECTOR)
+            closed.append(change.alert.model_copy(update={"state": "closed"}))
+
+    _drive(first, iter(readings[:5300]), close)
+    assert closed
+    second = DetectionEngine("gw")
+    second.load_snapshot(first.snapshot())
+    second.restore(first.open_alerts())
+    second.restore_closed(closed)
+    opened = [i for i, c in _drive(second, iter(readings[5300:]))
+              if c.change == "open" and c.alert.detector == ASSET_DETECTOR]
+    assert opened and 7000 <= opened[0] < 7600, opened
+
+
+def test_closing_a_restored_asset_alert_no_model_judges_leaves_no_mute() -> None:
+    """With asset models switched off after a restart, nothing can lift a close's mute: the
+    close drops the alert for good, so the sensor is not 'alerting' (nor unreleasable) for
+    ever."""
+    first = DetectionEngine("gw")
+    _drive(first, _pump_readings(1, 5100, ((5000, 5100),), 6.0))
+    [restored] = [a for a in first.open_alerts() if a.detector == ASSET_DETECTOR]
+    off = DetectionSettings.model_validate({"asset_model": {"enabled": False}})
+    second = DetectionEngine("gw", off)
+    second.restore([restored])
+    assert second.close(restored.sensor_id, ASSET_DETECTOR)
+    _drive(second, ((i, START + (6000 + i) * PERIOD_S, values)
+                    for i, _, values in _pump_readings(2, 300)))
+    assert not second._tracker.has_open(restored.sensor_id, besides="drift")
+    second.release(restored.sensor_id)  # refused while it counted as alerting

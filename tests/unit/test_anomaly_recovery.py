@@ -29,6 +29,12 @@ SENSOR = "pump/temp"
 START = time.time() - 1800  # inside the default warm-up window (one hour) of the real clock
 
 
+def _decision(decision_id: str, alert: AlertRecord, action: str) -> DecisionRequest:
+    """An operator's decision about `alert` over HTTP."""
+    return DecisionRequest(decision_id=decision_id, target_kind="alert",
+                           target_id=alert.alert_id, action=action, actor="op", origin="http")
+
+
 def _readings(values: list[float], start_s: float) -> tuple[Reading, ...]:
     return tuple(Reading(SENSOR, "pump", int((start_s + i) * 1e6), v, None, None, 0,
                          int((start_s + i) * 1e6)) for i, v in enumerate(values))
@@ -106,9 +112,7 @@ async def test_a_decision_while_the_worker_is_dead_is_applied_after_it_is_recove
             (alert,) = await buffer.alerts.open_items()
             assert isinstance(agent.detection, WorkerDetection) and agent.detection.pid
             os.kill(agent.detection.pid, signal.SIGKILL)
-            request = DecisionRequest(decision_id="d-1", target_kind="alert",
-                                      target_id=alert.alert_id, action="acknowledge",
-                                      actor="op", origin="http")
+            request = _decision("d-1", alert, "acknowledge")
             record = await agent.decide(request, alert.updated_at)
             assert record.outcome == "applied"
             assert metrics.detection_worker_restarts._value.get() == 1
@@ -176,9 +180,7 @@ async def test_a_worker_lost_half_way_through_a_decision_gets_all_of_it_again(
         detection.set_feedback = dies_first  # type: ignore[method-assign]
         open_before = detection.open_count
         try:
-            request = DecisionRequest(decision_id="d-2", target_kind="alert",
-                                      target_id=alert.alert_id, action="false_alarm",
-                                      actor="op", origin="http")
+            request = _decision("d-2", alert, "false_alarm")
             record = await agent.decide(request, alert.updated_at)
             assert record.outcome == "applied"
             assert metrics.detection_worker_restarts._value.get() == 1
@@ -205,9 +207,7 @@ async def test_a_decision_that_cannot_be_applied_changes_nothing_not_even_the_fe
         detection.close = always_lost  # type: ignore[method-assign]
         book = agent.feedback.to_json()
         try:
-            request = DecisionRequest(decision_id="d-3", target_kind="alert",
-                                      target_id=alert.alert_id, action="false_alarm",
-                                      actor="op", origin="http")
+            request = _decision("d-3", alert, "false_alarm")
             with pytest.raises(DetectionWorkerError):
                 await agent.decide(request, alert.updated_at)
             assert agent.feedback.to_json() == book

@@ -21,10 +21,12 @@ import numpy as np
 
 from edge.detection.settings import AssetModelSettings
 
+STALLED_ROUNDS = 30
+
 
 class AssetRows:
     __slots__ = ("_fixed_tolerance_s", "_max_sensors", "_periods", "_reported", "_times",
-                 "_values", "dropped", "index", "members")
+                 "_values", "dropped", "dropped_in_a_row", "index", "members")
 
     def __init__(self, settings: AssetModelSettings) -> None:
         self._fixed_tolerance_s = settings.row_tolerance_s
@@ -36,6 +38,7 @@ class AssetRows:
         self._periods: list[float] = []
         self._reported: set[int] = set()
         self.dropped = 0
+        self.dropped_in_a_row = 0  # rounds dropped since the last row formed
 
     def join(self, sensor_id: str) -> bool:
         """Add a member; False when the asset is full (the sensor is then left out)."""
@@ -71,8 +74,15 @@ class AssetRows:
         tolerance_s = self._fixed_tolerance_s or 3.0 * max(self._periods)
         if newest - oldest > tolerance_s:
             self.dropped += 1
+            self.dropped_in_a_row += 1
             return None
+        self.dropped_in_a_row = 0
         return newest, np.array(self._values)
+
+    @property
+    def stalled(self) -> bool:
+        """No row for `STALLED_ROUNDS` rounds: a member has stopped reporting, not just lagged."""
+        return self.dropped_in_a_row >= STALLED_ROUNDS
 
     def state(self) -> dict[str, Any]:
         return {"members": list(self.members)}

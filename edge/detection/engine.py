@@ -312,6 +312,9 @@ class DetectionEngine:
             asset.model = None  # a new member changes the row: relearn
         formed = asset.rows.add(column, ts, value, model.period_s)
         if formed is None:
+            if asset.rows.stalled and (asset.alert_sensor is not None or
+                                       asset.muted_sensor is not None):
+                return self._let_go_stalled(asset, asset_id, ts)
             return NO_CHANGES
         row_ts, row = formed
         if row_ts > asset.last_row_ts and asset.last_row_ts > float("-inf"):
@@ -338,6 +341,25 @@ class DetectionEngine:
         if not judge or not asset.model.learned:
             return NO_CHANGES
         return self._judge_asset(asset, asset_id, row_ts, p * per_day * asset.model.trials_factor)
+
+    def _let_go_stalled(self, asset: _Asset, asset_id: str, ts: float) -> list[AlertChange]:
+        """The asset's rows stopped forming (a member went silent or left): nothing judges
+        its alert any more, so it resolves now, saying why, and a close's mute is dropped
+        (else neither could ever end, nor the sensor it is filed under be released). The
+        silent member's own silence alert says what happened."""
+        changes = NO_CHANGES
+        sensor_id, asset.alert_sensor = asset.alert_sensor, None
+        if sensor_id is not None:
+            self._validator.forget_candidates(asset_id, _ASSET_SOURCE)
+            change = self._tracker.resolve_now(
+                sensor_id, ASSET_DETECTOR, ts,
+                because="a member sensor stopped reporting, so the asset model forms no rows "
+                        "and cannot judge this alert")
+            changes = [change] if change is not None else NO_CHANGES
+        if asset.muted_sensor is not None:
+            self._tracker.unmute(asset.muted_sensor, ASSET_DETECTOR)
+            asset.muted_sensor = None
+        return changes
 
     def _judge_asset(self, asset: _Asset, asset_id: str, ts: float, rate: float) -> list[AlertChange]:
         thresholds = asset.thresholds
@@ -497,7 +519,8 @@ class DetectionEngine:
             if alert.detector == ASSET_DETECTOR:
                 asset = self._assets.get(alert.asset_id) if alert.asset_id is not None else None
                 if asset is None or not self._judging(asset) or \
-                        asset.alert_sensor is not None or asset.muted_sensor is not None:
+                        asset.alert_sensor is not None or asset.muted_sensor is not None or \
+                        self._tracker.lifted(alert.alert_id):
                     continue
                 asset.muted_sensor = alert.sensor_id
             muted.append(alert)
@@ -540,7 +563,9 @@ class DetectionEngine:
                 "sensors": {sid: self._sensor_state(sid, m) for sid, m in self._models.items()},
                 "assets": {aid: self._asset_state(a) for aid, a in self._assets.items()},
                 "released": {sid: base64.b64encode(data).decode()
-                             for sid, data in self._released.items()}})
+                             for sid, data in self._released.items()},
+                # closes whose mute lifted: `restore_closed` must not mute them again
+                "lifted_closes": self._tracker.lifted_ids})
         finally:
             if was_enabled:
                 gc.enable()
@@ -561,6 +586,9 @@ class DetectionEngine:
                 self._keep_released(str(sensor_id), base64.b64decode(text, validate=True))
             except (TypeError, ValueError):
                 skipped[str(sensor_id)] = "released model malformed"
+        lifted = body.get("lifted_closes", [])  # absent in snapshots from before it was kept
+        if isinstance(lifted, list):
+            self._tracker.remember_lifted(a for a in lifted if isinstance(a, str))
         return SnapshotReport(restored, restored_assets, skipped)
 
     def release(self, sensor_id: str) -> bytes | None:

@@ -22,6 +22,7 @@ from edge.records import AlertRecord
 
 Change = Literal["open", "updated", "resolved", "closed"]  # closed: by an operator
 _NONE_OPEN: dict[str, object] = {}
+LIFTED_KEPT = 1024  # closes whose mute has lifted, remembered (newest): as many as are restored
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,9 @@ class AlertTracker:
         self._open: dict[str, dict[str, _OpenAlert]] = {}
         # Closed by an operator while the condition lasted: quiet until the sensor is normal.
         self._muted: dict[str, dict[str, _OpenAlert]] = {}
+        # The alert ids of closes whose mute has lifted (oldest first), saved with the models:
+        # a restart must not mute them again (a new episode would be taken for the old one).
+        self._lifted: dict[str, None] = {}
 
     @property
     def open_count(self) -> int:
@@ -83,7 +87,8 @@ class AlertTracker:
         normal by the resolve rule (harmless if it already was: the first normal readings
         lift it), so a restart does not reopen what a person closed."""
         for alert in alerts:
-            if alert.state == "closed" and not self.is_open(alert.sensor_id, alert.detector):
+            if alert.state == "closed" and not self.is_open(alert.sensor_id, alert.detector) \
+                    and not self.lifted(alert.alert_id):
                 ts = _reading_ts(alert)  # as in `restore`: reading time, not the close's
                 self._muted.setdefault(alert.sensor_id, {}).setdefault(
                     alert.detector, _OpenAlert(alert, last_abnormal_ts=ts, last_emitted_ts=ts))
@@ -139,9 +144,29 @@ class AlertTracker:
         """Forget a close's mute (its condition can no longer be judged)."""
         muted_here = self._muted.get(sensor_id)
         if muted_here is not None:
-            muted_here.pop(detector, None)
+            state = muted_here.pop(detector, None)
+            if state is not None:
+                self._lift(state.alert.alert_id)
             if not muted_here:
                 del self._muted[sensor_id]
+
+    def lifted(self, alert_id: str) -> bool:
+        """The mute of this closed alert has lifted (as far as this tracker knows)."""
+        return alert_id in self._lifted
+
+    @property
+    def lifted_ids(self) -> list[str]:
+        return list(self._lifted)
+
+    def remember_lifted(self, alert_ids: Iterable[str]) -> None:
+        """Take back the lifted closes saved with a snapshot."""
+        for alert_id in alert_ids:
+            self._lift(alert_id)
+
+    def _lift(self, alert_id: str) -> None:
+        self._lifted[alert_id] = None
+        while len(self._lifted) > LIFTED_KEPT:
+            del self._lifted[next(iter(self._lifted))]
 
     def open_detectors(self, sensor_id: str) -> Container[str]:
         """The detectors with an open alert on `sensor_id` (a live view; empty: none)."""
@@ -192,6 +217,7 @@ class AlertTracker:
             if state.normal_readings >= self._resolve_after_readings and \
                     ts - state.last_abnormal_ts >= self._resolve_after_s:
                 del muted[detector]
+                self._lift(state.alert.alert_id)
         if not muted:
             del self._muted[sensor_id]
 

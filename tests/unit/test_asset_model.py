@@ -283,3 +283,70 @@ def test_closing_a_restored_asset_alert_no_model_judges_leaves_no_mute() -> None
                     for i, _, values in _pump_readings(2, 300)))
     assert not second._tracker.has_open(restored.sensor_id, besides="drift")
     second.release(restored.sensor_id)  # refused while it counted as alerting
+
+
+def test_a_close_whose_mute_lifted_is_not_muted_again_by_a_restart() -> None:
+    """Closed, then normal again (the mute lifts), then a new fault begins just before a
+    restart: the restart must not take the new episode for the old, closed one. Lifted
+    closes are saved with the models."""
+    readings = list(_pump_readings(1, 8200, ((5000, 5600), (7000, 7600)), 6.0))
+    first = DetectionEngine("gw")
+    closed: list[AlertRecord] = []
+
+    def close(_: int, change: AlertChange) -> None:
+        if change.alert.detector == ASSET_DETECTOR and not closed:
+            assert first.close(change.alert.sensor_id, ASSET_DETECTOR)
+            closed.append(change.alert.model_copy(update={"state": "closed"}))
+
+    _drive(first, iter(readings[:7020]), close)
+    assert closed and first._assets["pump"].muted_sensor is None, "the mute has lifted"
+    second = DetectionEngine("gw")
+    second.load_snapshot(first.snapshot())
+    second.restore(first.open_alerts())
+    second.restore_closed(closed)
+    opened = [i for i, c in _drive(second, iter(readings[7020:]))
+              if c.change == "open" and c.alert.detector == ASSET_DETECTOR]
+    assert opened and 7000 <= opened[0] < 7600, opened
+
+
+def test_an_asset_whose_member_stops_reporting_lets_go_of_its_alert_and_mute() -> None:
+    """With a member silent for good no row forms: nothing could judge the asset alert. It
+    resolves, saying why (the member's silence alert says what happened); a close's mute is
+    dropped; the sensor it was filed under can be released."""
+    for close_it in (False, True):
+        engine = DetectionEngine("gw")
+        _drive(engine, _pump_readings(1, 5300, ((5000, 5300),), 6.0))
+        [alert] = [a for a in engine.open_alerts() if a.detector == ASSET_DETECTOR]
+        if close_it:
+            assert engine.close(alert.sensor_id, ASSET_DETECTOR)
+        without_pressure = ((i, START + (5300 + i) * PERIOD_S,
+                             [(s, v) for s, v in values if s != "pump/pressure"])
+                            for i, _, values in _pump_readings(2, 300))
+        seen = _drive(engine, without_pressure)
+        resolved = [c.alert for _, c in seen
+                    if c.change == "resolved" and c.alert.detector == ASSET_DETECTOR]
+        if close_it:
+            assert resolved == [] and engine._assets["pump"].muted_sensor is None
+        else:
+            assert [a.alert_id for a in resolved] == [alert.alert_id]
+            assert "stopped reporting" in resolved[0].details["resolved_because"]
+        assert not engine._tracker.has_open(alert.sensor_id, besides="silence")
+        engine.release(alert.sensor_id)
+
+
+def test_a_sensor_close_whose_mute_lifted_is_not_muted_again_by_a_restart() -> None:
+    from edge.detection import SensorProfile
+    from edge.detection.settings import LimitSettings
+
+    settings = DetectionSettings(resolve_after_s=0, resolve_after_readings=3)
+    profiles = {"s": SensorProfile.build(settings, limits=LimitSettings(max=50.0))}
+    first = DetectionEngine("gw", settings, profiles=profiles)
+    [opened] = first.observe("s", "a", 1.0, 60.0)
+    assert first.close("s", "limits")
+    for t in range(2, 8):
+        first.observe("s", "a", float(t), 20.0)  # normal: the mute lifts
+    second = DetectionEngine("gw", settings, profiles=profiles)
+    second.load_snapshot(first.snapshot())
+    second.restore_closed([opened.alert.model_copy(update={"state": "closed"})])
+    [again] = second.observe("s", "a", 8.0, 61.0)
+    assert again.change == "open"

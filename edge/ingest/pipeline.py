@@ -415,7 +415,9 @@ class IngestPipeline:
             try:
                 readings.append(validate(element, context, received_us))
             except PayloadError as exc:
-                raw = payload if len(items) == 1 else orjson.dumps(element)
+                # An element of an array is kept as a one-element array: a replay must read it
+                # as it was read (a bare 1 alone would be a valid reading, [1] is not).
+                raw = payload if len(items) == 1 else orjson.dumps([element])
                 self._reject(batch, origin, raw, exc)
                 if trace is not None:
                     trace.reject(index, exc)

@@ -13,6 +13,7 @@ import yaml
 
 from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
+from edge.ingest.acks import AwaitedAcks
 from edge.ingest.pipeline import IngestPipeline
 from edge.ingest.replay import QuarantineReplay
 from edge.ingest.topics import TopicMapper
@@ -117,3 +118,34 @@ async def test_a_replayed_row_arrives_at_replay_time_and_keeps_its_original_in_q
         f"the replayed reading arrived {(before_us - (oldest_unsynced_us or 0)) / 1e6:.0f} s ago"
     assert buffer_rows(tmp_path / "b.sqlite", "SELECT received_us, replayed_us IS NOT NULL "
                        "FROM quarantine") == [(three_days_ago_us, 1)]
+
+
+async def test_a_rejected_element_of_an_array_stays_rejected_on_replay(tmp_path: Path) -> None:
+    """A new user's tryout: `[1, 2, 3]` was quarantined as three invalid_shape elements, and
+    a replay with no config change stored readings 1, 2 and 3 stamped with the replay time
+    (each element had been kept alone, and a bare `1` is a valid message). Elements are kept
+    as one-element arrays, so a replay reads them as they were read."""
+    metrics = GatewayMetrics()
+    limits = IngestLimits()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        mapper = TopicMapper([SubscriptionSettings(topic="f/#")])
+        validator = ReadingValidator(limits, {})
+        pipeline = IngestPipeline(EventBus(metrics), metrics, writer=buffer.readings,
+                                  mapper=mapper, validator=validator, limits=limits,
+                                  batching=BufferSettings(path=buffer.path))
+        runner = asyncio.create_task(pipeline.run())
+        good = {"sensor_id": "m/ok", "ts": time.time() - 5, "value": 2.5}
+        replay = QuarantineReplay(pipeline, buffer.quarantine, mapper=mapper,
+                                  validator=validator, limits=limits, commit_timeout_s=10)
+        acks = AwaitedAcks()
+        for payload in (b"[1, 2, 3]", orjson.dumps([good, "x"])):
+            token, committed = acks.register()
+            pipeline.submit("f/pump/temp", payload, acks, token)
+            await asyncio.wait_for(committed, 10)
+        outcome = await replay.replay(None, 100)
+        await pipeline.drain()
+        await runner
+    assert outcome.examined == 4 and outcome.replayed == 0, outcome
+    assert outcome.still_rejected == {"invalid_shape": 4}
+    assert buffer_rows(tmp_path / "b.sqlite", "SELECT sensor_id, value FROM readings") == \
+        [("m/ok", 2.5)]

@@ -232,6 +232,9 @@ class FieldMapping:
         raw = self._quality_path.search(record)
         if raw is None:
             return None
+        if not isinstance(raw, str | int):  # as the auto codec: text or an integer code
+            raise PathFailed(f"quality at path {self._settings.quality.path!r} is "
+                             f"{_type(raw)}: a quality is text or an integer code")
         code = _text(raw)
         return self._settings.quality.map.get(code, code)
 
@@ -355,7 +358,11 @@ class FieldMapping:
                 self._unit_paths.clear()
             self._unit_paths[text] = expression
         unit = _search(expression, text, record)
-        return unit if isinstance(unit, str) else None
+        if unit is None:
+            raise PathFailed(f"unit path {text!r} not found")
+        if not isinstance(unit, str):
+            raise PathFailed(f"unit at path {text!r} is {_type(unit)}, not text")
+        return unit
 
 
 _NUMBER = object()

@@ -114,6 +114,31 @@ def test_what_a_mapping_cannot_read_is_named_and_the_rest_is_kept() -> None:
     assert arrival.readings[0].flags & FLAG_TS_FROM_ARRIVAL
 
 
+def test_a_unit_or_quality_a_mapping_cannot_read_is_a_problem_not_dropped() -> None:
+    """A new user's tryout: a unit path that is missing stored the value without its unit
+    (a configured sensor unit could then not be converted to), and a quality that is an
+    object was stored as its JSON text, where the auto codec rejects it."""
+    units = _read({"values": [{"path": "v.*", "sensor": "{asset}/{key}",
+                               "unit_path": "units.{key}"}]},
+                  {"v": {"t0": 1.0, "t1": 2.0}, "units": {"t0": "degC", "t1": {"x": 1}}})
+    assert _numbers(units) == {"pump-3/t0": 1.0}
+    assert [p for p in units.problems if p.startswith("mapping_unit:")] and \
+        all("is dict, not text" in p for p in units.problems)
+    missing = _read({"values": [{"path": "v.*", "sensor": "{asset}/{key}",
+                                 "unit_path": "units.{key}"}]},
+                    {"v": {"t0": 1.0, "t1": 2.0}, "units": {"t0": "degC"}})
+    assert _numbers(missing) == {"pump-3/t0": 1.0}, "the rest of the message is kept"
+    assert [p for p in missing.problems if p.startswith("mapping_unit:")] == \
+        ["mapping_unit: for 'v.* (t1)': unit path 'units.\"t1\"' not found"]
+    quality = {"path": "q", "map": {"0": "good"}}
+    bad = _read({"quality": quality, "values": [{"path": "a", "sensor": "{asset}/a"}]},
+                {"a": 1.0, "q": {"x": 1}})
+    assert bad.readings == [] and bad.problems[0].startswith("mapping_quality: quality at path 'q'")
+    good = _read({"quality": quality, "values": [{"path": "a", "sensor": "{asset}/a"}]},
+                 {"a": 1.0, "q": 0})
+    assert [r.quality for r in good.readings] == ["good"]
+
+
 @pytest.mark.parametrize(("mapping", "fragment"), [
     ({"values": [{"path": "a..b", "sensor": "x"}]}, "is not a JMESPath expression"),
     ({"values": [{"path": "a.*", "sensor": "x"}]}, "needs {key}"),

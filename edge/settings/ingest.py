@@ -191,7 +191,7 @@ def _placeholders(text: str) -> set[str]:
 
 
 class MqttSettings(Section):
-    host: str = "127.0.0.1"
+    host: str = Field(default="127.0.0.1", min_length=1, description="The broker's host name or address.")
     port: int = Field(default=1883, ge=1, le=65535)
     client_id: str | None = Field(
         default=None,

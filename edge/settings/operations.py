@@ -114,7 +114,7 @@ class HttpSettings(Section):
     """The daemon's HTTP port: health, metrics and the API."""
 
     enabled: bool = True
-    host: str = Field(default="127.0.0.1", description="0.0.0.0 to listen on every interface.")
+    host: str = Field(default="127.0.0.1", min_length=1, description="0.0.0.0 to listen on every interface.")
     port: int = Field(default=8080, ge=1, le=65535)
     token: SecretStr | None = Field(
         default=None, description="The ingest token: HTTP ingestion, quarantine replay, reads.")

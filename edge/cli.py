@@ -189,27 +189,32 @@ def gather_status(settings: Settings) -> StatusReport:
     import httpx
 
     http = settings.http
+    source = "buffer (daemon not reachable)"
     if http.enabled:
         host = "127.0.0.1" if http.host in ("0.0.0.0", "::") else http.host
-        headers = {"authorization": f"Bearer {http.token.get_secret_value()}"} if http.token else {}
+        token = http.read_token or http.token or http.operator_token
+        headers = {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
         try:
             response = httpx.get(f"http://{host}:{http.port}/api/v1/status", headers=headers,
                                  timeout=5)
             if response.status_code == 200:
                 return StatusReport.model_validate({**response.json(), "source": "daemon"})
+            if response.status_code in (401, 403):
+                source = (f"buffer (the daemon refused the request: {response.status_code}; "
+                          "give this command the daemon's config, with http.read_token, "
+                          "token or operator_token)")
         except httpx.HTTPError:
             pass  # not running (or not reachable): read the buffer instead
-    return asyncio.run(_status_from_buffer(settings))
+    return asyncio.run(_status_from_buffer(settings, source))
 
 
-async def _status_from_buffer(settings: Settings) -> StatusReport:
+async def _status_from_buffer(settings: Settings, source: str) -> StatusReport:
     from edge.buffer import SqliteBuffer
     from edge.status import NOT_CONFIGURED, build_status
 
     async with SqliteBuffer(settings.buffer, settings.gateway.id, read_only=True) as buffer:
         central = NOT_CONFIGURED if settings.central.dsn is None else "unknown"
-        return await build_status(buffer, mqtt_connected=None, central=central,
-                                  source="buffer (daemon not reachable)")
+        return await build_status(buffer, mqtt_connected=None, central=central, source=source)
 
 
 def _simulate(args: argparse.Namespace) -> int:

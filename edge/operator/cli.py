@@ -79,8 +79,18 @@ def run(settings: Settings, kind: str, args: argparse.Namespace) -> int:
             return _print(api.get(f"/api/v1/{kind}s/{args.id}"), args.json, _detail)
         return _decide(api, kind, args)
     except httpx.HTTPError as exc:
-        print(f"{kind}s: the daemon is not reachable at {api.base}: {exc} (decisions go through "
-              "the running daemon)", file=sys.stderr)
+        status = exc.response.status_code if isinstance(exc, httpx.HTTPStatusError) else None
+        if status in (401, 403):
+            print(f"{kind}s: the daemon at {api.base} refused the request ({status}): "
+                  f"{'the token' if api.has_token else 'no token'} in this command's config "
+                  "is not accepted; give it the daemon's config, with http.operator_token "
+                  "(or http.read_token to read)", file=sys.stderr)
+        elif isinstance(exc, httpx.HTTPStatusError):
+            print(f"{kind}s: the daemon answered {exc.response.status_code}: "
+                  f"{exc.response.text[:300]}", file=sys.stderr)
+        else:
+            print(f"{kind}s: the daemon is not reachable at {api.base}: {exc} (decisions go "
+                  "through the running daemon)", file=sys.stderr)
         return EXIT_FAILURE
 
 
@@ -120,6 +130,7 @@ class _Api:
         self.base = f"http://{host}:{http.port}"
         token = http.operator_token or http.token or http.read_token
         self._headers = {"authorization": f"Bearer {token.get_secret_value()}"} if token else {}
+        self.has_token = token is not None
         self._operator = {"authorization": f"Bearer {http.operator_token.get_secret_value()}"} \
             if http.operator_token else {}
 

@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
+import yaml
 
 from tests.support.central import PG_PORT, central_rows, dsn_for, fresh_database
 from tests.support.gateway import TEST_TOKEN, GatewayProcess
@@ -276,6 +277,16 @@ def test_the_cli_lists_shows_and_decides_through_the_running_daemon(
     decisions = _get(gateway, f"/api/v1/tasks/{task_id}")["decisions"]
     assert {d["origin"] for d in decisions if d["actor"] == "ssh-user"} == {"cli"}, \
         "recorded as the CLI's, not as any HTTP client's"
+    # A config without the daemon's tokens: refused, and said so (not "not reachable").
+    tokenless = gateway.config_path.with_name("tokenless.yaml")
+    tokenless.write_text(yaml.safe_dump({**gateway.config, "http": {
+        k: v for k, v in gateway.config["http"].items() if "token" not in k}}))
+    refused_list = run_cli("tasks", "list", "--config", str(tokenless))
+    assert refused_list.returncode == 1 and "refused the request (401)" in refused_list.stderr \
+        and "no token" in refused_list.stderr, refused_list.stderr
+    status = run_cli("status", "--config", str(tokenless))
+    assert status.returncode == 0 and "the daemon refused the request: 401" in status.stdout, \
+        status.stdout + status.stderr
     assert gateway.terminate() == 0
     stopped = run_cli("tasks", "decide", task_id, "complete", "--config", config)
     assert stopped.returncode == 1 and "not reachable" in stopped.stderr

@@ -2,8 +2,9 @@
 and the detail views a person deciding needs (an alert or task with its decisions, a
 sensor's recent readings). Decisions need the operator token (edge/http/auth.py).
 
-Answers: 200 applied (or `duplicate`: that decision id was applied before with the same
-target, action and params, nothing changed); 404 no such alert or task; 409 the target's
+Answers: 200 applied (or `duplicate`: that decision id was decided before with the same
+target, action and params, nothing changed; it answers with the first outcome's code, 409 if
+that was rejected); 404 no such alert or task; 409 the target's
 state does not allow the action, with the actions it allows, or (`conflict`) that decision
 id was used before for a different decision; 422 a malformed decision.
 """
@@ -72,7 +73,10 @@ def decision_routes(api: GatewayApi) -> APIRouter:
         answer = DecisionAnswer(status=result.status, detail=result.record.outcome_detail,
                                 decision=result.record,
                                 allowed_actions=result.record.allowed_actions)
-        return JSONResponse(answer.model_dump(mode="json"), status_code=_STATUS_CODES[result.status])
+        # A retry answers as the first time did: a rejected decision stays a 409 (a client
+        # retrying after a timeout must not read "duplicate" as applied).
+        code = _STATUS_CODES[result.record.outcome if result.status == "duplicate" else result.status]
+        return JSONResponse(answer.model_dump(mode="json"), status_code=code)
 
     @router.post("/api/v1/alerts/{alert_id}/decisions", response_model=DecisionAnswer,
                  responses={404: {"model": DecisionAnswer}, 409: {"model": DecisionAnswer}})

@@ -270,8 +270,17 @@ def test_the_cli_lists_shows_and_decides_through_the_running_daemon(
     decided = run_cli("tasks", "decide", task_id, "start", "--actor", "ssh-user",
                       "--note", "on site", "--config", config)
     assert decided.returncode == 0 and decided.stdout.startswith("applied"), decided.stderr
-    refused = run_cli("tasks", "decide", task_id, "acknowledge", "--config", config)
-    assert refused.returncode == 1 and "allowed now: assign, complete, cancel" in refused.stderr
+    # A refused decision retried with its id answers as the first time (409), never as a
+    # success a client retrying after a timeout would take for applied.
+    for _ in range(2):
+        refused = run_cli("tasks", "decide", task_id, "acknowledge", "--decision-id", "c-1",
+                          "--config", config)
+        assert refused.returncode == 1 and "refused (409)" in refused.stderr
+        assert "allowed now: assign, complete, cancel" in refused.stderr
+    retried = httpx.post(gateway.http_url + f"/api/v1/tasks/{task_id}/decisions", timeout=10,
+                         headers={"authorization": f"Bearer {OPERATOR_TOKEN}"},
+                         json={"decision_id": "c-1", "action": "acknowledge", "actor": "x"})
+    assert retried.status_code == 409 and retried.json()["status"] == "duplicate"
     shown = run_cli("tasks", "show", task_id, "--config", config)
     assert "in_progress" in shown.stdout and "ssh-user" in shown.stdout
     decisions = _get(gateway, f"/api/v1/tasks/{task_id}")["decisions"]

@@ -39,7 +39,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         show = verbs.add_parser("show", parents=[common], help=f"one {kind} and its decisions")
         show.add_argument("id")
         show.add_argument("--json", action="store_true")
-        decide = verbs.add_parser("decide", parents=[common], help=f"decide about a {kind}")
+        article = "an" if kind[0] in "aeiou" else "a"
+        decide = verbs.add_parser("decide", parents=[common], help=f"decide about {article} {kind}")
         decide.add_argument("id")
         decide.add_argument("action", choices=ACTIONS[kind])
         decide.add_argument("--actor", default=getpass.getuser())

@@ -132,6 +132,11 @@ def _print_intro(settings: Settings, broker_port: int, workdir: Path) -> None:
           f"  curl -X POST -H 'Authorization: Bearer {operator}' -H 'content-type: "
           f"application/json' -d '{{\"action\": \"acknowledge\", \"actor\": \"me\"}}' "
           f"{url}/api/v1/alerts/<alert id>/decisions\n"
+          "The CLI, from another terminal in this folder:\n"
+          f"  export EDGE_GATEWAY__ID={settings.gateway.id} EDGE_HTTP__PORT={http.port} "
+          f"EDGE_HTTP__OPERATOR_TOKEN={operator} EDGE_BUFFER__PATH={settings.buffer.path}\n"
+          "  .venv/bin/edge-gateway status --config config/edge.yaml   "
+          "(and: alerts list, tasks list, alerts decide <id> acknowledge)\n"
           "Ctrl-C stops the demo.\n", flush=True)
 
 

@@ -59,6 +59,12 @@ _PERIOD_ALPHA = 0.05
 # Compressed models of released (long idle) sensors kept to be taken back: ~6,500 of them.
 RELEASED_KEPT_BYTES = 32 * 1024 * 1024
 ASSET_GATE = 1.0
+# Why an asset alert resolved without its model judging it (details.resolved_because).
+_STALLED = ("a member sensor stopped reporting, so the asset model forms no rows and cannot "
+            "judge this alert")
+_NOT_RESTORED = ("the asset model was not restored after a restart, so nothing can judge this "
+                 "alert; the model learns the asset again from now on (a fault still lasting "
+                 "would be learned as normal: check the asset)")
 
 
 class SensorInAlertError(Exception):
@@ -314,7 +320,9 @@ class DetectionEngine:
         if formed is None:
             if asset.rows.stalled and (asset.alert_sensor is not None or
                                        asset.muted_sensor is not None):
-                return self._let_go_stalled(asset, asset_id, ts)
+                # A member went silent or left: nothing judges the alert any more (the
+                # member's own silence alert says what happened).
+                return self._let_go(asset, asset_id, ts, _STALLED)
             return NO_CHANGES
         row_ts, row = formed
         if row_ts > asset.last_row_ts and asset.last_row_ts > float("-inf"):
@@ -342,19 +350,15 @@ class DetectionEngine:
             return NO_CHANGES
         return self._judge_asset(asset, asset_id, row_ts, p * per_day * asset.model.trials_factor)
 
-    def _let_go_stalled(self, asset: _Asset, asset_id: str, ts: float) -> list[AlertChange]:
-        """The asset's rows stopped forming (a member went silent or left): nothing judges
-        its alert any more, so it resolves now, saying why, and a close's mute is dropped
-        (else neither could ever end, nor the sensor it is filed under be released). The
-        silent member's own silence alert says what happened."""
+    def _let_go(self, asset: _Asset, asset_id: str, ts: float, because: str) -> list[AlertChange]:
+        """Nothing can judge the asset's alert any more: it resolves now, saying `because`,
+        and a close's mute is dropped (else neither could ever end, nor the sensor it is
+        filed under be released)."""
         changes = NO_CHANGES
         sensor_id, asset.alert_sensor = asset.alert_sensor, None
         if sensor_id is not None:
             self._validator.forget_candidates(asset_id, _ASSET_SOURCE)
-            change = self._tracker.resolve_now(
-                sensor_id, ASSET_DETECTOR, ts,
-                because="a member sensor stopped reporting, so the asset model forms no rows "
-                        "and cannot judge this alert")
+            change = self._tracker.resolve_now(sensor_id, ASSET_DETECTOR, ts, because)
             changes = [change] if change is not None else NO_CHANGES
         if asset.muted_sensor is not None:
             self._tracker.unmute(asset.muted_sensor, ASSET_DETECTOR)
@@ -501,14 +505,7 @@ class DetectionEngine:
     def _resolve_orphan(self, asset_id: str, ts: float) -> list[AlertChange]:
         """Resolve a restored asset alert no model can judge, at the asset's next reading."""
         self._orphans.discard(asset_id)
-        asset = self._assets[asset_id]
-        sensor_id, asset.alert_sensor = asset.alert_sensor, None
-        change = None if sensor_id is None else self._tracker.resolve_now(
-            sensor_id, ASSET_DETECTOR, ts,
-            because="the asset model was not restored after a restart, so nothing can judge "
-                    "this alert; the model learns the asset again from now on (a fault still "
-                    "lasting would be learned as normal: check the asset)")
-        return [change] if change is not None else NO_CHANGES
+        return self._let_go(self._assets[asset_id], asset_id, ts, _NOT_RESTORED)
 
     def restore_closed(self, alerts: Iterable[AlertRecord]) -> None:
         """Take back what operators closed while its condition lasted (see `close`), newest

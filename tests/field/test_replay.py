@@ -88,6 +88,18 @@ def test_a_replay_walks_the_whole_quarantine_in_pages_with_a_cursor(
     assert gateway.terminate() == 0
 
 
+def _pipeline_and_replay(buffer: SqliteBuffer) -> tuple[IngestPipeline, QuarantineReplay]:
+    """An in-process pipeline on `buffer` for the topics f/#, and a replay through it."""
+    metrics, limits = GatewayMetrics(), IngestLimits()
+    mapper = TopicMapper([SubscriptionSettings(topic="f/#")])
+    validator = ReadingValidator(limits, {})
+    pipeline = IngestPipeline(EventBus(metrics), metrics, writer=buffer.readings, mapper=mapper,
+                              validator=validator, limits=limits,
+                              batching=BufferSettings(path=buffer.path))
+    return pipeline, QuarantineReplay(pipeline, buffer.quarantine, mapper=mapper,
+                                      validator=validator, limits=limits, commit_timeout_s=10)
+
+
 async def test_a_replayed_row_arrives_at_replay_time_and_keeps_its_original_in_quarantine(
     tmp_path: Path,
 ) -> None:
@@ -95,19 +107,11 @@ async def test_a_replayed_row_arrives_at_replay_time_and_keeps_its_original_in_q
     replaying old rows made edge_sync_lag_seconds jump to their age."""
     three_days_ago_us = int((time.time() - 3 * 86_400) * 1e6)
     payload = orjson.dumps({"sensor_id": "m/new", "ts": three_days_ago_us / 1e6, "value": 1.0})
-    metrics = GatewayMetrics()
-    limits = IngestLimits()
     async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
         await buffer.readings.commit_batch([], [QuarantineRecord(
             three_days_ago_us, "f/pump/temp", payload, "unknown_sensor", "not configured", "mqtt")])
-        mapper = TopicMapper([SubscriptionSettings(topic="f/#")])
-        validator = ReadingValidator(limits, {})
-        pipeline = IngestPipeline(EventBus(metrics), metrics, writer=buffer.readings,
-                                  mapper=mapper, validator=validator, limits=limits,
-                                  batching=BufferSettings(path=buffer.path))
+        pipeline, replay = _pipeline_and_replay(buffer)
         runner = asyncio.create_task(pipeline.run())
-        replay = QuarantineReplay(pipeline, buffer.quarantine, mapper=mapper,
-                                  validator=validator, limits=limits, commit_timeout_s=10)
         before_us = int(time.time() * 1e6)
         outcome = await replay.replay(None, 100)
         assert outcome.replayed == 1, outcome
@@ -125,18 +129,10 @@ async def test_a_rejected_element_of_an_array_stays_rejected_on_replay(tmp_path:
     a replay with no config change stored readings 1, 2 and 3 stamped with the replay time
     (each element had been kept alone, and a bare `1` is a valid message). Elements are kept
     as one-element arrays, so a replay reads them as they were read."""
-    metrics = GatewayMetrics()
-    limits = IngestLimits()
     async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
-        mapper = TopicMapper([SubscriptionSettings(topic="f/#")])
-        validator = ReadingValidator(limits, {})
-        pipeline = IngestPipeline(EventBus(metrics), metrics, writer=buffer.readings,
-                                  mapper=mapper, validator=validator, limits=limits,
-                                  batching=BufferSettings(path=buffer.path))
+        pipeline, replay = _pipeline_and_replay(buffer)
         runner = asyncio.create_task(pipeline.run())
         good = {"sensor_id": "m/ok", "ts": time.time() - 5, "value": 2.5}
-        replay = QuarantineReplay(pipeline, buffer.quarantine, mapper=mapper,
-                                  validator=validator, limits=limits, commit_timeout_s=10)
         acks = AwaitedAcks()
         for payload in (b"[1, 2, 3]", orjson.dumps([good, "x"])):
             token, committed = acks.register()

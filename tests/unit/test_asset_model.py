@@ -9,6 +9,7 @@ import random
 from collections.abc import Callable, Iterator
 
 import numpy as np
+import pytest
 
 from edge.detection import ASSET_DETECTOR, DetectionEngine
 from edge.detection.asset_rows import AssetRows
@@ -244,10 +245,14 @@ def test_a_snapshot_in_the_first_half_of_learning_restores_the_same_model() -> N
     assert p_straight == p_restarted
 
 
-def test_a_closed_asset_alert_stays_closed_across_a_restart() -> None:
-    """The agent restores the latest closes after a restart (or a worker recovery): an asset
-    model's close is muted again, so the condition still lasting does not reopen it, and
-    the next fault alerts as without a restart."""
+@pytest.mark.parametrize("restart_at", [5300, 7020],
+                         ids=["while the closed condition lasts", "after its mute lifted"])
+def test_an_asset_close_holds_across_a_restart_and_ends_with_its_condition(
+        restart_at: int) -> None:
+    """The agent restores the latest closes after a restart (or a worker recovery). At 5300
+    the closed condition still lasts: muted again, it does not reopen. At 7020 the mute had
+    lifted and a new fault has begun: the restart must not take it for the closed one (lifted
+    closes are saved with the models). Either way the next fault alerts as without a restart."""
     readings = list(_pump_readings(1, 8200, ((5000, 5600), (7000, 7600)), 6.0))
     first = DetectionEngine("gw")
     closed: list[AlertRecord] = []
@@ -257,13 +262,14 @@ def test_a_closed_asset_alert_stays_closed_across_a_restart() -> None:
             assert first.close(change.alert.sensor_id, ASSET_DETECTOR)
             closed.append(change.alert.model_copy(update={"state": "closed"}))
 
-    _drive(first, iter(readings[:5300]), close)
+    _drive(first, iter(readings[:restart_at]), close)
     assert closed
+    assert (first._assets["pump"].muted_sensor is None) == (restart_at > 5600)
     second = DetectionEngine("gw")
     second.load_snapshot(first.snapshot())
     second.restore(first.open_alerts())
     second.restore_closed(closed)
-    opened = [i for i, c in _drive(second, iter(readings[5300:]))
+    opened = [i for i, c in _drive(second, iter(readings[restart_at:]))
               if c.change == "open" and c.alert.detector == ASSET_DETECTOR]
     assert opened and 7000 <= opened[0] < 7600, opened
 
@@ -283,30 +289,6 @@ def test_closing_a_restored_asset_alert_no_model_judges_leaves_no_mute() -> None
                     for i, _, values in _pump_readings(2, 300)))
     assert not second._tracker.has_open(restored.sensor_id, besides="drift")
     second.release(restored.sensor_id)  # refused while it counted as alerting
-
-
-def test_a_close_whose_mute_lifted_is_not_muted_again_by_a_restart() -> None:
-    """Closed, then normal again (the mute lifts), then a new fault begins just before a
-    restart: the restart must not take the new episode for the old, closed one. Lifted
-    closes are saved with the models."""
-    readings = list(_pump_readings(1, 8200, ((5000, 5600), (7000, 7600)), 6.0))
-    first = DetectionEngine("gw")
-    closed: list[AlertRecord] = []
-
-    def close(_: int, change: AlertChange) -> None:
-        if change.alert.detector == ASSET_DETECTOR and not closed:
-            assert first.close(change.alert.sensor_id, ASSET_DETECTOR)
-            closed.append(change.alert.model_copy(update={"state": "closed"}))
-
-    _drive(first, iter(readings[:7020]), close)
-    assert closed and first._assets["pump"].muted_sensor is None, "the mute has lifted"
-    second = DetectionEngine("gw")
-    second.load_snapshot(first.snapshot())
-    second.restore(first.open_alerts())
-    second.restore_closed(closed)
-    opened = [i for i, c in _drive(second, iter(readings[7020:]))
-              if c.change == "open" and c.alert.detector == ASSET_DETECTOR]
-    assert opened and 7000 <= opened[0] < 7600, opened
 
 
 def test_an_asset_whose_member_stops_reporting_lets_go_of_its_alert_and_mute() -> None:

@@ -68,6 +68,7 @@ from edge.settings import BufferSettings, IngestLimits
 log = logging.getLogger(__name__)
 
 SOURCE_NAME = "ingest-pipeline"
+_NO_ROW_LIMIT = 1 << 62
 _Origin = tuple[int, str, IngestTransport]  # a message's arrival, source name and transport
 # Why messages are acknowledged without storing anything (edge_messages_skipped_total).
 _SKIPPED = {
@@ -141,7 +142,6 @@ class IngestPipeline:
         self._validator = validator
         self._limits = limits
         self._max_batch_rows = batching.max_batch_rows
-        self._rows_per_message = 1.0  # recent average: sizes batches by rows, not messages
         self._max_batch_delay_s = batching.max_batch_delay_ms / 1000
         self._max_pending = batching.max_pending_messages
         self._pending: list[PendingMessage] = []
@@ -217,16 +217,13 @@ class IngestPipeline:
                         and not self._closing:
                     await asyncio.sleep(self._max_batch_delay_s)
                 while self._pending:
-                    # max_batch_rows counts rows: a Sparkplug or mapped message holds many,
-                    # so batches are cut by the recent readings per message (and two
-                    # batches overlap: one validated while the other commits).
-                    take = max(1, int(self._max_batch_rows / self._rows_per_message))
-                    batch = self._pending[:take]
-                    del self._pending[:take]
-                    validated = self._validate(batch)
-                    rows = len(validated.readings) + len(validated.states)
-                    self._rows_per_message += 0.5 * (max(1.0, rows / len(batch))
-                                                     - self._rows_per_message)
+                    # max_batch_rows counts rows (a Sparkplug or mapped message holds many):
+                    # validation stops at the message that reaches it. Small transactions
+                    # keep the two batches overlapping (one validated while the other
+                    # commits); one huge one would leave this loop idle while it commits.
+                    validated = self._validate(self._pending, self._max_batch_rows)
+                    batch = self._pending[:validated.size]
+                    del self._pending[:validated.size]
                     if previous is not None and not previous.done():
                         await asyncio.wait({previous})  # one commit at a time keeps ack order
                     previous = asyncio.ensure_future(self._finish(validated, batch))
@@ -347,7 +344,10 @@ class IngestPipeline:
             if codec is not None and codec.request_rebirth(group, node):
                 metrics.sparkplug_events.labels("rebirth_requested").inc()
 
-    def _validate(self, messages: list[PendingMessage]) -> _ValidatedBatch:
+    def _validate(self, messages: list[PendingMessage],
+                  max_rows: int = _NO_ROW_LIMIT) -> _ValidatedBatch:
+        """The first messages, up to the one that brings the batch to `max_rows` readings
+        and states (at least one message); `size` says how many were taken."""
         batch = _ValidatedBatch(len(messages), messages[0].received_us)
         context_of = self._mapper.context
         received_by_subscription: Counter[str] = Counter()
@@ -355,8 +355,11 @@ class IngestPipeline:
         last_tokens: list[AckToken] = []
         last_traces: list[MessageTrace] | None = None
         retained_memory = self._retained
-        for received_us, source, payload, ack_sink, token, retained, transport, replayed \
-                in messages:
+        for taken, (received_us, source, payload, ack_sink, token, retained, transport,
+                    replayed) in enumerate(messages):
+            if len(batch.readings) + len(batch.states) >= max_rows:
+                batch.size = taken
+                break
             trace = None
             if ack_sink is not None:
                 if ack_sink is not last_sink:
@@ -390,7 +393,7 @@ class IngestPipeline:
                 _flag(batch.states, first_state, FLAG_RETAINED)
         for subscription, count in received_by_subscription.items():
             self._metrics.messages_received.labels(subscription).inc(count)
-        batch.retained += retained_memory.due(messages[-1].received_us)
+        batch.retained += retained_memory.due(messages[batch.size - 1].received_us)
         return batch
 
     def _take(self, batch: _ValidatedBatch, origin: _Origin, payload: bytes, *,

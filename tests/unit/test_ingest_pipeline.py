@@ -36,6 +36,7 @@ class GatedWriter:
         self.gate = asyncio.Event()
         self.failures = failures
         self.commits = 0
+        self.rows: list[int] = []  # readings per commit
 
     async def commit_batch(self, readings: Sequence[Reading], quarantine: Sequence[QuarantineRecord],
                            retained: Sequence[RetainedTaken] = ()) -> CommitResult:
@@ -44,6 +45,7 @@ class GatedWriter:
             self.failures -= 1
             raise BufferWriteError("disk full (simulated)")
         self.commits += 1
+        self.rows.append(len(readings))
         return await self.buffer.readings.commit_batch(readings, quarantine, retained)
 
     async def retained_taken(self, since_us: int, limit: int) -> dict[str, RetainedTaken]:
@@ -148,3 +150,25 @@ async def test_drain_commits_everything_pending_then_returns(tmp_path: Path) -> 
         assert len(acks.tokens) == 1050
         assert writer.commits == 11  # batches of at most 100
         assert (await buffer.status.depths())["readings"].rows == 1050
+
+
+async def test_a_batch_of_many_reading_messages_is_cut_at_max_batch_rows(tmp_path: Path) -> None:
+    """Batches count rows, not messages, from the first batch on: a burst of 30-reading
+    messages commits in transactions of about max_batch_rows, never in one huge one (which
+    would hold every acknowledgement back and leave validation idle while it commits)."""
+    metrics = GatewayMetrics()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        writer = GatedWriter(buffer)
+        writer.gate.set()
+        agent = _agent(writer, metrics, EventBus(metrics), max_batch_rows=100,
+                       max_batch_delay_ms=0)
+        acks = RecordingAcks()
+        for n in range(40):
+            agent.submit("f/a/b", orjson.dumps([{"ts": 1_700_000_000 + 30 * n + k, "value": k}
+                                                for k in range(30)]), acks, n)
+        await agent.drain()
+        await asyncio.wait_for(agent.run(), 10)
+        assert acks.tokens == list(range(40))
+        assert sum(writer.rows) == 1200
+        assert max(writer.rows) == 120  # stops at the message that reaches 100 rows
+        assert len(writer.rows) == 10

@@ -309,3 +309,99 @@ def test_a_metric_without_any_timestamp_takes_the_arrival_time_and_is_flagged() 
                                            message.SerializeToString(), 9_000).readings
     assert (unstamped.ts_us, unstamped.flags) == (9_000, FLAG_TS_FROM_ARRIVAL)
     assert (stamped.ts_us, stamped.flags) == ((T_MS + 5) * 1000, 0)
+
+
+def _death(bdseq: int = 7) -> bytes:
+    return _payload(None, [{"name": "bdSeq", "datatype": DataType.INT64, "long_value": bdseq}])
+
+
+def _device_birth(seq: int, alias: int = 10) -> bytes:
+    return _payload(seq, [{"name": "Motor Temp (°C)", "alias": alias, "datatype": DataType.FLOAT,
+                           "float_value": 40.0}])
+
+
+def _saved(sessions: SparkplugSessions, topic: str, payload: bytes, at: int,
+           kept: dict[str, tuple[bytes, int]]) -> Any:
+    """Decode, and keep its births as the buffer would (the newest per scope)."""
+    decoded = sessions.decode(topic, payload, at)
+    for birth in decoded.births:
+        kept[birth.scope] = (birth.payload, birth.received_us)
+    return decoded
+
+
+def test_a_device_dead_before_its_node_says_so_when_it_is_born_again() -> None:
+    """DDEATH, then NDEATH, then NBIRTH and DBIRTH (an edge node's usual shutdown and
+    start): the device's birth says it is back, so its own node_offline alert resolves."""
+    sessions = SparkplugSessions()
+    _born(sessions)
+    assert [e.state for e in sessions.decode(DEVICE.format(kind="DDEATH"), _payload(2, []),
+                                             5).events] == ["offline"]
+    assert sessions.decode(DEVICE.format(kind="DDEATH"), _payload(3, []), 6).skip == \
+        "sparkplug_stale_death", "dead already"
+    assert sessions.decode(NODE.format(kind="NDEATH"), _death(), 7).events
+    node_back = sessions.decode(NODE.format(kind="NBIRTH"), _payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 8}]), 8)
+    assert [e.scope for e in node_back.events] == ["Plant 1/Edge-A"]
+    reborn = sessions.decode(DEVICE.format(kind="DBIRTH"), _device_birth(1), 9)
+    assert [(e.state, e.scope) for e in reborn.events] == [("online", "Plant 1/Edge-A/Pump 3")]
+
+
+def test_deaths_survive_a_restart_until_the_next_birth() -> None:
+    """A node dead when the gateway stopped is dead after its restart: its data waits for a
+    birth (no_birth), and that birth says it is back; a dead device likewise."""
+    first = SparkplugSessions()
+    kept: dict[str, tuple[bytes, int]] = {}
+    _saved(first, NODE.format(kind="NBIRTH"), _payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 7}]), 1, kept)
+    _saved(first, DEVICE.format(kind="DBIRTH"), _device_birth(1), 2, kept)
+    _saved(first, DEVICE.format(kind="DDEATH"), _payload(2, []), 3, kept)
+    _saved(first, NODE.format(kind="NDEATH"), _death(), 4, kept)
+    assert kept["Plant 1/Edge-A"][0] == b"" and kept["Plant 1/Edge-A/Pump 3"][0] == b""
+
+    restarted = SparkplugSessions()
+    assert restarted.restore([(scope, payload, at) for scope, (payload, at) in kept.items()]) == 2
+    late = restarted.decode(DEVICE.format(kind="DDATA"), _payload(3, [
+        {"alias": 10, "float_value": 99.9}]), 10)
+    assert [p.reason for p in late.problems] == ["no_birth"] and late.readings == []
+    node_back = restarted.decode(NODE.format(kind="NBIRTH"), _payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 8}]), 11)
+    assert [(e.state, e.scope) for e in node_back.events] == [("online", "Plant 1/Edge-A")]
+    device_back = restarted.decode(DEVICE.format(kind="DBIRTH"), _device_birth(1), 12)
+    assert [(e.state, e.scope) for e in device_back.events] == \
+        [("online", "Plant 1/Edge-A/Pump 3")]
+
+
+def test_a_node_restored_from_the_buffer_is_asked_for_a_rebirth_by_its_first_message() -> None:
+    """It may have re-birthed with other aliases while the gateway was away (births are QoS 0
+    and not retained): the first message decodes by the saved birth and asks once."""
+    first = SparkplugSessions()
+    kept: dict[str, tuple[bytes, int]] = {}
+    _saved(first, NODE.format(kind="NBIRTH"), _payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 7}]), 1, kept)
+    _saved(first, DEVICE.format(kind="DBIRTH"), _device_birth(1), 2, kept)
+    restarted = SparkplugSessions()
+    restarted.restore([(scope, payload, at) for scope, (payload, at) in kept.items()])
+    data = _payload(9, [{"alias": 10, "float_value": 3.5}])
+    first_data = restarted.decode(DEVICE.format(kind="DDATA"), data, 10)
+    assert [r.value for r in first_data.readings] == [3.5]
+    assert first_data.problems == [] and first_data.rebirth == ("Plant 1", "Edge-A")
+    assert restarted.decode(DEVICE.format(kind="DDATA"), _payload(10, [
+        {"alias": 10, "float_value": 3.6}]), 11).rebirth is None
+
+
+def test_a_birth_that_gives_one_alias_to_two_metrics_reads_neither_by_it() -> None:
+    sessions = SparkplugSessions()
+    birth = sessions.decode("spBv1.0/Plant 1/NBIRTH/Raw", _payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 1},
+        {"name": "A", "alias": 1, "datatype": DataType.DOUBLE, "double_value": 1.0},
+        {"name": "B", "alias": 1, "datatype": DataType.DOUBLE, "double_value": 2.0},
+        {"alias": 2, "datatype": DataType.DOUBLE, "double_value": 3.0},
+    ]), 1)
+    assert [p.reason for p in birth.problems] == ["duplicate_alias", "invalid_birth"]
+    assert "'A' and 'B'" in birth.problems[0].detail
+    assert "metric 3" in birth.problems[1].detail
+    assert {(r.sensor_id, r.value) for r in birth.readings} == \
+        {("Plant_1/Raw/A", 1.0), ("Plant_1/Raw/B", 2.0)}, "birth values go by name"
+    data = sessions.decode("spBv1.0/Plant 1/NDATA/Raw", _payload(1, [
+        {"alias": 1, "double_value": 5.0}]), 2)
+    assert [p.reason for p in data.problems] == ["unknown_alias"] and data.readings == []

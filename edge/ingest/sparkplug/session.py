@@ -114,6 +114,7 @@ class _Scope:
     by_name: dict[str, _Metric] = field(default_factory=dict)
     asset_id: str | None = None
     online: bool = True
+    died_alone: bool = False  # by its own DDEATH (it has a node_offline alert of its own)
 
 
 @dataclass(slots=True)
@@ -122,6 +123,9 @@ class _Node:
     bdseq: int | None
     last_seq: int | None  # None: not known (restored from the buffer)
     devices: dict[str, _Scope] = field(default_factory=dict)
+    # Restored from the buffer: the node may have re-birthed (other aliases) while the
+    # gateway was away, and births are not retained; its first message asks for a rebirth.
+    restored: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +186,9 @@ class SparkplugSessions:
         for scope, payload, received_us in sorted(births, key=lambda b: b[0].count("/")):
             parts = scope.split("/")
             kind = "NBIRTH" if len(parts) == 2 else "DBIRTH"
+            if not payload:  # a death (see _ndeath): offline until the next birth
+                restored += self._restore_death(parts)
+                continue
             if kind == "NBIRTH":
                 node_born_us[scope] = received_us
             elif received_us < node_born_us.get("/".join(parts[:2]), received_us):
@@ -192,7 +199,20 @@ class SparkplugSessions:
                 restored += 1
         for node in self._nodes.values():
             node.last_seq = None  # the seq went on while the gateway was away
+            node.restored = True
         return restored
+
+    def _restore_death(self, parts: list[str]) -> int:
+        """A node or device that was dead when the gateway stopped stays dead: its data is
+        `no_birth` until it is born again, and that birth says it is back online."""
+        if len(parts) == 2:
+            self._nodes[(parts[0], parts[1])] = _Node(_Scope(online=False), None, None)
+            return 1
+        node = self._nodes.get((parts[0], parts[1]))
+        if node is None:
+            return 0
+        node.devices["/".join(parts[2:])] = _Scope(online=False, died_alone=True)
+        return 1
 
     def sensors_of(self, group: str, node: str) -> tuple[str, ...]:
         known = self._nodes.get((group, node))
@@ -210,7 +230,12 @@ class SparkplugSessions:
         bdseq = _bdseq(message)
         known = self._nodes.get(topic.node_key)
         scope = self._scope(topic, None, message.metrics, decoded)
-        self._nodes[topic.node_key] = _Node(scope, bdseq, int(message.seq))
+        # The birth resets the node's devices (they re-birth); a device that was dead is
+        # kept as dead, so that its birth says it is back (its node_offline alert resolves).
+        dead = {} if known is None else {name: _Scope(online=False, died_alone=True)
+                                         for name, device in known.devices.items()
+                                         if device.died_alone}
+        self._nodes[topic.node_key] = _Node(scope, bdseq, int(message.seq), dead)
         self._take_birth(topic, None, scope, previous=known.scope if known else None,
                          bdseq=bdseq, received=(message, raw, received_us), decoded=decoded)
         return decoded
@@ -240,7 +265,7 @@ class SparkplugSessions:
             decoded.events.append(NodeEvent(name, "online", (), "DBIRTH" if device else "NBIRTH"))
         decoded.births.append(Birth(name, bdseq, raw, received_us))
         if received_us:
-            self._samples(topic, scope, message, received_us, decoded)
+            self._samples(topic, scope, message, received_us, decoded, birth=True)
 
     def _data(self, topic: SparkplugTopic, message: Any, raw: bytes,
               received_us: int) -> Decoded:
@@ -270,8 +295,11 @@ class SparkplugSessions:
         node.scope.online = False
         for device in node.devices.values():
             device.online = False
-        return Decoded(events=[NodeEvent(_scope_name(topic, None), "offline",
-                                         self.sensors_of(*topic.node_key), "NDEATH")])
+        name = _scope_name(topic, None)
+        # Kept as the node's last birth (an empty one): after a restart it is still dead.
+        return Decoded(events=[NodeEvent(name, "offline", self.sensors_of(*topic.node_key),
+                                         "NDEATH")],
+                       births=[Birth(name, node.bdseq, b"", received_us)])
 
     def _ddeath(self, topic: SparkplugTopic, message: Any, raw: bytes,
                 received_us: int) -> Decoded:
@@ -279,13 +307,16 @@ class SparkplugSessions:
         node = self._nodes.get(topic.node_key)
         assert topic.device is not None
         device = node.devices.get(topic.device) if node is not None else None
-        if node is None or device is None:
-            return Decoded(skip="sparkplug_stale_death")
+        if node is None or device is None or not device.online:
+            return Decoded(skip="sparkplug_stale_death")  # unknown, or dead already
         self._check_seq(topic, node, message, decoded)
         device.online = False
-        decoded.events.append(NodeEvent(_scope_name(topic, topic.device), "offline",
+        device.died_alone = True
+        name = _scope_name(topic, topic.device)
+        decoded.events.append(NodeEvent(name, "offline",
                                         tuple(m.sensor_id for m in device.by_name.values()),
                                         "DDEATH"))
+        decoded.births.append(Birth(name, None, b"", received_us))  # dead after a restart too
         return decoded
 
     # -- helpers ----------------------------------------------------------------------------
@@ -305,6 +336,9 @@ class SparkplugSessions:
             return None
         if received_us:
             self._check_seq(topic, node, message, decoded)
+            if node.restored:
+                node.restored = False
+                decoded.rebirth = topic.node_key
         return node
 
     def _check_seq(self, topic: SparkplugTopic, node: _Node, message: Any,
@@ -329,9 +363,14 @@ class SparkplugSessions:
         asset_id = asset or None
         scope = _Scope(asset_id=asset_id)
         scope_name = _scope_name(topic, device)
-        for metric in metrics:
+        ambiguous: set[int] = set()
+        for index, metric in enumerate(metrics):
             name = metric.name
-            if not name or name.startswith(_NOT_DATA):
+            if not name:
+                decoded.problems.append(Problem("invalid_birth", f"metric {index} of the birth "
+                                                "has no name"))
+                continue
+            if name.startswith(_NOT_DATA):
                 continue
             sensor_id = naming.format(naming.sensor_id, topic.group, topic.node, device,
                                       metric_ids[name])
@@ -341,14 +380,25 @@ class SparkplugSessions:
                            _STATES.get(datatype))
             scope.by_name[name] = spec
             if metric.HasField("alias"):
-                scope.by_alias[int(metric.alias)] = spec
+                alias = int(metric.alias)
+                other = scope.by_alias.get(alias)
+                if other is not None or alias in ambiguous:
+                    # Data by this alias could be either metric: it is read by no alias
+                    # (quarantined as unknown_alias) until a birth gives distinct ones.
+                    decoded.problems.append(Problem("duplicate_alias", (
+                        f"alias {alias} names both {other.name!r} and {name!r}"
+                        if other is not None else f"alias {alias} names {name!r} too")))
+                    scope.by_alias.pop(alias, None)
+                    ambiguous.add(alias)
+                else:
+                    scope.by_alias[alias] = spec
             decoded.catalog.append(CatalogEntry(
                 sensor_id, asset_id, name, scope_name, _datatype_name(datatype), unit,
                 _properties(metric)))
         return scope
 
     def _samples(self, topic: SparkplugTopic, scope: _Scope, message: Any, received_us: int,
-                 decoded: Decoded) -> None:
+                 decoded: Decoded, *, birth: bool = False) -> None:
         """Every metric of a birth or data message as a reading or a state (hot path: one
         alias lookup and a datatype-specific read per metric)."""
         stamped = message.HasField("timestamp") and message.timestamp > 0
@@ -364,6 +414,8 @@ class SparkplugSessions:
             spec = by_alias.get(alias) if alias or (alias_zero and metric.HasField("alias")) \
                 else None
             if spec is None:
+                if birth and not metric.name:
+                    continue  # named as a problem by _scope
                 spec = self._by_name(topic, scope, metric, decoded)
                 if spec is None:
                     continue

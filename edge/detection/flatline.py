@@ -13,6 +13,13 @@ quantity stops; a flow that falls by a fifth is a fault), is learned as a restin
 is the machine being off, not a stuck sensor, and the other detectors pause while it lasts (so
 running levels are learned from running readings only). A run stuck at a running level is not
 a rest. Rest runs teach neither the run lengths nor the repeat fraction.
+
+A machine that is off a third of the time teaches its running levels that zero is common
+before a rest can be learned (the first off spans come before the levels are ready), and
+then zero is never "far below" them. So a value nearer to zero than to the running levels is
+also learned as a rest once the sensor has sat there `_REST_VOTES` times for a whole run
+(`min_readings` or more) and moved on each time: a duty cycle repeats, a sensor that sticks
+and recovers on its own again and again at the same idle value is the rarer case.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from edge.detection.tails import TailModel
 _REPEAT_HORIZON = 2000.0  # readings over which the repeat fraction is averaged
 _MAX_RESTS = 2
 _REST_RARITY = 1e-3  # a resting value lies below all but this fraction of the running levels
+_REST_VOTES = 3  # whole runs at one idle value, ended by the sensor moving on: a duty cycle
+_MAX_VOTED = 4  # idle values counted at a time
 
 
 class FlatlineDetector:
@@ -43,6 +52,7 @@ class FlatlineDetector:
         "_seen",
         "_since",
         "_value",
+        "_votes",
         "length",
         "resting",
     )
@@ -56,6 +66,7 @@ class FlatlineDetector:
         self._repeat = 0.0  # fraction of readings equal to the previous one
         self._seen = 0.0
         self._rests: list[float] = []
+        self._votes: dict[float, int] = {}  # idle value -> whole runs there that ended
         self._value: float | None = None
         self._since = 0.0
         self.length = 0
@@ -106,9 +117,29 @@ class FlatlineDetector:
 
     def _complete(self, p_gate: float) -> None:
         # Idle runs and runs that were candidates (stuck) are not learned as normal runs.
-        if not self.resting and (self.length < self._min_readings or
-                                 self.probability(self.length) > p_gate):
+        if self.resting:
+            return
+        if self.length < self._min_readings or self.probability(self.length) > p_gate:
             self._runs.add(float(self.length))
+        if self.length >= self._min_readings and self._value is not None \
+                and self._nearer_zero(self._value):
+            self._vote_rest(self._value)
+
+    def _vote_rest(self, x: float) -> None:
+        """One more whole run at this idle value that ended: a rest after _REST_VOTES."""
+        votes = self._votes
+        epsilon = self._epsilon + 1e-12 * abs(x)
+        key = next((v for v in votes if abs(v - x) <= epsilon), x)
+        votes[key] = votes.get(key, 0) + 1
+        if votes[key] >= _REST_VOTES:
+            del votes[key]
+            self._rests = [*self._rests[-(_MAX_RESTS - 1):], x]
+        elif len(votes) > _MAX_VOTED:
+            del votes[min(votes, key=votes.__getitem__)]
+
+    def _nearer_zero(self, x: float) -> bool:
+        level = self._level
+        return level is not None and level.ready and abs(x) < abs(level.quantile(0.5) - x)
 
     def _is_rest(self, x: float) -> bool:
         epsilon = self._epsilon + 1e-12 * abs(x)
@@ -134,7 +165,7 @@ class FlatlineDetector:
 
     def state(self) -> dict[str, Any]:
         return {"runs": self._runs.state(), "repeat": self._repeat, "seen": self._seen,
-                "rests": list(self._rests),
+                "rests": list(self._rests), "rest_votes": list(self._votes.items()),
                 "value": self._value, "since": self._since, "length": self.length,
                 "resting": self.resting, "far_below": self._far_below}
 
@@ -143,6 +174,8 @@ class FlatlineDetector:
         self._repeat = float(state["repeat"])
         self._seen = float(state["seen"])
         self._rests = [float(v) for v in state["rests"]][-_MAX_RESTS:]
+        # Older snapshots have no votes: counted afresh.
+        self._votes = {float(v): int(n) for v, n in state.get("rest_votes", [])[:_MAX_VOTED]}
         value = state["value"]
         self._value = None if value is None else float(value)
         self._since = float(state["since"])

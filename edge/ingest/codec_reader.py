@@ -60,6 +60,8 @@ class CodecReader:
         if len(payload) > limit:
             return CodecOutput(problem=PayloadError(
                 "payload_too_large", f"{len(payload)} bytes > limit {limit}"))
+        if not payload:  # as in `auto`; an empty protobuf would pass as a message without data
+            return CodecOutput(problem=PayloadError("empty_payload"))
         if context.codec == "sparkplug_b":
             return self._sparkplug(topic, payload, received_us)
         assert context.mapping is not None

@@ -135,10 +135,13 @@ class TimestampMapping(Section):
             # A bad directive (%Q, %-d) would fail on every message: try it on a sample.
             sample = datetime(2026, 11, 24, 10, 30, 7, 123456, tzinfo=UTC)
             try:
-                datetime.strptime(sample.strftime(pattern), pattern)
+                read = datetime.strptime(sample.strftime(pattern), pattern)
             except ValueError as exc:
                 raise ValueError(f"strftime format {pattern!r} cannot read the time it "
                                  f"writes: {exc}") from None
+            if read.date() != sample.date():
+                raise ValueError(f"strftime format {pattern!r} has no full date (year, month "
+                                 "and day): every time would be read as 1900-01-01")
         return fmt
 
     @model_validator(mode="after")
@@ -178,15 +181,16 @@ class QualityMapping(Section):
 class ValueMapping(Section):
     """One value (or, with a wildcard, many) picked out of a record."""
 
-    path: str
-    sensor: str = Field(description="Sensor id template: topic fields, {key} (for .*), "
+    path: str = Field(min_length=1, description="JMESPath; '@' is the record itself.")
+    sensor: str = Field(min_length=1,
+                        description="Sensor id template: topic fields, {key} (for .*), "
                                     "{index} (for [*]).")
     unit: str | None = Field(default=None, description="A constant unit (implies kind: number).")
     unit_path: str | None = Field(default=None,
                                   description="Where the unit is (may use {key}; implies "
                                               "kind: number).")
     scale: float = Field(default=1.0, allow_inf_nan=False,
-                         description="value * scale + offset (implies kind: number)")
+                         description="value * scale + offset (implies kind: number); not 0")
     offset: float = Field(default=0.0, allow_inf_nan=False)
     states: dict[str, str] | None = Field(
         default=None, description="Values that are states, and their names (true/false for "
@@ -225,6 +229,13 @@ class ValueMapping(Section):
     def _text_states(cls, raw: Any) -> Any:
         return text_map(raw, "states are text")
 
+    @field_validator("scale")
+    @classmethod
+    def _scale_keeps_the_value(cls, scale: float) -> float:
+        if scale == 0:
+            raise ValueError("scale 0 would make every value the offset")
+        return scale
+
     @field_validator("states")
     @classmethod
     def _states_are_not_numbers(cls, states: dict[str, str] | None,
@@ -233,6 +244,9 @@ class ValueMapping(Section):
         if states is not None and numeric:
             raise ValueError(f"states are names, not numbers: {sorted(numeric)} do not apply "
                              "to them")
+        for name in (states or {}).values():
+            if not name or "\x00" in name:  # stored as text (PostgreSQL cannot hold NUL)
+                raise ValueError(f"state name {name!r} is empty or holds a NUL character")
         return states
 
     @field_validator("kind")

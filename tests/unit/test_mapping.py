@@ -143,11 +143,19 @@ def test_a_unit_or_quality_a_mapping_cannot_read_is_a_problem_not_dropped() -> N
     ({"values": [{"path": "a..b", "sensor": "x"}]}, "is not a JMESPath expression"),
     ({"values": [{"path": "a.*", "sensor": "x"}]}, "needs {key}"),
     ({"values": [{"path": "a", "sensor": "{key}"}]}, "name what a wildcard path"),
-    ({"ts": {"path": "t", "format": "strftime:%H:%M"}, "values": [{"path": "a", "sensor": "x"}]},
+    ({"ts": {"path": "t", "format": "strftime:%Y-%m-%d %H:%M"},
+      "values": [{"path": "a", "sensor": "x"}]},
      "needs `zone`"),
     ({"ts": {"path": "t", "format": "epoch_days"}, "values": [{"path": "a", "sensor": "x"}]},
      "format must be one of"),
     ({"values": []}, "at least 1"),
+    ({"ts": {"path": "t", "format": "strftime:%H:%M:%S", "zone": "UTC"},
+      "values": [{"path": "a", "sensor": "x"}]}, "has no full date"),
+    ({"values": [{"path": "", "sensor": "x"}]}, "at least 1 character"),
+    ({"values": [{"path": "a", "sensor": ""}]}, "at least 1 character"),
+    ({"values": [{"path": "a", "sensor": "x", "states": {"1": "on\x00"}}]}, "NUL"),
+    ({"values": [{"path": "a", "sensor": "x", "states": {"1": ""}}]}, "is empty"),
+    ({"values": [{"path": "a", "sensor": "x", "scale": 0}]}, "scale 0"),
 ])
 def test_bad_mappings_are_refused_at_load(mapping: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValidationError) as error:

@@ -100,6 +100,30 @@ def test_an_idle_pump_at_zero_is_not_stuck_and_its_duty_cycle_is_normal() -> Non
     assert _run(_duty(4), 3 * 1440) == []
 
 
+def test_a_pump_that_starts_idle_learns_its_idle_value_from_the_duty_cycle() -> None:
+    """Off 37 minutes in every 111, from the first reading: its running levels learn zero as
+    common before a rest can be learned, so zero is never far below them; the idle runs that
+    recur and end are learned as the rest (before: 182 alerts in two weeks, 169 after day one)."""
+    rng = random.Random(6)
+
+    def pump(i: int, ts: float) -> float:
+        return 0.0 if i % 111 < 37 else 30.0 + rng.gauss(0.0, 0.5)
+
+    opened = _run(pump, 14 * 1440)
+    assert len([c for c in opened if c.alert.detector == "flatline"]) <= 3
+    assert _after(opened, 1440) == []  # none after the first day
+    stuck_from = 3 * 1440 + 37 + 30  # later, stuck while running: still a fault
+    frozen = {"value": 0.0}
+
+    def stuck(i: int, ts: float) -> float:
+        if i < stuck_from:
+            frozen["value"] = pump(i, ts)
+        return frozen["value"]
+
+    rng.seed(6)
+    assert "flatline" in {c.alert.detector for c in _after(_run(stuck, stuck_from + 60), stuck_from)}
+
+
 def test_a_pump_stuck_while_running_opens_a_flatline_alert() -> None:
     stuck_from = 2 * 1440 + 30  # thirty minutes into a running period
     opened = _after(_run(_duty(4, stuck_from), stuck_from + 60), stuck_from)

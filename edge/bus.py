@@ -12,6 +12,9 @@ subscribes:
   an agent). An event that does not fit is dropped for that subscriber, counted
   (`edge_bus_overflow_total`), and once the queue has room again the subscriber gets one
   `FeedGapEvent`, so it can catch up from the buffer, which holds every committed reading.
+  A subscriber that follows readings bounds its queue by readings (`max_readings`) as well
+  as by events: a live stream commits many small batches (hundreds a second), a backlog
+  a few large ones, and only a bound in readings holds both the same memory.
 """
 
 from __future__ import annotations
@@ -56,9 +59,17 @@ class _Subscription:
     handler: Handler
     queue: asyncio.Queue[BaseEventModel]
     max_attempts: int
+    max_readings: int | None = None  # readings its queued events may hold (None: no bound)
     worker: asyncio.Task[None] | None = None
     overflowed: int = 0
     gap: int = 0  # events dropped since the last FeedGapEvent
+    readings: int = 0  # readings in its queued events
+
+
+def _readings(event: BaseEventModel) -> int:
+    """How many readings an event carries (DataProcessedEvent's batch; others none)."""
+    batch = getattr(event, "readings", None)
+    return len(batch) if isinstance(batch, tuple | list) else 0
 
 
 class EventBus:
@@ -74,14 +85,16 @@ class EventBus:
 
     def subscribe(self, name: str, event_types: tuple[type[BaseEventModel], ...],
                   handler: Handler, *, max_attempts: int = 1,
-                  queue_size: int | None = None) -> None:
-        """Deliver `event_types` to `handler`; retry only if it is idempotent (`max_attempts`)."""
+                  queue_size: int | None = None, max_readings: int | None = None) -> None:
+        """Deliver `event_types` to `handler`; retry only if it is idempotent (`max_attempts`).
+        `queue_size` bounds the queued events, `max_readings` the readings they hold."""
         if any(sub.name == name for sub in self._subscriptions):
             raise ValueError(f"subscriber {name!r} already exists")
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         sub = _Subscription(name, event_types, handler,
-                            asyncio.Queue(maxsize=queue_size or self._queue_size), max_attempts)
+                            asyncio.Queue(maxsize=queue_size or self._queue_size), max_attempts,
+                            max_readings)
         self._subscriptions.append(sub)
         if self._running:
             self._start_worker(sub)
@@ -91,16 +104,23 @@ class EventBus:
         for sub in self._subscriptions:
             if isinstance(event, sub.event_types):
                 await sub.queue.put(event)
+                sub.readings += _readings(event)
                 self._metrics.bus_queue_depth.labels(sub.name).set(sub.queue.qsize())
 
     def publish_nowait(self, event: BaseEventModel) -> int:
         """Queue `event` without ever waiting; returns how many subscribers had no room."""
         dropped = 0
+        count = _readings(event)
         for sub in self._subscriptions:
             if not isinstance(event, sub.event_types):
                 continue
             try:
+                # An event is always taken into an empty queue, however many readings it holds.
+                if sub.max_readings is not None and sub.readings and \
+                        sub.readings + count > sub.max_readings:
+                    raise asyncio.QueueFull
                 sub.queue.put_nowait(event)
+                sub.readings += count
             except asyncio.QueueFull:
                 dropped += 1
                 sub.overflowed += 1
@@ -148,6 +168,7 @@ class EventBus:
     async def _work(self, sub: _Subscription) -> None:
         while True:
             event = await sub.queue.get()
+            sub.readings -= _readings(event)
             try:
                 await self._deliver(sub, event)
                 if sub.gap and sub.queue.empty():

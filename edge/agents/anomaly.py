@@ -140,8 +140,12 @@ class AnomalyDetectionAgent(BaseAgent):
     subscriptions = (DataProcessedEvent, FeedGapEvent, NodeStateEvent)
     max_attempts = 3
     # Committed batches waiting to be judged; more is dropped and caught up from the buffer,
-    # which bounds the memory a slow moment can take.
-    queue_size = 64
+    # which bounds the memory a slow moment can take. Bounded by readings (~30 MB): a live
+    # stream commits hundreds of small batches a second, and a bound of 64 batches (~130 ms
+    # of them at 10,000 msg/s) overflowed whenever alerts were being stored, after which the
+    # catch-up from the buffer competed with ingestion (bench/latency.py).
+    queue_size = 100_000
+    queue_readings = 200_000
     capabilities = ("limits", "rate", "outlier", "drift", "flatline", "silence", "asset_model",
                     "validation", "alert_lifecycle", "false_alarm_feedback")
 

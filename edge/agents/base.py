@@ -44,6 +44,7 @@ class BaseAgent(abc.ABC):
     subscriptions: tuple[type[BaseEventModel], ...] = ()
     max_attempts: int = 1
     queue_size: int | None = None  # events its bus queue holds (None: the bus default)
+    queue_readings: int | None = None  # readings its queued events may hold (None: no bound)
     capabilities: tuple[str, ...] = ()
 
     def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics) -> None:
@@ -82,7 +83,8 @@ class BaseAgent(abc.ABC):
     async def start(self) -> None:
         if self.subscriptions:
             self._bus.subscribe(self.agent_id, self.subscriptions, self.handle_event,
-                                max_attempts=self.max_attempts, queue_size=self.queue_size)
+                                max_attempts=self.max_attempts, queue_size=self.queue_size,
+                                max_readings=self.queue_readings)
         self._state = "running"
         self._started_monotonic = time.monotonic()
         self._metrics.agent_up.labels(self.agent_id).set(1)

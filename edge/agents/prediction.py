@@ -65,7 +65,10 @@ class StateStore(Protocol):
 
 class PredictionAgent(BaseAgent):
     subscriptions = (DataProcessedEvent, FeedGapEvent)
-    queue_size = 64  # more is dropped and read back from the buffer
+    # More is dropped and read back from the buffer; bounded by readings, as the anomaly
+    # agent's queue is (a live stream commits hundreds of small batches a second).
+    queue_size = 100_000
+    queue_readings = 200_000
     capabilities = ("time_to_limit", "prediction_interval", "withdraw_on_reversal")
 
     def __init__(self, agent_id: str, bus: EventBus, metrics: GatewayMetrics, *,

@@ -178,3 +178,36 @@ async def test_publish_nowait_never_waits_counts_overflow_and_then_signals_a_gap
     await bus.stop()
     assert seen == ["status", "status", "status", "gap:3"]
     assert bus.stats()[0].overflowed == 3
+
+
+class Batch(BaseEventModel):
+    event_type: ClassVar[str] = "batch"
+    readings: tuple[int, ...]
+
+
+async def test_a_queue_bounded_by_readings_takes_many_small_batches_and_few_large_ones() -> None:
+    """Hundreds of small live batches fit where a few large ones fill the bound; a batch
+    larger than the bound still goes into an empty queue."""
+    metrics = GatewayMetrics()
+    bus = EventBus(metrics)
+    release = asyncio.Event()
+    seen: list[int] = []
+
+    async def slow(event: BaseEventModel) -> None:
+        await release.wait()
+        seen.append(len(event.readings) if isinstance(event, Batch) else -1)
+
+    bus.subscribe("follower", (Batch,), slow, queue_size=10_000, max_readings=1000)
+    await bus.start()
+    await bus.publish(Batch(source="t", readings=(0,)))
+    await asyncio.sleep(0.01)  # the worker holds it
+    small = [bus.publish_nowait(Batch(source="t", readings=(1, 2))) for _ in range(500)]
+    assert sum(small) == 0, "500 batches of 2 readings fit a bound of 1,000 readings"
+    assert bus.publish_nowait(Batch(source="t", readings=(3,))) == 1, "the 1,001st reading"
+    release.set()
+    await asyncio.sleep(0.05)
+    assert bus.publish_nowait(Batch(source="t", readings=tuple(range(5000)))) == 0, \
+        "an empty queue takes a batch larger than the bound"
+    await asyncio.sleep(0.05)
+    await bus.stop()
+    assert seen.count(2) == 500 and -1 in seen and seen[-1] == 5000

@@ -65,6 +65,7 @@ async def test_a_slow_agent_does_not_slow_commits_and_catches_up_with_its_alert(
                                  alerts=buffer.alerts, readings=buffer.readings, positions=buffer.meta,
                                  clock=lambda: T0 + 10_000)
         agent.gate = asyncio.Event()
+        agent.queue_readings = 2_000  # 20,000 readings overflow it while the gate is closed
         pipeline = IngestPipeline(
             bus, metrics, writer=buffer.readings,
             mapper=TopicMapper([SubscriptionSettings(topic="f/#", template="f/{asset}/{sensor}")]),

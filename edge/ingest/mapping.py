@@ -232,10 +232,11 @@ class FieldMapping:
         raw = self._quality_path.search(record)
         if raw is None:
             return None
-        if not isinstance(raw, str | int):  # as the auto codec: text or an integer code
+        if not isinstance(raw, str | int) and not _integral(raw):
+            # As the auto codec: text or an integer code (0.0 is the code 0).
             raise PathFailed(f"quality at path {self._settings.quality.path!r} is "
                              f"{_type(raw)}: a quality is text or an integer code")
-        code = _text(raw)
+        code = _code(raw)
         return self._settings.quality.map.get(code, code)
 
     def _asset(self, fields: Mapping[str, str], out: Mapped) -> str | None:
@@ -387,7 +388,7 @@ def _classify(settings: ValueMapping, numeric: bool, raw: Any) -> tuple[Any, Any
     if raw is None:
         return None, None  # a null: kept as a null state
     if settings.states is not None:
-        code = _text(raw)
+        code = _code(raw)
         if code in settings.states:
             return None, settings.states[code]
         return _NOT_READ, f"{code[:40]!r} is not one of the declared states {sorted(settings.states)}"
@@ -403,6 +404,16 @@ def _classify(settings: ValueMapping, numeric: bool, raw: Any) -> tuple[Any, Any
     if settings.kind == "state" or not is_number:
         return None, _text(raw)
     return _NUMBER, raw
+
+
+def _integral(raw: Any) -> bool:
+    return isinstance(raw, float) and raw.is_integer()
+
+
+def _code(raw: Any) -> str:
+    """A code as the declared maps spell it: a float with no fraction (2.0, as many PLCs
+    send integers) is the integer code '2'."""
+    return str(int(raw)) if _integral(raw) else _text(raw)
 
 
 def _text(raw: Any) -> str:

@@ -97,6 +97,20 @@ def test_shape_5_states_quality_and_a_local_time_format() -> None:
     assert {s.ts_us for s in mapped.states} == {1_795_510_800_000_000}  # 09:00 UTC
 
 
+def test_integer_codes_sent_as_floats_match_the_declared_maps() -> None:
+    """Many PLCs send integers as 2.0: the state '3' and the quality '0' match them."""
+    mapped = _read({"quality": {"path": "q", "map": {"0": "good"}},
+                    "values": [{"path": "state", "sensor": "{asset}/state",
+                                "states": {"3": "stopped"}}]},
+                   {"state": 3.0, "q": 0.0})
+    assert [(s.state, s.quality) for s in mapped.states] == [("stopped", "good")]
+    assert mapped.problems == []
+    fraction = _read({"quality": {"path": "q"}, "values": [{"path": "v", "sensor": "x"}]},
+                     {"v": 1.0, "q": 0.5})
+    assert fraction.readings == [] and "a quality is text or an integer code" in \
+        fraction.problems[0]
+
+
 def test_what_a_mapping_cannot_read_is_named_and_the_rest_is_kept() -> None:
     mapped = _read({"ts": {"path": "ts", "format": "epoch_ms"}, "values": [
         {"path": "a", "sensor": "{asset}/a"}, {"path": "b.c", "sensor": "{asset}/c"},

@@ -19,7 +19,10 @@ before a rest can be learned (the first off spans come before the levels are rea
 then zero is never "far below" them. So a value nearer to zero than to the running levels is
 also learned as a rest once the sensor has sat there `_REST_VOTES` times for a whole run
 (`min_readings` or more) and moved on each time: a duty cycle repeats, a sensor that sticks
-and recovers on its own again and again at the same idle value is the rarer case.
+and recovers on its own again and again at the same idle value is the rarer case. Such a
+rest has a span: a run there longer than `_REST_SPAN_FACTOR` times the longest run that
+taught it is no longer idle but stuck (judged, and the other detectors resume), so even a
+recurring fault learned as a rest cannot hide a sensor that stays dead.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ _MAX_RESTS = 2
 _REST_RARITY = 1e-3  # a resting value lies below all but this fraction of the running levels
 _REST_VOTES = 3  # whole runs at one idle value, ended by the sensor moving on: a duty cycle
 _MAX_VOTED = 4  # idle values counted at a time
+_REST_SPAN_FACTOR = 4.0  # a voted rest lasting longer than this times its longest run: stuck
+_NO_LIMIT = float("inf")
 
 
 class FlatlineDetector:
@@ -46,7 +51,10 @@ class FlatlineDetector:
         "_level",
         "_min_duration_s",
         "_min_readings",
+        "_overstayed",
         "_repeat",
+        "_rest_limit",
+        "_rest_spans",
         "_rests",
         "_runs",
         "_seen",
@@ -66,7 +74,10 @@ class FlatlineDetector:
         self._repeat = 0.0  # fraction of readings equal to the previous one
         self._seen = 0.0
         self._rests: list[float] = []
-        self._votes: dict[float, int] = {}  # idle value -> whole runs there that ended
+        self._rest_spans: dict[float, int] = {}  # voted rest -> the longest run that taught it
+        self._votes: dict[float, tuple[int, int]] = {}  # idle value -> (whole runs, longest)
+        self._rest_limit = _NO_LIMIT  # readings the current rest may last
+        self._overstayed = False  # the current run outlasted its rest: stuck, not idle
         self._value: float | None = None
         self._since = 0.0
         self.length = 0
@@ -90,7 +101,8 @@ class FlatlineDetector:
             self._repeat -= self._repeat / seen
             self._value, self._since, self.length = x, ts, 1
             self.resting = bool(self._rests) and self._is_rest(x)
-            self._far_below = False
+            self._rest_limit = self._limit_of(x) if self.resting else _NO_LIMIT
+            self._far_below = self._overstayed = False
             return 1.0
         if not self.resting:  # an idle machine's repeats say nothing about its sensor's runs
             self._repeat += (1.0 - self._repeat) / seen
@@ -101,8 +113,12 @@ class FlatlineDetector:
             # (and only for runs at all: continuous signals seldom repeat a value).
             self._far_below = self._below_running(x)
         if length == self._min_readings and self._far_below and not self.resting:
-            self._rests = [*self._rests[-(_MAX_RESTS - 1):], x]
+            self._add_rest(x, None)
             self.resting = True
+            self._rest_limit = _NO_LIMIT
+        if self.resting and length > self._rest_limit:
+            self.resting = False  # idle far longer than it ever idled: judged as stuck
+            self._overstayed = True
         if self.resting or length < self._min_readings or ts - self._since < self._min_duration_s:
             return 1.0
         return self.probability(length)
@@ -117,7 +133,7 @@ class FlatlineDetector:
 
     def _complete(self, p_gate: float) -> None:
         # Idle runs and runs that were candidates (stuck) are not learned as normal runs.
-        if self.resting:
+        if self.resting or self._overstayed:
             return
         if self.length < self._min_readings or self.probability(self.length) > p_gate:
             self._runs.add(float(self.length))
@@ -130,12 +146,32 @@ class FlatlineDetector:
         votes = self._votes
         epsilon = self._epsilon + 1e-12 * abs(x)
         key = next((v for v in votes if abs(v - x) <= epsilon), x)
-        votes[key] = votes.get(key, 0) + 1
-        if votes[key] >= _REST_VOTES:
-            del votes[key]
-            self._rests = [*self._rests[-(_MAX_RESTS - 1):], x]
-        elif len(votes) > _MAX_VOTED:
-            del votes[min(votes, key=votes.__getitem__)]
+        count, longest = votes.get(key, (0, 0))
+        count, longest = count + 1, max(longest, self.length)
+        if count >= _REST_VOTES:
+            votes.pop(key, None)
+            self._add_rest(x, longest)
+            return
+        votes[key] = (count, longest)
+        if len(votes) > _MAX_VOTED:
+            del votes[min(votes, key=lambda v: votes[v][0])]
+
+    def _add_rest(self, x: float, span: int | None) -> None:
+        """A resting value (at most _MAX_RESTS, the newest kept); `span`: a voted rest's
+        longest run (None: learned far below the running levels, no limit)."""
+        self._rests = [*self._rests[-(_MAX_RESTS - 1):], x]
+        self._rest_spans = {v: n for v, n in self._rest_spans.items() if v in self._rests}
+        if span is not None:
+            self._rest_spans[x] = span
+        else:
+            self._rest_spans.pop(x, None)
+
+    def _limit_of(self, x: float) -> float:
+        epsilon = self._epsilon + 1e-12 * abs(x)
+        for rest, span in self._rest_spans.items():
+            if abs(x - rest) <= epsilon:
+                return _REST_SPAN_FACTOR * span
+        return _NO_LIMIT
 
     def _nearer_zero(self, x: float) -> bool:
         level = self._level
@@ -165,7 +201,10 @@ class FlatlineDetector:
 
     def state(self) -> dict[str, Any]:
         return {"runs": self._runs.state(), "repeat": self._repeat, "seen": self._seen,
-                "rests": list(self._rests), "rest_votes": list(self._votes.items()),
+                "rests": list(self._rests),
+                "rest_votes": [[v, n, longest] for v, (n, longest) in self._votes.items()],
+                "rest_spans": list(self._rest_spans.items()),
+                "rest_limit": self._rest_limit, "overstayed": self._overstayed,
                 "value": self._value, "since": self._since, "length": self.length,
                 "resting": self.resting, "far_below": self._far_below}
 
@@ -174,8 +213,13 @@ class FlatlineDetector:
         self._repeat = float(state["repeat"])
         self._seen = float(state["seen"])
         self._rests = [float(v) for v in state["rests"]][-_MAX_RESTS:]
-        # Older snapshots have no votes: counted afresh.
-        self._votes = {float(v): int(n) for v, n in state.get("rest_votes", [])[:_MAX_VOTED]}
+        # Older snapshots have none of these: counted afresh.
+        self._votes = {float(v): (int(n), int(longest))
+                       for v, n, longest in state.get("rest_votes", [])[:_MAX_VOTED]}
+        self._rest_spans = {float(v): int(n) for v, n in state.get("rest_spans", [])
+                            if float(v) in self._rests}
+        self._rest_limit = float(state.get("rest_limit", _NO_LIMIT))
+        self._overstayed = bool(state.get("overstayed", False))
         value = state["value"]
         self._value = None if value is None else float(value)
         self._since = float(state["since"])

@@ -60,8 +60,6 @@ class CodecReader:
         if len(payload) > limit:
             return CodecOutput(problem=PayloadError(
                 "payload_too_large", f"{len(payload)} bytes > limit {limit}"))
-        if not payload:  # as in `auto`; an empty protobuf would pass as a message without data
-            return CodecOutput(problem=PayloadError("empty_payload"))
         if context.codec == "sparkplug_b":
             return self._sparkplug(topic, payload, received_us)
         assert context.mapping is not None
@@ -83,6 +81,9 @@ class CodecReader:
     def _mapping(self, context: TopicContext, mapping: FieldMapping, payload: bytes,
                  received_us: int, *, catalogue: bool = True) -> CodecOutput:
         out = CodecOutput()
+        if not payload:  # as in `auto`
+            out.problem = PayloadError("empty_payload")
+            return out
         try:
             document = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:

@@ -346,8 +346,9 @@ class IngestPipeline:
 
     def _validate(self, messages: list[PendingMessage],
                   max_rows: int = _NO_ROW_LIMIT) -> _ValidatedBatch:
-        """The first messages, up to the one that brings the batch to `max_rows` readings
-        and states (at least one message); `size` says how many were taken."""
+        """The first messages, up to the one that brings the batch to `max_rows` rows
+        (readings, states, quarantine rows) or messages (at least one message); `size` says
+        how many were taken."""
         batch = _ValidatedBatch(len(messages), messages[0].received_us)
         context_of = self._mapper.context
         received_by_subscription: Counter[str] = Counter()
@@ -357,7 +358,9 @@ class IngestPipeline:
         retained_memory = self._retained
         for taken, (received_us, source, payload, ack_sink, token, retained, transport,
                     replayed) in enumerate(messages):
-            if len(batch.readings) + len(batch.states) >= max_rows:
+            # Rows of every kind, and messages (skipped ones write nothing but still wait).
+            if taken >= max_rows or \
+                    len(batch.readings) + len(batch.states) + len(batch.quarantine) >= max_rows:
                 batch.size = taken
                 break
             trace = None

@@ -25,12 +25,13 @@ from edge.records import (
     StateReading,
 )
 from edge.settings import IngestLimits, SensorSettings
+from edge.settings.payloads import MAX_STATE_NAME
 from edge.times import datetime_to_us
 from edge.units import KNOWN_UNITS, canonical_unit, conversion
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}")
 _MAX_TEXT = 32
-MAX_STATE = 256  # characters of a state (a Sparkplug String, a mapped text)
+MAX_STATE = MAX_STATE_NAME  # characters of a state (a Sparkplug String, a mapped text)
 _NO_CONTEXT = TopicContext("", None, None)
 
 

@@ -43,6 +43,8 @@ from edge.settings.base import Section
 
 TS_FORMATS = ("epoch_s", "epoch_ms", "epoch_us", "epoch_ns", "rfc3339")
 _STRFTIME = "strftime:"
+MAX_STATE_NAME = 256  # the longest state the pipeline stores
+_TIME_OF_DAY = re.compile(r"%[HIMSTRXc]")  # directives that write a time of day
 _PLACEHOLDER = re.compile(r"[a-z_][a-z0-9_]*")
 # What a wildcard maps: reserved in topic templates and the asset template.
 WILDCARD_FIELDS = frozenset({"key", "index"})
@@ -132,16 +134,20 @@ class TimestampMapping(Section):
             pattern = fmt[len(_STRFTIME):]
             if "%" not in pattern:
                 raise ValueError("strftime: needs a format such as %d.%m.%Y %H:%M:%S")
-            # A bad directive (%Q, %-d) would fail on every message: try it on a sample.
-            sample = datetime(2026, 11, 24, 10, 30, 7, 123456, tzinfo=UTC)
+            # A bad directive (%Q, %-d) would fail on every message: try it on a sample (in
+            # the afternoon, so that a 12-hour %I without %p shows).
+            sample = datetime(2026, 11, 24, 22, 30, 7, 123456, tzinfo=UTC)
             try:
                 read = datetime.strptime(sample.strftime(pattern), pattern)
-            except ValueError as exc:
+            except (ValueError, re.error) as exc:  # re.error: a directive given twice
                 raise ValueError(f"strftime format {pattern!r} cannot read the time it "
                                  f"writes: {exc}") from None
-            if read.date() != sample.date():
-                raise ValueError(f"strftime format {pattern!r} has no full date (year, month "
-                                 "and day): every time would be read as 1900-01-01")
+            if read.year != sample.year:
+                raise ValueError(f"strftime format {pattern!r} has no year: every time would "
+                                 f"be read as {read.year}")
+            if _TIME_OF_DAY.search(pattern) and read.hour != sample.hour:
+                raise ValueError(f"strftime format {pattern!r} does not read the hour back "
+                                 "(a 12-hour %I needs %p; %M or %S need an hour)")
         return fmt
 
     @model_validator(mode="after")
@@ -245,8 +251,10 @@ class ValueMapping(Section):
             raise ValueError(f"states are names, not numbers: {sorted(numeric)} do not apply "
                              "to them")
         for name in (states or {}).values():
-            if not name or "\x00" in name:  # stored as text (PostgreSQL cannot hold NUL)
-                raise ValueError(f"state name {name!r} is empty or holds a NUL character")
+            if not name or "\x00" in name or len(name) > MAX_STATE_NAME:
+                # Stored as text (PostgreSQL cannot hold NUL), as long as a state may be.
+                raise ValueError(f"state name {name[:40]!r} is empty, holds a NUL character "
+                                 f"or is longer than {MAX_STATE_NAME} characters")
         return states
 
     @field_validator("kind")

@@ -37,6 +37,7 @@ class GatedWriter:
         self.failures = failures
         self.commits = 0
         self.rows: list[int] = []  # readings per commit
+        self.quarantined: list[int] = []  # quarantine rows per commit
 
     async def commit_batch(self, readings: Sequence[Reading], quarantine: Sequence[QuarantineRecord],
                            retained: Sequence[RetainedTaken] = ()) -> CommitResult:
@@ -46,6 +47,7 @@ class GatedWriter:
             raise BufferWriteError("disk full (simulated)")
         self.commits += 1
         self.rows.append(len(readings))
+        self.quarantined.append(len(quarantine))
         return await self.buffer.readings.commit_batch(readings, quarantine, retained)
 
     async def retained_taken(self, since_us: int, limit: int) -> dict[str, RetainedTaken]:
@@ -172,3 +174,21 @@ async def test_a_batch_of_many_reading_messages_is_cut_at_max_batch_rows(tmp_pat
         assert sum(writer.rows) == 1200
         assert max(writer.rows) == 120  # stops at the message that reaches 100 rows
         assert len(writer.rows) == 10
+
+
+async def test_a_flood_of_bad_messages_is_cut_at_max_batch_rows_too(tmp_path: Path) -> None:
+    """Quarantine rows count: 250 malformed messages and one good one are not one commit."""
+    metrics = GatewayMetrics()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        writer = GatedWriter(buffer)
+        writer.gate.set()
+        agent = _agent(writer, metrics, EventBus(metrics), max_batch_rows=100,
+                       max_batch_delay_ms=0)
+        acks = RecordingAcks()
+        for n in range(250):
+            agent.submit("f/a/b", b"{not json", acks, n)
+        agent.submit("f/a/b", _payload(1), acks, 250)
+        await agent.drain()
+        await asyncio.wait_for(agent.run(), 10)
+        assert acks.tokens == list(range(251))
+        assert writer.quarantined == [100, 100, 50] and writer.rows == [0, 0, 1]

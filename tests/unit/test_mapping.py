@@ -164,12 +164,17 @@ def test_a_unit_or_quality_a_mapping_cannot_read_is_a_problem_not_dropped() -> N
      "format must be one of"),
     ({"values": []}, "at least 1"),
     ({"ts": {"path": "t", "format": "strftime:%H:%M:%S", "zone": "UTC"},
-      "values": [{"path": "a", "sensor": "x"}]}, "has no full date"),
+      "values": [{"path": "a", "sensor": "x"}]}, "has no year"),
     ({"values": [{"path": "", "sensor": "x"}]}, "at least 1 character"),
     ({"values": [{"path": "a", "sensor": ""}]}, "at least 1 character"),
     ({"values": [{"path": "a", "sensor": "x", "states": {"1": "on\x00"}}]}, "NUL"),
     ({"values": [{"path": "a", "sensor": "x", "states": {"1": ""}}]}, "is empty"),
     ({"values": [{"path": "a", "sensor": "x", "scale": 0}]}, "scale 0"),
+    ({"values": [{"path": "a", "sensor": "x", "states": {"1": "x" * 257}}]}, "longer than 256"),
+    ({"ts": {"path": "t", "format": "strftime:%Y-%m-%d %I:%M:%S", "zone": "UTC"},
+      "values": [{"path": "a", "sensor": "x"}]}, "a 12-hour %I needs %p"),
+    ({"ts": {"path": "t", "format": "strftime:%Y-%m-%d %Y", "zone": "UTC"},
+      "values": [{"path": "a", "sensor": "x"}]}, "cannot read the time it writes"),
 ])
 def test_bad_mappings_are_refused_at_load(mapping: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValidationError) as error:

@@ -124,6 +124,24 @@ def test_a_pump_that_starts_idle_learns_its_idle_value_from_the_duty_cycle() -> 
     assert "flatline" in {c.alert.detector for c in _after(_run(stuck, stuck_from + 60), stuck_from)}
 
 
+def test_a_sensor_that_dropped_to_zero_before_still_alerts_when_it_stays_dead() -> None:
+    """A loose wire holds a daily-cycling temperature (0 inside its range) at 0 for an hour
+    on three days: those runs teach 0 as an idle value, but one that lasts four times the
+    longest of them is stuck again, and the dead sensor is reported."""
+    rng = random.Random(1)
+    episodes = [(2 * 1440 + 600, 60), (3 * 1440 + 300, 60), (4 * 1440 + 900, 60)]
+    dead_from = 6 * 1440 + 100
+
+    def wire(i: int, ts: float) -> float:
+        if i >= dead_from or any(start <= i < start + length for start, length in episodes):
+            return 0.0
+        return round(10.0 + 20.0 * math.sin(2 * math.pi * i / 1440) + rng.gauss(0.0, 0.5), 2)
+
+    opened = _after(_run(wire, dead_from + 400), dead_from)
+    stuck = [c for c in opened if c.alert.detector == "flatline"]
+    assert stuck and stuck[0].alert.opened_at.timestamp() <= START + (dead_from + 4 * 60 + 10) * MINUTE
+
+
 def test_a_pump_stuck_while_running_opens_a_flatline_alert() -> None:
     stuck_from = 2 * 1440 + 30  # thirty minutes into a running period
     opened = _after(_run(_duty(4, stuck_from), stuck_from + 60), stuck_from)

@@ -56,7 +56,7 @@ def _born(sessions: SparkplugSessions, bdseq: int = 7) -> None:
 
 def test_births_name_sensors_assets_units_and_values_by_datatype() -> None:
     sessions = SparkplugSessions()
-    birth = sessions.decode(DEVICE.format(kind="DBIRTH"), b"", 1)
+    birth = sessions.decode(DEVICE.format(kind="DBIRTH"), _payload(1, []), 1)
     assert birth.problems[0].reason == "no_birth" and birth.rebirth == ("Plant 1", "Edge-A")
     _born(sessions)
     decoded = sessions.decode(DEVICE.format(kind="DDATA"), _payload(2, [
@@ -336,8 +336,6 @@ def test_a_device_dead_before_its_node_says_so_when_it_is_born_again() -> None:
     _born(sessions)
     assert [e.state for e in sessions.decode(DEVICE.format(kind="DDEATH"), _payload(2, []),
                                              5).events] == ["offline"]
-    assert sessions.decode(DEVICE.format(kind="DDEATH"), _payload(3, []), 6).skip == \
-        "sparkplug_stale_death", "dead already"
     assert sessions.decode(NODE.format(kind="NDEATH"), _death(), 7).events
     node_back = sessions.decode(NODE.format(kind="NBIRTH"), _payload(0, [
         {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 8}]), 8)
@@ -346,29 +344,34 @@ def test_a_device_dead_before_its_node_says_so_when_it_is_born_again() -> None:
     assert [(e.state, e.scope) for e in reborn.events] == [("online", "Plant 1/Edge-A/Pump 3")]
 
 
-def test_deaths_survive_a_restart_until_the_next_birth() -> None:
-    """A node dead when the gateway stopped is dead after its restart: its data waits for a
-    birth (no_birth), and that birth says it is back; a dead device likewise."""
+def test_after_a_restart_the_first_message_of_a_node_or_device_says_it_is_back() -> None:
+    """Dead at the restart (their node_offline alerts open), alive after it: data can only
+    come from a node born again meanwhile (its QoS 0 birth lost), so the first data, or the
+    next birth, says the node and the device are online and their alerts resolve."""
     first = SparkplugSessions()
     kept: dict[str, tuple[bytes, int]] = {}
     _saved(first, NODE.format(kind="NBIRTH"), _payload(0, [
         {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 7}]), 1, kept)
     _saved(first, DEVICE.format(kind="DBIRTH"), _device_birth(1), 2, kept)
-    _saved(first, DEVICE.format(kind="DDEATH"), _payload(2, []), 3, kept)
-    _saved(first, NODE.format(kind="NDEATH"), _death(), 4, kept)
-    assert kept["Plant 1/Edge-A"][0] == b"" and kept["Plant 1/Edge-A/Pump 3"][0] == b""
+    assert _saved(first, DEVICE.format(kind="DDEATH"), _payload(2, []), 3, kept).events
+    assert _saved(first, NODE.format(kind="NDEATH"), _death(), 4, kept).events
+    births = [(scope, payload, at) for scope, (payload, at) in kept.items()]
 
-    restarted = SparkplugSessions()
-    assert restarted.restore([(scope, payload, at) for scope, (payload, at) in kept.items()]) == 2
-    late = restarted.decode(DEVICE.format(kind="DDATA"), _payload(3, [
-        {"alias": 10, "float_value": 99.9}]), 10)
-    assert [p.reason for p in late.problems] == ["no_birth"] and late.readings == []
-    node_back = restarted.decode(NODE.format(kind="NBIRTH"), _payload(0, [
+    by_data = SparkplugSessions()
+    by_data.restore(births)
+    data = by_data.decode(DEVICE.format(kind="DDATA"), _payload(3, [
+        {"alias": 10, "float_value": 41.0}]), 10)
+    assert [r.value for r in data.readings] == [41.0]
+    assert [(e.state, e.scope) for e in data.events] == [
+        ("online", "Plant 1/Edge-A"), ("online", "Plant 1/Edge-A/Pump 3")]
+    assert by_data.decode(DEVICE.format(kind="DDATA"), _payload(4, [
+        {"alias": 10, "float_value": 41.5}]), 11).events == [], "once"
+
+    by_births = SparkplugSessions()
+    by_births.restore(births)
+    node_back = by_births.decode(NODE.format(kind="NBIRTH"), _payload(0, [
         {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 8}]), 11)
     assert [(e.state, e.scope) for e in node_back.events] == [("online", "Plant 1/Edge-A")]
-    device_back = restarted.decode(DEVICE.format(kind="DBIRTH"), _device_birth(1), 12)
-    assert [(e.state, e.scope) for e in device_back.events] == \
-        [("online", "Plant 1/Edge-A/Pump 3")]
 
 
 def test_a_node_restored_from_the_buffer_is_asked_for_a_rebirth_by_its_first_message() -> None:
@@ -395,7 +398,7 @@ def test_a_birth_that_gives_one_alias_to_two_metrics_reads_neither_by_it() -> No
         {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 1},
         {"name": "A", "alias": 1, "datatype": DataType.DOUBLE, "double_value": 1.0},
         {"name": "B", "alias": 1, "datatype": DataType.DOUBLE, "double_value": 2.0},
-        {"alias": 2, "datatype": DataType.DOUBLE, "double_value": 3.0},
+        {"alias": 1, "datatype": DataType.DOUBLE, "double_value": 3.0},  # nameless
     ]), 1)
     assert [p.reason for p in birth.problems] == ["duplicate_alias", "invalid_birth"]
     assert "'A' and 'B'" in birth.problems[0].detail

@@ -115,6 +115,9 @@ class _Scope:
     asset_id: str | None = None
     online: bool = True
     died_alone: bool = False  # by its own DDEATH (it has a node_offline alert of its own)
+    # Taken back from the buffer at start: its first message says it is online (an alert
+    # left open across the restart resolves; data means it was born again meanwhile).
+    restored: bool = False
 
 
 @dataclass(slots=True)
@@ -162,6 +165,8 @@ class SparkplugSessions:
                                              f"{topic[:80]!r} is not a Sparkplug B topic")])
         if parsed.type in ("NCMD", "DCMD", "STATE"):
             return Decoded(skip="sparkplug_command" if parsed.type != "STATE" else "sparkplug_state")
+        if not payload:  # an empty protobuf would pass as a message without metrics
+            return Decoded(problems=[Problem("empty_payload", f"an empty {parsed.type}")])
         message = Payload()
         try:
             message.ParseFromString(payload)
@@ -186,9 +191,6 @@ class SparkplugSessions:
         for scope, payload, received_us in sorted(births, key=lambda b: b[0].count("/")):
             parts = scope.split("/")
             kind = "NBIRTH" if len(parts) == 2 else "DBIRTH"
-            if not payload:  # a death (see _ndeath): offline until the next birth
-                restored += self._restore_death(parts)
-                continue
             if kind == "NBIRTH":
                 node_born_us[scope] = received_us
             elif received_us < node_born_us.get("/".join(parts[:2]), received_us):
@@ -199,20 +201,10 @@ class SparkplugSessions:
                 restored += 1
         for node in self._nodes.values():
             node.last_seq = None  # the seq went on while the gateway was away
-            node.restored = True
+            node.restored = node.scope.restored = True
+            for device in node.devices.values():
+                device.restored = True
         return restored
-
-    def _restore_death(self, parts: list[str]) -> int:
-        """A node or device that was dead when the gateway stopped stays dead: its data is
-        `no_birth` until it is born again, and that birth says it is back online."""
-        if len(parts) == 2:
-            self._nodes[(parts[0], parts[1])] = _Node(_Scope(online=False), None, None)
-            return 1
-        node = self._nodes.get((parts[0], parts[1]))
-        if node is None:
-            return 0
-        node.devices["/".join(parts[2:])] = _Scope(online=False, died_alone=True)
-        return 1
 
     def sensors_of(self, group: str, node: str) -> tuple[str, ...]:
         known = self._nodes.get((group, node))
@@ -236,6 +228,8 @@ class SparkplugSessions:
                                          for name, device in known.devices.items()
                                          if device.died_alone}
         self._nodes[topic.node_key] = _Node(scope, bdseq, int(message.seq), dead)
+        if known is not None and known.scope.restored and received_us:
+            decoded.events.append(NodeEvent(_scope_name(topic, None), "online", (), "NBIRTH"))
         self._take_birth(topic, None, scope, previous=known.scope if known else None,
                          bdseq=bdseq, received=(message, raw, received_us), decoded=decoded)
         return decoded
@@ -248,6 +242,9 @@ class SparkplugSessions:
             return decoded
         assert topic.device is not None
         previous = node.devices.get(topic.device)
+        if previous is not None and previous.online and previous.restored:
+            decoded.events.append(NodeEvent(_scope_name(topic, topic.device), "online", (),
+                                            "DBIRTH"))
         scope = self._scope(topic, topic.device, message.metrics, decoded)
         node.devices[topic.device] = scope
         self._take_birth(topic, topic.device, scope, previous=previous, bdseq=None,
@@ -281,6 +278,9 @@ class SparkplugSessions:
                                                 "is offline since its DDEATH")))
             decoded.rebirth = topic.node_key
             return decoded
+        self._back_after_restart(_scope_name(topic, None), node.scope, decoded)
+        if topic.device is not None:
+            self._back_after_restart(_scope_name(topic, topic.device), scope, decoded)
         self._samples(topic, scope, message, received_us, decoded)
         return decoded
 
@@ -295,11 +295,8 @@ class SparkplugSessions:
         node.scope.online = False
         for device in node.devices.values():
             device.online = False
-        name = _scope_name(topic, None)
-        # Kept as the node's last birth (an empty one): after a restart it is still dead.
-        return Decoded(events=[NodeEvent(name, "offline", self.sensors_of(*topic.node_key),
-                                         "NDEATH")],
-                       births=[Birth(name, node.bdseq, b"", received_us)])
+        return Decoded(events=[NodeEvent(_scope_name(topic, None), "offline",
+                                         self.sensors_of(*topic.node_key), "NDEATH")])
 
     def _ddeath(self, topic: SparkplugTopic, message: Any, raw: bytes,
                 received_us: int) -> Decoded:
@@ -307,16 +304,14 @@ class SparkplugSessions:
         node = self._nodes.get(topic.node_key)
         assert topic.device is not None
         device = node.devices.get(topic.device) if node is not None else None
-        if node is None or device is None or not device.online:
-            return Decoded(skip="sparkplug_stale_death")  # unknown, or dead already
+        if node is None or device is None:
+            return Decoded(skip="sparkplug_stale_death")
         self._check_seq(topic, node, message, decoded)
         device.online = False
         device.died_alone = True
-        name = _scope_name(topic, topic.device)
-        decoded.events.append(NodeEvent(name, "offline",
+        decoded.events.append(NodeEvent(_scope_name(topic, topic.device), "offline",
                                         tuple(m.sensor_id for m in device.by_name.values()),
                                         "DDEATH"))
-        decoded.births.append(Birth(name, None, b"", received_us))  # dead after a restart too
         return decoded
 
     # -- helpers ----------------------------------------------------------------------------
@@ -340,6 +335,14 @@ class SparkplugSessions:
                 node.restored = False
                 decoded.rebirth = topic.node_key
         return node
+
+    @staticmethod
+    def _back_after_restart(name: str, scope: _Scope, decoded: Decoded) -> None:
+        """The first data of a node or device taken back from the buffer: it is alive (an
+        NDEATH or DDEATH before the restart may have left its alert open)."""
+        if scope.restored:
+            scope.restored = False
+            decoded.events.append(NodeEvent(name, "online", (), "data after a restart"))
 
     def _check_seq(self, topic: SparkplugTopic, node: _Node, message: Any,
                    decoded: Decoded) -> None:
@@ -409,16 +412,20 @@ class SparkplugSessions:
         asset_id = scope.asset_id
         # Alias 0 is a real alias only if the birth gave it; else 0 means "no alias".
         alias_zero = 0 in by_alias
+        by_name = scope.by_name
         for metric in message.metrics:
-            alias = metric.alias
-            spec = by_alias.get(alias) if alias or (alias_zero and metric.HasField("alias")) \
-                else None
-            if spec is None:
-                if birth and not metric.name:
-                    continue  # named as a problem by _scope
-                spec = self._by_name(topic, scope, metric, decoded)
+            if birth:  # a birth names every metric: its values go by name, never by alias
+                spec = by_name.get(metric.name)
                 if spec is None:
-                    continue
+                    continue  # bdSeq, Node Control/*, or nameless (a problem named by _scope)
+            else:
+                alias = metric.alias
+                spec = by_alias.get(alias) if alias or (alias_zero and metric.HasField("alias")) \
+                    else None
+                if spec is None:
+                    spec = self._by_name(topic, scope, metric, decoded)
+                    if spec is None:
+                        continue
             if metric.is_transient:
                 decoded.transient += 1
                 continue

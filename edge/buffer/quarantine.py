@@ -19,8 +19,9 @@ _LIST = (f"SELECT {_COLUMNS} FROM quarantine WHERE (? IS NULL OR reason = ?) "
          "AND (? IS NULL OR seq < ?) ORDER BY seq DESC LIMIT ?")
 # Reasons that are properties of the bytes alone: no config change makes such a payload
 # decode, so an unfiltered replay does not spend its pages on them (ask by reason to).
+# A payload_too_large row keeps only the first max_payload_bytes: no config reads it whole.
 UNFIXABLE_REASONS = ("invalid_json", "invalid_utf8", "empty_payload", "invalid_protobuf",
-                     "unsupported_compression")
+                     "unsupported_compression", "payload_too_large")
 _UNREPLAYED = (f"SELECT {_COLUMNS} FROM quarantine WHERE replayed_us IS NULL AND seq > ? "
                "AND (? IS NULL OR reason = ?) AND transport != 'buffer' "
                f"AND (? IS NOT NULL OR reason NOT IN ({', '.join('?' * len(UNFIXABLE_REASONS))})) "

@@ -118,7 +118,7 @@ class RateSettings(_Model):
 class DetectorSettings(_Model):
     """The detectors of one sensor; a per-sensor block names only what differs."""
 
-    sensitivity: float | None = Field(default=None, ge=0, le=1,
+    sensitivity: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False,
                                       description="None: detection.sensitivity.")
     outlier: OutlierSettings = OutlierSettings()
     drift: DriftSettings = DriftSettings()
@@ -179,7 +179,7 @@ class AssetDetectionSettings(_Model):
     """Per-asset detection settings (`assets.<id>.detection`)."""
 
     enabled: bool = True
-    sensitivity: float | None = Field(default=None, ge=0, le=1)
+    sensitivity: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
 
 
 class DetectionSettings(_Model):
@@ -191,7 +191,7 @@ class DetectionSettings(_Model):
         description="process: the models run in a child process on another core, so judging "
                     "never takes CPU from commits and acknowledgements; inline: on the daemon's "
                     "event loop (a one-core box).")
-    sensitivity: float = Field(default=0.55, ge=0, le=1,
+    sensitivity: float = Field(default=0.55, ge=0, le=1, allow_inf_nan=False,
                                description="False alerts allowed per sensor-day on normal "
                                            "behaviour: 10 ** (4 * sensitivity - 3).")
     learning: LearningSettings = LearningSettings()

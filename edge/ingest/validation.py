@@ -93,7 +93,7 @@ class ReadingValidator:
             raise PayloadError("value_not_finite", f"{sensor_id[:60]}: value {value!r} is not finite")
         sensor_id = self._sensor_id(sensor_id, _NO_CONTEXT)
         sensor = self._known(sensor_id)
-        flags = self._decoded_ts(ts_us, flags, received_us)
+        flags = self._decoded_ts(sensor_id, ts_us, flags, received_us)
         if unit is not None and unit not in KNOWN_UNITS:
             unit = _unit(unit)
         if sensor is not None:
@@ -151,7 +151,7 @@ class ReadingValidator:
             raise PayloadError("invalid_state", f"{sensor_id[:60]}: state contains a NUL character")
         sensor_id = self._sensor_id(sensor_id, _NO_CONTEXT)
         sensor = self._known(sensor_id)
-        flags = self._decoded_ts(ts_us, flags, received_us)
+        flags = self._decoded_ts(sensor_id, ts_us, flags, received_us)
         if quality is not None:
             quality = _quality(quality)
         if self._registry is not None:
@@ -165,10 +165,12 @@ class ReadingValidator:
             raise PayloadError("unknown_sensor", f"sensor {sensor_id!r} is not configured")
         return sensor
 
-    def _decoded_ts(self, ts_us: int, flags: int, received_us: int) -> int:
+    def _decoded_ts(self, sensor_id: str, ts_us: int, flags: int, received_us: int) -> int:
         """The flags after the time checks (the future is refused, the far past flagged)."""
         if ts_us - received_us > self._max_future_us:
-            raise PayloadError("ts_in_future", f"ts is {(ts_us - received_us) / 1e6:.0f} s ahead")
+            # Named: one message of a codec holds many sensors.
+            raise PayloadError("ts_in_future", f"{sensor_id[:60]}: ts is "
+                                               f"{(ts_us - received_us) / 1e6:.0f} s ahead")
         if ts_us < self._min_ts_us or received_us - ts_us > self._max_age_us:
             flags |= FLAG_CLOCK_SUSPECT
         return flags

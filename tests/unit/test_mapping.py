@@ -424,3 +424,11 @@ def test_the_readme_cookbook_fragments_are_whole_subscriptions_that_validate() -
         assert settings.codec == "mapping" and settings.mapping is not None
         assert settings.mapping.overlaps() == []
     assert "17324" not in cookbook, "example epochs from 2024 are stored clock_suspect"
+
+
+def test_a_sensitivity_that_is_not_a_number_is_refused_as_such() -> None:
+    from edge.detection.settings import DetectionSettings
+
+    with pytest.raises(ValidationError) as error:
+        DetectionSettings(sensitivity=float("nan"))
+    assert "finite number" in str(error.value)

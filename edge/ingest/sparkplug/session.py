@@ -621,13 +621,14 @@ def _unreadable_text(message: Any) -> str | None:
     units, so such a birth is refused whole, its metric named by position."""
     for index, metric in enumerate(message.metrics):
         if not _storable(metric.name):
-            return f"metric {index}: name is not valid UTF-8 text"
+            return f"metric {index}: name is not valid UTF-8 text, or holds a NUL character"
         if metric.HasField("properties"):
             properties = metric.properties
             for key, value in zip(properties.keys, properties.values, strict=False):
                 if not _storable(key) or (value.WhichOneof("value") == "string_value"
                                           and not _storable(value.string_value)):
-                    return f"metric {index}: property {key!r} is not valid UTF-8 text"
+                    return (f"metric {index}: property {key!r} is not valid UTF-8 text, or "
+                            "holds a NUL character")
     return None
 
 

@@ -22,6 +22,7 @@ from edge.http.backend import (
     QuarantineItem,
     Readiness,
     ReadingPoint,
+    StatePoint,
     TaskDetail,
 )
 from edge.ingest.http_source import HttpSource, IngestOutcome
@@ -147,6 +148,13 @@ class DaemonApi:
         rows = await self._buffer.readings.sensor_window(
             sensor_id, until_us - int(minutes * 60e6), until_us, limit)
         return [ReadingPoint(ts=us_to_datetime(ts), value=value) for ts, value in rows]
+
+    async def sensor_states(self, sensor_id: str, minutes: float, until: datetime | None,
+                            limit: int) -> list[StatePoint]:
+        until_us = datetime_to_us(until) if until is not None else now_us()
+        rows = await self._buffer.readings.state_window(
+            sensor_id, until_us - int(minutes * 60e6), until_us, limit)
+        return [StatePoint(ts=us_to_datetime(ts), state=state) for ts, state in rows]
 
     async def replay_quarantine(self, reason: str | None, limit: int,
                                 after_seq: int) -> ReplayOutcome:

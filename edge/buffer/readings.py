@@ -52,6 +52,8 @@ _INSERT_STATE = (
     f"VALUES ({', '.join('?' * len(StateReading._fields))})"
 )
 _STORED_STATE = "SELECT state FROM states WHERE ts_us = ? AND sensor_id = ?"
+_STATE_WINDOW = ("SELECT ts_us, state FROM states WHERE ts_us BETWEEN ? AND ? AND sensor_id = ? "
+                 "ORDER BY ts_us LIMIT ?")
 _LATEST_CATALOG = "SELECT body FROM catalog WHERE sensor_id = ? ORDER BY seq DESC LIMIT 1"
 _INSERT_CATALOG = ("INSERT INTO catalog (sensor_id, state, updated_us, started_us, body) "
                    "VALUES (?, ?, ?, ?, ?)")
@@ -133,6 +135,13 @@ class ReadingsStore:
         """
         rows = await self._connection.read(_select, _WINDOW, (since_us, until_us, sensor_id, limit))
         return [(int(ts), float(value)) for ts, value in rows]
+
+    async def state_window(self, sensor_id: str, since_us: int, until_us: int,
+                           limit: int) -> list[tuple[int, str | None]]:
+        """(ts_us, state) of one sensor between two times, oldest first (None: a null)."""
+        rows = await self._connection.read(_select, _STATE_WINDOW,
+                                           (since_us, until_us, sensor_id, limit))
+        return [(int(ts), None if state is None else str(state)) for ts, state in rows]
 
     async def last_seq(self) -> int:
         """The newest reading's sequence number (0 for an empty buffer)."""

@@ -100,6 +100,11 @@ class ReadingPoint(BaseModel):
     value: float
 
 
+class StatePoint(BaseModel):
+    ts: datetime
+    state: str | None = Field(description="A state (running, true, ...); null: a null value.")
+
+
 class GatewayApi(Protocol):
     @property
     def metrics_registry(self) -> CollectorRegistry: ...
@@ -132,6 +137,9 @@ class GatewayApi(Protocol):
 
     async def sensor_readings(self, sensor_id: str, minutes: float, until: datetime | None,
                               limit: int) -> list[ReadingPoint]: ...
+
+    async def sensor_states(self, sensor_id: str, minutes: float, until: datetime | None,
+                            limit: int) -> list[StatePoint]: ...
 
     def agents(self) -> list[AgentReport]: ...
 

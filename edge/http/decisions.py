@@ -18,7 +18,7 @@ from fastapi import APIRouter, Header, HTTPException, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from edge.http.backend import AlertDetail, GatewayApi, ReadingPoint, TaskDetail
+from edge.http.backend import AlertDetail, GatewayApi, ReadingPoint, StatePoint, TaskDetail
 from edge.maintenance.decisions import ACTIONS, DecisionParams, DecisionRequest
 from edge.records import DecisionRecord, TargetKind
 
@@ -116,5 +116,16 @@ def decision_routes(api: GatewayApi) -> APIRouter:
         if until is not None and until.tzinfo is None:
             raise HTTPException(422, "until needs a UTC offset (e.g. 2026-11-27T08:00:00Z)")
         return await api.sensor_readings(sensor_id, minutes, until, limit)
+
+    @router.get("/api/v1/sensors/{sensor_id:path}/states", tags=["maintenance"])
+    async def states(sensor_id: str,
+                     minutes: Annotated[float, Query(gt=0, le=7 * 24 * 60)] = 60,
+                     until: datetime | None = None,
+                     limit: Annotated[int, Query(ge=1, le=5000)] = 2000) -> list[StatePoint]:
+        """A sensor's states from the buffer (equipment states, booleans, text; null for a
+        null value), oldest first: what a mapping or Sparkplug B keeps that is not a number."""
+        if until is not None and until.tzinfo is None:
+            raise HTTPException(422, "until needs a UTC offset (e.g. 2026-11-27T08:00:00Z)")
+        return await api.sensor_states(sensor_id, minutes, until, limit)
 
     return router

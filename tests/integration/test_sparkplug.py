@@ -13,6 +13,7 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -134,6 +135,11 @@ def test_birth_alias_data_seq_gap_rebirth_death_rebirth_reconciled_in_buffer_and
           "every reading")
     assert set(_rows(gateway, "SELECT sensor_id, ts_us, value FROM readings")) == numbers | uptime
     assert set(_rows(gateway, "SELECT sensor_id, ts_us, state FROM states")) == states
+    running = httpx.get(f"{gateway.http_url}/api/v1/sensors/{PREFIX}/Running/states",
+                        headers=AUTH, timeout=10).json()  # states are visible over HTTP too
+    assert [(round(datetime.fromisoformat(p["ts"]).timestamp() * 1e6), p["state"])
+            for p in running] == sorted((ts, state) for sensor, ts, state in states
+                                        if sensor == f"{PREFIX}/Running")
     assert _rows(gateway, "SELECT reason FROM quarantine") == []
     units = dict(_rows(gateway, "SELECT sensor_id, unit FROM readings"))
     assert units[f"{PREFIX}/Motor_Temp"] == "degC"

@@ -144,16 +144,14 @@ class DaemonApi:
 
     async def sensor_readings(self, sensor_id: str, minutes: float, until: datetime | None,
                               limit: int) -> list[ReadingPoint]:
-        until_us = datetime_to_us(until) if until is not None else now_us()
-        rows = await self._buffer.readings.sensor_window(
-            sensor_id, until_us - int(minutes * 60e6), until_us, limit)
+        rows = await self._buffer.readings.sensor_window(sensor_id, *_window(minutes, until),
+                                                         limit)
         return [ReadingPoint(ts=us_to_datetime(ts), value=value) for ts, value in rows]
 
     async def sensor_states(self, sensor_id: str, minutes: float, until: datetime | None,
                             limit: int) -> list[StatePoint]:
-        until_us = datetime_to_us(until) if until is not None else now_us()
-        rows = await self._buffer.readings.state_window(
-            sensor_id, until_us - int(minutes * 60e6), until_us, limit)
+        rows = await self._buffer.readings.state_window(sensor_id, *_window(minutes, until),
+                                                        limit)
         return [StatePoint(ts=us_to_datetime(ts), state=state) for ts, state in rows]
 
     async def replay_quarantine(self, reason: str | None, limit: int,
@@ -181,3 +179,9 @@ class DaemonApi:
         return await build_status(
             self._buffer, mqtt_connected=self._mqtt.connected,
             central=NOT_CONFIGURED if self._central is None else self._central.state)
+
+
+def _window(minutes: float, until: datetime | None) -> tuple[int, int]:
+    """(since_us, until_us): the `minutes` up to `until` (default: now)."""
+    until_us = datetime_to_us(until) if until is not None else now_us()
+    return until_us - int(minutes * 60e6), until_us

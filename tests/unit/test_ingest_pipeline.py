@@ -154,41 +154,40 @@ async def test_drain_commits_everything_pending_then_returns(tmp_path: Path) -> 
         assert (await buffer.status.depths())["readings"].rows == 1050
 
 
+async def _committed_in_batches_of_100(tmp_path: Path,
+                                       payloads: list[bytes]) -> tuple[GatedWriter, list[int]]:
+    """Submit every payload (QoS 1), drain, and return the writer (rows per commit) and the
+    acknowledged tokens."""
+    metrics = GatewayMetrics()
+    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
+        writer = GatedWriter(buffer)
+        writer.gate.set()
+        agent = _agent(writer, metrics, EventBus(metrics), max_batch_rows=100,
+                       max_batch_delay_ms=0)
+        acks = RecordingAcks()
+        for n, payload in enumerate(payloads):
+            agent.submit("f/a/b", payload, acks, n)
+        await agent.drain()
+        await asyncio.wait_for(agent.run(), 10)
+    return writer, acks.tokens
+
+
 async def test_a_batch_of_many_reading_messages_is_cut_at_max_batch_rows(tmp_path: Path) -> None:
     """Batches count rows, not messages, from the first batch on: a burst of 30-reading
     messages commits in transactions of about max_batch_rows, never in one huge one (which
     would hold every acknowledgement back and leave validation idle while it commits)."""
-    metrics = GatewayMetrics()
-    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
-        writer = GatedWriter(buffer)
-        writer.gate.set()
-        agent = _agent(writer, metrics, EventBus(metrics), max_batch_rows=100,
-                       max_batch_delay_ms=0)
-        acks = RecordingAcks()
-        for n in range(40):
-            agent.submit("f/a/b", orjson.dumps([{"ts": 1_700_000_000 + 30 * n + k, "value": k}
-                                                for k in range(30)]), acks, n)
-        await agent.drain()
-        await asyncio.wait_for(agent.run(), 10)
-        assert acks.tokens == list(range(40))
-        assert sum(writer.rows) == 1200
-        assert max(writer.rows) == 120  # stops at the message that reaches 100 rows
-        assert len(writer.rows) == 10
+    writer, acked = await _committed_in_batches_of_100(tmp_path, [
+        orjson.dumps([{"ts": 1_700_000_000 + 30 * n + k, "value": k} for k in range(30)])
+        for n in range(40)])
+    assert acked == list(range(40))
+    assert sum(writer.rows) == 1200
+    assert max(writer.rows) == 120  # stops at the message that reaches 100 rows
+    assert len(writer.rows) == 10
 
 
 async def test_a_flood_of_bad_messages_is_cut_at_max_batch_rows_too(tmp_path: Path) -> None:
     """Quarantine rows count: 250 malformed messages and one good one are not one commit."""
-    metrics = GatewayMetrics()
-    async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
-        writer = GatedWriter(buffer)
-        writer.gate.set()
-        agent = _agent(writer, metrics, EventBus(metrics), max_batch_rows=100,
-                       max_batch_delay_ms=0)
-        acks = RecordingAcks()
-        for n in range(250):
-            agent.submit("f/a/b", b"{not json", acks, n)
-        agent.submit("f/a/b", _payload(1), acks, 250)
-        await agent.drain()
-        await asyncio.wait_for(agent.run(), 10)
-        assert acks.tokens == list(range(251))
-        assert writer.quarantined == [100, 100, 50] and writer.rows == [0, 0, 1]
+    writer, acked = await _committed_in_batches_of_100(tmp_path,
+                                                       [b"{not json"] * 250 + [_payload(1)])
+    assert acked == list(range(251))
+    assert writer.quarantined == [100, 100, 50] and writer.rows == [0, 0, 1]

@@ -20,9 +20,10 @@ then zero is never "far below" them. So a value nearer to zero than to the runni
 also learned as a rest once the sensor has sat there `_REST_VOTES` times for a whole run
 (`min_readings` or more) and moved on each time: a duty cycle repeats, a sensor that sticks
 and recovers on its own again and again at the same idle value is the rarer case. Such a
-rest has a span: a run there longer than `_REST_SPAN_FACTOR` times the longest run that
+rest has a span: a run there longer than `_REST_SPAN_FACTOR` times the median run that
 taught it is no longer idle but stuck (judged, and the other detectors resume), so even a
-recurring fault learned as a rest cannot hide a sensor that stays dead.
+recurring fault learned as a rest cannot hide a sensor that stays dead (the median: one long
+fault among the runs does not stretch it).
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ class FlatlineDetector:
         self._repeat = 0.0  # fraction of readings equal to the previous one
         self._seen = 0.0
         self._rests: list[float] = []
-        self._rest_spans: dict[float, int] = {}  # voted rest -> the longest run that taught it
-        self._votes: dict[float, tuple[int, int]] = {}  # idle value -> (whole runs, longest)
+        self._rest_spans: dict[float, int] = {}  # voted rest -> the median run that taught it
+        self._votes: dict[float, list[int]] = {}  # idle value -> lengths of its whole runs
         self._rest_limit = _NO_LIMIT  # readings the current rest may last
         self._overstayed = False  # the current run outlasted its rest: stuck, not idle
         self._value: float | None = None
@@ -146,19 +147,18 @@ class FlatlineDetector:
         votes = self._votes
         epsilon = self._epsilon + 1e-12 * abs(x)
         key = next((v for v in votes if abs(v - x) <= epsilon), x)
-        count, longest = votes.get(key, (0, 0))
-        count, longest = count + 1, max(longest, self.length)
-        if count >= _REST_VOTES:
+        lengths = [*votes.get(key, []), self.length]
+        if len(lengths) >= _REST_VOTES:
             votes.pop(key, None)
-            self._add_rest(x, longest)
+            self._add_rest(x, sorted(lengths)[len(lengths) // 2])
             return
-        votes[key] = (count, longest)
+        votes[key] = lengths
         if len(votes) > _MAX_VOTED:
-            del votes[min(votes, key=lambda v: votes[v][0])]
+            del votes[min(votes, key=lambda v: len(votes[v]))]
 
     def _add_rest(self, x: float, span: int | None) -> None:
         """A resting value (at most _MAX_RESTS, the newest kept); `span`: a voted rest's
-        longest run (None: learned far below the running levels, no limit)."""
+        median run (None: learned far below the running levels, no limit)."""
         self._rests = [*self._rests[-(_MAX_RESTS - 1):], x]
         self._rest_spans = {v: n for v, n in self._rest_spans.items() if v in self._rests}
         if span is not None:
@@ -202,7 +202,7 @@ class FlatlineDetector:
     def state(self) -> dict[str, Any]:
         return {"runs": self._runs.state(), "repeat": self._repeat, "seen": self._seen,
                 "rests": list(self._rests),
-                "rest_votes": [[v, n, longest] for v, (n, longest) in self._votes.items()],
+                "rest_votes": [[v, lengths] for v, lengths in self._votes.items()],
                 "rest_spans": list(self._rest_spans.items()),
                 "rest_limit": self._rest_limit, "overstayed": self._overstayed,
                 "value": self._value, "since": self._since, "length": self.length,
@@ -214,8 +214,9 @@ class FlatlineDetector:
         self._seen = float(state["seen"])
         self._rests = [float(v) for v in state["rests"]][-_MAX_RESTS:]
         # Older snapshots have none of these: counted afresh.
-        self._votes = {float(v): (int(n), int(longest))
-                       for v, n, longest in state.get("rest_votes", [])[:_MAX_VOTED]}
+        self._votes = {float(v): [int(n) for n in lengths]
+                       for v, lengths in state.get("rest_votes", [])[:_MAX_VOTED]
+                       if isinstance(lengths, list)}  # earlier entries held a count
         self._rest_spans = {float(v): int(n) for v, n in state.get("rest_spans", [])
                             if float(v) in self._rests}
         self._rest_limit = float(state.get("rest_limit", _NO_LIMIT))

@@ -129,7 +129,8 @@ def test_a_sensor_that_dropped_to_zero_before_still_alerts_when_it_stays_dead() 
     on three days: those runs teach 0 as an idle value, but one that lasts four times the
     longest of them is stuck again, and the dead sensor is reported."""
     rng = random.Random(1)
-    episodes = [(2 * 1440 + 600, 60), (3 * 1440 + 300, 60), (4 * 1440 + 900, 60)]
+    # The first episode, ten hours long, is itself reported; it does not stretch the span.
+    episodes = [(2 * 1440 + 300, 600), (3 * 1440 + 300, 60), (4 * 1440 + 900, 60)]
     dead_from = 6 * 1440 + 100
 
     def wire(i: int, ts: float) -> float:

@@ -372,6 +372,19 @@ def test_after_a_restart_the_first_message_of_a_node_or_device_says_it_is_back()
     node_back = by_births.decode(NODE.format(kind="NBIRTH"), _payload(0, [
         {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 8}]), 11)
     assert [(e.state, e.scope) for e in node_back.events] == [("online", "Plant 1/Edge-A")]
+    device_back = by_births.decode(DEVICE.format(kind="DBIRTH"), _device_birth(1), 12)
+    assert [(e.state, e.scope) for e in device_back.events] == [
+        ("online", "Plant 1/Edge-A/Pump 3")], "the device's alert resolves too"
+
+    # The node's data first (it asks for a rebirth), then its births: one event each.
+    by_both = SparkplugSessions()
+    by_both.restore(births)
+    assert [e.scope for e in by_both.decode(NODE.format(kind="NDATA"), _payload(5, [
+        {"alias": 1, "long_value": 11}]), 13).events] == ["Plant 1/Edge-A"]
+    assert by_both.decode(NODE.format(kind="NBIRTH"), _payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 8}]), 14).events == []
+    assert [e.scope for e in by_both.decode(DEVICE.format(kind="DBIRTH"), _device_birth(1),
+                                            15).events] == ["Plant 1/Edge-A/Pump 3"]
 
 
 def test_a_node_restored_from_the_buffer_is_asked_for_a_rebirth_by_its_first_message() -> None:

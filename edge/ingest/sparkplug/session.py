@@ -224,11 +224,13 @@ class SparkplugSessions:
         scope = self._scope(topic, None, message.metrics, decoded)
         # The birth resets the node's devices (they re-birth); a device that was dead is
         # kept as dead, so that its birth says it is back (its node_offline alert resolves).
+        # A device taken back from the buffer may have died before the restart (deaths are
+        # not kept): its birth says it is back too.
         dead = {} if known is None else {name: _Scope(online=False, died_alone=True)
                                          for name, device in known.devices.items()
-                                         if device.died_alone}
+                                         if device.died_alone or device.restored}
         self._nodes[topic.node_key] = _Node(scope, bdseq, int(message.seq), dead)
-        if known is not None and known.scope.restored and received_us:
+        if known is not None and known.scope.restored and known.scope.online and received_us:
             decoded.events.append(NodeEvent(_scope_name(topic, None), "online", (), "NBIRTH"))
         self._take_birth(topic, None, scope, previous=known.scope if known else None,
                          bdseq=bdseq, received=(message, raw, received_us), decoded=decoded)

@@ -28,6 +28,7 @@ fault among the runs does not stretch it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from edge.detection.settings import FlatlineSettings
@@ -38,7 +39,7 @@ _MAX_RESTS = 2
 _REST_RARITY = 1e-3  # a resting value lies below all but this fraction of the running levels
 _REST_VOTES = 3  # whole runs at one idle value, ended by the sensor moving on: a duty cycle
 _MAX_VOTED = 4  # idle values counted at a time
-_REST_SPAN_FACTOR = 4.0  # a voted rest lasting longer than this times its longest run: stuck
+_REST_SPAN_FACTOR = 4.0  # a voted rest lasting longer than this times its median run: stuck
 _NO_LIMIT = float("inf")
 
 
@@ -145,8 +146,8 @@ class FlatlineDetector:
     def _vote_rest(self, x: float) -> None:
         """One more whole run at this idle value that ended: a rest after _REST_VOTES."""
         votes = self._votes
-        epsilon = self._epsilon + 1e-12 * abs(x)
-        key = next((v for v in votes if abs(v - x) <= epsilon), x)
+        key = self._same(votes, x)
+        key = x if key is None else key
         lengths = [*votes.get(key, []), self.length]
         if len(lengths) >= _REST_VOTES:
             votes.pop(key, None)
@@ -167,19 +168,20 @@ class FlatlineDetector:
             self._rest_spans.pop(x, None)
 
     def _limit_of(self, x: float) -> float:
+        rest = self._same(self._rest_spans, x)
+        return _NO_LIMIT if rest is None else _REST_SPAN_FACTOR * self._rest_spans[rest]
+
+    def _same(self, values: Iterable[float], x: float) -> float | None:
+        """The first of `values` identical to `x` (within epsilon), or None."""
         epsilon = self._epsilon + 1e-12 * abs(x)
-        for rest, span in self._rest_spans.items():
-            if abs(x - rest) <= epsilon:
-                return _REST_SPAN_FACTOR * span
-        return _NO_LIMIT
+        return next((v for v in values if abs(v - x) <= epsilon), None)
 
     def _nearer_zero(self, x: float) -> bool:
         level = self._level
         return level is not None and level.ready and abs(x) < abs(level.quantile(0.5) - x)
 
     def _is_rest(self, x: float) -> bool:
-        epsilon = self._epsilon + 1e-12 * abs(x)
-        return any(abs(x - rest) <= epsilon for rest in self._rests)
+        return self._same(self._rests, x) is not None
 
     def _below_running(self, x: float) -> bool:
         level = self._level

@@ -18,6 +18,11 @@ The fit adapts slowly by design: each exceedance moves the tail moments by at mo
 model that it is normal within a few readings. Ties count toward the tail (`P(X >= x)`), so
 quantised sensors and exact repeats get honest probabilities.
 
+Recurring excursions: the winsorised fit never learns a large excursion that recurs (a load
+cycle's step, a daily start-up), so each tail also remembers its latest excursions beyond the
+cap and, once three separate earlier ones were about as large, rates a value as rare as they
+are (`_recurrence`; docs/detection.md).
+
 Averaged features (`averaged=True`: a drift's gap, an average over many readings) are serially
 dependent: their exceedances come in clusters, one per excursion, so a tail is fitted only once
 it has seen `_MIN_EXCEEDANCES` independent clusters, and until then a value beyond the reservoir
@@ -54,6 +59,15 @@ _MIN_EXCEEDANCES = 5  # exceedances before a tail is fitted (the reservoir answe
 CAUTION = 0.25  # standard errors added to a fitted tail's scale
 YOUNG_EXCEEDANCES = 100
 SHAPE_CAUTION = 0.5
+# Recurrence: an excursion too large for the fit to take in (beyond the winsorising cap) is
+# remembered; once at least RECURRENCES earlier, separate excursions of at least
+# RECURRENCE_SIZE of a value's size were seen, the value is this sensor's routine (a load
+# cycle's step, a daily start-up), as rare as those excursions are: their count over the
+# readings they span.
+RECURRENCES = 3
+RECURRENCE_SIZE = 0.75
+RECURRENCE_GAP = 20  # readings between two excursions for them to count as separate ones
+RECURRENCE_KEPT = 8  # excursions remembered per tail, the latest
 
 
 class TailModel:
@@ -68,9 +82,11 @@ class TailModel:
         "_fit_window",
         "_fitted_at",
         "_high",
+        "_high_peaks",
         "_horizon",
         "_k",
         "_low",
+        "_low_peaks",
         "_quantum",
         "_rng",
         "_sample",
@@ -110,6 +126,9 @@ class TailModel:
         # reading count at the last exceedance (a new cluster starts after a gap)
         self._high = [0.0, 0.0, 0.0, 0.0, -2.0]
         self._low = [0.0, 0.0, 0.0, 0.0, -2.0]
+        # per tail: the latest large excursions, flat [last reading count, largest excess, ...]
+        self._high_peaks: list[float] | None = None
+        self._low_peaks: list[float] | None = None
 
     @property
     def count(self) -> int:
@@ -158,17 +177,13 @@ class TailModel:
             high = sample[n - k]
             if x > high + 1e-9 * (abs(high) + 1e-9):
                 tail = self._high
-                p = 2.0 * (k / n) * self._survival(x - high, tail) \
-                    if tail[self._fitted_at] >= _MIN_EXCEEDANCES \
-                    else 2.0 * self._young_upper(x, high, n)
+                p = 2.0 * self._beyond_upper(x, high, n)
                 self._excess(tail, x - high)
             else:
                 low = sample[k - 1]
                 if x < low - 1e-9 * (abs(low) + 1e-9):
                     tail = self._low
-                    p = 2.0 * (k / n) * self._survival(low - x, tail) \
-                        if tail[self._fitted_at] >= _MIN_EXCEEDANCES \
-                        else 2.0 * self._young_lower(x, low, n)
+                    p = 2.0 * self._beyond_lower(x, low, n)
                     self._excess(tail, low - x)
                 else:
                     p = 2.0 * (n - bisect_left(sample, x) + 1) / (n + 1)
@@ -217,6 +232,7 @@ class TailModel:
             return
         cap = self._clip * tail[0]
         if excess > cap > 0:
+            self._remember(tail is self._high, excess)
             excess = cap
         # A plain running mean for the first exceedances, then the slow horizon: a tail that has
         # settled is moved only a little by each new exceedance.
@@ -234,9 +250,7 @@ class TailModel:
         k = self._k
         threshold = sample[n - k]
         if x > threshold + _tie(threshold):
-            if self._high[self._fitted_at] >= _MIN_EXCEEDANCES:
-                return (k / n) * self._survival(x - threshold, self._high)
-            return self._young_upper(x, threshold, n)
+            return self._beyond_upper(x, threshold, n)
         return (n - bisect_left(sample, x) + 1) / (n + 1)
 
     def lower(self, x: float) -> float:
@@ -248,9 +262,7 @@ class TailModel:
         k = self._k
         threshold = sample[k - 1]
         if x < threshold - _tie(threshold):
-            if self._low[self._fitted_at] >= _MIN_EXCEEDANCES:
-                return (k / n) * self._survival(threshold - x, self._low)
-            return self._young_lower(x, threshold, n)
+            return self._beyond_lower(x, threshold, n)
         return (bisect_right(sample, x) + 1) / (n + 1)
 
     def two_sided(self, x: float) -> float:
@@ -260,6 +272,58 @@ class TailModel:
             return 2.0 * up
         down = self.lower(x)
         return min(1.0, 2.0 * down)
+
+    def _beyond_upper(self, x: float, threshold: float, n: int) -> float:
+        """P(X >= x) beyond the upper tail threshold: the fitted tail (or the young one), or
+        the rate of recurring excursions this large if that is higher."""
+        excess = x - threshold
+        p = (self._k / n) * self._survival(excess, self._high) \
+            if self._high[self._fitted_at] >= _MIN_EXCEEDANCES \
+            else self._young_upper(x, threshold, n)
+        peaks = self._high_peaks
+        return max(p, self._recurrence(peaks, excess)) if peaks else p
+
+    def _beyond_lower(self, x: float, threshold: float, n: int) -> float:
+        excess = threshold - x
+        p = (self._k / n) * self._survival(excess, self._low) \
+            if self._low[self._fitted_at] >= _MIN_EXCEEDANCES \
+            else self._young_lower(x, threshold, n)
+        peaks = self._low_peaks
+        return max(p, self._recurrence(peaks, excess)) if peaks else p
+
+    def _remember(self, high: bool, excess: float) -> None:
+        """Keep a large excursion; readings within RECURRENCE_GAP of it are the same one."""
+        peaks = self._high_peaks if high else self._low_peaks
+        if peaks is None:
+            peaks = []
+            if high:
+                self._high_peaks = peaks
+            else:
+                self._low_peaks = peaks
+        count = float(self._count)
+        if peaks and count - peaks[-2] <= RECURRENCE_GAP:
+            peaks[-2] = count
+            peaks[-1] = max(peaks[-1], excess)
+            return
+        peaks += (count, excess)
+        if len(peaks) > 2 * RECURRENCE_KEPT:
+            del peaks[:2]
+
+    def _recurrence(self, peaks: list[float], excess: float) -> float:
+        """How often excursions at least about this large recurred: their count over the
+        readings since the oldest of them; 0.0 if fewer than RECURRENCES (the excursion going
+        on now is not its own precedent)."""
+        if len(peaks) < 2 * RECURRENCES:
+            return 0.0
+        count = self._count
+        need = RECURRENCE_SIZE * excess
+        seen, oldest = 0, float(count)
+        for i in range(len(peaks) - 2, -1, -2):
+            at = peaks[i]
+            if count - at > RECURRENCE_GAP and peaks[i + 1] >= need:
+                seen += 1
+                oldest = at
+        return seen / (count - oldest) if seen >= RECURRENCES else 0.0
 
     def _young_upper(self, x: float, threshold: float, n: int) -> float:
         """P(X >= x) beyond the upper threshold of a tail with too few exceedances to fit."""
@@ -312,7 +376,8 @@ class TailModel:
     # -- snapshots ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"s": pack(self._sample), "n": self._count, "r": self._rng,
-                "h": list(self._high), "l": list(self._low), "c": self._crossings}
+                "h": list(self._high), "l": list(self._low), "c": self._crossings,
+                "hp": self._high_peaks or [], "lp": self._low_peaks or []}
 
     def load(self, state: dict[str, Any]) -> None:
         sample = unpack(state["s"], "d")
@@ -324,8 +389,18 @@ class TailModel:
         self._sample, self._count, self._rng = sample, int(state["n"]), int(state["r"]) & _LCG_MASK
         self._high, self._low = high, low
         self._crossings = int(state.get("c", 0))
+        self._high_peaks = _peaks(state.get("hp")) or None
+        self._low_peaks = _peaks(state.get("lp")) or None
         self._k = max(1, int(self._zeta * len(sample)))
         self._quantum = _quantum(sample)
+
+
+def _peaks(saved: Any) -> list[float]:
+    """Saved excursions (older snapshots have none)."""
+    peaks = [float(v) for v in saved or ()]
+    if len(peaks) % 2 or len(peaks) > 2 * RECURRENCE_KEPT:
+        raise ValueError("tail excursions malformed")
+    return peaks
 
 
 def _tie(value: float) -> float:

@@ -157,6 +157,47 @@ def test_tail_probabilities_treat_quantised_levels_as_ties() -> None:
     assert tail.two_sided(30.0) < 1e-5
 
 
+def _noise_with_excursions(tail: TailModel, excursions: int, size: float, seed: int = 7,
+                           every: int = 300, burst: int = 1) -> None:
+    """Gaussian noise with an excursion of `size` (lasting `burst` readings) every `every`."""
+    rng = random.Random(seed)
+    for i in range(every * excursions + every // 2):
+        excursion = i % every == every // 2 and i >= every
+        for _ in range(burst if excursion else 1):
+            tail.observe(size + rng.gauss(0.0, 1.0) if excursion else rng.gauss(0.0, 1.0))
+
+
+def test_an_excursion_that_recurs_becomes_routine_and_a_larger_one_stays_rare() -> None:
+    first, recurring = TailModel(seed=8), TailModel(seed=8)
+    _noise_with_excursions(first, 1, 40.0)
+    _noise_with_excursions(recurring, 6, 40.0)  # a load step every 300 readings
+    assert first.two_sided(40.0) < 1e-6, "once, a 40-sigma step is rare"
+    routine = recurring.two_sided(40.0)
+    assert 1e-4 < routine < 0.1, "six of them in 1,800 readings: about that often"
+    assert recurring.two_sided(80.0) < 1e-6, "twice the routine step is not routine"
+    assert recurring.two_sided(-40.0) < 1e-6, "each side has its own excursions"
+
+
+def test_one_long_excursion_is_one_precedent_not_many() -> None:
+    # A burst of 25 readings far out (a noise burst, a developing fault) is one excursion:
+    # it must not teach the tail that such values are routine.
+    tail = TailModel(seed=9)
+    _noise_with_excursions(tail, 1, 40.0, burst=25)
+    assert tail.two_sided(40.0) < 1e-6
+
+
+def test_remembered_excursions_survive_a_snapshot() -> None:
+    recurring = TailModel(seed=8)
+    _noise_with_excursions(recurring, 6, 40.0)
+    restored = TailModel(seed=8)
+    restored.load(recurring.state())
+    assert restored.two_sided(40.0) == recurring.two_sided(40.0) > 1e-4
+    older = recurring.state()
+    del older["hp"], older["lp"]  # a snapshot from before excursions were remembered
+    restored.load(older)
+    assert restored.two_sided(40.0) < recurring.two_sided(40.0) / 100
+
+
 def _young_averaged_tail(wandering: bool, seed: int = 4) -> TailModel:
     """A drift-like averaged feature after 600 readings: a fast-crossing one (an average of
     noise) or a slowly wandering one (a thermal level: a smooth random walk)."""

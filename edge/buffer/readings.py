@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from edge.buffer.bulk import BulkInsert
 from edge.buffer.connection import BufferConnection
 from edge.buffer.eviction import CapGuard
 from edge.buffer.schema import transaction
@@ -33,10 +34,8 @@ from edge.records import (
 )
 from edge.times import datetime_to_us
 
-_INSERT_READING = (
-    f"INSERT OR IGNORE INTO readings ({', '.join(Reading._fields)}) "
-    f"VALUES ({', '.join('?' * len(Reading._fields))})"
-)
+_INSERT_READINGS = BulkInsert(f"INSERT OR IGNORE INTO readings ({', '.join(Reading._fields)})",
+                              len(Reading._fields))
 _INSERT_QUARANTINE = (
     f"INSERT INTO quarantine ({', '.join(QuarantineRecord._fields)}) "
     f"VALUES ({', '.join('?' * len(QuarantineRecord._fields))})"
@@ -47,10 +46,8 @@ _LAST_SEQ = "SELECT max(seq) FROM readings"
 _WINDOW = ("SELECT ts_us, value FROM readings WHERE ts_us BETWEEN ? AND ? AND sensor_id = ? "
            "ORDER BY ts_us LIMIT ?")
 _STORED_VALUE = "SELECT value FROM readings WHERE ts_us = ? AND sensor_id = ?"
-_INSERT_STATE = (
-    f"INSERT OR IGNORE INTO states ({', '.join(StateReading._fields)}) "
-    f"VALUES ({', '.join('?' * len(StateReading._fields))})"
-)
+_INSERT_STATES = BulkInsert(f"INSERT OR IGNORE INTO states ({', '.join(StateReading._fields)})",
+                            len(StateReading._fields))
 _STORED_STATE = "SELECT state FROM states WHERE ts_us = ? AND sensor_id = ?"
 _STATE_WINDOW = ("SELECT ts_us, state FROM states WHERE ts_us BETWEEN ? AND ? AND sensor_id = ? "
                  "ORDER BY ts_us LIMIT ?")
@@ -162,7 +159,7 @@ class ReadingsStore:
             conflicts: list[tuple[int, QuarantineRecord]] = []
             if readings:
                 before = conn.execute(_COUNTER).fetchone()
-                inserted = conn.executemany(_INSERT_READING, readings).rowcount
+                inserted = _INSERT_READINGS.run(conn, readings)
                 if inserted < len(readings):
                     conflicts = _conflicts(conn, readings)
                 if inserted:
@@ -189,7 +186,7 @@ def _commit_extras(conn: sqlite3.Connection,
     inserted = 0
     conflicts: list[QuarantineRecord] = []
     if extras.states:
-        inserted = conn.executemany(_INSERT_STATE, extras.states).rowcount
+        inserted = _INSERT_STATES.run(conn, extras.states)
         if inserted < len(extras.states):
             conflicts = _state_conflicts(conn, extras.states)
     for record in extras.catalog:

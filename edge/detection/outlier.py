@@ -5,6 +5,10 @@
   cycles move the baseline with them, so only sudden departures count);
 - `jump`: the step from the previous reading (spikes and steps on smooth signals).
 
+A rare change or jump back from an unusual level to an ordinary one ends an excursion: it is
+judged by its level (`_recovery`), so the step back from a dip neither holds the dip's alert
+open nor opens another.
+
 Each feature has a `TailModel`, so heavy tails, skew and quantisation are learned, not assumed.
 The detector's probability is the smallest of the three, times three (Bonferroni: the sensor
 gets one budget, not three). Every reading is learned, the unusual ones too (a spike that
@@ -21,6 +25,12 @@ from edge.detection.settings import OutlierSettings
 from edge.detection.tails import TailModel
 
 FEATURES = ("level", "change", "jump")
+# A rare change or jump that brings the reading back from an unusual level (below
+# _UNUSUAL_ORIGIN) to an ordinary one (at least _ORDINARY_LEVEL) ends an excursion: it is
+# judged by its level. Checked only for readings rarer than _RECOVERY_CHECK (cost).
+_RECOVERY_CHECK = 1e-3
+_ORDINARY_LEVEL = 0.05
+_UNUSUAL_ORIGIN = 0.01
 
 
 class OutlierDetector:
@@ -55,7 +65,8 @@ class OutlierDetector:
                 self._baseline = x
             self._level.add(x)
             return 1.0
-        change = x - self._baseline
+        baseline = self._baseline
+        change = x - baseline
         self._baseline += self._alpha * change
         if alerting:
             p = self._level.two_sided(x)
@@ -65,13 +76,26 @@ class OutlierDetector:
             p = self._level.observe(x)
             p_change = self._change.observe(change)
             p_jump = self._jump.observe(x - previous)
-        kind = "level"
+        kind, level = "level", p
         if p_change < p:
             p, kind = p_change, "change"
         if p_jump < p:
             p, kind = p_jump, "jump"
+        if p < _RECOVERY_CHECK and kind != "level" and \
+                self._recovery(x, previous if kind == "jump" else baseline, level):
+            p, kind = level, "level"
         self.kind = kind
         return 3.0 * p if p < 0.333 else 1.0
+
+    def _recovery(self, x: float, origin: float, level: float) -> bool:
+        """A step back from an unusual level toward the usual one (the end of an excursion,
+        not a new one): `x` is an ordinary level, nearer the median than where it came from,
+        and where it came from was itself unusual."""
+        if level < _ORDINARY_LEVEL:
+            return False
+        median = self._level.median()
+        return abs(x - median) < abs(origin - median) and \
+            self._level.two_sided(origin) < _UNUSUAL_ORIGIN
 
     def window(self) -> dict[str, Any]:
         return {"feature": self.kind, "baseline": self._baseline,

@@ -7,6 +7,8 @@ import math
 import random
 from collections.abc import Callable
 
+import pytest
+
 from edge.detection import DetectionEngine, DetectionSettings, LimitSettings, SensorProfile
 from edge.detection.flatline import FlatlineDetector
 from edge.detection.lifecycle import AlertChange
@@ -224,6 +226,23 @@ def test_a_load_cycle_is_learned_as_routine_and_a_step_twice_its_size_still_aler
             if c.alert.detector == "outlier"] == []
     faulty = _run(_load_cycle(11, fault_at=day - 1200), day, period_s=1.0)
     assert any(c.alert.detector == "outlier" for c in _after(faulty, day - 1200, period_s=1.0))
+
+
+@pytest.mark.parametrize("seed", [6, 7, 8])
+def test_an_outlier_alert_resolves_as_soon_as_a_dip_ends(seed: int) -> None:
+    # A dip of eight noise sigmas for 15 readings: the step back up is as rare as the step
+    # down, but it ends the excursion (an ordinary level, back from an unusual one), so the
+    # alert resolves after the usual run of normal readings instead of lingering on it.
+    values, changes = _noise(seed), []
+    engine = DetectionEngine("gw")
+    for i in range(3100):
+        dip = 4.0 if 3000 <= i < 3015 else 0.0
+        changes += engine.observe("s", None, START + i * MINUTE, values(i, 0.0) - dip)
+    outlier = [c for c in changes if c.alert.detector == "outlier" and c.change != "updated"]
+    assert [c.change for c in outlier] == ["open", "resolved"]
+    assert outlier[0].alert.opened_at.timestamp() == START + 3000 * MINUTE
+    resolved_at = outlier[1].alert.resolved_at
+    assert resolved_at is not None and resolved_at.timestamp() <= START + 3024 * MINUTE
 
 
 def test_noise_alone_is_quiet() -> None:

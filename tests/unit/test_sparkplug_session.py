@@ -129,6 +129,15 @@ def test_deaths_mark_sensors_stale_only_for_the_current_birth() -> None:
     stale = sessions.decode(NODE.format(kind="NDEATH"), _payload(None, [
         {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 6}]), 5)
     assert stale.skip == "sparkplug_stale_death" and stale.events == []
+    # A death whose bdSeq is missing or not an integer cannot be matched to the birth: the
+    # node stays online and its data keeps decoding.
+    for unmatched in (_payload(None, [{"name": "bdSeq", "datatype": DataType.STRING,
+                                       "string_value": "7"}]),
+                      _payload(None, [{"name": "Uptime", "alias": 1, "long_value": 11}])):
+        assert sessions.decode(NODE.format(kind="NDEATH"), unmatched, 5).skip == \
+            "sparkplug_stale_death"
+    data = sessions.decode(NODE.format(kind="NDATA"), _payload(2, [{"alias": 1, "long_value": 12}]), 5)
+    assert [r.value for r in data.readings] == [12.0] and data.problems == []
     death = sessions.decode(NODE.format(kind="NDEATH"), _payload(None, [
         {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 7}]), 6)
     [event] = death.events

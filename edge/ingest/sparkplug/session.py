@@ -290,9 +290,12 @@ class SparkplugSessions:
                 received_us: int) -> Decoded:
         node = self._nodes.get(topic.node_key)
         bdseq = _bdseq(message)
+        # A birth that gave a bdSeq is ended only by a death carrying the same one: a death
+        # without a readable integer bdSeq cannot be matched to it, and taking a live node
+        # offline on it would quarantine the node's data until its next birth.
         if node is None or not node.scope.online or \
-                (node.bdseq is not None and bdseq is not None and bdseq != node.bdseq):
-            self._count("stale_death")  # another session's, or the same death again
+                (node.bdseq is not None and bdseq != node.bdseq):
+            self._count("stale_death")  # another session's, the same death again, or unmatched
             return Decoded(skip="sparkplug_stale_death")
         node.scope.online = False
         for device in node.devices.values():

@@ -247,6 +247,8 @@ class ValueMapping(Section):
     def _states_are_not_numbers(cls, states: dict[str, str] | None,
                                 info: ValidationInfo) -> dict[str, str] | None:
         numeric = _numeric_settings(info)
+        if states is not None and not states:
+            raise ValueError("states is empty: declare at least one state, or leave states out")
         if states is not None and numeric:
             raise ValueError(f"states are names, not numbers: {sorted(numeric)} do not apply "
                              "to them")
@@ -273,6 +275,9 @@ class ValueMapping(Section):
             raise ValueError("give unit or unit_path, not both")
         if self.unit_path is not None:
             compiled_path(self.unit_path.replace("{key}", "k"))
+            if "{key}" in self.unit_path and wildcard(self.path) is None:
+                raise ValueError(f"unit_path {self.unit_path!r} uses {{key}}, but path "
+                                 f"{self.path!r} names one value: only a wildcard path has keys")
         if self.exclude and wildcard(self.path) != ".*":
             raise ValueError("exclude applies to a .* path only")
         return self
@@ -311,6 +316,9 @@ class MappingSettings(Section):
     @field_validator("records")
     @classmethod
     def _records_path(cls, path: str | None) -> str | None:
+        if path is not None and wildcard(path) == ".*":
+            raise ValueError(f"records {path!r} must name an array (like 'samples' or "
+                             "'samples[*]'); '.*' would read an object's fields")
         return None if path is None else compiled_path(path)
 
     @field_validator("asset")

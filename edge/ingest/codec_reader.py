@@ -11,11 +11,13 @@ are stored, and a replay after a fix adds only what was missing (the rest are du
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -42,6 +44,33 @@ class CodecOutput:
     problem: PayloadError | None = None  # quarantines the message (its readable part is kept)
     skip: str | None = None  # not data: acknowledged and counted
     counts: Counter[str] = field(default_factory=Counter)  # what was rejected, by reason
+
+
+def _json(payload: bytes) -> Any:
+    """The message's JSON document. orjson refuses a number beyond a double (`1e400`), which
+    JSON allows: then Python's parser reads it as infinity, so the mapping quarantines that
+    one value (`value_not_finite`) and keeps the rest of the message. Anything else orjson
+    refuses stays refused, with orjson's error."""
+    try:
+        return orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        if "infinity" not in str(exc):
+            raise
+        try:
+            return json.loads(payload.decode("utf-8"), parse_constant=_not_json,
+                              parse_int=_as_orjson_int)
+        except (ValueError, RecursionError):
+            raise exc from None
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _as_orjson_int(text: str) -> int | float:
+    """Integers as orjson reads them: beyond 64 bits, a double (infinite if beyond that)."""
+    value = int(text)
+    return value if -(2**63) <= value < 2**64 else float(text)
 
 
 class CodecReader:
@@ -85,7 +114,7 @@ class CodecReader:
             out.problem = PayloadError("empty_payload")
             return out
         try:
-            document = orjson.loads(payload)
+            document = _json(payload)
         except orjson.JSONDecodeError as exc:
             reason = "invalid_utf8" if "UTF-8" in str(exc) else "invalid_json"
             out.problem = PayloadError(reason, str(exc)[:200])

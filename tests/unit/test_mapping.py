@@ -8,12 +8,14 @@ import re
 import textwrap
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from edge.ingest.codec_reader import _json
 from edge.ingest.mapping import FieldMapping, Mapped
 from edge.ingest.sensor_ids import ID_RE
 from edge.ingest.timestamps import parse_ts_us
@@ -436,3 +438,17 @@ def test_a_sensitivity_that_is_not_a_number_is_refused_as_such() -> None:
     with pytest.raises(ValidationError) as error:
         DetectionSettings(sensitivity=float("nan"))
     assert "finite number" in str(error.value)
+
+
+def test_a_number_beyond_a_double_costs_only_its_own_value() -> None:
+    # orjson refuses 1e400 (valid JSON); the message is read all the same and only that
+    # value is quarantined (helper-22: the whole message was invalid_json).
+    document = _json(b'{"vals": [1, 2.5], "big": 1e400, "huge": 1' + b"0" * 400 + b"}")
+    assert document["vals"] == [1, 2.5] and document["big"] == document["huge"] == math.inf
+    mapped = _read({"values": [{"path": "vals[*]", "sensor": "{asset}/v{index}"},
+                               {"path": "big", "sensor": "{asset}/big"}]}, document)
+    assert _numbers(mapped) == {"pump-3/v0": 1.0, "pump-3/v1": 2.5}
+    assert mapped.problems == ["mapping_value: path 'big': inf is not finite"]
+    for not_json in (b'{"a": NaN, "b": 1e400}', b'{"a": 1e400,', b'{"a": "\xff", "b": 1e400}'):
+        with pytest.raises(orjson.JSONDecodeError):
+            _json(not_json)

@@ -31,6 +31,7 @@ from edge.records import CatalogRecord, Reading, SparkplugBirth, StateReading
 from edge.settings import IngestLimits
 
 _MAX_DETAIL = 1000
+_MORE_ROOM = 200  # kept for '; and N more (their reasons)'
 
 
 @dataclass(slots=True)
@@ -180,9 +181,22 @@ def _problem(problems: list[str]) -> PayloadError | None:
     if not problems:
         return None
     reason = problems[0].split(":", 1)[0]
-    detail = "; ".join(problems)
-    if len(problems) > 1:
-        detail = f"{len(problems)} problems: {detail}"
+    if len(problems) == 1:
+        return PayloadError(reason, problems[0][:_MAX_DETAIL])
+    # Whole problems while they fit; the rest counted with their reasons, never cut mid-way.
+    budget = _MAX_DETAIL - _MORE_ROOM
+    shown = [problems[0][:budget]]
+    used = len(shown[0])
+    for problem in problems[1:]:
+        used += len(problem) + 2
+        if used > budget:
+            break
+        shown.append(problem)
+    detail = f"{len(problems)} problems: " + "; ".join(shown)
+    rest = problems[len(shown):]
+    if rest:
+        reasons = sorted({problem.split(":", 1)[0] for problem in rest})
+        detail += f"; and {len(rest)} more ({', '.join(reasons)})"
     return PayloadError(reason, detail[:_MAX_DETAIL])
 
 

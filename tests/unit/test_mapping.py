@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from edge.ingest.codec_reader import _json
+from edge.ingest.codec_reader import _json, _problem
 from edge.ingest.mapping import FieldMapping, Mapped
 from edge.ingest.sensor_ids import ID_RE
 from edge.ingest.timestamps import parse_ts_us
@@ -452,3 +452,16 @@ def test_a_number_beyond_a_double_costs_only_its_own_value() -> None:
     for not_json in (b'{"a": NaN, "b": 1e400}', b'{"a": 1e400,', b'{"a": "\xff", "b": 1e400}'):
         with pytest.raises(orjson.JSONDecodeError):
             _json(not_json)
+
+
+def test_a_long_list_of_problems_names_the_ones_it_cannot_show() -> None:
+    # helper-22: sixteen problems were cut at 1,000 characters mid-number, the last unnamed.
+    problems = [f"mapping_value: path 'v{i}': {'x' * 60} is not a number" for i in range(15)]
+    problems.append("invalid_state: 'longstr' is longer than 256 characters")
+    error = _problem(problems)
+    assert error is not None and error.reason == "mapping_value"
+    assert error.detail.startswith("16 problems: mapping_value: path 'v0'")
+    assert error.detail.endswith("more (invalid_state, mapping_value)")
+    assert len(error.detail) <= 1000
+    shown = error.detail.split("; and ")[0].removeprefix("16 problems: ").split("; ")
+    assert all(problem in problems for problem in shown)

@@ -430,3 +430,21 @@ def test_a_birth_that_gives_one_alias_to_two_metrics_reads_neither_by_it() -> No
     data = sessions.decode("spBv1.0/Plant 1/NDATA/Raw", _payload(1, [
         {"alias": 1, "double_value": 5.0}]), 2)
     assert [p.reason for p in data.problems] == ["unknown_alias"] and data.readings == []
+
+
+def test_a_birth_that_names_a_metric_twice_keeps_the_first() -> None:
+    # helper-22: both aliases mapped to one sensor, and the birth's second value was
+    # quarantined as a conflicting duplicate of the first.
+    sessions = SparkplugSessions()
+    birth = sessions.decode("spBv1.0/Plant 1/NBIRTH/Raw", _payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 1},
+        {"name": "Motor Temp (°C)", "alias": 1, "datatype": DataType.DOUBLE, "double_value": 1.0},
+        {"name": "Motor Temp (°C)", "alias": 12, "datatype": DataType.DOUBLE, "double_value": 13.0},
+    ]), 1)
+    assert [p.reason for p in birth.problems] == ["duplicate_name"]
+    assert "metric 2 repeats the name 'Motor Temp (°C)'" in birth.problems[0].detail
+    assert [r.value for r in birth.readings] == [1.0]
+    data = sessions.decode("spBv1.0/Plant 1/NDATA/Raw", _payload(1, [
+        {"alias": 1, "double_value": 5.0}, {"alias": 12, "double_value": 6.0}]), 2)
+    assert [r.value for r in data.readings] == [5.0]
+    assert [p.reason for p in data.problems] == ["unknown_alias"]

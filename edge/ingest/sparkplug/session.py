@@ -380,6 +380,11 @@ class SparkplugSessions:
                 continue
             if name.startswith(_NOT_DATA):
                 continue
+            if name in scope.by_name:  # names are unique in a birth: the first one counts
+                decoded.problems.append(Problem("duplicate_name", (
+                    f"metric {index} repeats the name {name[:80]!r} of an earlier one; "
+                    "the first is kept")))
+                continue
             sensor_id = naming.format(naming.sensor_id, topic.group, topic.node, device,
                                       metric_ids[name])
             unit = _unit(metric)
@@ -418,11 +423,14 @@ class SparkplugSessions:
         # Alias 0 is a real alias only if the birth gave it; else 0 means "no alias".
         alias_zero = 0 in by_alias
         by_name = scope.by_name
+        born: set[str] = set()
         for metric in message.metrics:
             if birth:  # a birth names every metric: its values go by name, never by alias
-                spec = by_name.get(metric.name)
-                if spec is None:
-                    continue  # bdSeq, Node Control/*, or nameless (a problem named by _scope)
+                name = metric.name
+                spec = by_name.get(name)
+                if spec is None or name in born:
+                    continue  # bdSeq, Node Control/*, nameless or repeated (named by _scope)
+                born.add(name)
             else:
                 alias = metric.alias
                 spec = by_alias.get(alias) if alias or (alias_zero and metric.HasField("alias")) \

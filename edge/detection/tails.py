@@ -177,13 +177,13 @@ class TailModel:
             high = sample[n - k]
             if x > high + 1e-9 * (abs(high) + 1e-9):
                 tail = self._high
-                p = 2.0 * self._beyond_upper(x, high, n)
+                p = 2.0 * self._beyond(x, high, n, True)
                 self._excess(tail, x - high)
             else:
                 low = sample[k - 1]
                 if x < low - 1e-9 * (abs(low) + 1e-9):
                     tail = self._low
-                    p = 2.0 * self._beyond_lower(x, low, n)
+                    p = 2.0 * self._beyond(x, low, n, False)
                     self._excess(tail, low - x)
                 else:
                     p = 2.0 * (n - bisect_left(sample, x) + 1) / (n + 1)
@@ -250,7 +250,7 @@ class TailModel:
         k = self._k
         threshold = sample[n - k]
         if x > threshold + _tie(threshold):
-            return self._beyond_upper(x, threshold, n)
+            return self._beyond(x, threshold, n, True)
         return (n - bisect_left(sample, x) + 1) / (n + 1)
 
     def lower(self, x: float) -> float:
@@ -262,7 +262,7 @@ class TailModel:
         k = self._k
         threshold = sample[k - 1]
         if x < threshold - _tie(threshold):
-            return self._beyond_lower(x, threshold, n)
+            return self._beyond(x, threshold, n, False)
         return (bisect_right(sample, x) + 1) / (n + 1)
 
     def two_sided(self, x: float) -> float:
@@ -273,22 +273,17 @@ class TailModel:
         down = self.lower(x)
         return min(1.0, 2.0 * down)
 
-    def _beyond_upper(self, x: float, threshold: float, n: int) -> float:
-        """P(X >= x) beyond the upper tail threshold: the fitted tail (or the young one), or
+    def _beyond(self, x: float, threshold: float, n: int, high: bool) -> float:
+        """P(X >= x) (or <= x) beyond a tail threshold: the fitted tail (or the young one), or
         the rate of recurring excursions this large if that is higher."""
-        excess = x - threshold
-        p = (self._k / n) * self._survival(excess, self._high) \
-            if self._high[self._fitted_at] >= _MIN_EXCEEDANCES \
-            else self._young_upper(x, threshold, n)
-        peaks = self._high_peaks
-        return max(p, self._recurrence(peaks, excess)) if peaks else p
-
-    def _beyond_lower(self, x: float, threshold: float, n: int) -> float:
-        excess = threshold - x
-        p = (self._k / n) * self._survival(excess, self._low) \
-            if self._low[self._fitted_at] >= _MIN_EXCEEDANCES \
-            else self._young_lower(x, threshold, n)
-        peaks = self._low_peaks
+        if high:
+            excess, tail, peaks = x - threshold, self._high, self._high_peaks
+        else:
+            excess, tail, peaks = threshold - x, self._low, self._low_peaks
+        if tail[self._fitted_at] >= _MIN_EXCEEDANCES:
+            p = (self._k / n) * self._survival(excess, tail)
+        else:
+            p = self._young_upper(x, threshold, n) if high else self._young_lower(x, threshold, n)
         return max(p, self._recurrence(peaks, excess)) if peaks else p
 
     def _remember(self, high: bool, excess: float) -> None:

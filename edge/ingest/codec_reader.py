@@ -50,7 +50,7 @@ class CodecOutput:
 def _json(payload: bytes) -> Any:
     """The message's JSON document. orjson refuses a number beyond a double (`1e400`), which
     JSON allows: then Python's parser reads it as infinity, so the mapping quarantines that
-    one value (`value_not_finite`) and keeps the rest of the message. Anything else orjson
+    one value (`mapping_value`: not finite) and keeps the rest of the message. Anything else orjson
     refuses stays refused, with orjson's error."""
     try:
         return orjson.loads(payload)

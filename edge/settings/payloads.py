@@ -275,9 +275,10 @@ class ValueMapping(Section):
             raise ValueError("give unit or unit_path, not both")
         if self.unit_path is not None:
             compiled_path(self.unit_path.replace("{key}", "k"))
-            if "{key}" in self.unit_path and wildcard(self.path) is None:
+            if "{key}" in self.unit_path and wildcard(self.path) != ".*":
                 raise ValueError(f"unit_path {self.unit_path!r} uses {{key}}, but path "
-                                 f"{self.path!r} names one value: only a wildcard path has keys")
+                                 f"{self.path!r} has no keys: only a '.*' path (the fields "
+                                 "of an object) has them")
         if self.exclude and wildcard(self.path) != ".*":
             raise ValueError("exclude applies to a .* path only")
         return self

@@ -179,7 +179,9 @@ def test_a_unit_or_quality_a_mapping_cannot_read_is_a_problem_not_dropped() -> N
       "values": [{"path": "a", "sensor": "x"}]}, "cannot read the time it writes"),
     # helper-22: these passed check-config, then quarantined every message
     ({"records": "a.*", "values": [{"path": "v", "sensor": "x"}]}, "must name an array"),
-    ({"values": [{"path": "v", "sensor": "x", "unit_path": "u.{key}"}]}, "only a wildcard path"),
+    ({"values": [{"path": "v", "sensor": "x", "unit_path": "u.{key}"}]}, "has no keys"),
+    ({"values": [{"path": "a[*]", "sensor": "{asset}/v{index}", "unit_path": "u.{key}"}]},
+     "has no keys"),
     ({"values": [{"path": "a", "sensor": "x", "states": {}}]}, "states is empty"),
 ])
 def test_bad_mappings_are_refused_at_load(mapping: dict[str, Any], fragment: str) -> None:

@@ -78,6 +78,8 @@ _SKIPPED = {
     "sparkplug_command": "messages skipped: Sparkplug NCMD/DCMD (commands to nodes), not data",
     "sparkplug_state": "messages skipped: Sparkplug STATE of host applications, not data",
     "sparkplug_stale_death": "messages skipped: a Sparkplug death of an earlier session",
+    "sparkplug_birth_copy": "messages skipped: a copy of the last Sparkplug birth (retained "
+                            "or redelivered), not a new session",
 }
 _SPARKPLUG_EVENTS = {
     "seq_gap": "sparkplug seq gap (messages lost or out of order): rebirth asked if enabled",

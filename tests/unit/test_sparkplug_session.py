@@ -448,3 +448,32 @@ def test_a_birth_that_names_a_metric_twice_keeps_the_first() -> None:
         {"alias": 1, "double_value": 5.0}, {"alias": 12, "double_value": 6.0}]), 2)
     assert [r.value for r in data.readings] == [5.0]
     assert [p.reason for p in data.problems] == ["unknown_alias"]
+
+
+def test_a_copy_of_the_last_birth_is_not_a_new_session() -> None:
+    # helper-23: a retained NBIRTH, resent by the broker after a gateway restart, reset the
+    # node's devices, and the device's data was quarantined as no_birth until a rebirth.
+    first = SparkplugSessions()
+    kept: dict[str, tuple[bytes, int]] = {}
+    nbirth = _payload(0, [{"name": "bdSeq", "datatype": DataType.INT64, "long_value": 7}])
+    _saved(first, NODE.format(kind="NBIRTH"), nbirth, 1, kept)
+    dbirth = _device_birth(1)
+    _saved(first, DEVICE.format(kind="DBIRTH"), dbirth, 2, kept)
+    for sessions in (first, SparkplugSessions()):  # live, and after a restart
+        if sessions is not first:
+            sessions.restore([(scope, payload, at) for scope, (payload, at) in kept.items()])
+        for topic, payload in ((NODE.format(kind="NBIRTH"), nbirth),
+                               (DEVICE.format(kind="DBIRTH"), dbirth)):
+            copy = sessions.decode(topic, payload, 5)
+            assert copy.skip == "sparkplug_birth_copy" and not copy.seq_gap
+            assert copy.births == [] and copy.readings == []
+        data = sessions.decode(DEVICE.format(kind="DDATA"), _payload(2, [
+            {"alias": 10, "float_value": 41.0}]), 6)
+        assert [r.value for r in data.readings] == [41.0] and data.problems == []
+    # A new birth (another bdSeq and timestamp) is a new session: it resets the devices.
+    reborn = first.decode(NODE.format(kind="NBIRTH"), _payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 8}], ts_ms=T_MS + 1), 7)
+    assert reborn.skip is None and reborn.births
+    late = first.decode(DEVICE.format(kind="DDATA"), _payload(1, [
+        {"alias": 10, "float_value": 42.0}]), 8)
+    assert [p.reason for p in late.problems] == ["no_birth"]

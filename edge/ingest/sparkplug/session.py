@@ -25,6 +25,7 @@ Rules (spBv1.0, Sparkplug 3.0):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -118,6 +119,10 @@ class _Scope:
     # Taken back from the buffer at start: its first message says it is online (an alert
     # left open across the restart resolves; data means it was born again meanwhile).
     restored: bool = False
+    # Digest of the birth that defined it: the same bytes again are a copy (a retained birth
+    # resent on a re-subscribe, a QoS 1 redelivery), never a new session: a new birth has a
+    # new timestamp (and an NBIRTH a new bdSeq).
+    birth: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -218,10 +223,15 @@ class SparkplugSessions:
     # -- messages ---------------------------------------------------------------------------
     def _nbirth(self, topic: SparkplugTopic, message: Any, raw: bytes,
                 received_us: int) -> Decoded:
-        decoded = Decoded()
         bdseq = _bdseq(message)
         known = self._nodes.get(topic.node_key)
+        digest = _digest(raw)
+        if known is not None and known.scope.birth == digest:
+            self._count("birth_copy")
+            return Decoded(skip="sparkplug_birth_copy")
+        decoded = Decoded()
         scope = self._scope(topic, None, message.metrics, decoded)
+        scope.birth = digest
         # The birth resets the node's devices (they re-birth); a device that was dead is
         # kept as dead, so that its birth says it is back (its node_offline alert resolves).
         # A device taken back from the buffer may have died before the restart (deaths are
@@ -238,16 +248,23 @@ class SparkplugSessions:
 
     def _dbirth(self, topic: SparkplugTopic, message: Any, raw: bytes,
                 received_us: int) -> Decoded:
+        assert topic.device is not None
+        digest = _digest(raw)
+        known = self._nodes.get(topic.node_key)
+        if known is not None and (copied := known.devices.get(topic.device)) is not None and \
+                copied.birth == digest:  # before the seq check: a copy's seq is an old one
+            self._count("birth_copy")
+            return Decoded(skip="sparkplug_birth_copy")
         decoded = Decoded()
         node = self._born(topic, message, decoded, received_us)
         if node is None:
             return decoded
-        assert topic.device is not None
         previous = node.devices.get(topic.device)
         if previous is not None and previous.online and previous.restored:
             decoded.events.append(NodeEvent(_scope_name(topic, topic.device), "online", (),
                                             "DBIRTH"))
         scope = self._scope(topic, topic.device, message.metrics, decoded)
+        scope.birth = digest
         node.devices[topic.device] = scope
         self._take_birth(topic, topic.device, scope, previous=previous, bdseq=None,
                          received=(message, raw, received_us), decoded=decoded)
@@ -521,6 +538,10 @@ def _unknown(metric: Any) -> Problem:
     if metric.HasField("alias"):
         return Problem("unknown_alias", f"alias {int(metric.alias)} is not in the birth")
     return Problem("unknown_alias", f"metric {metric.name[:80]!r} is not in the birth")
+
+
+def _digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 def _bdseq(message: Any) -> int | None:

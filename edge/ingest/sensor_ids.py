@@ -14,7 +14,10 @@ parts). Sparkplug metric names and JSON keys are free text ("Motor Temp (°C)",
    `pump-3/Давление` is `pump-3/m-<digest>`, not `pump-3/`;
 4. names that rule 2 changed and that then collide within one scope (one birth, one
    message of a mapping) all get the digest suffix, so the same set of names gives the
-   same ids in any order.
+   same ids in any order;
+5. a Sparkplug device metric whose id is one of its node's metric ids (node metric `D9/T`,
+   device `D9`'s metric `T`) gets the digest suffix, so node and device never share a
+   series (decided at the device's birth, against its node's current birth).
 
 Sparkplug ids are made level by level (`level_id` for group, node and device, rules 1-4
 for the metric names of one birth), so two devices whose names differ only in letters the

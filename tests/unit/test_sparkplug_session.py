@@ -477,3 +477,20 @@ def test_a_copy_of_the_last_birth_is_not_a_new_session() -> None:
     late = first.decode(DEVICE.format(kind="DDATA"), _payload(1, [
         {"alias": 10, "float_value": 42.0}]), 8)
     assert [p.reason for p in late.problems] == ["no_birth"]
+
+
+def test_a_device_metric_never_takes_the_id_of_a_node_metric() -> None:
+    # helper-23: node metric "Pump 3/Flow" and device "Pump 3"'s metric "Flow" were one series.
+    sessions = SparkplugSessions()
+    sessions.decode(NODE.format(kind="NBIRTH"), _payload(0, [
+        {"name": "bdSeq", "datatype": DataType.INT64, "long_value": 1},
+        {"name": "Pump_3/Flow", "alias": 1, "datatype": DataType.DOUBLE, "double_value": 100.0},
+    ]), 1)
+    device = sessions.decode(DEVICE.format(kind="DBIRTH"), _payload(1, [
+        {"name": "Flow", "alias": 1, "datatype": DataType.DOUBLE, "double_value": 5.0}]), 2)
+    node_data = sessions.decode(NODE.format(kind="NDATA"), _payload(2, [
+        {"alias": 1, "double_value": 101.0}]), 3)
+    [node_reading], [device_reading] = node_data.readings, device.readings
+    assert node_reading.sensor_id == "Plant_1/Edge-A/Pump_3/Flow"
+    assert device_reading.sensor_id.startswith("Plant_1/Edge-A/Pump_3/Flow-")
+    assert [e.sensor_id for e in device.catalog] == [device_reading.sensor_id]

@@ -263,7 +263,8 @@ class SparkplugSessions:
         if previous is not None and previous.online and previous.restored:
             decoded.events.append(NodeEvent(_scope_name(topic, topic.device), "online", (),
                                             "DBIRTH"))
-        scope = self._scope(topic, topic.device, message.metrics, decoded)
+        node_ids = frozenset(m.sensor_id for m in node.scope.by_name.values())
+        scope = self._scope(topic, topic.device, message.metrics, decoded, taken=node_ids)
         scope.birth = digest
         node.devices[topic.device] = scope
         self._take_birth(topic, topic.device, scope, previous=previous, bdseq=None,
@@ -380,7 +381,10 @@ class SparkplugSessions:
         node.last_seq = seq
 
     def _scope(self, topic: SparkplugTopic, device: str | None, metrics: Any,
-               decoded: Decoded) -> _Scope:
+               decoded: Decoded, taken: frozenset[str] = frozenset()) -> _Scope:
+        """The scope a birth defines. `taken`: the node's sensor ids, which a device's metric
+        must not reuse (node metric 'D9/T' and device D9's metric 'T' would share an id):
+        the device's metric gets the digest suffix then (rule 5 of edge/ingest/sensor_ids)."""
         naming = self._naming
         names = [m.name for m in metrics if m.name and not m.name.startswith(_NOT_DATA)]
         metric_ids = sensor_ids(names)  # rule 4: colliding names of one birth get digests
@@ -402,11 +406,14 @@ class SparkplugSessions:
                     f"metric {index} repeats the name {name[:80]!r} of an earlier one; "
                     "the first is kept")))
                 continue
-            sensor_id = naming.format(naming.sensor_id, topic.group, topic.node, device,
+            ident = naming.format(naming.sensor_id, topic.group, topic.node, device,
                                       metric_ids[name])
+            if ident in taken:
+                ident = naming.format(naming.sensor_id, topic.group, topic.node, device,
+                                          sensor_id(name, suffix=True))
             unit = _unit(metric)
             datatype = int(metric.datatype)
-            spec = _Metric(sensor_id, name, datatype, unit, _NUMBERS.get(datatype),
+            spec = _Metric(ident, name, datatype, unit, _NUMBERS.get(datatype),
                            _STATES.get(datatype))
             scope.by_name[name] = spec
             if metric.HasField("alias"):
@@ -423,7 +430,7 @@ class SparkplugSessions:
                 else:
                     scope.by_alias[alias] = spec
             decoded.catalog.append(CatalogEntry(
-                sensor_id, asset_id, name, scope_name, _datatype_name(datatype), unit,
+                ident, asset_id, name, scope_name, _datatype_name(datatype), unit,
                 _properties(metric)))
         return scope
 

@@ -76,7 +76,7 @@ class DriftSettings(_Model):
     while the shift lasts, scored by the tail probability of their gap."""
 
     enabled: bool = True
-    fast_span: int = Field(default=30, ge=2, le=10_000)
+    fast_span: int = Field(default=20, ge=2, le=10_000)
     slow_span: int = Field(default=1000, ge=10, le=1_000_000)
 
     def span_problem(self) -> str | None:

@@ -201,9 +201,7 @@ class TailModel:
                 self._crossings += 1
                 self._side = side
         if n < self._size:
-            insort(sample, x)
-            self._k = max(1, int(self._zeta * (n + 1)))
-            self._changed()
+            self._grow(x, n)
             return
         # Reservoir over a sliding horizon: replace a random element with probability size/seen.
         rng = (self._rng * _LCG_MUL + _LCG_ADD) & _LCG_MASK
@@ -214,6 +212,26 @@ class TailModel:
             insort(sample, x)
             self._changed()
         self._rng = rng
+
+    def _grow(self, x: float, n: int) -> None:
+        """Insert into a reservoir that is still filling. Nothing leaves it yet, so the
+        quantum can only shrink: the gaps beside `x` update it exactly, with no re-measure."""
+        sample = self._sample
+        at = bisect_right(sample, x)
+        sample.insert(at, x)
+        self._k = max(1, int(self._zeta * (n + 1)))
+        tie = 1e-9 * (abs(sample[0]) + abs(sample[n]) + 1e-9)
+        quantum = self._quantum
+        if at > 0:
+            gap = x - sample[at - 1]
+            if gap > tie and (gap < quantum or quantum == 0.0):
+                quantum = gap
+        if at < n:
+            gap = sample[at + 1] - x
+            if gap > tie and (gap < quantum or quantum == 0.0):
+                quantum = gap
+        self._quantum = quantum
+        self._stale = 0
 
     def _changed(self) -> None:
         # The quantum moves slowly: re-measured every few changes of the sample, not each one.

@@ -19,7 +19,7 @@ from edge.detection.settings import (
     merged,
 )
 from edge.detection.silence import SilenceDetector
-from edge.detection.tails import TailModel
+from edge.detection.tails import TailModel, _quantum
 
 
 def _run(detector: object, values: list[float], start: int = 0) -> list[Finding | None]:
@@ -155,6 +155,16 @@ def test_tail_probabilities_treat_quantised_levels_as_ties() -> None:
     assert tail.two_sided(1.0) > 0.1, "a common level is not rare"
     assert tail.two_sided(3.0) > 1e-6, "the next level up is rarer, not impossible"
     assert tail.two_sided(30.0) < 1e-5
+
+
+def test_a_filling_reservoir_knows_its_quantum_after_every_value() -> None:
+    # While the reservoir fills nothing leaves it, so each insertion updates the smallest gap
+    # exactly (a young tail's floor is never a stale one, and no array is re-measured).
+    tail = TailModel(seed=5)
+    rng = random.Random(5)
+    for _ in range(128):
+        tail.add(round(rng.uniform(0.0, 50.0), 1))
+        assert tail._quantum == _quantum(tail._sample)
 
 
 def _noise_with_excursions(tail: TailModel, excursions: int, size: float, seed: int = 7,

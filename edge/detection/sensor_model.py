@@ -163,9 +163,14 @@ class SensorModel:
         # A reading beyond a datasheet limit is not normal by definition: like an alerting
         # period, it must not teach the baseline (a fault's level would read as a drift after).
         beyond_datasheet = hot is not None
+        # Likewise a reading the outlier detector finds extreme (it alerts at once): one glitch,
+        # say a 16-bit error code, would drag the drift's slow baseline far off and read as a
+        # lasting drift.
+        extreme_outlier = False
         if outlier is not None:
             p = outlier.update(x, beyond_datasheet or "outlier" in alerting)
             rate = p * per_day
+            extreme_outlier = rate <= thresholds.extreme
             if learned and rate <= normal:
                 hot = hot or []
                 hot.append(Judgement("outlier", rate, x, ts, outlier.kind, window=outlier.window()))
@@ -174,8 +179,8 @@ class SensorModel:
             factor = drift.trials_factor
             # An asset alert filed under this sensor is its alert too: the level it is about
             # must not become the drift's baseline (it would read as a shift once it ends).
-            p = drift.update(ts, x, beyond_datasheet or "drift" in alerting or
-                             ASSET_DETECTOR in alerting)
+            p = drift.update(ts, x, beyond_datasheet or extreme_outlier or "drift" in alerting
+                             or ASSET_DETECTOR in alerting)
             rate = p * per_day * factor
             if learned and rate <= normal:
                 hot = hot or []

@@ -270,3 +270,18 @@ def test_learned_detectors_stay_quiet_during_learning_but_datasheet_limits_alert
     assert [(c.alert.detector, c.alert.details["accepted_because"]) for c in opened] == \
         [("limits", "datasheet")] * 2
     assert opened[0].alert.opened_at.timestamp() == START + 3 * MINUTE
+
+
+@pytest.mark.parametrize("glitch", [1_000.0, 6553.5, 1e6])
+def test_one_glitch_reading_opens_an_outlier_alert_and_no_drift(glitch: float) -> None:
+    # A 16-bit error code in the data: one reading, then the sensor is normal again. It is an
+    # outlier; it must not drag the drift's baseline (a false, lasting drift alert).
+    rng = random.Random(11)
+    engine = DetectionEngine("gw")
+    changes: list[AlertChange] = []
+    for i in range(900):
+        value = glitch if i == 600 else 40.0 + rng.gauss(0.0, 0.3)
+        changes += engine.observe("s", None, START + i, value)
+    opened = [c.alert.detector for c in changes if c.change == "open"]
+    assert opened == ["outlier"]
+    assert engine.open_count == 0, "the outlier alert resolved once the readings were normal"

@@ -131,7 +131,9 @@ class DetectionEngine:
         it reached the gateway, for silence; None: at `ts`)."""
         model = self._models.get(sensor_id) or self._model_for(sensor_id, asset_id)
         if ts <= model.last_ts or not math.isfinite(value):
-            return NO_CHANGES  # redelivered, out of order, or not a number: nothing to judge
+            if ts < model.last_ts and math.isfinite(value):
+                return self._judge_late(model, asset_id, ts, value)
+            return NO_CHANGES  # redelivered (the same time) or not a number: nothing to judge
         alerting = self._tracker.open_detectors(sensor_id)
         hot = self.last_judgements = model.update(ts, value, alerting, arrival)
         asset_id = model.profile.asset_id or asset_id
@@ -198,6 +200,22 @@ class DetectionEngine:
         return changes
 
     # -- decisions ------------------------------------------------------------------------
+    def _judge_late(self, model: SensorModel, asset_id: str | None, ts: float,
+                    value: float) -> list[AlertChange]:
+        """A reading older than the sensor's newest, judged by its datasheet limits alone. It
+        can open or extend a limit alert, never count as normal towards resolving one."""
+        judgement = model.late_datasheet(ts, value)
+        if judgement is None:
+            return NO_CHANGES
+        sensor_id = model.sensor_id
+        reason = None
+        if not self._tracker.is_open(sensor_id, judgement.detector):
+            reason = "datasheet"
+            self._validator.counts["accepted_datasheet"] += 1
+        return self._tracker.observe(sensor_id, model.profile.asset_id or asset_id, ts,
+                                     (_finding(judgement, model.thresholds, reason),),
+                                     frozenset({judgement.detector}))
+
     def _judge(self, model: SensorModel, asset_id: str | None, ts: float,
                hot: list[Judgement] | None) -> list[AlertChange]:
         sensor_id, thresholds = model.sensor_id, model.thresholds

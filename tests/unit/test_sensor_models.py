@@ -285,3 +285,31 @@ def test_one_glitch_reading_opens_an_outlier_alert_and_no_drift(glitch: float) -
     opened = [c.alert.detector for c in changes if c.change == "open"]
     assert opened == ["outlier"]
     assert engine.open_count == 0, "the outlier alert resolved once the readings were normal"
+
+
+def test_a_late_reading_beyond_a_datasheet_limit_still_alerts() -> None:
+    # One reading stamped 250 s ahead makes the next ones late (older than the newest seen):
+    # the learned detectors skip them, but a datasheet limit needs no order and must not go
+    # blind. A redelivered copy (the same timestamp) is not judged twice.
+    profile = SensorProfile.build(DetectionSettings(), limits=LimitSettings(max=95.0))
+    engine = DetectionEngine("gw", DetectionSettings(), {"s": profile})
+    assert engine.observe("s", None, START + 250.0, 41.0) == []
+    changes = [c for i in range(1, 6) for c in engine.observe("s", None, START + i, 120.0)]
+    assert [(c.change, c.alert.detector) for c in changes] == [("open", "limits")]
+    assert changes[0].alert.opened_at.timestamp() == START + 1.0
+    assert engine.observe("s", None, START + 250.0, 41.0) == []
+    assert engine.observe("s", None, START + 3.0, 20.0) == [], "a late normal reading resolves nothing"
+    assert engine.open_count == 1
+
+
+def test_a_redelivered_copy_of_a_breach_does_not_reopen_its_resolved_limit_alert() -> None:
+    profile = SensorProfile.build(DetectionSettings(), limits=LimitSettings(max=95.0))
+    engine = DetectionEngine("gw", DetectionSettings(), {"s": profile})
+    changes = [c for i in range(30) for c in
+               engine.observe("s", None, START + i, 120.0 if i in (3, 4) else 40.0)]
+    assert [(c.change, c.alert.detector) for c in changes] == [("open", "limits"), ("resolved", "limits")]
+    restarted = DetectionEngine("gw", DetectionSettings(), {"s": profile})
+    restarted.load_snapshot(engine.snapshot())
+    for copy in (engine, restarted):  # a QoS 1 redelivery, before and after a restart
+        assert copy.observe("s", None, START + 4, 120.0) == []
+        assert copy.open_count == 0

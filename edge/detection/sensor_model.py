@@ -30,6 +30,10 @@ from edge.detection.silence import SilenceDetector
 
 _PERIOD_ALPHA = 0.05
 DRIFT_PERSIST = 0.5
+# A reading this rare for its sensor (once in ~27,000 years of normal readings: a glitch, a
+# fault) does not teach the drift's baseline. Merely extreme readings (a load cycle's first
+# steps) still do: the drift must learn the cycle's levels as the outlier learns its steps.
+ABSURD_PER_DAY = 1e-7
 _MIN_DISTINCT = 3  # different values a sensor must show before its learning can end
 NOT_JUDGED: frozenset[str] = frozenset()
 ASSET_DETECTOR = "asset_model"  # the asset model's alerts are filed under a member sensor
@@ -177,14 +181,13 @@ class SensorModel:
         # A reading beyond a datasheet limit is not normal by definition: like an alerting
         # period, it must not teach the baseline (a fault's level would read as a drift after).
         beyond_datasheet = hot is not None
-        # Likewise a reading the outlier detector finds extreme (it alerts at once): one glitch,
-        # say a 16-bit error code, would drag the drift's slow baseline far off and read as a
-        # lasting drift.
-        extreme_outlier = False
+        # Likewise a reading the outlier detector finds absurd: one glitch, say a 16-bit error
+        # code, would drag the drift's slow baseline far off and read as a lasting drift.
+        absurd = False
         if outlier is not None:
             p = outlier.update(x, beyond_datasheet or "outlier" in alerting)
             rate = p * per_day
-            extreme_outlier = rate <= thresholds.extreme
+            absurd = rate <= ABSURD_PER_DAY
             if learned and rate <= normal:
                 hot = hot or []
                 hot.append(Judgement("outlier", rate, x, ts, outlier.kind, window=outlier.window()))
@@ -193,7 +196,7 @@ class SensorModel:
             factor = drift.trials_factor
             # An asset alert filed under this sensor is its alert too: the level it is about
             # must not become the drift's baseline (it would read as a shift once it ends).
-            p = drift.update(ts, x, beyond_datasheet or extreme_outlier or "drift" in alerting
+            p = drift.update(ts, x, beyond_datasheet or absurd or "drift" in alerting
                              or ASSET_DETECTOR in alerting)
             rate = p * per_day * factor
             if learned and rate <= normal:

@@ -67,6 +67,11 @@ _NOT_RESTORED = ("the asset model was not restored after a restart, so nothing c
                  "would be learned as normal: check the asset)")
 
 
+# A sensor whose newest reading is stamped this far ahead of a later reading's arrival is ahead
+# of the clock: its late readings are its current ones (for the datasheet limits).
+AHEAD_S = 5.0
+
+
 class SensorInAlertError(Exception):
     """A sensor with an open alert cannot be released."""
 
@@ -131,9 +136,11 @@ class DetectionEngine:
         it reached the gateway, for silence; None: at `ts`)."""
         model = self._models.get(sensor_id) or self._model_for(sensor_id, asset_id)
         if ts <= model.last_ts or not math.isfinite(value):
-            if ts < model.last_ts and math.isfinite(value):
+            if ts < model.last_ts and math.isfinite(value) and \
+                    model.last_ts - (ts if arrival is None else arrival) > AHEAD_S:
                 return self._judge_late(model, asset_id, ts, value)
-            return NO_CHANGES  # redelivered (the same time) or not a number: nothing to judge
+            # Redelivered, out of order, or not a number: nothing to judge.
+            return NO_CHANGES
         alerting = self._tracker.open_detectors(sensor_id)
         hot = self.last_judgements = model.update(ts, value, alerting, arrival)
         asset_id = model.profile.asset_id or asset_id
@@ -202,8 +209,14 @@ class DetectionEngine:
     # -- decisions ------------------------------------------------------------------------
     def _judge_late(self, model: SensorModel, asset_id: str | None, ts: float,
                     value: float) -> list[AlertChange]:
-        """A reading older than the sensor's newest, judged by its datasheet limits alone. It
-        can open or extend a limit alert, never count as normal towards resolving one."""
+        """A reading older than the sensor's newest, which is stamped more than AHEAD_S ahead
+        of this reading's arrival: judged by its datasheet limits alone (see
+        `SensorModel.late_datasheet`). Late copies of readings judged before (a QoS 1
+        redelivery after a restart, a replayed history) arrive after their time and are not
+        judged again: they would reopen a resolved alert under its own id. A late reading
+        opens or extends a limit alert, never counts towards resolving one (so a copy arriving
+        inside the window finds its alert still open); the readings in order after the window
+        resolve it, with the hysteresis the late ones left."""
         judgement = model.late_datasheet(ts, value)
         if judgement is None:
             return NO_CHANGES

@@ -29,11 +29,6 @@ class StaticLimitDetector:
         self._state = self._classify(value, self._state)
         return self._finding(self._state, ts, value)
 
-    def check(self, ts: float, value: float) -> Finding | None:
-        """A reading out of time order: beyond a limit or not, leaving the hysteresis state
-        (which follows the readings in order) as it is."""
-        return self._finding(self._classify(value, None), ts, value)
-
     def _finding(self, state: Severity | None, ts: float, value: float) -> Finding | None:
         if state is None:
             return None

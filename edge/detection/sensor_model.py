@@ -57,7 +57,7 @@ class SensorModel:
 
     __slots__ = ("_distinct", "_drift", "_first_ts", "_flatline", "_learned_names", "_learning",
                  "_limits", "_outlier", "_period_s", "_rate", "count", "history", "judged", "last_ts",
-                 "learned", "limit_ts", "profile", "sensor_id", "silence", "thresholds")
+                 "learned", "profile", "sensor_id", "silence", "thresholds")
 
     def __init__(self, sensor_id: str, profile: SensorProfile, learning: LearningSettings,
                  thresholds: Thresholds, accept_after: int) -> None:
@@ -83,7 +83,6 @@ class SensorModel:
         self.count = 0
         self.learned = False
         self.last_ts = float("-inf")
-        self.limit_ts = float("-inf")  # the newest reading beyond a datasheet limit
         self._first_ts = 0.0
         self._period_s = 0.0
         self._distinct: set[float] = set()
@@ -134,23 +133,17 @@ class SensorModel:
                 continue
             finding = detector.update(ts, x)
             if finding is not None:
-                if detector is self._limits:
-                    self.limit_ts = ts
                 hot = hot or []
                 hot.append(_datasheet_judgement(finding, ts, x))
         return hot
 
     def late_datasheet(self, ts: float, x: float) -> Judgement | None:
-        """A late reading (older than the newest): the learned detectors and the rate need
-        readings in order and skip it, but a datasheet limit needs no order, and must not go
-        blind behind one reading stamped ahead."""
-        if ts <= self.limit_ts:
-            return None  # a copy of a reading judged before, or within a breach already seen
-        finding = self._limits.check(ts, x) if self._limits is not None else None
-        if finding is None:
-            return None
-        self.limit_ts = ts
-        return _datasheet_judgement(finding, ts, x)
+        """A late reading while the sensor's newest is stamped ahead of the clock: until the
+        timestamps pass it, the late readings are the sensor's current ones. The learned
+        detectors and the rate need readings in order and skip them; the datasheet limits
+        judge them as they come (with their hysteresis), so they do not go blind."""
+        finding = self._limits.update(ts, x) if self._limits is not None else None
+        return _datasheet_judgement(finding, ts, x) if finding is not None else None
 
     def _learned_detectors(self, ts: float, x: float, learned: bool, hot: list[Judgement] | None,
                            alerting: Container[str]) -> list[Judgement] | None:
@@ -227,7 +220,6 @@ class SensorModel:
     # -- snapshots ------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"count": self.count, "learned": self.learned, "last_ts": self.last_ts,
-                "limit_ts": self.limit_ts,
                 "first_ts": self._first_ts, "period_s": self._period_s,
                 "distinct": sorted(self._distinct), "history": self.history.state(),
                 "outlier": self._outlier.state() if self._outlier else None,
@@ -248,7 +240,6 @@ class SensorModel:
         self.learned = bool(state["learned"])
         self.judged = self._learned_names if self.learned else self.judged
         self.last_ts = float(state["last_ts"])
-        self.limit_ts = float(state.get("limit_ts", float("-inf")))  # older snapshots: none
         self._first_ts = float(state["first_ts"])
         self._period_s = float(state["period_s"])
         self._distinct = {float(v) for v in state["distinct"]}

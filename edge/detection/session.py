@@ -17,11 +17,12 @@ from edge.detection.feedback import FeedbackBook
 from edge.detection.lifecycle import AlertChange
 from edge.detection.profiles import AssetProfile, SensorProfile
 from edge.detection.settings import DetectionSettings
-from edge.records import FLAG_CLOCK_SUSPECT, AlertRecord
+from edge.records import FLAG_CLOCK_SUSPECT, FLAG_HISTORICAL, AlertRecord
 
 # A reading as detection needs it: sensor_id, asset_id, ts_us, value, flags, received_us
 # (fields 0, 1, 2, 3, 6, 7 of `edge.records.Reading`, taken with one itemgetter).
 Row = tuple[str, "str | None", int, float, int, int]
+_NOT_LIVE = FLAG_CLOCK_SUSPECT | FLAG_HISTORICAL
 
 # The calls another process may make (everything public below but the constructor).
 CALLS = frozenset({"judge", "learn", "tick", "release_idle", "source_offline", "source_online",
@@ -42,11 +43,12 @@ class DetectionSession:
         self.engine.suppressed = self._suppressed
 
     def judge(self, rows: Iterable[Row]) -> list[AlertChange]:
-        """Judge readings in order; clock-suspect ones are stored, not judged."""
+        """Judge readings in order; clock-suspect and historical ones (a Sparkplug device's
+        stored history, sent late on purpose) are stored, not judged live."""
         observe = self.engine.observe
         changes: list[AlertChange] = []
         for sensor_id, asset_id, ts_us, value, flags, received_us in rows:
-            if flags & FLAG_CLOCK_SUSPECT:
+            if flags & _NOT_LIVE:
                 continue
             found = observe(sensor_id, asset_id, ts_us / 1e6, value, received_us / 1e6)
             if found:

@@ -287,29 +287,63 @@ def test_one_glitch_reading_opens_an_outlier_alert_and_no_drift(glitch: float) -
     assert engine.open_count == 0, "the outlier alert resolved once the readings were normal"
 
 
-def test_a_late_reading_beyond_a_datasheet_limit_still_alerts() -> None:
-    # One reading stamped 250 s ahead makes the next ones late (older than the newest seen):
-    # the learned detectors skip them, but a datasheet limit needs no order and must not go
-    # blind. A redelivered copy (the same timestamp) is not judged twice.
-    profile = SensorProfile.build(DetectionSettings(), limits=LimitSettings(max=95.0))
-    engine = DetectionEngine("gw", DetectionSettings(), {"s": profile})
-    assert engine.observe("s", None, START + 250.0, 41.0) == []
-    changes = [c for i in range(1, 6) for c in engine.observe("s", None, START + i, 120.0)]
-    assert [(c.change, c.alert.detector) for c in changes] == [("open", "limits")]
+def _limited(**limits: float) -> DetectionEngine:
+    profile = SensorProfile.build(DetectionSettings(), limits=LimitSettings(**limits))
+    return DetectionEngine("gw", DetectionSettings(), {"s": profile})
+
+
+def _opened(changes: list[AlertChange]) -> list[tuple[str, str, str | None]]:
+    return [(c.change, c.alert.detector, c.alert.severity) for c in changes]
+
+
+def test_readings_after_one_stamped_ahead_are_still_judged_by_the_datasheet_limits() -> None:
+    # One reading stamped 250 s ahead (within ingest's future skew) makes the next ones late
+    # until the timestamps pass it: they are the sensor's current readings, the learned
+    # detectors skip them (they need order), the datasheet limits must not go blind.
+    engine = _limited(max=95.0, warn_max=85.0)
+    assert engine.observe("s", None, START + 250.0, 90.0, arrival=START) != []  # warning
+    changes = [c for i in range(1, 6)
+               for c in engine.observe("s", None, START + i, 120.0, arrival=START + i)]
+    assert ("updated", "limits", "critical") in _opened(changes), "worse than the warning"
+    assert [a.severity for a in engine.open_alerts()] == ["critical"]
+
+
+def test_a_late_breach_opens_a_limit_alert_that_keeps_its_hysteresis() -> None:
+    engine = _limited(max=95.0, hysteresis=5.0)
+    engine.observe("s", None, START + 250.0, 40.0, arrival=START)
+    changes = engine.observe("s", None, START + 1, 120.0, arrival=START + 1)
+    assert _opened(changes) == [("open", "limits", "critical")]
     assert changes[0].alert.opened_at.timestamp() == START + 1.0
-    assert engine.observe("s", None, START + 250.0, 41.0) == []
-    assert engine.observe("s", None, START + 3.0, 20.0) == [], "a late normal reading resolves nothing"
+    # 93 is inside the limit but not back by the hysteresis: still the same breach, also once
+    # the readings are in order again.
+    for i in range(2, 300):
+        engine.observe("s", None, START + i, 93.0, arrival=START + i)
     assert engine.open_count == 1
 
 
-def test_a_redelivered_copy_of_a_breach_does_not_reopen_its_resolved_limit_alert() -> None:
-    profile = SensorProfile.build(DetectionSettings(), limits=LimitSettings(max=95.0))
-    engine = DetectionEngine("gw", DetectionSettings(), {"s": profile})
-    changes = [c for i in range(30) for c in
-               engine.observe("s", None, START + i, 120.0 if i in (3, 4) else 40.0)]
+def test_late_copies_of_readings_judged_before_are_not_judged_again() -> None:
+    # A QoS 1 copy after a restart, or a replayed history: late, and arriving after its time.
+    engine = _limited(max=95.0)
+    changes = [c for i in range(30) for c in engine.observe(
+        "s", None, START + i, 120.0 if i in (3, 4) else 40.0, arrival=START + i)]
     assert [(c.change, c.alert.detector) for c in changes] == [("open", "limits"), ("resolved", "limits")]
-    restarted = DetectionEngine("gw", DetectionSettings(), {"s": profile})
+    restarted = _limited(max=95.0)
     restarted.load_snapshot(engine.snapshot())
-    for copy in (engine, restarted):  # a QoS 1 redelivery, before and after a restart
-        assert copy.observe("s", None, START + 4, 120.0) == []
+    for copy in (engine, restarted):
+        assert copy.observe("s", None, START + 4, 120.0, arrival=START + 40) == []
         assert copy.open_count == 0
+
+
+def test_late_normal_readings_do_not_resolve_a_limit_alert_so_a_late_copy_cannot_reopen_it() -> None:
+    engine = _limited(max=95.0)
+    engine.observe("s", None, START + 250.0, 40.0, arrival=START)
+    opened = engine.observe("s", None, START + 1, 120.0, arrival=START + 1)
+    later = [c for i in range(2, 40)
+             for c in engine.observe("s", None, START + i, 40.0, arrival=START + i)]
+    copy = engine.observe("s", None, START + 1, 120.0, arrival=START + 41)  # inside the window
+    assert _opened(opened) == [("open", "limits", "critical")]
+    assert [c.change for c in later + copy if c.change != "updated"] == []
+    assert [a.alert_id for a in engine.open_alerts()] == [opened[0].alert.alert_id]
+    after = [c for i in range(251, 262)
+             for c in engine.observe("s", None, START + i, 40.0, arrival=START + i)]
+    assert [c.change for c in after] == ["resolved"], "in order again: it resolves"

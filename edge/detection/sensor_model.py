@@ -46,7 +46,7 @@ class Judgement(NamedTuple):
     rate_per_day: float  # normal readings this rare per day (0: impossible, e.g. a limit)
     value: float
     ts: float
-    kind: str  # the feature that decided: level, change, jump, shift, stuck, limit, rate
+    kind: str  # the feature that decided: level, change, shift, stuck, limit, rate
     severity: Severity | None = None  # set by datasheet detectors
     reason: str | None = None
     window: dict[str, Any] | None = None

@@ -63,8 +63,8 @@ class LimitSettings(_Model):
 
 
 class OutlierSettings(_Model):
-    """Readings unusual for this sensor: its level, its change against the recent baseline and
-    its jump from the previous reading, each scored by the sensor's own tail probabilities."""
+    """Readings unusual for this sensor: its level and its change against the recent baseline,
+    each scored by the sensor's own tail probabilities."""
 
     enabled: bool = True
     baseline_span: int = Field(default=10, ge=2, le=10_000,

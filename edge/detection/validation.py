@@ -35,7 +35,7 @@ from edge.detection.settings import ValidationSettings
 
 Relations = Literal["unknown", "related", "independent"]  # what the asset model knows
 ASSET_SOURCE = "@asset_model"  # the asset model's name among an asset's candidate sources
-LEVEL_KINDS = frozenset({"level", "shift", "change", "jump"})
+LEVEL_KINDS = frozenset({"level", "shift", "change"})
 ACCEPT_REASONS = ("datasheet", "extreme", "corroborated", "persistent")
 REJECT_REASONS = ("transient", "routine")
 
@@ -46,7 +46,7 @@ class Candidate(NamedTuple):
     source: str  # the sensor id (or the asset model's episode key)
     asset_id: str | None
     detector: str
-    kind: str  # the feature that decided (level, shift, change, jump, stuck, spe, ...)
+    kind: str  # the feature that decided (level, shift, change, stuck, spe, ...)
     ts: float
     value: float
     extreme: bool = False

@@ -54,7 +54,7 @@ def test_an_alert_carries_likelihood_feature_and_why_it_was_accepted() -> None:
     assert alert.score is not None and alert.score == alert.details["likelihood"]
     assert 0.99 < alert.score <= 1.0
     assert alert.details["accepted_because"] == "extreme"
-    assert alert.details["feature"] in {"level", "change", "jump"}
+    assert alert.details["feature"] in {"level", "change"}
     assert alert.details["rate_per_day"] <= budget_per_day(DetectionSettings().sensitivity)
     assert alert.alert_id == alert_id("gw", "s", "outlier", START + SPIKE_AT * 60.0)
 
@@ -187,7 +187,7 @@ def test_candidates_are_counted_once_per_episode_by_outcome() -> None:
     for _ in range(2):
         assert validator.consider(candidate) is None
     assert validator.consider(candidate) == "persistent"
-    assert validator.consider(candidate._replace(kind="jump", extreme=True)) == "extreme"
+    assert validator.consider(candidate._replace(kind="change", extreme=True)) == "extreme"
     assert validator.counts == {"rejected_transient": 1, "accepted_persistent": 1,
                                 "accepted_extreme": 1}
 

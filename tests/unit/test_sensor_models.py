@@ -85,6 +85,33 @@ def test_daily_cycle_with_a_lasting_step_opens_a_drift_alert() -> None:
     assert first - (START + step_at * MINUTE) <= 3600  # within the hour
 
 
+def test_a_spike_inside_the_daily_range_opens_an_outlier_alert_by_its_change() -> None:
+    # At the night's trough (about 40) a reading of the day's level (48, eight noise sigmas up):
+    # no level is unusual, only the departure from the recent baseline.
+    trough = int(0.75 * 1440)
+    spike_at = 3 * 1440 + trough
+    normal = _daily(4)
+    opened = _run(lambda i, ts: normal(i, ts) + (8.0 if i == spike_at else 0.0), spike_at + 30)
+    spikes = [c.alert for c in _after(opened, spike_at)]
+    assert [(a.detector, a.details["feature"]) for a in spikes] == [("outlier", "change")]
+    assert _after(_run(_daily(4), spike_at + 30), 2 * 1440) == []  # the normal variant
+
+
+def test_an_outlier_model_saved_with_the_retired_jump_feature_still_loads() -> None:
+    from edge.detection.outlier import OutlierDetector
+    from edge.detection.settings import OutlierSettings
+
+    learned = OutlierDetector(OutlierSettings(), seed=1)
+    for i in range(500):
+        learned.update(10.0 + (i % 7) * 0.1)
+    old = learned.state() | {"jump": learned.state()["change"], "previous": 10.6}
+    del old["started"]
+    restored = OutlierDetector(OutlierSettings(), seed=1)
+    restored.load(old)
+    assert restored.state() == learned.state()
+    assert set(learned.state()) == {"level", "change", "baseline", "started"}
+
+
 def _duty(seed: int, stuck_from: int | None = None) -> Callable[[int, float], float]:
     rng = random.Random(seed)
     state = {"last": 0.0}

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -71,7 +72,7 @@ def test_the_operator_page_shows_a_live_alert_and_a_click_decides(
     now = time.time()
     publish_all(broker.port, [("factory/s1/pump-1/temp", json.dumps(
         {"ts": now - 120 + k, "value": 50.0 + (k % 5) * 0.4}).encode()) for k in range(110)])
-    wait = WebDriverWait(browser, 20)
+    wait = _waiting(browser)
     browser.get(gateway.http_url + "/")
     _sign_in(browser, "Jane (shift B)", OPERATOR_TOKEN)
     wait.until(visible.text_to_be_present_in_element((By.ID, "alerts"), "No open alert"))
@@ -79,16 +80,15 @@ def test_the_operator_page_shows_a_live_alert_and_a_click_decides(
 
     publish_all(broker.port, [("factory/s1/pump-1/temp", json.dumps(
         {"ts": time.time(), "value": 97.5}).encode())])  # the fault, while the page watches
-    card = wait.until(visible.presence_of_element_located((By.CSS_SELECTOR, "article.alert")))
-    assert "pump-1/temp" in card.text and "critical" in card.text
+    card_text = _text(wait, "article.alert")
+    assert "pump-1/temp" in card_text and "critical" in card_text
     wait.until(visible.presence_of_element_located((By.CSS_SELECTOR, "article.alert svg path.line")))
-    card.find_element(By.CSS_SELECTOR, "button[data-action=acknowledge]").click()
+    _click(wait, "article.alert button[data-action=acknowledge]")
     wait.until(visible.text_to_be_present_in_element((By.CSS_SELECTOR, "article.alert"),
                                                       "acknowledged by Jane (shift B)"))
 
-    row = wait.until(visible.presence_of_element_located((By.CSS_SELECTOR, "#tasks tbody tr")))
-    assert "open" in row.find_element(By.CSS_SELECTOR, ".state").text
-    row.find_element(By.CSS_SELECTOR, "button[data-action=acknowledge]").click()
+    assert "open" in _text(wait, "#tasks tbody tr .state")
+    _click(wait, "#tasks tbody tr button[data-action=acknowledge]")
     wait.until(visible.text_to_be_present_in_element((By.CSS_SELECTOR, "#tasks tbody tr .state"),
                                                       "acknowledged"))
     ARTIFACTS.mkdir(exist_ok=True)
@@ -103,6 +103,26 @@ def test_the_operator_page_shows_a_live_alert_and_a_click_decides(
     assert resources and all(url.startswith(gateway.http_url) for url in resources), resources
     assert OPERATOR_TOKEN not in browser.page_source and OPERATOR_TOKEN not in browser.current_url
     assert gateway.terminate() == 0
+
+
+def _waiting(browser: WebDriver) -> WebDriverWait[WebDriver]:
+    # The page re-renders a list whenever it changes, so an element found a moment ago may be
+    # gone: the helpers below find it again instead of failing on a stale reference.
+    return WebDriverWait(browser, 20, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def _text(wait: WebDriverWait[WebDriver], css: str) -> str:
+    """The text of the element `css` finds, read in one go from a fresh lookup."""
+    text: str = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, css).text)
+    return text
+
+
+def _click(wait: WebDriverWait[WebDriver], css: str) -> None:
+    """Click the element `css` finds, found again if the page re-rendered it meanwhile."""
+    def click(browser: WebDriver) -> bool:
+        browser.find_element(By.CSS_SELECTOR, css).click()
+        return True
+    wait.until(click)
 
 
 def _sign_in(browser: WebDriver, actor: str, token: str) -> None:
@@ -129,7 +149,7 @@ def test_sign_in_names_the_tokens_role_and_refuses_the_ingest_token(
     gateway = _gateway(make_gateway, ["pump-1"])
     publish_all(broker.port, [("factory/s1/pump-1/temp", json.dumps(
         {"ts": time.time() - 10 + k, "value": 50.0 if k < 5 else 97.0}).encode()) for k in range(8)])
-    wait = WebDriverWait(browser, 20)
+    wait = _waiting(browser)
     browser.get(gateway.http_url + "/")
     _sign_in(browser, "Sensor Sam", TEST_TOKEN)  # the ingest token: refused, and said why
     wait.until(visible.text_to_be_present_in_element((By.ID, "sign-in-error"), "ingest token"))
@@ -137,9 +157,9 @@ def test_sign_in_names_the_tokens_role_and_refuses_the_ingest_token(
     assert "operator token" in browser.find_element(By.ID, "sign-in-error").text
     _sign_in(browser, "Dashboard Dee", READ_TOKEN)  # read-only: sees, cannot decide
     wait.until(visible.text_to_be_present_in_element((By.ID, "who"), "read-only token"))
-    card = wait.until(visible.presence_of_element_located((By.CSS_SELECTOR, "article.alert")))
-    assert card.find_element(By.CSS_SELECTOR, "button[data-action=acknowledge]").get_attribute(
-        "disabled") is not None
+    assert wait.until(lambda b: b.find_element(
+        By.CSS_SELECTOR, "article.alert button[data-action=acknowledge]").get_attribute(
+        "disabled")) is not None
     assert browser.find_element(By.ID, "read-only").is_displayed()
     browser.find_element(By.ID, "sign-out").click()
     _sign_in(browser, "Jane", OPERATOR_TOKEN)
@@ -159,7 +179,7 @@ def test_on_a_tablet_the_page_fits_pages_its_lists_and_the_complete_dialog_sends
     publish_all(broker.port, [("factory/s1/pump-1/" + "vibration_rms_x" * 8,
                                b"{not json:" + b"0123456789" * 30)])
     browser.set_window_size(800, 1200)  # a tablet, portrait
-    wait = WebDriverWait(browser, 20)
+    wait = _waiting(browser)
     browser.get(gateway.http_url + "/?page_size=1")  # one item a page: "Show more" is needed
     _sign_in(browser, "Jane", OPERATOR_TOKEN)
     wait.until(visible.presence_of_element_located((By.CSS_SELECTOR, "article.alert")))
@@ -178,9 +198,9 @@ def test_on_a_tablet_the_page_fits_pages_its_lists_and_the_complete_dialog_sends
         assert overflow <= 0, f"at {width} px the page is {overflow} px wider than the screen"
     browser.set_window_size(800, 1200)
 
-    row = browser.find_element(By.CSS_SELECTOR, "#tasks tbody tr")
-    task_id = row.get_attribute("data-task-id")
-    row.find_element(By.CSS_SELECTOR, "button[data-action=complete]").click()
+    task_id = wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#tasks tbody tr")
+                         .get_attribute("data-task-id"))
+    _click(wait, f"#tasks tr[data-task-id='{task_id}'] button[data-action=complete]")
     dialog = wait.until(visible.visibility_of_element_located((By.ID, "complete-dialog")))
     dialog.find_element(By.ID, "complete-note").send_keys("bearing replaced")
     dialog.find_element(By.CSS_SELECTOR, "input[name=fault_found][value=yes]").click()
@@ -192,8 +212,7 @@ def test_on_a_tablet_the_page_fits_pages_its_lists_and_the_complete_dialog_sends
     wait.until(visible.invisibility_of_element_located((By.ID, "complete-dialog")))
     wait.until(visible.text_to_be_present_in_element(
         (By.CSS_SELECTOR, f"#tasks tr[data-task-id='{task_id}'] .state"), "done (fault_found)"))
-    assert "parts: 6204-2RS, shaft seal; 1.5 h" in browser.find_element(
-        By.CSS_SELECTOR, f"#tasks tr[data-task-id='{task_id}']").text
+    assert "parts: 6204-2RS, shaft seal; 1.5 h" in _text(wait, f"#tasks tr[data-task-id='{task_id}']")
     task = httpx.get(f"{gateway.http_url}/api/v1/tasks/{task_id}", timeout=10,
                      headers={"authorization": f"Bearer {READ_TOKEN}"}).json()["task"]
     assert task["details"]["history"][-1]["work"] == {

@@ -1,7 +1,7 @@
 """Benchmark entry points with the public scorers' signatures, driving the shipped defaults.
 
-    python3 ../shared/datasets/nab-dev/score.py --detector edge.detection.benchmark:nab_flags
-    python3 ../shared/datasets/skab-dev/score.py --detector edge.detection.benchmark:skab_in_alarm
+    .venv/bin/python ../shared/datasets/nab-dev/score.py --detector edge.detection.benchmark:nab_flags
+    .venv/bin/python ../shared/datasets/skab-dev/score.py --detector edge.detection.benchmark:skab_in_alarm
 
 Both run a fresh `DetectionEngine` with the default `DetectionSettings`, the same class and
 settings the anomaly agent runs: `nab_flags` flags the rows where an alert opens (no threshold

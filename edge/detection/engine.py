@@ -70,6 +70,14 @@ _NOT_RESTORED = ("the asset model was not restored after a restart, so nothing c
 # A sensor whose newest reading is stamped this far ahead of a later reading's arrival is ahead
 # of the clock: its late readings are its current ones (for the datasheet limits).
 AHEAD_S = 5.0
+# Reading times a date can hold (years 1 to 9999): outside them, or not a number, a reading
+# has no time to be judged at (the daemon's integer microseconds never are; the pure class
+# may be fed anything).
+_FIRST_TS = -62_135_596_800.0
+# Values beyond this are not measurements (a float32 maximum, 3.4e38, still is judged: a glitch
+# to alert on); beyond it the models' averages and squared excesses could overflow to inf/NaN.
+MAX_MAGNITUDE = 1e150
+_LAST_TS = 253_402_300_799.0
 
 
 class SensorInAlertError(Exception):
@@ -134,12 +142,15 @@ class DetectionEngine:
                 arrival: float | None = None) -> list[AlertChange]:
         """Judge one reading (`ts` in seconds since the epoch, reading time; `arrival`: when
         it reached the gateway, for silence; None: at `ts`)."""
+        if not _FIRST_TS < ts < _LAST_TS:  # NaN, infinite, or no date: nothing to judge
+            return NO_CHANGES
         model = self._models.get(sensor_id) or self._model_for(sensor_id, asset_id)
-        if ts <= model.last_ts or not math.isfinite(value):
-            if ts < model.last_ts and math.isfinite(value) and \
+        if ts <= model.last_ts or not -MAX_MAGNITUDE < value < MAX_MAGNITUDE:
+            if ts < model.last_ts and -MAX_MAGNITUDE < value < MAX_MAGNITUDE and \
                     model.last_ts - (ts if arrival is None else arrival) > AHEAD_S:
                 return self._judge_late(model, asset_id, ts, value)
-            # Redelivered, out of order, or not a number: nothing to judge.
+            # Redelivered, out of order, or not a number (or too large for any arithmetic on
+            # it, squares included, to stay finite): nothing to judge.
             return NO_CHANGES
         alerting = self._tracker.open_detectors(sensor_id)
         hot = self.last_judgements = model.update(ts, value, alerting, arrival)
@@ -180,8 +191,10 @@ class DetectionEngine:
     def learn(self, sensor_id: str, asset_id: str | None, ts: float, value: float,
               arrival: float | None = None) -> None:
         """Feed the models without judging (replaying readings judged before a restart)."""
+        if not _FIRST_TS < ts < _LAST_TS:
+            return
         model = self._models.get(sensor_id) or self._model_for(sensor_id, asset_id)
-        if ts <= model.last_ts or not math.isfinite(value):
+        if ts <= model.last_ts or not -MAX_MAGNITUDE < value < MAX_MAGNITUDE:
             return
         model.update(ts, value, self._tracker.open_detectors(sensor_id), arrival)
         asset_id = model.profile.asset_id or asset_id

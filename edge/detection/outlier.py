@@ -43,7 +43,7 @@ class OutlierDetector:
     name = "outlier"
     trials_factor = 1.0  # one judgement per reading
 
-    __slots__ = ("_alpha", "_baseline", "_change", "_level", "_started", "kind")
+    __slots__ = ("_alpha", "_baseline", "_change", "_held", "_level", "_started", "kind")
 
     def __init__(self, settings: OutlierSettings, seed: int) -> None:
         self._alpha = 2.0 / (settings.baseline_span + 1)
@@ -51,6 +51,7 @@ class OutlierDetector:
         self._change = TailModel(seed=seed + 1)
         self._baseline = 0.0
         self._started = False  # a reading since the last pause: the baseline is current
+        self._held: float | None = None  # an absurd reading the baseline has not taken yet
         self.kind = "level"
 
     @property
@@ -60,9 +61,16 @@ class OutlierDetector:
     def pause(self) -> None:
         """The sensor went idle: the next reading starts afresh (no change across the pause)."""
         self._started = False
+        self._held = None
 
-    def update(self, x: float, alerting: bool = False) -> float:
-        """Tail probability of this reading (1.0: nothing unusual); learned unless `alerting`."""
+    def update(self, x: float, alerting: bool = False, absurd_p: float = 0.0) -> float:
+        """Tail probability of this reading (1.0: nothing unusual); learned unless `alerting`.
+
+        A reading at most `absurd_p` likely (a glitch, say a float32 maximum sent as "invalid")
+        does not move the recent baseline at once: it would take dozens of readings to decay
+        from it, and every ordinary reading meanwhile would read as a new departure, a new
+        alert. If the next reading is absurd too, it was a step, not a glitch: the baseline
+        then takes both, as if it had never waited."""
         if not self._started:
             self._started = True
             if self._level.count == 0:
@@ -71,7 +79,6 @@ class OutlierDetector:
             return 1.0
         baseline = self._baseline
         change = x - baseline
-        self._baseline += self._alpha * change
         if alerting:
             p = self._level.two_sided(x)
             p_change = self._change.two_sided(change)
@@ -84,7 +91,18 @@ class OutlierDetector:
             if p < _RECOVERY_CHECK and self._recovery(x, baseline, level):
                 p, kind = level, "level"
         self.kind = kind
-        return 2.0 * p if p < 0.5 else 1.0
+        p = 2.0 * p if p < 0.5 else 1.0
+        held, alpha = self._held, self._alpha
+        if p > absurd_p:  # an ordinary reading (after a held one: that was a glitch)
+            self._held = None
+            self._baseline = baseline + alpha * change
+        elif held is None:
+            self._held = x
+        else:
+            self._held = None
+            baseline += alpha * (held - baseline)
+            self._baseline = baseline + alpha * (x - baseline)
+        return p
 
     def _recovery(self, x: float, origin: float, level: float) -> bool:
         """A step back from an unusual level toward the usual one (the end of an excursion,
@@ -102,7 +120,7 @@ class OutlierDetector:
 
     def state(self) -> dict[str, Any]:
         return {"level": self._level.state(), "change": self._change.state(),
-                "baseline": self._baseline, "started": self._started}
+                "baseline": self._baseline, "started": self._started, "held": self._held}
 
     def load(self, state: dict[str, Any]) -> None:
         self._level.load(state["level"])
@@ -111,3 +129,5 @@ class OutlierDetector:
         # snapshots before the jump feature was dropped kept the previous reading instead
         self._started = bool(state["started"]) if "started" in state \
             else state.get("previous") is not None
+        held = state.get("held")  # absent before glitches were held
+        self._held = None if held is None else float(held)

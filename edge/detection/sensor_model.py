@@ -178,7 +178,8 @@ class SensorModel:
         # code, would drag the drift's slow baseline far off and read as a lasting drift.
         absurd = False
         if outlier is not None:
-            p = outlier.update(x, beyond_datasheet or "outlier" in alerting)
+            p = outlier.update(x, beyond_datasheet or "outlier" in alerting,
+                               ABSURD_PER_DAY / per_day)
             rate = p * per_day
             absurd = rate <= ABSURD_PER_DAY
             if learned and rate <= normal:

@@ -56,6 +56,7 @@ _LCG_MASK = 0x7FFFFFFF
 _MIN_SAMPLE = 20  # values before any probability is given
 _QUANTUM_EVERY = 16  # sample changes between two measurements of the quantum
 _MIN_EXCEEDANCES = 5  # exceedances before a tail is fitted (the reservoir answers until then)
+_NEVER_BEYOND_AFTER = 2  # reservoirs' worth of readings with no exceedance: a tied tail
 CAUTION = 0.25  # standard errors added to a fitted tail's scale
 YOUNG_EXCEEDANCES = 100
 SHAPE_CAUTION = 0.5
@@ -341,15 +342,22 @@ class TailModel:
     def _young_upper(self, x: float, threshold: float, n: int) -> float:
         """P(X >= x) beyond the upper threshold of a tail with too few exceedances to fit."""
         rank = (n - bisect_left(self._sample, x) + 1) / (n + 1)
-        if not self._averaged:
+        if not self._averaged and not self._never_beyond(self._high):
             return rank
         return min(rank, (self._k / n) * self._prior_survival(x - threshold, threshold - self.median()))
 
     def _young_lower(self, x: float, threshold: float, n: int) -> float:
         rank = (bisect_right(self._sample, x) + 1) / (n + 1)
-        if not self._averaged:
+        if not self._averaged and not self._never_beyond(self._low):
             return rank
         return min(rank, (self._k / n) * self._prior_survival(threshold - x, self.median() - threshold))
+
+    def _never_beyond(self, tail: list[float]) -> bool:
+        """Long past its reservoir's fill, and never once beyond this tail's threshold: the
+        sensor's values end in a tie (a few quantised levels), so its rank says nothing of how
+        far out a value is (a 0.1-degree sensor between 50.0 and 50.6 reading 5000 would rank
+        only as rare as its top level); its body extrapolates instead."""
+        return tail[2] == 0.0 and self._count >= _NEVER_BEYOND_AFTER * self._size
 
     def _prior_survival(self, excess: float, body: float) -> float:
         """An unfitted tail of an averaged feature, extrapolated from the body: a generalised

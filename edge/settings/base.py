@@ -21,9 +21,10 @@ Identifier = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 class Section(BaseModel):
-    """Base of every settings section: immutable, unknown keys rejected."""
+    """Base of every settings section: immutable, unknown keys rejected, and no number may
+    be infinite or NaN (a duration of `.inf` would silently switch a timer off)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _read_secret_file(path: Path | None, field_name: str) -> SecretStr | None:

@@ -4,6 +4,7 @@ points the scorers call."""
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -166,6 +167,19 @@ def test_a_backfill_of_old_readings_never_opens_a_silence_alert() -> None:
     for i in range(100):  # a day-old burst, delivered now
         engine.observe("s", "a", START - 86_400.0 + i * 10.0, float(i % 5), START)
     assert engine.tick(START + 3600.0) == []
+
+
+@pytest.mark.parametrize("bad_ts", [math.nan, math.inf, -math.inf, 1e18])
+def test_a_reading_without_a_usable_time_is_skipped_and_the_sensor_still_judged(bad_ts: float) -> None:
+    # NaN raised (and left the sensor's last time NaN: blind for good); 1e18 raised in the
+    # alert tracker (no date that far).
+    engine = DetectionEngine("gw")
+    for i in range(400):
+        engine.observe("s", "a", START + i * 60, 50.0 + (i % 7) * 0.1)
+    assert engine.observe("s", "a", bad_ts, 50.0) == []
+    engine.learn("s", "a", bad_ts, 50.0)
+    opened = [c for c in engine.observe("s", "a", START + 400 * 60, 5000.0) if c.change == "open"]
+    assert [c.alert.detector for c in opened] == ["outlier"]
 
 
 def test_readings_batches_are_judged_like_single_readings() -> None:

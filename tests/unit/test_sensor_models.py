@@ -105,11 +105,11 @@ def test_an_outlier_model_saved_with_the_retired_jump_feature_still_loads() -> N
     for i in range(500):
         learned.update(10.0 + (i % 7) * 0.1)
     old = learned.state() | {"jump": learned.state()["change"], "previous": 10.6}
-    del old["started"]
+    del old["started"], old["held"]
     restored = OutlierDetector(OutlierSettings(), seed=1)
     restored.load(old)
     assert restored.state() == learned.state()
-    assert set(learned.state()) == {"level", "change", "baseline", "started"}
+    assert set(learned.state()) == {"level", "change", "baseline", "started", "held"}
 
 
 def _duty(seed: int, stuck_from: int | None = None) -> Callable[[int, float], float]:
@@ -192,6 +192,24 @@ def _quantised(seed: int, stuck_from: int | None = None) -> Callable[[int, float
 
 def test_a_quantised_sensor_repeating_values_is_quiet() -> None:
     assert _run(_quantised(5), 2 * 1440) == []
+
+
+def _few_levels(spike_at: int | None = None) -> Callable[[int, float], float]:
+    """A 0.1-degree sensor that steps through 50.0 to 50.6 over and over (a setpoint
+    sequence): every feature of it takes a few tied values, never exceeded."""
+    return lambda i, ts: 80.0 if i == spike_at else 50.0 + (i % 7) / 10
+
+
+def test_a_sensor_of_few_levels_alerts_on_a_spike_far_beyond_them_and_not_on_its_levels() -> None:
+    # Before, a value beyond a tied top level ranked only as rare as that level (1 in 65), and
+    # so did its change: 80 degrees on a sensor of 50.0-50.6 opened nothing.
+    # (A noise-free signal is a hard case for any statistics: the spike's trace in the drift's
+    # average later reads as a shift too, as it did before.)
+    spike_at = 1440
+    opened = _run(_few_levels(spike_at), spike_at + 30)
+    first = opened[0].alert
+    assert (first.detector, first.opened_at.timestamp()) == ("outlier", START + spike_at * MINUTE)
+    assert _run(_few_levels(), 3 * 1440) == []
 
 
 def test_a_quantised_sensor_stuck_far_longer_than_its_runs_is_flagged() -> None:
@@ -312,6 +330,36 @@ def test_one_glitch_reading_opens_an_outlier_alert_and_no_drift(glitch: float) -
     opened = [c.alert.detector for c in changes if c.change == "open"]
     assert opened == ["outlier"]
     assert engine.open_count == 0, "the outlier alert resolved once the readings were normal"
+
+
+@pytest.mark.parametrize("glitch", [1e6, 3.4e38])  # 3.4e38: a float32 maximum as "invalid"
+def test_one_glitch_reading_is_one_alert_not_one_per_reading_while_it_decays(glitch: float) -> None:
+    # Before, the recent baseline learned the glitch and took dozens of readings to decay from
+    # it: each ordinary reading meanwhile read as a new departure (3.4e38: ten alerts).
+    rng = random.Random(0)
+    engine = DetectionEngine("gw")
+    changes: list[AlertChange] = []
+    for i in range(4500):
+        value = glitch if i == 1500 else 10.0 + rng.gauss(0.0, 0.5)
+        changes += engine.observe("s", "a", START + i, value)
+    assert [(c.alert.detector, c.alert.details["feature"]) for c in changes
+            if c.change == "open"] == [("outlier", "level")]
+
+
+def test_readings_too_large_for_arithmetic_never_blind_the_models() -> None:
+    # +1.7e308 then -1.7e308 (finite, so ingest takes them) made the recent baseline -inf,
+    # then NaN for good: no change was ever unusual again. Such values are not measurements:
+    # they are skipped like NaN, early (while learning) or late.
+    trough = int(0.75 * 1440)
+    spike_at = 3 * 1440 + trough
+    normal = _daily(4)
+    huge = {5: 1.7e308, 6: -1.7e308, 1440: 1.7e308, 1441: -1.7e308}
+
+    def value(i: int, ts: float) -> float:
+        return huge.get(i, normal(i, ts) + (8.0 if i == spike_at else 0.0))
+
+    opened = _after(_run(value, spike_at + 30), spike_at)
+    assert [(c.alert.detector, c.alert.details["feature"]) for c in opened] == [("outlier", "change")]
 
 
 def _limited(**limits: float) -> DetectionEngine:

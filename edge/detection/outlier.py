@@ -43,7 +43,8 @@ class OutlierDetector:
     name = "outlier"
     trials_factor = 1.0  # one judgement per reading
 
-    __slots__ = ("_alpha", "_baseline", "_change", "_held", "_level", "_started", "kind")
+    __slots__ = ("_alpha", "_baseline", "_change", "_held", "_level", "_span", "_started",
+                 "kind")
 
     def __init__(self, settings: OutlierSettings, seed: int) -> None:
         self._alpha = 2.0 / (settings.baseline_span + 1)
@@ -51,7 +52,8 @@ class OutlierDetector:
         self._change = TailModel(seed=seed + 1)
         self._baseline = 0.0
         self._started = False  # a reading since the last pause: the baseline is current
-        self._held: float | None = None  # an absurd reading the baseline has not taken yet
+        self._span = settings.baseline_span
+        self._held = 0  # absurd readings in a row that the baseline has not taken
         self.kind = "level"
 
     @property
@@ -61,7 +63,7 @@ class OutlierDetector:
     def pause(self) -> None:
         """The sensor went idle: the next reading starts afresh (no change across the pause)."""
         self._started = False
-        self._held = None
+        self._held = 0
 
     def update(self, x: float, alerting: bool = False, absurd_p: float = 0.0) -> float:
         """Tail probability of this reading (1.0: nothing unusual); learned unless `alerting`.
@@ -69,8 +71,8 @@ class OutlierDetector:
         A reading at most `absurd_p` likely (a glitch, say a float32 maximum sent as "invalid")
         does not move the recent baseline at once: it would take dozens of readings to decay
         from it, and every ordinary reading meanwhile would read as a new departure, a new
-        alert. If the next reading is absurd too, it was a step, not a glitch: the baseline
-        then takes both, as if it had never waited."""
+        alert. Only a whole `baseline_span` of absurd readings in a row is a step, not a
+        glitch (burst): the baseline then restarts at the new level."""
         if not self._started:
             self._started = True
             if self._level.count == 0:
@@ -92,16 +94,14 @@ class OutlierDetector:
                 p, kind = level, "level"
         self.kind = kind
         p = 2.0 * p if p < 0.5 else 1.0
-        held, alpha = self._held, self._alpha
-        if p > absurd_p:  # an ordinary reading (after a held one: that was a glitch)
-            self._held = None
-            self._baseline = baseline + alpha * change
-        elif held is None:
-            self._held = x
+        if p > absurd_p:  # an ordinary reading (after held ones: they were a glitch)
+            self._held = 0
+            self._baseline = baseline + self._alpha * change
         else:
-            self._held = None
-            baseline += alpha * (held - baseline)
-            self._baseline = baseline + alpha * (x - baseline)
+            self._held += 1
+            if self._held >= self._span:  # absurd for a whole span: a step, not a glitch
+                self._held = 0
+                self._baseline = x
         return p
 
     def _recovery(self, x: float, origin: float, level: float) -> bool:
@@ -129,5 +129,4 @@ class OutlierDetector:
         # snapshots before the jump feature was dropped kept the previous reading instead
         self._started = bool(state["started"]) if "started" in state \
             else state.get("previous") is not None
-        held = state.get("held")  # absent before glitches were held
-        self._held = None if held is None else float(held)
+        self._held = int(state.get("held") or 0)  # absent before glitches were held

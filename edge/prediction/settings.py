@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class PredictionSettings(BaseModel):
     """Time-to-limit forecasts from the recent trend (the PredictionAgent)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     enabled: bool = True
     bucket_s: float = Field(default=60.0, gt=0, le=3600,

@@ -74,10 +74,10 @@ AHEAD_S = 5.0
 # has no time to be judged at (the daemon's integer microseconds never are; the pure class
 # may be fed anything).
 _FIRST_TS = -62_135_596_800.0
+_LAST_TS = 253_402_300_799.0
 # Values beyond this are not measurements (a float32 maximum, 3.4e38, still is judged: a glitch
 # to alert on); beyond it the models' averages and squared excesses could overflow to inf/NaN.
 MAX_MAGNITUDE = 1e150
-_LAST_TS = 253_402_300_799.0
 
 
 class SensorInAlertError(Exception):

@@ -145,8 +145,9 @@ class DetectionEngine:
         if not _FIRST_TS < ts < _LAST_TS:  # NaN, infinite, or no date: nothing to judge
             return NO_CHANGES
         model = self._models.get(sensor_id) or self._model_for(sensor_id, asset_id)
-        if ts <= model.last_ts or not -MAX_MAGNITUDE < value < MAX_MAGNITUDE:
-            if ts < model.last_ts and -MAX_MAGNITUDE < value < MAX_MAGNITUDE and \
+        measurable = -MAX_MAGNITUDE < value < MAX_MAGNITUDE
+        if ts <= model.last_ts or not measurable:
+            if ts < model.last_ts and measurable and \
                     model.last_ts - (ts if arrival is None else arrival) > AHEAD_S:
                 return self._judge_late(model, asset_id, ts, value)
             # Redelivered, out of order, or not a number (or too large for any arithmetic on

@@ -26,22 +26,20 @@ class StaticLimitDetector:
         self._state: Severity | None = None
 
     def update(self, ts: float, value: float) -> Finding | None:
-        self._state = self._classify(value, self._state)
-        return self._finding(self._state, ts, value)
-
-    def _finding(self, state: Severity | None, ts: float, value: float) -> Finding | None:
-        if state is None:
+        self._state = self._classify(value)
+        if self._state is None:
             return None
         high = value - self._low_warning > self._high_warning - value
-        if state == "critical":
+        if self._state == "critical":
             limit = self._high_critical if high else self._low_critical
         else:
             limit = self._high_warning if high else self._low_warning
-        return Finding(self.name, state, abs(value - limit), value, ts,
+        return Finding(self.name, self._state, abs(value - limit), value, ts,
                        f"value {value:g} is {'above' if high else 'below'} the "
-                       f"{state} limit {limit:g}", {"limit": limit})
+                       f"{self._state} limit {limit:g}", {"limit": limit})
 
-    def _classify(self, value: float, was: Severity | None) -> Severity | None:
+    def _classify(self, value: float) -> Severity | None:
+        was = self._state
         back = self._hysteresis
         if value > self._high_critical or value < self._low_critical or (
             was == "critical"

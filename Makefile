@@ -15,7 +15,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The compiled detection models (setup.py) are rebuilt whenever one of their sources changes.
+COMPILED_SOURCES := $(wildcard edge/detection/*.py)
+
+$(VENV)/.installed: pyproject.toml setup.py $(COMPILED_SOURCES) | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,demo]'
 	touch $@
 
@@ -46,4 +49,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/detection.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache build edge/detection/*.so

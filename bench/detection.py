@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.detection.benchmark import _epoch, nab_flags, nab_likelihood, skab_in_alarm
 from edge.detection.engine import DetectionEngine
+from edge.detection.native import build
 from edge.detection.settings import DetectionSettings
 from edge.prediction.settings import PredictionSettings
 from edge.settings import IngestLimits
@@ -301,6 +302,7 @@ def main() -> None:
     if args.rss_child:
         rss_child(*args.rss_child)
         return
+    print(f"detection models: {build()}")
     if not args.quick:
         simulator(args.days, args.seed, args.period_s)
     if (args.datasets / "nab-dev").is_dir() and (args.datasets / "skab-dev").is_dir():

@@ -36,6 +36,7 @@ import paho.mqtt.client as mqtt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.daemon import Gateway
+from edge.detection.native import build
 from edge.ingest.sparkplug.schema import DataType, Payload
 from edge.settings import Settings
 from tests.support.publish import publish_all
@@ -212,6 +213,7 @@ def main() -> None:
                                      sparkplug_messages(n))
             mapped = gateway_drain_rate(broker.port, n, Path(tmp) / "mapped",
                                         MAPPING_SUBSCRIPTION, mapped_messages(n))
+    print(f"detection models         : {build()}")
     print(f"messages                 : {args.messages} QoS 1, {SENSORS} sensors, ~90-byte JSON")
     print(f"bare paho-mqtt subscriber: {paho_rate:10,.0f} msg/s (baseline, no work, auto-ack)")
     print(f"edge-gateway, committed  : {run.committed_rate:10,.0f} msg/s (validate + FULL commit + ack)")

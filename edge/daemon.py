@@ -27,6 +27,7 @@ from edge.agents.prediction import PredictionAgent
 from edge.api import DaemonApi
 from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
+from edge.detection.native import build as detection_build
 from edge.http.app import create_app
 from edge.http.server import HttpServer
 from edge.ingest.http_source import HttpSource
@@ -254,6 +255,7 @@ class Gateway:
             "client_id": s.mqtt_client_id, "buffer": str(s.buffer.path),
             "subscriptions": [sub.topic for sub in s.mqtt.subscriptions],
             "agents": [agent.agent_id for agent in self.agents],
+            "detection_build": detection_build(),
         })
         if self.syncer is None:
             log.info("central sync not configured (central.dsn): running buffer-only")

@@ -8,8 +8,17 @@ from typing import Any
 
 import pytest
 
+from edge.detection.native import stale
 from tests.support.gateway import GatewayProcess, gateway_config
 from tests.support.services import Broker, running_broker
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Edited detection sources with their old compiled modules (setup.py) would be tested
+    as they were before the edit: refuse, and say how to rebuild."""
+    if edited := stale():
+        pytest.exit(f"the compiled detection modules {', '.join(edited)} are older than their "
+                    "sources: run `make install` to rebuild them", returncode=2)
 
 
 @pytest.fixture

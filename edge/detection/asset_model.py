@@ -31,7 +31,7 @@ normal.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -51,9 +51,9 @@ _KAISER_HYSTERESIS = 0.15  # an eigenvalue must clear one by this much to add or
 class AssetModel:
     """The PCA model of one asset; `update` judges one row and learns it unless told not to."""
 
-    kind = "spe"
-    trials_factor = 1.0 / SPE_SPAN
-    persist_rows = SPE_SPAN // 2  # candidate rows before the averaged SPE counts as lasting
+    kind: ClassVar[str] = "spe"
+    trials_factor: ClassVar[float] = 1.0 / SPE_SPAN
+    persist_rows: ClassVar[int] = SPE_SPAN // 2  # candidate rows before the averaged SPE counts as lasting
 
     __slots__ = (
         "_adapted",

@@ -16,7 +16,7 @@ judgement per `fast_span` readings (`trials_factor`), and its tail is an average
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from edge.detection.seasonal import DAY_S, WEEK_S, SeasonalProfile
 from edge.detection.settings import DriftSettings
@@ -28,8 +28,8 @@ CLIP = 3.0
 
 
 class DriftDetector:
-    name = "drift"
-    kind = "shift"
+    name: ClassVar[str] = "drift"
+    kind: ClassVar[str] = "shift"
 
     __slots__ = ("_accept_after", "_daily", "_fast", "_fast_alpha", "_flat", "_gated", "_learned",
                  "_season", "_slow", "_slow_alpha", "_spread", "_tail",

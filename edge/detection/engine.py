@@ -92,6 +92,10 @@ class SnapshotReport:
     assets_restored: int
     skipped: dict[str, str] = field(default_factory=dict)
 
+    def __reduce__(self) -> tuple[type[SnapshotReport], tuple[int, int, dict[str, str]]]:
+        # Compiled by mypyc, a frozen class unpickles only through its constructor.
+        return SnapshotReport, (self.sensors_restored, self.assets_restored, self.skipped)
+
 
 @dataclass(slots=True)
 class _Asset:
@@ -186,6 +190,11 @@ class DetectionEngine:
         (inf: nothing hot); its likelihood is `likelihood(rate)`."""
         self.last_judgements = None
         self.observe(sensor_id, asset_id, ts, value)
+        return self._lowest_rate()
+
+    def _lowest_rate(self) -> float:
+        # Its own method: compiled (mypyc), a read of `last_judgements` in `reading_rate` right
+        # after setting it to None would be checked as None, though `observe` set it since.
         hot = self.last_judgements
         return min((j.rate_per_day for j in hot), default=math.inf) if hot else math.inf
 

@@ -29,7 +29,7 @@ fault among the runs does not stretch it).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 from edge.detection.settings import FlatlineSettings
 from edge.detection.tails import TailModel
@@ -44,8 +44,8 @@ _NO_LIMIT = float("inf")
 
 
 class FlatlineDetector:
-    name = "flatline"
-    kind = "stuck"
+    name: ClassVar[str] = "flatline"
+    kind: ClassVar[str] = "stuck"
 
     __slots__ = (
         "_epsilon",

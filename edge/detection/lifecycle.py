@@ -30,6 +30,10 @@ class AlertChange:
     change: Change
     alert: AlertRecord
 
+    def __reduce__(self) -> tuple[type[AlertChange], tuple[Change, AlertRecord]]:
+        # Compiled by mypyc, a frozen class unpickles only through its constructor.
+        return AlertChange, (self.change, self.alert)
+
 
 @dataclass(slots=True)
 class _OpenAlert:

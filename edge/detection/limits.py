@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from edge.detection.finding import Finding, Severity
 from edge.detection.settings import LimitSettings
 
@@ -15,7 +17,7 @@ class StaticLimitDetector:
     hovering at the limit keeps one finding going instead of flapping.
     """
 
-    name = "limits"
+    name: ClassVar[str] = "limits"
 
     def __init__(self, settings: LimitSettings) -> None:
         self._low_critical = settings.min if settings.min is not None else -_INF

@@ -25,7 +25,7 @@ otherwise teach the tails to accept the next spike).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from edge.detection.settings import OutlierSettings
 from edge.detection.tails import TailModel
@@ -40,8 +40,8 @@ _UNUSUAL_ORIGIN = 0.01
 
 
 class OutlierDetector:
-    name = "outlier"
-    trials_factor = 1.0  # one judgement per reading
+    name: ClassVar[str] = "outlier"
+    trials_factor: ClassVar[float] = 1.0  # one judgement per reading
 
     __slots__ = ("_alpha", "_baseline", "_change", "_held", "_level", "_span", "_started",
                  "kind")

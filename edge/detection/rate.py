@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from edge.detection.finding import Finding
 
 
 class RateOfChangeDetector:
-    name = "rate"
+    name: ClassVar[str] = "rate"
 
     def __init__(self, max_per_s: float) -> None:
         self._max_per_s = max_per_s

@@ -21,7 +21,7 @@ daemon was down is alerted `factor` cadences later. When no arrival time is know
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from edge.detection.finding import Finding
 from edge.detection.settings import SilenceSettings
@@ -32,7 +32,7 @@ _SAME_DELIVERY = 0.1  # arrivals closer than this share of the period came in on
 
 
 class SilenceDetector:
-    name = "silence"
+    name: ClassVar[str] = "silence"
 
     __slots__ = ("_arrival_step_s", "_delivery_s", "_factor", "_intervals", "_last_arrival",
                  "_last_delivery", "_last_ts", "_min_gap_s", "_min_intervals", "_paused",

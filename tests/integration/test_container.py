@@ -43,5 +43,7 @@ def test_the_wheel_the_image_installs_carries_the_daemon_and_the_migrations(tmp_
                      "migrations/env.py", "migrations/versions/0001_central_schema.py",
                      "migrations/script.py.mako"):
         assert required in names, required
+    # The detection models are compiled (setup.py): the image needs no compiler to run them.
+    assert any(n.startswith("edge/detection/tails.") and n.endswith(".so") for n in names)
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "edge-gateway = edge.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -16,7 +16,7 @@ import pytest
 from edge.agents.anomaly import AnomalyDetectionAgent
 from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
-from edge.detection.benchmark import NAB_SENSOR, nab_flags
+from edge.detection.benchmark import NAB_SENSOR, nab_flags, nab_likelihood
 from edge.detection.settings import DetectionSettings
 from edge.events import AnomalyDetectedEvent, BaseEventModel, DataProcessedEvent
 from edge.metrics import GatewayMetrics
@@ -96,3 +96,13 @@ async def test_nab_flags_are_the_agents_alert_openings(tmp_path: Path, series: s
 def test_the_dataset_part_runs_when_the_datasets_are_here() -> None:
     if NAB.parent.parent.exists():
         assert len(SERIES) == 1 + len(NAB_FILES)
+
+
+def test_the_likelihood_scores_rank_the_spikes_of_the_synthetic_series_high() -> None:
+    """The optimised-threshold figure's scores: every row an alert opened at scores above 0,
+    and the two spikes rank in the top tenth (with the level shift's rows)."""
+    times, values = _synthetic()
+    scores = nab_likelihood(times, values)
+    assert ((scores >= 0) & (scores < 1)).all()
+    assert set(np.flatnonzero(nab_flags(times, values))) <= set(np.flatnonzero(scores > 0))
+    assert min(scores[1500], scores[2100]) > np.quantile(scores, 0.9)

@@ -1,11 +1,12 @@
 """Where the anomaly agent's detection runs: in a worker process, or inline.
 
-Detection costs about 10-20 µs a reading (edge/detection); on the daemon's event loop that
-is CPU taken from every commit and acknowledgement, and it capped ingest at a third of what
-the durable path does without it. So by default (`detection.worker: process`) the models
-live in a child process (`python -m edge.agents.detection_worker`) on the other core: the
-agent sends it batches of readings and gets alert changes back, over the child's stdin and
-stdout, one call at a time (length-prefixed pickles; parent and child are the same code).
+Detection costs about 3-9 µs a reading compiled, 8-20 as plain Python (edge/detection); on
+the daemon's event loop that is CPU taken from every commit and acknowledgement, and it
+capped ingest at a third of what the durable path does without it. So by default
+(`detection.worker: process`) the models live in a child process (`python -m
+edge.agents.detection_worker`) on the other core: the agent sends it batches of readings and
+gets alert changes back, over the child's stdin and stdout, one call at a time
+(length-prefixed pickles; parent and child are the same code).
 `inline` keeps them on the loop (one core, or tests that drive a fake clock).
 
 Both hosts offer the same typed calls (`DetectionSession`'s, awaited) and keep the engine's

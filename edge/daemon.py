@@ -28,6 +28,7 @@ from edge.api import DaemonApi
 from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
 from edge.detection.native import build as detection_build
+from edge.detection.native import stale as stale_detection_modules
 from edge.http.app import create_app
 from edge.http.server import HttpServer
 from edge.ingest.http_source import HttpSource
@@ -257,6 +258,10 @@ class Gateway:
             "agents": [agent.agent_id for agent in self.agents],
             "detection_build": detection_build(),
         })
+        if edited := stale_detection_modules():
+            log.warning("compiled detection modules are older than their sources: they run "
+                        "as they were before the edit until `make install` rebuilds them",
+                        extra={"modules": edited})
         if self.syncer is None:
             log.info("central sync not configured (central.dsn): running buffer-only")
         else:

@@ -42,7 +42,10 @@ def build() -> str:
 
 
 def stale() -> list[str]:
-    """Compiled modules older than their source beside them (edited since the last build)."""
+    """Compiled modules older than their source beside them (edited since the last build);
+    in a source checkout only (an installed wheel's files carry no meaningful order)."""
+    if not os.path.exists(os.path.join(_PACKAGE_DIR, "..", "..", "setup.py")):
+        return []
     found = []
     for name in COMPILED:
         extension = _extension(name)

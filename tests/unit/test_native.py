@@ -6,8 +6,12 @@ import ast
 import os
 import pickle
 from datetime import UTC, datetime
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
+import pytest
+
+from edge.detection import native
 from edge.detection.engine import SnapshotReport
 from edge.detection.lifecycle import AlertChange
 from edge.detection.native import COMPILED, build, stale
@@ -41,3 +45,20 @@ def test_what_the_worker_sends_back_unpickles() -> None:
     report = pickle.loads(pickle.dumps(SnapshotReport(3, 1, {"s9": "settings changed"})))
     assert (report.sensors_restored, report.assets_restored, report.skipped) == \
         (3, 1, {"s9": "settings changed"})
+
+
+def test_stale_names_the_modules_edited_since_their_build_in_a_checkout_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "edge" / "detection"
+    package.mkdir(parents=True)
+    for name in ("tails", "drift"):
+        (package / f"{name}.py").write_text("")
+        extension = package / f"{name}{EXTENSION_SUFFIXES[0]}"
+        extension.write_bytes(b"")
+        os.utime(extension, (1_000, 1_000))
+    os.utime(package / "drift.py", (500, 500))  # built after its last edit
+    monkeypatch.setattr(native, "_PACKAGE_DIR", str(package))
+    assert native.stale() == []  # no setup.py: an installed package, not a checkout
+    (tmp_path / "setup.py").write_text("")
+    assert native.stale() == ["tails"]
+    assert native.compiled_modules() == ["drift", "tails"]

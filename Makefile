@@ -15,11 +15,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-# The compiled detection models (setup.py) are rebuilt whenever one of their sources changes.
-COMPILED_SOURCES := $(wildcard edge/detection/*.py)
+# The compiled detection models (setup.py) are rebuilt whenever a source they take code or
+# types from changes (edge/detection/native.py's stale() watches the same files).
+COMPILED_SOURCES := $(wildcard edge/detection/*.py) edge/records.py
 
 $(VENV)/.installed: pyproject.toml setup.py $(COMPILED_SOURCES) | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev,demo]'
+	@$(BIN)/python -c "from edge.detection.native import build; print('detection models:', build())"
 	touch $@
 
 $(NODE_DEPS): tests/support/sparkplug_node/package-lock.json

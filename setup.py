@@ -21,10 +21,11 @@ COMPILED = ["asset_model", "asset_rows", "drift", "engine", "finding", "flatline
 
 
 def extensions() -> list[Extension]:
+    # Earlier builds go first, in place (they take precedence on import) and in build/
+    # (setuptools would reuse them): a compile that fails leaves plain Python, never old code.
+    for built in [*Path("edge/detection").glob("*.so"), *Path("build").glob("lib*/edge/detection/*.so")]:
+        built.unlink()
     if os.environ.get("EDGE_PURE_PYTHON") == "1":
-        # An earlier build in place would still take precedence on import.
-        for built in Path("edge/detection").glob("*.so"):
-            built.unlink()
         return []
     from mypyc.build import mypycify
 

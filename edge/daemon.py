@@ -259,9 +259,9 @@ class Gateway:
             "detection_build": detection_build(),
         })
         if edited := stale_detection_modules():
-            log.warning("compiled detection modules are older than their sources: they run "
+            log.warning("sources edited since the detection modules were compiled: they run "
                         "as they were before the edit until `make install` rebuilds them",
-                        extra={"modules": edited})
+                        extra={"edited": edited})
         if self.syncer is None:
             log.info("central sync not configured (central.dsn): running buffer-only")
         else:

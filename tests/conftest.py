@@ -17,8 +17,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """Edited detection sources with their old compiled modules (setup.py) would be tested
     as they were before the edit: refuse, and say how to rebuild."""
     if edited := stale():
-        pytest.exit(f"the compiled detection modules {', '.join(edited)} are older than their "
-                    "sources: run `make install` to rebuild them", returncode=2)
+        pytest.exit(f"edited since the detection modules were compiled: {', '.join(edited)}; "
+                    "run `make install` to rebuild them", returncode=2)
 
 
 @pytest.fixture

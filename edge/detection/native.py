@@ -8,6 +8,7 @@ builds them in place) and take precedence on import: after an edit they are stal
 
 from __future__ import annotations
 
+import glob
 import os
 from importlib.machinery import EXTENSION_SUFFIXES
 
@@ -42,15 +43,15 @@ def build() -> str:
 
 
 def stale() -> list[str]:
-    """Compiled modules older than their source beside them (edited since the last build);
-    in a source checkout only (an installed wheel's files carry no meaningful order)."""
-    if not os.path.exists(os.path.join(_PACKAGE_DIR, "..", "..", "setup.py")):
+    """Sources edited since the compiled modules were built: the compiled ones and what they
+    take types from (the rest of edge/detection, edge/records.py), as the Makefile rebuilds
+    on. In a source checkout only (an installed wheel's file times carry no order)."""
+    root = os.path.dirname(os.path.dirname(_PACKAGE_DIR))
+    built = [path for path in map(_extension, COMPILED) if path is not None]
+    if not built or not os.path.exists(os.path.join(root, "setup.py")):
         return []
-    found = []
-    for name in COMPILED:
-        extension = _extension(name)
-        source = os.path.join(_PACKAGE_DIR, f"{name}.py")
-        if extension is not None and os.path.exists(source) \
-                and os.path.getmtime(source) > os.path.getmtime(extension):
-            found.append(name)
-    return found
+    oldest = min(os.path.getmtime(path) for path in built)
+    sources = sorted(glob.glob(os.path.join(_PACKAGE_DIR, "*.py")))
+    sources.append(os.path.join(os.path.dirname(_PACKAGE_DIR), "records.py"))
+    return [os.path.relpath(source, root) for source in sources
+            if os.path.exists(source) and os.path.getmtime(source) > oldest]

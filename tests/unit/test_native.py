@@ -47,18 +47,27 @@ def test_what_the_worker_sends_back_unpickles() -> None:
         (3, 1, {"s9": "settings changed"})
 
 
-def test_stale_names_the_modules_edited_since_their_build_in_a_checkout_only(
+def test_stale_names_the_sources_edited_since_the_build_in_a_checkout_only(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiled module's own source, and the ones it takes types from (settings.py is not
+    compiled, records.py is outside the package): an edit to any of them needs a rebuild."""
     package = tmp_path / "edge" / "detection"
     package.mkdir(parents=True)
-    for name in ("tails", "drift"):
+    for name in ("tails", "drift", "settings"):
         (package / f"{name}.py").write_text("")
+        os.utime(package / f"{name}.py", (500, 500))  # built after its last edit
+    (tmp_path / "edge" / "records.py").write_text("")
+    os.utime(tmp_path / "edge" / "records.py", (500, 500))
+    for name in ("tails", "drift"):
         extension = package / f"{name}{EXTENSION_SUFFIXES[0]}"
         extension.write_bytes(b"")
         os.utime(extension, (1_000, 1_000))
-    os.utime(package / "drift.py", (500, 500))  # built after its last edit
     monkeypatch.setattr(native, "_PACKAGE_DIR", str(package))
+    assert native.compiled_modules() == ["drift", "tails"]
+    os.utime(package / "tails.py", (2_000, 2_000))
+    os.utime(package / "settings.py", (2_000, 2_000))
+    os.utime(tmp_path / "edge" / "records.py", (2_000, 2_000))
     assert native.stale() == []  # no setup.py: an installed package, not a checkout
     (tmp_path / "setup.py").write_text("")
-    assert native.stale() == ["tails"]
-    assert native.compiled_modules() == ["drift", "tails"]
+    assert native.stale() == ["edge/detection/settings.py", "edge/detection/tails.py",
+                              "edge/records.py"]

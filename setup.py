@@ -1,4 +1,4 @@
-"""Build hook: the detection models compiled to C by mypyc (docs/detection.md, "Speed").
+"""Build hook: the detection models compiled to C by mypyc (docs/detection.md, "Where it runs").
 
 The Python modules stay the source of truth: mypyc compiles the same typed code (no second
 implementation) into C extensions that run it about twice as fast, which is what lets

@@ -3,7 +3,8 @@
 Reported at start-up and by the benchmarks, because the two differ about twofold in speed.
 In a source checkout the compiled modules sit beside their sources (an editable install
 builds them in place) and take precedence on import: after an edit they are stale until
-`make install` rebuilds them, which `stale()` detects for the test suite.
+`make install` rebuilds them, which `stale()` detects (pytest refuses to start, the daemon
+warns).
 """
 
 from __future__ import annotations

@@ -8,10 +8,12 @@ EDGE_PURE_PYTHON=1, the extensions are skipped and the package runs as plain Pyt
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 # The per-reading path: the engine, what it drives for each reading, and the session that
 # feeds it batches. `edge.detection.native.COMPILED` is this list (tests check they agree).
@@ -20,12 +22,27 @@ COMPILED = ["asset_model", "asset_rows", "drift", "engine", "finding", "flatline
             "session", "silence", "tails", "validation"]
 
 
+class FreshBuildExt(build_ext):
+    """Removes the extensions this build replaces before building them: a compile that fails
+    then leaves plain Python, never an earlier build (in place, where it would take precedence
+    on import, or in build/, where setuptools would reuse it for a wheel)."""
+
+    def run(self) -> None:
+        for extension in self.extensions:
+            filename = self.get_ext_filename(extension.name)
+            targets = [os.path.join(self.build_lib, filename)]
+            if self.inplace or getattr(self, "editable_mode", False):
+                targets.append(filename)
+            for target in targets:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(target)
+        super().run()
+
+
 def extensions() -> list[Extension]:
-    # Earlier builds go first, in place (they take precedence on import) and in build/
-    # (setuptools would reuse them): a compile that fails leaves plain Python, never old code.
-    for built in [*Path("edge/detection").glob("*.so"), *Path("build").glob("lib*/edge/detection/*.so")]:
-        built.unlink()
     if os.environ.get("EDGE_PURE_PYTHON") == "1":
+        for built in Path("edge/detection").glob("*.so"):  # would take precedence on import
+            built.unlink()
         return []
     from mypyc.build import mypycify
 
@@ -36,4 +53,4 @@ def extensions() -> list[Extension]:
     return modules
 
 
-setup(ext_modules=extensions())
+setup(ext_modules=extensions(), cmdclass={"build_ext": FreshBuildExt})

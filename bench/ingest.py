@@ -6,7 +6,7 @@ persistent session, then drained by
   1. a bare paho-mqtt subscriber (threaded loop, empty callback; the baseline), and
   2. the gateway pipeline (gmqtt, validation, group commit with synchronous=FULL,
      acknowledgement after the commit), with the anomaly (its detection engine in its worker
-     process, the default), prediction, maintenance and notification agents running.
+     processes, the default), prediction, maintenance and notification agents running.
 The same run then drains 400,000 readings as Sparkplug B DDATA of 50 metrics by alias (20
 devices, births first) and as mapped multi-value JSON (20 values a message), in readings/s.
 The gateway figure is messages/s until every reading is committed and acknowledged AND

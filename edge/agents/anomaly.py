@@ -56,6 +56,7 @@ from edge.agents.detection_host import (
     InlineDetection,
     WorkerDetection,
 )
+from edge.agents.detection_shards import ShardedDetection
 from edge.agents.follow import ReadingsSource, catch_up, catch_up_rows
 from edge.bus import EventBus
 from edge.detection.feedback import FEEDBACK_KEY, FeedbackBook, FeedbackView
@@ -164,9 +165,16 @@ class AnomalyDetectionAgent(BaseAgent):
         self._clock = clock
         profiles, asset_models = sensor_profiles(settings, sensors), \
             asset_profiles(settings, assets or {})
-        self.detection: DetectionHost = (
-            WorkerDetection(gateway_id, settings, profiles, asset_models) if worker else
-            InlineDetection(DetectionSession(gateway_id, settings, profiles, asset_models, clock)))
+        self.detection: DetectionHost
+        if not worker:
+            self.detection = InlineDetection(
+                DetectionSession(gateway_id, settings, profiles, asset_models, clock))
+        elif settings.workers == 1:
+            self.detection = WorkerDetection(gateway_id, settings, profiles, asset_models)
+        else:
+            self.detection = ShardedDetection(
+                [WorkerDetection(gateway_id, settings, profiles, asset_models)
+                 for _ in range(settings.workers)], profiles)
         self._unsaved: list[AlertChange] = []
         self._prepared = False  # the models are brought to the judged position (snapshot-worthy)
         self._lock = asyncio.Lock()  # the bus worker and the clock tick take turns
@@ -228,7 +236,7 @@ class AnomalyDetectionAgent(BaseAgent):
         judged position is stored and none is judged, stored or announced twice."""
         log.error("detection worker lost: starting a new one", extra={"error": str(error)})
         self._metrics.detection_worker_restarts.inc()
-        assert isinstance(self.detection, WorkerDetection)
+        assert isinstance(self.detection, WorkerDetection | ShardedDetection)
         if self._unsaved:
             self._unsaved = []
             self.judged_seq = self._saved_seq

@@ -87,7 +87,10 @@ class DetectionHost:
         return result
 
     async def learn(self, readings: Sequence[Reading]) -> int:
-        result: int = await self._call("learn", rows(readings))
+        return await self.learn_rows(rows(readings))
+
+    async def learn_rows(self, batch: list[Row]) -> int:
+        result: int = await self._call("learn", batch)
         return result
 
     async def tick(self, now: float) -> list[AlertChange]:
@@ -103,6 +106,9 @@ class DetectionHost:
         result: list[AlertChange] = await self._call("source_offline", source_id,
                                                      list(sensor_ids), ts, reason)
         return result
+
+    async def pause_silence(self, sensor_ids: Sequence[str]) -> None:
+        await self._call("pause_silence", list(sensor_ids))
 
     async def source_online(self, source_id: str, ts: float) -> list[AlertChange]:
         result: list[AlertChange] = await self._call("source_online", source_id, ts)
@@ -134,8 +140,10 @@ class DetectionHost:
         result: bytes = await self._call("snapshot", timeout_s=timeout_s)
         return result
 
-    async def load_snapshot(self, data: bytes) -> SnapshotReport:
-        result: SnapshotReport = await self._call("load_snapshot", data)
+    async def load_snapshot(self, data: bytes,
+                            shard: tuple[int, int] | None = None) -> SnapshotReport:
+        """`shard`: keep only what this worker of several owns (edge/agents/detection_shards.py)."""
+        result: SnapshotReport = await self._call("load_snapshot", data, shard)
         return result
 
 

@@ -46,6 +46,7 @@ from edge.detection.likelihood import SECONDS_PER_DAY, Thresholds, likelihood
 from edge.detection.profiles import AssetProfile, SensorProfile
 from edge.detection.sensor_model import ASSET_DETECTOR, Judgement, SensorModel
 from edge.detection.settings import DetectionSettings
+from edge.detection.shards import shard_of, unpack_parts
 from edge.detection.snapshot import SnapshotError, decode, encode, settings_key
 from edge.detection.validation import ASSET_SOURCE as _ASSET_SOURCE
 from edge.detection.validation import Candidate, Relations, Validator
@@ -477,15 +478,19 @@ class DetectionEngine:
                        ts: float, reason: str) -> list[AlertChange]:
         """A Sparkplug node or device died: its sensors are stale (no silence alert each) and
         one `node_offline` alert, filed under the source, says so."""
-        for sensor_id in sensor_ids:
-            model = self._models.get(sensor_id)
-            if model is not None and model.silence is not None:
-                model.silence.pause()
+        self.pause_silence(sensor_ids)
         finding = Finding(NODE_OFFLINE, "warning", 1.0, float("nan"), ts,
                           f"{source_id} is offline ({reason}): its sensors report nothing "
                           "until it is born again", {}, {"accepted_because": "source"})
         return self._tracker.observe(source_id, asset_id, ts, (finding,),
                                      frozenset({NODE_OFFLINE}))
+
+    def pause_silence(self, sensor_ids: Iterable[str]) -> None:
+        """These sensors' source is gone: their silence is not theirs to report."""
+        for sensor_id in sensor_ids:
+            model = self._models.get(sensor_id)
+            if model is not None and model.silence is not None:
+                model.silence.pause()
 
     def source_online(self, source_id: str, ts: float) -> list[AlertChange]:
         change = self._tracker.resolve_now(source_id, NODE_OFFLINE, ts)
@@ -621,26 +626,62 @@ class DetectionEngine:
             if was_enabled:
                 gc.enable()
 
-    def load_snapshot(self, data: bytes) -> SnapshotReport:
+    def load_snapshot(self, data: bytes, shard: tuple[int, int] | None = None) -> SnapshotReport:
         """Take over a snapshot (before any reading). Raises `SnapshotError` if it is unusable
-        as a whole; single models that do not fit are skipped and relearn (see the report)."""
-        body = decode(data)
+        as a whole; single models that do not fit are skipped and relearn (see the report).
+
+        A snapshot packed of several workers' parts is loaded part by part. `shard` (this
+        worker's index, the worker count): keep only the sensors and assets this worker owns
+        (edge/detection/shards.py), for a snapshot taken with another worker count."""
+        parts = unpack_parts(data)
+        bodies = [decode(data)] if parts is None else [decode(part) for part in parts]
+        skipped: dict[str, str] = {}
+        restored = restored_assets = 0
+        for body in bodies:
+            sensors, assets = self._load_body(body, shard, skipped)
+            restored += sensors
+            restored_assets += assets
+        return SnapshotReport(restored, restored_assets, skipped)
+
+    def _load_body(self, body: dict[str, Any], shard: tuple[int, int] | None,
+                   skipped: dict[str, str]) -> tuple[int, int]:
         sensors, assets = body.get("sensors"), body.get("assets")
         if not isinstance(sensors, dict) or not isinstance(assets, dict):
             raise SnapshotError("snapshot has no sensors or assets")
-        skipped: dict[str, str] = {}
-        restored = sum(self._load_sensor(sid, state, skipped) for sid, state in sensors.items())
-        restored_assets = sum(self._load_asset(aid, state, skipped) for aid, state in assets.items())
+
+        def owned(key: str) -> bool:
+            return shard is None or shard_of(key, shard[1]) == shard[0]
+
+        restored = sum(self._load_sensor(sid, state, skipped) for sid, state in sensors.items()
+                       if owned(self._home(sid, state)))
+        restored_assets = sum(self._load_asset(aid, state, skipped)
+                              for aid, state in assets.items() if owned(aid))
         released = body.get("released", {})  # absent in snapshots from before it was kept
         for sensor_id, text in released.items() if isinstance(released, dict) else ():
             try:
-                self._keep_released(str(sensor_id), base64.b64decode(text, validate=True))
-            except (TypeError, ValueError):
+                data = base64.b64decode(text, validate=True)
+                if shard is not None and not owned(self._released_home(str(sensor_id), data)):
+                    continue
+                self._keep_released(str(sensor_id), data)
+            except (TypeError, ValueError, SnapshotError):
                 skipped[str(sensor_id)] = "released model malformed"
         lifted = body.get("lifted_closes", [])  # absent in snapshots from before it was kept
         if isinstance(lifted, list):
             self._tracker.remember_lifted(a for a in lifted if isinstance(a, str))
-        return SnapshotReport(restored, restored_assets, skipped)
+        return restored, restored_assets
+
+    def _home(self, sensor_id: str, state: Any) -> str:
+        """What decides a sensor's worker: its asset as the engine files it (the configured
+        one, else the one saved), else its own id."""
+        profile = self._profiles(sensor_id)
+        saved = state.get("asset") if isinstance(state, dict) else None
+        return (profile.asset_id if profile is not None else None) or \
+            (saved if isinstance(saved, str) else None) or sensor_id
+
+    def _released_home(self, sensor_id: str, data: bytes) -> str:
+        sensors = decode(data).get("sensors")
+        state = sensors.get(sensor_id) if isinstance(sensors, dict) else None
+        return self._home(sensor_id, state)
 
     def release(self, sensor_id: str) -> bytes | None:
         """Free a sensor's live model, keeping it compressed (taken back when the sensor

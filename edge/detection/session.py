@@ -25,8 +25,8 @@ Row = tuple[str, "str | None", int, float, int, int]
 _NOT_LIVE = FLAG_CLOCK_SUSPECT | FLAG_HISTORICAL
 
 # The calls another process may make (everything public below but the constructor).
-CALLS = frozenset({"judge", "learn", "tick", "release_idle", "source_offline", "source_online",
-                   "close", "take_decided", "set_feedback", "restore", "restore_closed",
+CALLS = frozenset({"judge", "learn", "tick", "release_idle", "source_offline", "pause_silence",
+                   "source_online", "close", "take_decided", "set_feedback", "restore", "restore_closed",
                    "drain_candidate_counts", "snapshot", "load_snapshot", "counts"})
 
 
@@ -81,6 +81,9 @@ class DetectionSession:
                        reason: str) -> list[AlertChange]:
         return self.engine.source_offline(source_id, source_id, sensor_ids, ts, reason)
 
+    def pause_silence(self, sensor_ids: Sequence[str]) -> None:
+        self.engine.pause_silence(sensor_ids)
+
     def source_online(self, source_id: str, ts: float) -> list[AlertChange]:
         return self.engine.source_online(source_id, ts)
 
@@ -110,8 +113,8 @@ class DetectionSession:
     def snapshot(self) -> bytes:
         return self.engine.snapshot()
 
-    def load_snapshot(self, data: bytes) -> SnapshotReport:
-        return self.engine.load_snapshot(data)
+    def load_snapshot(self, data: bytes, shard: tuple[int, int] | None = None) -> SnapshotReport:
+        return self.engine.load_snapshot(data, shard)
 
     def counts(self) -> tuple[int, int]:
         """(open alerts, tracked sensors)."""

@@ -192,6 +192,11 @@ class DetectionSettings(_Model):
         description="process: the models run in a child process on another core, so judging "
                     "never takes CPU from commits and acknowledgements; inline: on the daemon's "
                     "event loop (a one-core box).")
+    workers: int = Field(
+        default=2, ge=1, le=64,
+        description="Worker processes (worker: process), each holding the sensors of a share "
+                    "of the assets: one per core that detection may use. Two let a burst be "
+                    "judged on both cores of a small box once its commits are done.")
     sensitivity: float = Field(default=0.55, ge=0, le=1, allow_inf_nan=False,
                                description="False alerts allowed per sensor-day on normal "
                                            "behaviour: 10 ** (4 * sensitivity - 3).")

@@ -48,7 +48,7 @@ def _normal(count: int) -> list[float]:
 def _agent(buffer: SqliteBuffer, metrics: GatewayMetrics, *, worker: bool = False,
            sensors: dict[str, SensorSettings] | None = None) -> AnomalyDetectionAgent:
     return AnomalyDetectionAgent("anomaly-detection", EventBus(metrics), metrics, gateway_id="gw",
-                                 settings=DetectionSettings(), sensors=sensors or {},
+                                 settings=DetectionSettings(workers=1), sensors=sensors or {},
                                  alerts=buffer.alerts, readings=buffer.readings,
                                  positions=buffer.meta, worker=worker)
 

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from edge.agents.anomaly import AnomalyDetectionAgent
-from edge.agents.detection_host import DetectionWorkerError, InlineDetection, WorkerDetection
+from edge.agents.detection_host import (
+    DetectionHost,
+    DetectionWorkerError,
+    InlineDetection,
+    WorkerDetection,
+)
+from edge.agents.detection_shards import ShardedDetection
 from edge.buffer import SqliteBuffer
 from edge.bus import EventBus
 from edge.detection.session import DetectionSession
@@ -57,14 +63,23 @@ async def test_the_worker_decides_exactly_what_the_inline_engine_decides() -> No
         await worker.stop()
 
 
+def _worker_of(detection: DetectionHost, sensor: str) -> WorkerDetection:
+    """The process that holds `sensor` (one of several when sharded)."""
+    if isinstance(detection, ShardedDetection):
+        return detection.workers[detection.owner(sensor, "pump")]
+    assert isinstance(detection, WorkerDetection)
+    return detection
+
+
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_a_killed_worker_is_replaced_and_recovers_without_losing_or_repeating_an_alert(
-    tmp_path: Path,
+    tmp_path: Path, workers: int,
 ) -> None:
     metrics = GatewayMetrics()
     async with SqliteBuffer(BufferSettings(path=tmp_path / "b.sqlite"), "gw") as buffer:
         agent = AnomalyDetectionAgent(
             "anomaly-detection", EventBus(metrics), metrics, gateway_id="gw",
-            settings=DetectionSettings(), sensors=SENSORS, alerts=buffer.alerts,
+            settings=DetectionSettings(workers=workers), sensors=SENSORS, alerts=buffer.alerts,
             readings=buffer.readings, positions=buffer.meta, worker=True)
         await agent.start()
 
@@ -80,13 +95,13 @@ async def test_a_killed_worker_is_replaced_and_recovers_without_losing_or_repeat
         before = {a.alert_id for a in await buffer.alerts.open_items()}
         assert "limits" in {a.detector for a in await buffer.alerts.open_items()}
 
-        assert isinstance(agent.detection, WorkerDetection) and agent.detection.pid
-        first_pid = agent.detection.pid
+        first_pid = _worker_of(agent.detection, SENSOR).pid
+        assert first_pid is not None
         os.kill(first_pid, signal.SIGKILL)
         # The next batch reaches a dead worker: a breach on another sensor, which must not be lost.
         await commit_and_tell(_readings([99.0] * 5, T0 + 105, "pump/flow"))
         assert metrics.detection_worker_restarts._value.get() == 1
-        assert agent.detection.pid != first_pid
+        assert _worker_of(agent.detection, SENSOR).pid != first_pid
         await commit_and_tell(_readings([99.0] * 5, T0 + 110))  # the first breach goes on
         for _ in range(3):  # the tick catches up what the dead worker missed
             await agent.tick()

@@ -362,6 +362,9 @@ class AnomalyDetectionAgent(BaseAgent):
         except SnapshotError as exc:
             log.warning("detection models not loaded: they relearn", extra={"error": str(exc)})
             return None
+        log.info("detection models loaded", extra={
+            "sensors_restored": report.sensors_restored,
+            "assets_restored": report.assets_restored})
         if report.skipped:
             log.info("some detection models relearn", extra={"skipped": report.skipped})
         return min(position, self.judged_seq)

@@ -10,11 +10,13 @@ each decides exactly as a single engine would. A batch is split by owner, judged
 workers at once, and the alert changes are merged.
 
 Which worker owns a sensor: `shard_of` of its asset (the configured one, else its topic's
-asset at first sight, as the engine files it), else of its own id. The owner is pinned at
-first sight, as the engine pins a sensor's asset. Snapshots: each worker saves its own part
-and `pack_parts` joins them (no decoding on the event loop); a snapshot taken with another
-worker count, or by a single engine, is given whole to every worker, which keeps what it owns
-(`DetectionSession.load_snapshot`).
+asset at first sight), else of its own id, pinned at the sensor's first reading. Calls that
+name a sensor without its asset (an operator's close; a source going offline, whose sensors
+may not have reported since a restart) go to every worker and pin nothing: only the worker
+holding the sensor acts. Snapshots: each worker saves its own part and `pack_parts` joins
+them (no decoding on the event loop); at load every worker gets the whole snapshot and keeps
+what it owns by the current configuration (`DetectionSession.load_snapshot`), so a changed
+worker count or a sensor configured into another asset loads where its readings will go.
 
 A worker that fails fails the call; the agent restarts them all and recovers them as after a
 restart (a healthy worker's state is replaced by the same snapshot, then relearned), so the
@@ -33,7 +35,8 @@ from edge.detection.engine import SnapshotReport
 from edge.detection.lifecycle import AlertChange
 from edge.detection.profiles import SensorProfile
 from edge.detection.session import Row
-from edge.detection.shards import pack_parts, shard_of, unpack_parts
+from edge.detection.shards import pack_parts, shard_of
+from edge.detection.snapshot import SnapshotError
 from edge.records import AlertRecord
 
 T = TypeVar("T")
@@ -61,8 +64,7 @@ class ShardedDetection(DetectionHost):
 
     # -- life cycle -----------------------------------------------------------------------
     async def start(self) -> None:
-        await asyncio.gather(*(w.start() for w in self.workers))
-        self._count()
+        await self._all_or_none([w.start() for w in self.workers])
 
     async def stop(self) -> None:
         await asyncio.gather(*(w.stop() for w in self.workers))
@@ -74,8 +76,15 @@ class ShardedDetection(DetectionHost):
     async def restart(self) -> None:
         """New workers with empty models, all of them: the agent restores every one to the
         same judged position."""
-        await asyncio.gather(*(w.restart() for w in self.workers))
-        self._count()
+        await self._all_or_none([w.restart() for w in self.workers])
+
+    async def _all_or_none(self, calls: Sequence[Awaitable[None]]) -> None:
+        """Start (or restart) every worker; if one fails, none is left half ready."""
+        try:
+            await self._gather(calls)
+        except BaseException:
+            self.abandon()
+            raise
 
     # -- fan-out --------------------------------------------------------------------------
     async def _gather(self, calls: Sequence[Awaitable[T]]) -> list[T]:
@@ -132,32 +141,29 @@ class ShardedDetection(DetectionHost):
 
     async def source_offline(self, source_id: str, sensor_ids: Sequence[str], ts: float,
                              reason: str) -> list[AlertChange]:
-        """One `node_offline` alert, from the worker that owns the source; every other worker
-        pauses the silence check of the source's sensors it holds."""
-        home = self.owner(source_id, source_id)
-        parts: list[list[str]] = [[] for _ in self.workers]
-        for sensor_id in sensor_ids:
-            parts[self.owner(sensor_id, source_id)].append(sensor_id)
-        changes = self.workers[home].source_offline(source_id, parts[home], ts, reason)
-        pauses = [w.pause_silence(part) for i, (w, part) in enumerate(zip(self.workers, parts,
-                                                                          strict=True))
-                  if i != home and part]
+        """One `node_offline` alert, from the source's worker; every other worker pauses the
+        silence of those of the source's sensors it holds (nothing is pinned: a sensor not
+        seen since a restart is held where its snapshot put it)."""
+        home = self._source_home(source_id)
+        changes = self.workers[home].source_offline(source_id, sensor_ids, ts, reason)
+        pauses = [w.pause_silence(sensor_ids) for i, w in enumerate(self.workers) if i != home]
         results = await self._gather([changes, *pauses])
         return results[0] or []
 
     async def source_online(self, source_id: str, ts: float) -> list[AlertChange]:
-        worker = self.workers[self.owner(source_id, source_id)]
+        worker = self.workers[self._source_home(source_id)]
         try:
             return await worker.source_online(source_id, ts)
         finally:
             self._count()
 
+    def _source_home(self, source_id: str) -> int:
+        return shard_of(source_id, len(self.workers))
+
     async def close(self, sensor_id: str, detector: str) -> bool:
-        worker = self.workers[self.owner(sensor_id, None)]
-        try:
-            return await worker.close(sensor_id, detector)
-        finally:
-            self._count()
+        """To every worker: only the one holding the alert closes it (the others have no
+        such alert and change nothing), whatever was pinned since a restart."""
+        return any(await self._all(lambda w: w.close(sensor_id, detector)))
 
     async def take_decided(self, alert: AlertRecord) -> bool:
         worker = self.workers[self._alert_owner(alert)]
@@ -189,16 +195,17 @@ class ShardedDetection(DetectionHost):
 
     async def load_snapshot(self, data: bytes,
                             shard: tuple[int, int] | None = None) -> SnapshotReport:
-        """Each worker its own part; a snapshot of another worker count (or of one engine)
-        whole to every worker, which keeps what it owns. (`shard` is for one worker.)"""
-        parts = unpack_parts(data)
+        """The whole snapshot (packed parts, or one engine's) to every worker, which keeps
+        what it owns by the current configuration. Should any worker refuse it, all of
+        them are replaced by empty ones before the error is raised: the agent then relearns,
+        and no worker keeps a half-loaded model set. (`shard` is for one worker.)"""
         count = len(self.workers)
-        if parts is not None and len(parts) == count:
-            reports = await self._gather([w.load_snapshot(part)
-                                          for w, part in zip(self.workers, parts, strict=True)])
-        else:
+        try:
             reports = await self._gather([w.load_snapshot(data, (i, count))
                                           for i, w in enumerate(self.workers)])
+        except SnapshotError:
+            await self.restart()
+            raise
         skipped: dict[str, str] = {}
         for report in reports:
             skipped.update(report.skipped)

@@ -635,6 +635,9 @@ class DetectionEngine:
         (edge/detection/shards.py), for a snapshot taken with another worker count."""
         parts = unpack_parts(data)
         bodies = [decode(data)] if parts is None else [decode(part) for part in parts]
+        for body in bodies:  # every part checked before any is loaded: all or nothing
+            if not isinstance(body.get("sensors"), dict) or not isinstance(body.get("assets"), dict):
+                raise SnapshotError("snapshot has no sensors or assets")
         skipped: dict[str, str] = {}
         restored = restored_assets = 0
         for body in bodies:

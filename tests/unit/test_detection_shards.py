@@ -14,6 +14,7 @@ import pytest
 from edge.agents.detection_host import DetectionWorkerError, InlineDetection, WorkerDetection
 from edge.agents.detection_shards import ShardedDetection
 from edge.detection.engine import DetectionEngine
+from edge.detection.profiles import SensorProfile
 from edge.detection.session import DetectionSession
 from edge.detection.settings import DetectionSettings
 from edge.detection.shards import pack_parts, shard_of, unpack_parts
@@ -150,3 +151,60 @@ def test_the_owner_of_a_key_is_stable_across_runs() -> None:
     # CRC-32, not Python's salted hash: a restarted gateway finds every sensor where it was.
     assert [shard_of(k, 2) for k in ("pump", "line/s2", "line/s4")] == [1, 0, 1]
     assert shard_of("anything", 1) == 0
+
+
+# -- what a restart forgets: the host's pins; the owner must still be found -----------------
+def _flow(count: int, start_s: float, sensor: str, asset: str) -> tuple[Reading, ...]:
+    return tuple(Reading(sensor, asset, int((start_s + i) * 1e6), v, None, None, 0,
+                         int((start_s + i) * 1e6)) for i, v in enumerate(_signal(count, 10.0)))
+
+
+async def test_after_a_restart_a_close_or_a_dead_node_never_splits_a_sensor_across_workers() -> None:
+    settings = DetectionSettings()
+    sensor, asset, node = "Plant1/node1/D/flow", "Plant1/node1/D", "Plant1/node1"
+    # the asset's worker, the sensor's own id's, and the node's differ from each other
+    assert shard_of(asset, 2) != shard_of(node, 2) and shard_of("pump", 2) != shard_of("pump/temp", 2)
+    before = _sharded(2, settings)
+    await before.start()
+    after = _sharded(2, settings)  # the restarted daemon's host: nothing pinned yet
+    await after.start()
+    try:
+        opened = await before.judge(_flow(600, T0, "pump/temp", "pump") + _flow(600, T0, sensor, asset))
+        alert = next(c.alert for c in opened if c.change == "open" and c.alert.sensor_id == "pump/temp")
+        await after.load_snapshot(await before.snapshot())
+        # an operator's false alarm on a resolved alert (not restored): a close, to every worker
+        assert not await after.close("pump/temp", alert.detector)
+        # a node dies before its sensors report again: one alert, and no worker but the one
+        # holding the sensor's model takes its readings afterwards
+        offline = await after.source_offline(node, [sensor], T0 + 700, "NDEATH")
+        assert [(c.change, c.alert.detector) for c in offline] == [("open", "node_offline")]
+        assert [c.alert.detector for c in await after.tick(T0 + 750) if c.change == "open"
+                and c.alert.sensor_id == sensor] == [], "its silence was paused where it is held"
+        await after.judge(_flow(5, T0 + 800, sensor, asset) + _flow(5, T0 + 800, "pump/temp", "pump"))
+        assert after.sensor_count == 2, "no second model for a sensor"
+    finally:
+        await before.stop()
+        await after.stop()
+
+
+async def test_a_sensor_given_an_asset_on_another_worker_is_loaded_there_at_the_same_count() -> None:
+    settings = DetectionSettings()
+    before = _sharded(2, settings)
+    await before.start()
+    try:
+        await before.judge(_flow(300, T0, "pump/temp", "pump"))
+        snapshot = await before.snapshot()
+    finally:
+        await before.stop()
+    # now configured under asset "other", whose worker is not "pump"'s
+    assert shard_of("other", 2) != shard_of("pump", 2)
+    profiles = {"pump/temp": SensorProfile.build(settings, asset_id="other")}
+    after = ShardedDetection([WorkerDetection("gw", settings, profiles, {}) for _ in range(2)],
+                             profiles)
+    await after.start()
+    try:
+        assert (await after.load_snapshot(snapshot)).sensors_restored == 1
+        await after.judge(_flow(5, T0 + 300, "pump/temp", "pump"))
+        assert after.sensor_count == 1, "one model, where the configuration puts it"
+    finally:
+        await after.stop()

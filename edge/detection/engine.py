@@ -630,14 +630,12 @@ class DetectionEngine:
         """Take over a snapshot (before any reading). Raises `SnapshotError` if it is unusable
         as a whole; single models that do not fit are skipped and relearn (see the report).
 
-        A snapshot packed of several workers' parts is loaded part by part. `shard` (this
-        worker's index, the worker count): keep only the sensors and assets this worker owns
-        (edge/detection/shards.py), for a snapshot taken with another worker count."""
+        A snapshot packed of several workers' parts is loaded part by part, every part
+        checked before any is loaded. `shard` (this worker's index, the worker count): keep
+        only the sensors and assets this worker owns (edge/detection/shards.py); a sharded
+        host always passes it."""
         parts = unpack_parts(data)
-        bodies = [decode(data)] if parts is None else [decode(part) for part in parts]
-        for body in bodies:  # every part checked before any is loaded: all or nothing
-            if not isinstance(body.get("sensors"), dict) or not isinstance(body.get("assets"), dict):
-                raise SnapshotError("snapshot has no sensors or assets")
+        bodies = [_checked_body(decode(part)) for part in ([data] if parts is None else parts)]
         skipped: dict[str, str] = {}
         restored = restored_assets = 0
         for body in bodies:
@@ -646,11 +644,9 @@ class DetectionEngine:
             restored_assets += assets
         return SnapshotReport(restored, restored_assets, skipped)
 
-    def _load_body(self, body: dict[str, Any], shard: tuple[int, int] | None,
-                   skipped: dict[str, str]) -> tuple[int, int]:
-        sensors, assets = body.get("sensors"), body.get("assets")
-        if not isinstance(sensors, dict) or not isinstance(assets, dict):
-            raise SnapshotError("snapshot has no sensors or assets")
+    def _load_body(self, body: tuple[dict[str, Any], dict[str, Any], dict[str, Any]],
+                   shard: tuple[int, int] | None, skipped: dict[str, str]) -> tuple[int, int]:
+        sensors, assets, whole = body
 
         def owned(key: str) -> bool:
             return shard is None or shard_of(key, shard[1]) == shard[0]
@@ -659,7 +655,7 @@ class DetectionEngine:
                        if owned(self._home(sid, state)))
         restored_assets = sum(self._load_asset(aid, state, skipped)
                               for aid, state in assets.items() if owned(aid))
-        released = body.get("released", {})  # absent in snapshots from before it was kept
+        released = whole.get("released", {})  # absent in snapshots from before it was kept
         for sensor_id, text in released.items() if isinstance(released, dict) else ():
             try:
                 data = base64.b64decode(text, validate=True)
@@ -668,7 +664,7 @@ class DetectionEngine:
                 self._keep_released(str(sensor_id), data)
             except (TypeError, ValueError, SnapshotError):
                 skipped[str(sensor_id)] = "released model malformed"
-        lifted = body.get("lifted_closes", [])  # absent in snapshots from before it was kept
+        lifted = whole.get("lifted_closes", [])  # absent in snapshots from before it was kept
         if isinstance(lifted, list):
             self._tracker.remember_lifted(a for a in lifted if isinstance(a, str))
         return restored, restored_assets
@@ -814,6 +810,14 @@ def _lookup(source: Callable[[str], Any] | Mapping[str, Any] | None) -> Callable
     if isinstance(source, Mapping):
         return source.get
     return source
+
+
+def _checked_body(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A snapshot body's sensors and assets (and the body), or `SnapshotError`."""
+    sensors, assets = body.get("sensors"), body.get("assets")
+    if not isinstance(sensors, dict) or not isinstance(assets, dict):
+        raise SnapshotError("snapshot has no sensors or assets")
+    return sensors, assets, body
 
 
 def _finding(judgement: Judgement, thresholds: Thresholds, accepted_because: str | None,
